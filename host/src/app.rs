@@ -1,0 +1,89 @@
+//! Wiring: builds the running router from a [`Topology`] and runs it until a signal.
+//!
+//! Owns the start order (store, then listener, then ready) and the drain order on SIGTERM or
+//! SIGINT (not ready, stop accepting, finish in-flight requests within a bound, flush the
+//! store writer). Holds no logic of its own.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+
+use crate::config::Topology;
+use crate::ingest::Ingestor;
+use crate::ingress::http::{self, HttpState};
+use crate::store::Store;
+use crate::telemetry::Metrics;
+
+/// How long in-flight requests may take to finish once a drain starts.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Serves `topology` until SIGTERM or SIGINT, then drains and returns.
+pub async fn run(topology: Topology) -> anyhow::Result<()> {
+    for warning in &topology.warnings {
+        tracing::warn!("{warning}");
+    }
+    let metrics = Metrics::new();
+    let server = &topology.server;
+    let store = Store::open(&server.data_dir, server.durability, metrics.clone())?;
+    let listener = TcpListener::bind(server.listen)
+        .await
+        .with_context(|| format!("cannot listen on `{}`", server.listen))?;
+    let address = listener.local_addr().context("cannot read the listening address")?;
+    let ready = Arc::new(AtomicBool::new(false));
+    let state = HttpState {
+        topology: Arc::new(topology),
+        ingestor: Ingestor::new(store.clone(), metrics.clone()),
+        metrics,
+        ready: ready.clone(),
+    };
+    let draining = Arc::new(tokio::sync::Notify::new());
+    let serve = axum::serve(listener, http::router(state)).with_graceful_shutdown({
+        let (ready, draining) = (ready.clone(), draining.clone());
+        async move {
+            shutdown_signal().await;
+            tracing::info!("draining: no new connections; finishing in-flight requests");
+            ready.store(false, Ordering::Release);
+            draining.notify_one();
+        }
+    });
+    ready.store(true, Ordering::Release);
+    tracing::info!(%address, "listening");
+    let drain_deadline = async {
+        draining.notified().await;
+        tokio::time::sleep(DRAIN_TIMEOUT).await;
+    };
+    tokio::select! {
+        served = serve => served.context("the HTTP server failed")?,
+        () = drain_deadline => tracing::warn!("drain timed out; closing remaining connections"),
+    }
+    tokio::task::spawn_blocking(move || store.shutdown()).await.context("store shutdown")?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let terminate = async {
+        match signal(SignalKind::terminate()) {
+            Ok(mut stream) => {
+                stream.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        () = terminate => {}
+        result = tokio::signal::ctrl_c() => {
+            if let Err(error) = result {
+                tracing::error!(%error, "cannot listen for SIGINT");
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+}

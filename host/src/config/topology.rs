@@ -1,0 +1,179 @@
+//! The validated, typed configuration: what the rest of Switchyard runs on.
+//!
+//! Every reference here is resolved (ids exist, secrets are loaded, paths are absolute), so
+//! downstream code never re-parses strings or re-checks the config.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use url::Url;
+
+use super::secret::Secret;
+use crate::egress::EgressPolicy;
+
+/// Default body limit when neither the source nor `server.max_body` sets one.
+pub const DEFAULT_MAX_BODY: u64 = 1 << 20;
+/// How long delivered events are kept by default.
+pub const DEFAULT_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
+/// Default dedupe window for sources that set `dedupe` without `window`.
+pub const DEFAULT_DEDUPE_WINDOW: Duration = Duration::from_secs(24 * 3600);
+/// The `"standard"` retry schedule: delays between attempts (10 attempts in all).
+pub const STANDARD_RETRY_DELAYS: [Duration; 9] = [
+    Duration::from_secs(5),
+    Duration::from_secs(5 * 60),
+    Duration::from_secs(30 * 60),
+    Duration::from_secs(2 * 3600),
+    Duration::from_secs(5 * 3600),
+    Duration::from_secs(10 * 3600),
+    Duration::from_secs(14 * 3600),
+    Duration::from_secs(20 * 3600),
+    Duration::from_secs(24 * 3600),
+];
+
+#[derive(Debug, Clone)]
+pub struct Topology {
+    pub server: Server,
+    pub egress: EgressPolicy,
+    pub nats: Option<Nats>,
+    pub secrets: BTreeMap<String, Secret>,
+    pub plugins: BTreeMap<String, Plugin>,
+    pub sources: BTreeMap<String, Source>,
+    pub endpoints: BTreeMap<String, Endpoint>,
+    pub routes: BTreeMap<String, Route>,
+    /// Things that are allowed but worth a line in the log at start (inline secrets).
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Server {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub durability: Durability,
+    pub retention: Duration,
+    pub admin_token: Option<Secret>,
+    pub max_body: u64,
+}
+
+/// What a commit waits for before an event is acknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// Every commit is fsynced: survives power loss.
+    Fsync,
+    /// Commits reach the OS page cache: survives a process crash, not a power loss.
+    Os,
+}
+
+#[derive(Debug, Clone)]
+pub struct Nats {
+    pub url: String,
+    pub auth: NatsAuth,
+}
+
+#[derive(Debug, Clone)]
+pub enum NatsAuth {
+    None,
+    Credentials(Secret),
+    Nkey(Secret),
+    Token(Secret),
+    UserPassword { user: String, password: Secret },
+}
+
+#[derive(Debug, Clone)]
+pub struct Plugin {
+    pub id: String,
+    pub path: PathBuf,
+    pub secrets: Vec<String>,
+    pub config: BTreeMap<String, String>,
+    pub timeout: Duration,
+    pub memory: u64,
+    pub instances: Instances,
+    pub on_error: OnError,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Instances {
+    Fresh,
+    Warm,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnError {
+    FailClosed,
+    FailOpen,
+    DeadLetter,
+}
+
+#[derive(Debug, Clone)]
+pub struct Source {
+    pub id: String,
+    pub kind: SourceKind,
+    pub verify: Vec<String>,
+    pub event_type: Option<EventTypeRule>,
+    pub dedupe: Option<DedupeRule>,
+    pub max_body: u64,
+}
+
+#[derive(Debug, Clone)]
+pub enum SourceKind {
+    Http,
+    Nats { subject: String, queue_group: Option<String>, jetstream: Option<JetStreamConsumer> },
+}
+
+#[derive(Debug, Clone)]
+pub struct JetStreamConsumer {
+    pub stream: String,
+    pub durable: String,
+    pub ack_wait: Duration,
+    pub max_ack_pending: u32,
+}
+
+/// Where an event's type comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventTypeRule {
+    /// A header's value (name lower-cased), with an optional prefix such as `github.`.
+    Header { name: String, prefix: String },
+    /// A JSON pointer into the body, e.g. `/type`.
+    JsonPointer(String),
+    /// The same type for every event of the source.
+    Constant(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DedupeRule {
+    /// Lower-cased header name whose value is the dedupe key.
+    pub header: String,
+    pub window: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    pub id: String,
+    pub target: EndpointTarget,
+    /// Names of signing secrets, all of which sign (rotation).
+    pub secrets: Vec<String>,
+    pub timeout: Duration,
+    pub max_in_flight: u32,
+    /// Delays between attempts; the first attempt is immediate.
+    pub retry_delays: Vec<Duration>,
+    pub headers: Vec<(String, String)>,
+    pub transform: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub enum EndpointTarget {
+    Http { url: Url },
+    Nats { subject: String, jetstream: bool },
+}
+
+#[derive(Debug, Clone)]
+pub struct Route {
+    pub id: String,
+    pub sources: Vec<String>,
+    pub types: Vec<String>,
+    pub subjects: Vec<String>,
+    pub filter: Option<String>,
+    pub plugins: Vec<String>,
+    pub endpoints: Vec<String>,
+}

@@ -1,0 +1,217 @@
+//! The accept path shared by every ingress: inbound bytes → event → durable.
+//!
+//! Owns the rules that turn what a source received into an [`Event`] (event type, dedupe
+//! key) and the order of the stages before acknowledgement. It knows nothing of HTTP or NATS:
+//! ingresses hand it an [`Inbound`] and map its answer to their protocol.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use serde::Deserialize;
+
+use crate::config::{EventTypeRule, Source};
+use crate::event::{Event, EventId, header_value, now_millis};
+use crate::store::{IngestReceipt, NewEvent, Store, StoreError};
+use crate::telemetry::{IngestOutcome, Metrics};
+
+/// Event types longer than this are refused: they end up in URLs, subjects and labels.
+pub const MAX_EVENT_TYPE_LENGTH: usize = 256;
+
+/// What an ingress received, before any decision.
+#[derive(Debug, Clone)]
+pub struct Inbound {
+    pub headers: Vec<(String, String)>,
+    pub body: Bytes,
+    pub subject: Option<String>,
+}
+
+/// Why an inbound event was not accepted.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("{0}")]
+    EventType(#[from] EventTypeError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EventTypeError {
+    #[error("header `{0}` is missing or empty; this source takes the event type from it")]
+    MissingHeader(String),
+    #[error(
+        "the body has no string at JSON pointer `{0}`; this source takes the event type from it"
+    )]
+    MissingJson(String),
+    #[error("the event type is longer than {MAX_EVENT_TYPE_LENGTH} bytes")]
+    TooLong,
+}
+
+/// Decides an event's type: the source's `event_type` rule, or else the body's top-level
+/// `"type"` string when the body is a JSON object with one, or else the source id.
+pub fn event_type(
+    rule: Option<&EventTypeRule>,
+    source_id: &str,
+    headers: &[(String, String)],
+    body: &[u8],
+) -> Result<String, EventTypeError> {
+    let event_type = match rule {
+        Some(EventTypeRule::Header { name, prefix }) => match header_value(headers, name) {
+            Some(value) if !value.trim().is_empty() => format!("{prefix}{}", value.trim()),
+            _ => return Err(EventTypeError::MissingHeader(name.clone())),
+        },
+        Some(EventTypeRule::JsonPointer(pointer)) => {
+            serde_json::from_slice::<serde_json::Value>(body)
+                .ok()
+                .and_then(|value| {
+                    value.pointer(pointer).and_then(|v| v.as_str()).map(str::to_owned)
+                })
+                .filter(|value| !value.is_empty())
+                .ok_or_else(|| EventTypeError::MissingJson(pointer.clone()))?
+        }
+        Some(EventTypeRule::Constant(value)) => value.clone(),
+        None => top_level_type(body).unwrap_or_else(|| source_id.to_owned()),
+    };
+    if event_type.len() > MAX_EVENT_TYPE_LENGTH {
+        return Err(EventTypeError::TooLong);
+    }
+    Ok(event_type)
+}
+
+/// The top-level `"type"` string of a JSON object body, without building the whole document.
+fn top_level_type(body: &[u8]) -> Option<String> {
+    #[derive(Deserialize)]
+    struct TypeField<'a> {
+        #[serde(borrow, rename = "type")]
+        event_type: Option<Cow<'a, str>>,
+    }
+    let first = body.iter().find(|byte| !byte.is_ascii_whitespace())?;
+    if *first != b'{' {
+        return None;
+    }
+    let field: TypeField<'_> = serde_json::from_slice(body).ok()?;
+    field.event_type.filter(|value| !value.is_empty()).map(Cow::into_owned)
+}
+
+/// Runs the stages before acknowledgement and makes the event durable.
+#[derive(Debug, Clone)]
+pub struct Ingestor {
+    store: Store,
+    metrics: Arc<Metrics>,
+}
+
+impl Ingestor {
+    pub fn new(store: Store, metrics: Arc<Metrics>) -> Self {
+        Self { store, metrics }
+    }
+
+    /// Accepts `inbound` for `source`: resolves once the event is committed (or known as a
+    /// duplicate), which is the only moment an ingress may acknowledge it.
+    pub async fn accept(
+        &self,
+        source: &Source,
+        inbound: Inbound,
+    ) -> Result<IngestReceipt, IngestError> {
+        let result = self.accept_inner(source, inbound).await;
+        let outcome = match &result {
+            Ok(IngestReceipt::Stored(_)) => IngestOutcome::Accepted,
+            Ok(IngestReceipt::Duplicate(_)) => IngestOutcome::Duplicate,
+            Err(IngestError::EventType(_)) => IngestOutcome::Rejected,
+            Err(IngestError::Store(_)) => IngestOutcome::Error,
+        };
+        self.metrics.count_ingest(&source.id, outcome);
+        result
+    }
+
+    async fn accept_inner(
+        &self,
+        source: &Source,
+        inbound: Inbound,
+    ) -> Result<IngestReceipt, IngestError> {
+        let event_type =
+            event_type(source.event_type.as_ref(), &source.id, &inbound.headers, &inbound.body)?;
+        let dedupe = source.dedupe.as_ref().and_then(|rule| {
+            header_value(&inbound.headers, &rule.header)
+                .filter(|key| !key.is_empty())
+                .map(|key| (key.to_owned(), rule.window))
+        });
+        let (dedupe_key, dedupe_window) = dedupe.unzip();
+        let event = Event {
+            id: EventId::generate(),
+            source: source.id.clone(),
+            event_type,
+            subject: inbound.subject,
+            headers: inbound.headers,
+            body: inbound.body,
+            received_at: now_millis(),
+            dedupe_key,
+            metadata: Vec::new(),
+        };
+        Ok(self.store.ingest(NewEvent { event, dedupe_window }).await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(name, value)| (name.to_string(), value.to_string())).collect()
+    }
+
+    #[test]
+    fn event_type_rules() {
+        let github =
+            EventTypeRule::Header { name: "x-github-event".into(), prefix: "github.".into() };
+        let pointer = EventTypeRule::JsonPointer("/data/kind".into());
+        let constant = EventTypeRule::Constant("shop.order".into());
+        let push = headers(&[("x-github-event", "push")]);
+        let none = headers(&[]);
+        type Case<'a> = (
+            Option<&'a EventTypeRule>,
+            &'a [(String, String)],
+            &'a [u8],
+            Result<&'a str, EventTypeError>,
+        );
+        let table: Vec<Case<'_>> = vec![
+            (Some(&github), &push, b"{}", Ok("github.push")),
+            (
+                Some(&github),
+                &none,
+                b"{}",
+                Err(EventTypeError::MissingHeader("x-github-event".into())),
+            ),
+            (Some(&pointer), &none, br#"{"data":{"kind":"a.b"}}"#, Ok("a.b")),
+            (
+                Some(&pointer),
+                &none,
+                br#"{"data":{"kind":7}}"#,
+                Err(EventTypeError::MissingJson("/data/kind".into())),
+            ),
+            (
+                Some(&pointer),
+                &none,
+                b"not json",
+                Err(EventTypeError::MissingJson("/data/kind".into())),
+            ),
+            (Some(&constant), &none, b"", Ok("shop.order")),
+            (
+                None,
+                &none,
+                br#" {"type":"invoice.paid","data":{"type":"inner"}}"#,
+                Ok("invoice.paid"),
+            ),
+            (None, &none, br#"{"type":""}"#, Ok("src")),
+            (None, &none, br#"{"type":5}"#, Ok("src")),
+            (None, &none, br#"["type"]"#, Ok("src")),
+            (None, &none, b"", Ok("src")),
+            (None, &none, b"\xff\xfe", Ok("src")),
+        ];
+        for (rule, headers, body, expected) in table {
+            let actual = event_type(rule, "src", headers, body);
+            assert_eq!(actual.as_deref().map_err(Clone::clone), expected, "{rule:?} {body:?}");
+        }
+        let long = format!(r#"{{"type":"{}"}}"#, "a".repeat(300));
+        assert_eq!(event_type(None, "src", &none, long.as_bytes()), Err(EventTypeError::TooLong));
+    }
+}

@@ -1,0 +1,192 @@
+//! The HTTP surface: webhook ingress, health, readiness and metrics.
+//!
+//! Owns the mapping between HTTP and the accept path: request → [`Inbound`], and
+//! [`IngestError`] → status code and JSON error body. [`router`] builds an `axum::Router`
+//! that tests can drive without a socket. Nothing here decides about events.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use serde_json::json;
+
+use crate::config::{SourceKind, Topology};
+use crate::ingest::{EventTypeError, Inbound, IngestError, Ingestor};
+use crate::store::StoreError;
+use crate::telemetry::Metrics;
+
+/// Seconds a sender should wait before retrying after a 503.
+const RETRY_AFTER_SECONDS: &str = "1";
+
+/// What the HTTP handlers share.
+#[derive(Debug, Clone)]
+pub struct HttpState {
+    pub topology: Arc<Topology>,
+    pub ingestor: Ingestor,
+    pub metrics: Arc<Metrics>,
+    /// False while starting and while draining: `/readyz` answers 503.
+    pub ready: Arc<AtomicBool>,
+}
+
+pub fn router(state: HttpState) -> axum::Router {
+    axum::Router::new()
+        .route("/webhooks/{source}", post(receive_webhook))
+        .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
+        .route("/readyz", get(readiness))
+        .route("/metrics", get(metrics))
+        .fallback(|request: Request| async move {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("no route for `{} {}`", request.method(), request.uri().path()),
+            )
+        })
+        .method_not_allowed_fallback(|request: Request| async move {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                format!("`{}` is not allowed on `{}`", request.method(), request.uri().path()),
+            )
+        })
+        .with_state(state)
+}
+
+async fn readiness(State(state): State<HttpState>) -> Response {
+    if state.ready.load(Ordering::Acquire) {
+        Json(json!({"status": "ready"})).into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "unavailable"}))).into_response()
+    }
+}
+
+async fn metrics(State(state): State<HttpState>) -> Response {
+    let content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+    ([(header::CONTENT_TYPE, content_type)], state.metrics.render()).into_response()
+}
+
+async fn receive_webhook(
+    State(state): State<HttpState>,
+    Path(source_id): Path<String>,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let source = state
+        .topology
+        .sources
+        .get(&source_id)
+        .filter(|source| matches!(source.kind, SourceKind::Http))
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "unknown_source",
+                format!("no http source `{source_id}` is configured"),
+            )
+        })?;
+    let (parts, body) = request.into_parts();
+    let body = read_body(&parts.headers, body, source.max_body).await?;
+    let inbound = Inbound { headers: header_list(&parts.headers), body, subject: None };
+    let receipt = state.ingestor.accept(source, inbound).await.map_err(ApiError::from)?;
+    let answer = Json(json!({"id": receipt.id().to_string()}));
+    Ok((StatusCode::ACCEPTED, answer).into_response())
+}
+
+/// Reads the whole body, refusing it with 413 as soon as it is known to exceed `limit`:
+/// from `content-length` before reading anything, or while reading a chunked body.
+async fn read_body(headers: &HeaderMap, body: Body, limit: u64) -> Result<bytes::Bytes, ApiError> {
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("the body is larger than this source's limit of {limit} bytes"),
+        )
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > limit) {
+        return Err(too_large());
+    }
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    match Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(error) if error.is::<LengthLimitError>() => Err(too_large()),
+        Err(error) => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "body_read_failed",
+            format!("the request body could not be read: {error}"),
+        )),
+    }
+}
+
+/// Header names come lower-cased from the HTTP parser. Values that are not UTF-8 (obs-text
+/// bytes, allowed by HTTP) are decoded as ISO-8859-1, which maps every byte to one character,
+/// so nothing is lost and the event is still accepted.
+fn header_list(headers: &HeaderMap) -> Vec<(String, String)> {
+    headers.iter().map(|(name, value)| (name.as_str().to_owned(), header_text(value))).collect()
+}
+
+fn header_text(value: &HeaderValue) -> String {
+    match value.to_str() {
+        Ok(text) => text.to_owned(),
+        Err(_) => value.as_bytes().iter().map(|&byte| char::from(byte)).collect(),
+    }
+}
+
+/// A JSON error answer: `{"code": "snake_case", "detail": "…"}`.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    detail: String,
+    retry_after: bool,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
+        Self { status, code, detail: detail.into(), retry_after: false }
+    }
+
+    fn unavailable(code: &'static str, detail: &str) -> Self {
+        Self { retry_after: true, ..Self::new(StatusCode::SERVICE_UNAVAILABLE, code, detail) }
+    }
+}
+
+impl From<IngestError> for ApiError {
+    fn from(error: IngestError) -> Self {
+        match error {
+            IngestError::EventType(error @ EventTypeError::TooLong) => {
+                Self::new(StatusCode::BAD_REQUEST, "invalid_event_type", error.to_string())
+            }
+            IngestError::EventType(error) => {
+                Self::new(StatusCode::BAD_REQUEST, "missing_event_type", error.to_string())
+            }
+            IngestError::Store(StoreError::Busy) => {
+                Self::unavailable("overloaded", "too many events are waiting to be stored; retry")
+            }
+            IngestError::Store(error) => {
+                // Logged here, once; the sender only learns that it should retry.
+                tracing::error!(%error, "event not stored");
+                Self::unavailable("unavailable", "the event could not be stored; retry")
+            }
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = Json(json!({"code": self.code, "detail": self.detail}));
+        let mut response = (self.status, body).into_response();
+        if self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECONDS));
+        }
+        response
+    }
+}

@@ -1,0 +1,15 @@
+//! Switchyard: a WebAssembly-extensible event router.
+//!
+//! Webhooks (HTTP) and service events (NATS) come in, are authenticated, filtered and
+//! transformed by user plugins, routed by config rules, and delivered, signed and durably, to
+//! subscribed endpoints. See `DESIGN.md` for the contract; each module's docs say what it owns.
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod egress;
+pub mod event;
+pub mod ingest;
+pub mod ingress;
+pub mod store;
+pub mod telemetry;

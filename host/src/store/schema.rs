@@ -1,0 +1,74 @@
+//! The SQLite schema and its versioned migrations.
+//!
+//! Owns every `CREATE` statement. Migrations are applied in order at start, each in its own
+//! transaction, and recorded in `PRAGMA user_version`; a released migration is never edited,
+//! only followed by a new one.
+
+use rusqlite::Connection;
+
+/// Migration `n` (1-based) brings the schema from version `n - 1` to `n`.
+const MIGRATIONS: &[&str] = &[
+    // 1: events, their bodies, the dedupe index, and facts about the store itself.
+    r#"
+    CREATE TABLE payloads (
+        id    INTEGER PRIMARY KEY,
+        hash  BLOB NOT NULL UNIQUE,      -- sha256 of body: one row per distinct body
+        body  BLOB NOT NULL
+    );
+    CREATE TABLE events (
+        seq         INTEGER PRIMARY KEY, -- commit order, for stable cursors
+        id          BLOB NOT NULL UNIQUE, -- the 16 ULID bytes of `evt_<ULID>`
+        source      TEXT NOT NULL,
+        type        TEXT NOT NULL,
+        subject     TEXT,
+        headers     TEXT NOT NULL,       -- JSON [[name, value], …] in received order
+        payload_id  INTEGER NOT NULL REFERENCES payloads(id),
+        received_at INTEGER NOT NULL,    -- unix milliseconds
+        dedupe_key  TEXT,
+        metadata    TEXT                 -- JSON [[key, value], …] or NULL
+    );
+    CREATE INDEX events_by_received_at ON events(received_at);
+    CREATE TABLE dedupe (
+        source     TEXT NOT NULL,
+        key        TEXT NOT NULL,
+        event_id   BLOB NOT NULL,
+        expires_at INTEGER NOT NULL,     -- unix milliseconds
+        PRIMARY KEY (source, key)
+    ) WITHOUT ROWID;
+    CREATE INDEX dedupe_by_expiry ON dedupe(expires_at);
+    CREATE TABLE meta (
+        key   TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    ) WITHOUT ROWID;
+    "#,
+];
+
+/// The schema version this build writes.
+pub const CURRENT_VERSION: usize = MIGRATIONS.len();
+
+/// Brings the database up to [`CURRENT_VERSION`]; refuses a database from a newer build.
+pub fn migrate(connection: &mut Connection) -> Result<(), MigrationError> {
+    let version: usize =
+        connection.pragma_query_value(None, "user_version", |row| row.get::<_, i64>(0))? as usize;
+    if version > CURRENT_VERSION {
+        return Err(MigrationError::TooNew { found: version, supported: CURRENT_VERSION });
+    }
+    for (index, sql) in MIGRATIONS.iter().enumerate().skip(version) {
+        let transaction = connection.transaction()?;
+        transaction.execute_batch(sql)?;
+        transaction.pragma_update(None, "user_version", (index + 1) as i64)?;
+        transaction.commit()?;
+    }
+    Ok(())
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MigrationError {
+    #[error(
+        "the database has schema version {found}, newer than this build supports \
+         ({supported}); run a newer Switchyard"
+    )]
+    TooNew { found: usize, supported: usize },
+    #[error(transparent)]
+    Sqlite(#[from] rusqlite::Error),
+}

@@ -1,0 +1,142 @@
+//! Logging setup and the Prometheus metrics every module reports into.
+//!
+//! Owns metric names (declared once, here) and the registry rendered at `GET /metrics`.
+//! Modules receive an `Arc<Metrics>` and only increment; they never register metrics.
+
+use std::sync::Arc;
+
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+/// Log output format on stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+/// Installs the global `tracing` subscriber: stderr, `RUST_LOG` (default `info`).
+pub fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let colours = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(colours)
+        .with_env_filter(filter);
+    // A second initialisation (tests) is harmless; ignore it.
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+/// What happened to an inbound request or message.
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq)]
+pub enum IngestOutcome {
+    Accepted,
+    Duplicate,
+    Rejected,
+    Error,
+}
+
+impl IngestOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Accepted => "accepted",
+            Self::Duplicate => "duplicate",
+            Self::Rejected => "rejected",
+            Self::Error => "error",
+        }
+    }
+}
+
+impl EncodeLabelValue for IngestOutcome {
+    fn encode(&self, encoder: &mut LabelValueEncoder<'_>) -> Result<(), std::fmt::Error> {
+        std::fmt::Write::write_str(encoder, self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct IngestLabels {
+    pub source: String,
+    pub outcome: IngestOutcome,
+}
+
+/// Every metric Switchyard exports.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    /// `switchyard_ingest_events_total{source, outcome}`
+    pub ingest_events: Family<IngestLabels, Counter>,
+    /// `switchyard_store_commits_total`
+    pub store_commits: Counter,
+    /// `switchyard_store_committed_events_total`: events made durable.
+    pub store_committed_events: Counter,
+    /// `switchyard_store_commit_batch_size`: requests per commit (group commit at work).
+    pub store_commit_batch_size: Histogram,
+    /// `switchyard_store_commit_seconds`: transaction + fsync time.
+    pub store_commit_seconds: Histogram,
+}
+
+impl Metrics {
+    pub fn new() -> Arc<Self> {
+        let mut registry = Registry::default();
+        let ingest_events = Family::<IngestLabels, Counter>::default();
+        registry.register(
+            "switchyard_ingest_events",
+            "Inbound events by source and outcome",
+            ingest_events.clone(),
+        );
+        let store_commits = Counter::default();
+        registry.register(
+            "switchyard_store_commits",
+            "Store transactions committed",
+            store_commits.clone(),
+        );
+        let store_committed_events = Counter::default();
+        registry.register(
+            "switchyard_store_committed_events",
+            "Events made durable by store commits",
+            store_committed_events.clone(),
+        );
+        let store_commit_batch_size = Histogram::new(exponential_buckets(1.0, 2.0, 12));
+        registry.register(
+            "switchyard_store_commit_batch_size",
+            "Requests grouped into one store commit",
+            store_commit_batch_size.clone(),
+        );
+        let store_commit_seconds = Histogram::new(exponential_buckets(0.000_05, 2.0, 16));
+        registry.register(
+            "switchyard_store_commit_seconds",
+            "Time to commit (and fsync) one store transaction",
+            store_commit_seconds.clone(),
+        );
+        Arc::new(Self {
+            registry,
+            ingest_events,
+            store_commits,
+            store_committed_events,
+            store_commit_batch_size,
+            store_commit_seconds,
+        })
+    }
+
+    pub fn count_ingest(&self, source: &str, outcome: IngestOutcome) {
+        self.ingest_events
+            .get_or_create(&IngestLabels { source: source.to_owned(), outcome })
+            .inc();
+    }
+
+    /// The OpenMetrics text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &self.registry)
+            .expect("writing to a String cannot fail");
+        text
+    }
+}
