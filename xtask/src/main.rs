@@ -69,7 +69,7 @@ fn ci() -> anyhow::Result<()> {
 }
 
 fn demo() -> anyhow::Result<()> {
-    run(cargo().args(["run", "--package", "switchyard", "--", "run", "-c"]).arg(
-        Path::new("examples").join("quickstart").join("switchyard.toml"),
-    ))
+    run(cargo()
+        .args(["run", "--package", "switchyard", "--", "run", "-c"])
+        .arg(Path::new("examples").join("quickstart").join("switchyard.toml")))
 }

@@ -3,22 +3,25 @@
 //! Owns everything that names rusqlite. Writes go through ONE writer thread that groups
 //! whatever requests are waiting into one transaction, commits (and fsyncs) once, then answers
 //! every waiter: this is what makes durable ingest fast. Reads use their own connections.
-//! An answer from [`Store::ingest`] means the event is committed, so the caller may acknowledge.
+//! An answer from [`Store::ingest`] means the event and all its deliveries are committed, so
+//! the caller may acknowledge; the new deliveries are handed to the scheduler right after the
+//! commit (the store is the queue: nothing is committed without being scheduled).
 
 mod reader;
 mod schema;
 mod writer;
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{self, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use bytes::Bytes;
 use rusqlite::{Connection, OpenFlags};
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 
-pub use reader::Reader;
+pub use reader::{AttemptRow, DeliveryRow, Reader, StoredEvent};
 
 use crate::config::Durability;
 use crate::event::{Event, EventId};
@@ -26,7 +29,7 @@ use crate::telemetry::Metrics;
 
 /// The database file inside the data directory.
 pub const DATABASE_FILE: &str = "switchyard.db";
-/// Requests waiting for the writer beyond this are refused (HTTP 503), not queued.
+/// Ingest requests waiting for the writer beyond this are refused (HTTP 503), not queued.
 const WRITER_QUEUE_CAPACITY: usize = 4096;
 
 #[derive(Debug, thiserror::Error)]
@@ -47,17 +50,19 @@ pub enum StoreError {
     Read(#[from] rusqlite::Error),
 }
 
-/// An event to make durable, with how long its dedupe key stays claimed.
+/// An event to make durable, with how long its dedupe key stays claimed and the endpoints
+/// it is to be delivered to (each once).
 #[derive(Debug, Clone)]
 pub struct NewEvent {
     pub event: Event,
     pub dedupe_window: Option<Duration>,
+    pub endpoints: Vec<String>,
 }
 
 /// What the store did with a [`NewEvent`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IngestReceipt {
-    /// Committed (and fsynced under `durability = "fsync"`).
+    /// Committed (and fsynced under `durability = "fsync"`), deliveries included.
     Stored(EventId),
     /// Its dedupe key was claimed by this earlier event, within the window; nothing stored.
     Duplicate(EventId),
@@ -71,8 +76,85 @@ impl IngestReceipt {
     }
 }
 
+/// Where a delivery stands. Stored as its integer code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DeliveryState {
+    Pending = 0,
+    Delivered = 1,
+    /// Dead letter: retries exhausted or a permanent failure; replayable.
+    Dead = 2,
+    /// Its endpoint is disabled (410 Gone); resumed when the endpoint is re-enabled.
+    Parked = 3,
+}
+
+impl DeliveryState {
+    fn from_code(code: i64) -> Option<Self> {
+        [Self::Pending, Self::Delivered, Self::Dead, Self::Parked]
+            .into_iter()
+            .find(|s| *s as i64 == code)
+    }
+}
+
+/// The body to send and its content type; absent on jobs loaded from the store, whose body
+/// is read just before the attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Payload {
+    pub body: Bytes,
+    pub content_type: Option<String>,
+}
+
+/// A pending delivery, as the scheduler holds it.
+#[derive(Debug, Clone)]
+pub struct DeliveryJob {
+    pub delivery_id: i64,
+    pub event_id: EventId,
+    pub endpoint: String,
+    /// Attempts made so far.
+    pub attempts: u32,
+    /// Unix milliseconds.
+    pub due_at: u64,
+    pub payload: Option<Payload>,
+}
+
+/// What an attempt decided for its delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NextStep {
+    Delivered,
+    /// Try again at this unix millisecond.
+    RetryAt(u64),
+    DeadLetter,
+    /// 410 Gone: disable the endpoint and park its pending deliveries, this one included.
+    DisableEndpoint,
+}
+
+/// One finished attempt, to be recorded with the delivery's new state in one commit.
+#[derive(Debug, Clone)]
+pub struct AttemptRecord {
+    pub delivery_id: i64,
+    pub endpoint: String,
+    pub attempted_at: u64,
+    pub duration: Duration,
+    pub status: Option<u16>,
+    pub error: Option<String>,
+    pub response_excerpt: Bytes,
+    pub next: NextStep,
+}
+
+/// Which deliveries to send again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReplaySelection {
+    /// Dead letters, optionally of one endpoint only: they become pending again.
+    DeadLetters { endpoint: Option<String> },
+    /// New deliveries for these (event position, endpoint) pairs.
+    Events(Vec<(i64, String)>),
+}
+
+type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
+
 enum Command {
-    Ingest(Box<NewEvent>, oneshot::Sender<Result<IngestReceipt, StoreError>>),
+    Ingest(Box<NewEvent>, Reply<IngestReceipt>),
+    RecordAttempt(Box<AttemptRecord>, Reply<()>),
+    Replay(ReplaySelection, Reply<usize>),
     Shutdown,
 }
 
@@ -85,7 +167,7 @@ pub struct Store {
 #[derive(Debug)]
 struct StoreInner {
     path: PathBuf,
-    commands: SyncSender<Command>,
+    commands: mpsc::Sender<Command>,
     writer: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -93,6 +175,8 @@ impl std::fmt::Debug for Command {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         formatter.write_str(match self {
             Self::Ingest(..) => "Ingest",
+            Self::RecordAttempt(..) => "RecordAttempt",
+            Self::Replay(..) => "Replay",
             Self::Shutdown => "Shutdown",
         })
     }
@@ -100,11 +184,13 @@ impl std::fmt::Debug for Command {
 
 impl Store {
     /// Creates the data directory if needed, opens the database, migrates it, checks that it
-    /// can be written, and starts the writer thread.
+    /// can be written, and starts the writer thread. Deliveries created by later commits are
+    /// sent to `scheduler`.
     pub fn open(
         data_dir: &Path,
         durability: Durability,
         metrics: Arc<Metrics>,
+        scheduler: mpsc::UnboundedSender<DeliveryJob>,
     ) -> Result<Self, StoreError> {
         std::fs::create_dir_all(data_dir)
             .map_err(|source| StoreError::DataDirectory { path: data_dir.to_path_buf(), source })?;
@@ -127,25 +213,47 @@ impl Store {
                 [crate::event::now_millis().to_string()],
             )
             .map_err(open_error)?;
-        let (commands, receiver) = mpsc::sync_channel(WRITER_QUEUE_CAPACITY);
+        let disabled: HashSet<String> =
+            reader::disabled_endpoints(&connection).map_err(open_error)?.into_keys().collect();
+        let (commands, receiver) = mpsc::channel(WRITER_QUEUE_CAPACITY);
+        let context = writer::WriterContext { metrics, scheduler, disabled };
         let writer = std::thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || writer::run(connection, receiver, metrics))
+            .spawn(move || writer::run(connection, receiver, context))
             .map_err(|source| StoreError::DataDirectory { path: data_dir.to_path_buf(), source })?;
         Ok(Self {
             inner: Arc::new(StoreInner { path, commands, writer: Mutex::new(Some(writer)) }),
         })
     }
 
-    /// Makes `event` durable; resolves once committed. Never blocks the async runtime:
-    /// a full writer queue is [`StoreError::Busy`] at once.
+    /// Makes `event` and its deliveries durable; resolves once committed. Never waits for
+    /// queue space: a full writer queue is [`StoreError::Busy`] at once (backpressure).
     pub async fn ingest(&self, event: NewEvent) -> Result<IngestReceipt, StoreError> {
         let (reply, answer) = oneshot::channel();
-        match self.inner.commands.try_send(Command::Ingest(Box::new(event), reply)) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) => return Err(StoreError::Busy),
-            Err(TrySendError::Disconnected(_)) => return Err(StoreError::Closed),
-        }
+        self.inner.commands.try_send(Command::Ingest(Box::new(event), reply)).map_err(|error| {
+            match error {
+                mpsc::error::TrySendError::Full(_) => StoreError::Busy,
+                mpsc::error::TrySendError::Closed(_) => StoreError::Closed,
+            }
+        })?;
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Records an attempt and its delivery's next step; waits for queue space (an outcome is
+    /// never dropped) and for the commit.
+    pub async fn record_attempt(&self, record: AttemptRecord) -> Result<(), StoreError> {
+        self.request(|reply| Command::RecordAttempt(Box::new(record), reply)).await
+    }
+
+    /// Makes the selected deliveries pending again (or creates them); they reach the
+    /// scheduler after the commit. Answers how many.
+    pub async fn replay(&self, selection: ReplaySelection) -> Result<usize, StoreError> {
+        self.request(|reply| Command::Replay(selection, reply)).await
+    }
+
+    async fn request<T>(&self, command: impl FnOnce(Reply<T>) -> Command) -> Result<T, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.inner.commands.send(command(reply)).await.map_err(|_| StoreError::Closed)?;
         answer.await.map_err(|_| StoreError::Closed)?
     }
 
@@ -156,7 +264,7 @@ impl Store {
 
     /// Commits everything already queued, then stops the writer. Blocks until it has.
     pub fn shutdown(&self) {
-        let _ = self.inner.commands.send(Command::Shutdown);
+        let _ = self.inner.commands.blocking_send(Command::Shutdown);
         let writer = self.inner.writer.lock().map(|mut guard| guard.take());
         if let Ok(Some(writer)) = writer {
             let _ = writer.join();

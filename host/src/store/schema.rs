@@ -41,6 +41,37 @@ const MIGRATIONS: &[&str] = &[
         value TEXT NOT NULL
     ) WITHOUT ROWID;
     "#,
+    // 2: deliveries (the queue), their attempts, and endpoints disabled by a 410.
+    r#"
+    CREATE TABLE deliveries (
+        id              INTEGER PRIMARY KEY,
+        event_seq       INTEGER NOT NULL REFERENCES events(seq),
+        endpoint        TEXT NOT NULL,
+        payload_id      INTEGER NOT NULL REFERENCES payloads(id),
+        state           INTEGER NOT NULL,  -- 0 pending, 1 delivered, 2 dead, 3 parked
+        attempts        INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at INTEGER NOT NULL,  -- unix milliseconds, while pending
+        last_error      TEXT
+    );
+    -- Delivered rows, the vast majority, stay out of this index.
+    CREATE INDEX deliveries_open ON deliveries(state, endpoint) WHERE state <> 1;
+    CREATE INDEX deliveries_by_event ON deliveries(event_seq);
+    CREATE TABLE attempts (
+        id           INTEGER PRIMARY KEY,
+        delivery_id  INTEGER NOT NULL REFERENCES deliveries(id),
+        attempted_at INTEGER NOT NULL,     -- unix milliseconds
+        duration_us  INTEGER NOT NULL,
+        status       INTEGER,              -- HTTP status, when there was an answer
+        error        TEXT,
+        response     BLOB                  -- the first 1 KiB of the answer
+    );
+    CREATE INDEX attempts_by_delivery ON attempts(delivery_id);
+    CREATE TABLE endpoint_state (
+        endpoint    TEXT PRIMARY KEY,
+        disabled_at INTEGER,               -- unix milliseconds; NULL = enabled
+        reason      TEXT
+    ) WITHOUT ROWID;
+    "#,
 ];
 
 /// The schema version this build writes.

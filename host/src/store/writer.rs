@@ -2,46 +2,63 @@
 //!
 //! Owns the only write connection. It blocks for one command, takes every other command
 //! already waiting (up to a bound), applies them in one transaction (each in its own
-//! savepoint, so one bad request fails alone), commits once, and only then answers each
-//! waiter. It must never answer before the commit.
+//! savepoint, so one bad request fails alone), commits once, and only then hands new
+//! deliveries to the scheduler and answers each waiter. It must never answer before the commit.
 
+use std::collections::HashSet;
 use std::sync::Arc;
-use std::sync::mpsc::Receiver;
 use std::time::Instant;
 
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use sha2::{Digest, Sha256};
-use tokio::sync::oneshot;
+use tokio::sync::mpsc;
 
-use super::{Command, IngestReceipt, NewEvent, StoreError};
+use super::{
+    AttemptRecord, Command, DeliveryJob, DeliveryState, IngestReceipt, NewEvent, NextStep, Payload,
+    ReplaySelection, Reply, StoreError,
+};
 use crate::event::{EventId, now_millis};
 use crate::telemetry::Metrics;
 
 /// The most requests one transaction takes; bounds commit latency under a flood.
 const MAX_BATCH: usize = 1024;
 
-type Reply = oneshot::Sender<Result<IngestReceipt, StoreError>>;
+pub(super) struct WriterContext {
+    pub metrics: Arc<Metrics>,
+    pub scheduler: mpsc::UnboundedSender<DeliveryJob>,
+    /// Endpoints disabled by a 410: their new deliveries are parked, not scheduled.
+    pub disabled: HashSet<String>,
+}
 
-pub(super) fn run(mut connection: Connection, commands: Receiver<Command>, metrics: Arc<Metrics>) {
-    let mut batch: Vec<(Box<NewEvent>, Reply)> = Vec::with_capacity(MAX_BATCH);
+/// A command waiting for the commit, with what applying it produced.
+enum Applied {
+    Ingest(Reply<IngestReceipt>, Result<IngestReceipt, StoreError>),
+    Attempt(Reply<()>, Result<(), StoreError>),
+    Replay(Reply<usize>, Result<usize, StoreError>),
+}
+
+pub(super) fn run(
+    mut connection: Connection,
+    mut commands: mpsc::Receiver<Command>,
+    mut context: WriterContext,
+) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut shutting_down = false;
     while !shutting_down {
-        let Ok(first) = commands.recv() else { break };
+        let Some(first) = commands.blocking_recv() else { break };
         let mut next = Some(first);
         while let Some(command) = next.take() {
-            match command {
-                Command::Ingest(event, reply) => batch.push((event, reply)),
-                Command::Shutdown => {
-                    shutting_down = true;
-                    break;
-                }
+            if matches!(command, Command::Shutdown) {
+                shutting_down = true;
+                break;
             }
+            batch.push(command);
             if batch.len() < MAX_BATCH {
                 next = commands.try_recv().ok();
             }
         }
         if !batch.is_empty() {
-            commit_batch(&mut connection, &mut batch, &metrics);
+            commit_batch(&mut connection, &mut batch, &mut context);
         }
     }
     tracing::debug!("store writer stopped");
@@ -49,59 +66,123 @@ pub(super) fn run(mut connection: Connection, commands: Receiver<Command>, metri
 
 fn commit_batch(
     connection: &mut Connection,
-    batch: &mut Vec<(Box<NewEvent>, Reply)>,
-    metrics: &Metrics,
+    batch: &mut Vec<Command>,
+    context: &mut WriterContext,
 ) {
     let started = Instant::now();
     let now = now_millis();
-    let outcome = connection.transaction().and_then(|mut transaction| {
-        let results: Vec<_> = batch
-            .iter()
-            .map(|(event, _)| apply_in_savepoint(&mut transaction, event, now))
-            .collect();
-        transaction.commit().map(|()| results)
-    });
+    let size = batch.len();
+    let mut jobs = Vec::new();
+    let mut stored_events = 0;
+    let mut transaction = match connection.transaction() {
+        Ok(transaction) => transaction,
+        Err(error) => return fail_all(batch.drain(..), &error.to_string()),
+    };
+    let mut applied = Vec::with_capacity(size);
+    for command in batch.drain(..) {
+        let item = match command {
+            Command::Ingest(event, reply) => {
+                let result = savepoint(&mut transaction, |tx| ingest(tx, &event, now, context));
+                let result = result.map(|(receipt, new_jobs)| {
+                    stored_events += usize::from(matches!(receipt, IngestReceipt::Stored(_)));
+                    jobs.extend(new_jobs);
+                    receipt
+                });
+                Applied::Ingest(reply, result)
+            }
+            Command::RecordAttempt(record, reply) => {
+                let result = savepoint(&mut transaction, |tx| record_attempt(tx, &record, context));
+                Applied::Attempt(reply, result)
+            }
+            Command::Replay(selection, reply) => {
+                let result = savepoint(&mut transaction, |tx| replay(tx, &selection, now, context));
+                let result = result.map(|new_jobs| {
+                    let count = new_jobs.len();
+                    jobs.extend(new_jobs);
+                    count
+                });
+                Applied::Replay(reply, result)
+            }
+            Command::Shutdown => continue,
+        };
+        applied.push(item);
+    }
+    let committed = transaction.commit();
+    let metrics = &context.metrics;
     metrics.store_commit_seconds.observe(started.elapsed().as_secs_f64());
-    match outcome {
-        Ok(results) => {
-            metrics.store_commits.inc();
-            metrics.store_commit_batch_size.observe(batch.len() as f64);
-            let stored =
-                results.iter().filter(|r| matches!(r, Ok(IngestReceipt::Stored(_)))).count();
-            metrics.store_committed_events.inc_by(stored as u64);
-            for ((_, reply), result) in batch.drain(..).zip(results) {
-                let _ = reply.send(result);
-            }
-        }
-        Err(error) => {
-            tracing::error!(%error, requests = batch.len(), "store commit failed");
-            for (_, reply) in batch.drain(..) {
-                let _ = reply.send(Err(StoreError::Write(error.to_string())));
-            }
+    if let Err(error) = committed {
+        tracing::error!(%error, requests = size, "store commit failed");
+        // Nothing of this batch is durable: no job is scheduled, every waiter hears why.
+        let message = error.to_string();
+        applied.into_iter().for_each(|item| item.fail(&message));
+        return;
+    }
+    metrics.store_commits.inc();
+    metrics.store_commit_batch_size.observe(size as f64);
+    metrics.store_committed_events.inc_by(stored_events as u64);
+    for job in jobs {
+        // The scheduler gone means we are shutting down; the job stays pending on disk.
+        let _ = context.scheduler.send(job);
+    }
+    applied.into_iter().for_each(Applied::answer);
+}
+
+fn fail_all(commands: impl Iterator<Item = Command>, message: &str) {
+    tracing::error!(error = message, "store transaction could not start");
+    for command in commands {
+        let failed = || Err(StoreError::Write(message.to_owned()));
+        match command {
+            Command::Ingest(_, reply) => drop(reply.send(failed())),
+            Command::RecordAttempt(_, reply) => drop(reply.send(failed())),
+            Command::Replay(_, reply) => drop(reply.send(failed())),
+            Command::Shutdown => {}
         }
     }
 }
 
-fn apply_in_savepoint(
+// === impl Applied ===
+
+impl Applied {
+    fn answer(self) {
+        // A waiter that went away (client disconnected) needs no answer.
+        match self {
+            Self::Ingest(reply, result) => drop(reply.send(result)),
+            Self::Attempt(reply, result) => drop(reply.send(result)),
+            Self::Replay(reply, result) => drop(reply.send(result)),
+        }
+    }
+
+    fn fail(self, message: &str) {
+        let error = StoreError::Write(message.to_owned());
+        match self {
+            Self::Ingest(reply, _) => drop(reply.send(Err(error))),
+            Self::Attempt(reply, _) => drop(reply.send(Err(error))),
+            Self::Replay(reply, _) => drop(reply.send(Err(error))),
+        }
+    }
+}
+
+/// Runs `apply` in a savepoint: on error only its own changes are rolled back.
+fn savepoint<T>(
     transaction: &mut Transaction<'_>,
-    event: &NewEvent,
-    now: u64,
-) -> Result<IngestReceipt, StoreError> {
+    apply: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+) -> Result<T, StoreError> {
     let result = transaction.savepoint().and_then(|savepoint| {
-        let receipt = insert_event(&savepoint, event, now)?;
-        savepoint.commit().map(|()| receipt)
+        let value = apply(&savepoint)?;
+        savepoint.commit().map(|()| value)
     });
     result.map_err(|error| {
-        tracing::error!(%error, "store rejected an event");
+        tracing::error!(%error, "store rejected a write");
         StoreError::Write(error.to_string())
     })
 }
 
-fn insert_event(
+fn ingest(
     connection: &Connection,
     new: &NewEvent,
     now: u64,
-) -> rusqlite::Result<IngestReceipt> {
+    context: &WriterContext,
+) -> rusqlite::Result<(IngestReceipt, Vec<DeliveryJob>)> {
     let event = &new.event;
     if let (Some(key), Some(window)) = (&event.dedupe_key, new.dedupe_window) {
         let earlier: Option<(Vec<u8>, i64)> = connection
@@ -112,7 +193,7 @@ fn insert_event(
             .optional()?;
         let live = earlier.filter(|(_, expires_at)| *expires_at > now as i64);
         if let Some(bytes) = live.and_then(|(id, _)| <[u8; 16]>::try_from(id.as_slice()).ok()) {
-            return Ok(IngestReceipt::Duplicate(EventId::from_bytes(bytes)));
+            return Ok((IngestReceipt::Duplicate(EventId::from_bytes(bytes)), Vec::new()));
         }
         let expires_at = now.saturating_add(window.as_millis() as u64);
         connection
@@ -148,5 +229,161 @@ fn insert_event(
             event.dedupe_key,
             metadata,
         ])?;
-    Ok(IngestReceipt::Stored(event.id))
+    let event_seq = connection.last_insert_rowid();
+    let payload = Payload {
+        body: event.body.clone(),
+        content_type: event.header("content-type").map(str::to_owned),
+    };
+    let mut jobs = Vec::with_capacity(new.endpoints.len());
+    for endpoint in &new.endpoints {
+        let delivery_id =
+            insert_delivery(connection, event_seq, endpoint, payload_id, now, context)?;
+        if let Some(delivery_id) = delivery_id {
+            jobs.push(DeliveryJob {
+                delivery_id,
+                event_id: event.id,
+                endpoint: endpoint.clone(),
+                attempts: 0,
+                due_at: now,
+                payload: Some(payload.clone()),
+            });
+        }
+    }
+    Ok((IngestReceipt::Stored(event.id), jobs))
+}
+
+/// Inserts a delivery due now; parked if its endpoint is disabled. Answers its id when it is
+/// to be scheduled.
+fn insert_delivery(
+    connection: &Connection,
+    event_seq: i64,
+    endpoint: &str,
+    payload_id: i64,
+    now: u64,
+    context: &WriterContext,
+) -> rusqlite::Result<Option<i64>> {
+    let parked = context.disabled.contains(endpoint);
+    let state = if parked { DeliveryState::Parked } else { DeliveryState::Pending };
+    connection
+        .prepare_cached(
+            "INSERT INTO deliveries (event_seq, endpoint, payload_id, state, next_attempt_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?
+        .execute(params![event_seq, endpoint, payload_id, state as i64, now as i64])?;
+    Ok((!parked).then(|| connection.last_insert_rowid()))
+}
+
+fn record_attempt(
+    connection: &Connection,
+    record: &AttemptRecord,
+    context: &mut WriterContext,
+) -> rusqlite::Result<()> {
+    connection
+        .prepare_cached(
+            "INSERT INTO attempts (delivery_id, attempted_at, duration_us, status, error, \
+             response) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?
+        .execute(params![
+            record.delivery_id,
+            record.attempted_at as i64,
+            record.duration.as_micros() as i64,
+            record.status,
+            record.error,
+            (!record.response_excerpt.is_empty()).then_some(record.response_excerpt.as_ref()),
+        ])?;
+    let (state, next_attempt_at) = match record.next {
+        NextStep::Delivered => (DeliveryState::Delivered, record.attempted_at),
+        NextStep::RetryAt(at) => (DeliveryState::Pending, at),
+        NextStep::DeadLetter => (DeliveryState::Dead, record.attempted_at),
+        NextStep::DisableEndpoint => (DeliveryState::Parked, record.attempted_at),
+    };
+    connection
+        .prepare_cached(
+            "UPDATE deliveries SET attempts = attempts + 1, state = ?2, next_attempt_at = ?3, \
+             last_error = ?4 WHERE id = ?1",
+        )?
+        .execute(params![record.delivery_id, state as i64, next_attempt_at as i64, record.error])?;
+    if record.next == NextStep::DisableEndpoint {
+        connection
+            .prepare_cached(
+                "INSERT OR REPLACE INTO endpoint_state (endpoint, disabled_at, reason) \
+                 VALUES (?1, ?2, ?3)",
+            )?
+            .execute(params![record.endpoint, record.attempted_at as i64, "410 Gone"])?;
+        connection
+            .prepare_cached("UPDATE deliveries SET state = ?2 WHERE endpoint = ?1 AND state = ?3")?
+            .execute(params![
+                record.endpoint,
+                DeliveryState::Parked as i64,
+                DeliveryState::Pending as i64
+            ])?;
+        context.disabled.insert(record.endpoint.clone());
+    }
+    Ok(())
+}
+
+fn replay(
+    connection: &Connection,
+    selection: &ReplaySelection,
+    now: u64,
+    context: &WriterContext,
+) -> rusqlite::Result<Vec<DeliveryJob>> {
+    let mut jobs = Vec::new();
+    match selection {
+        ReplaySelection::DeadLetters { endpoint } => {
+            let mut select = connection.prepare_cached(
+                "SELECT d.id, d.endpoint, e.id FROM deliveries d JOIN events e ON e.seq = d.event_seq \
+                 WHERE d.state = ?1 AND (?2 IS NULL OR d.endpoint = ?2)",
+            )?;
+            let dead: Vec<(i64, String, Vec<u8>)> = select
+                .query_map(params![DeliveryState::Dead as i64, endpoint], |row| {
+                    Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+                })?
+                .collect::<Result<_, _>>()?;
+            let mut update = connection.prepare_cached(
+                "UPDATE deliveries SET state = ?2, attempts = 0, next_attempt_at = ?3, \
+                 last_error = NULL WHERE id = ?1",
+            )?;
+            for (delivery_id, endpoint, event_id) in dead {
+                let parked = context.disabled.contains(&endpoint);
+                let state = if parked { DeliveryState::Parked } else { DeliveryState::Pending };
+                update.execute(params![delivery_id, state as i64, now as i64])?;
+                let Ok(event_id) = <[u8; 16]>::try_from(event_id.as_slice()) else { continue };
+                if !parked {
+                    jobs.push(DeliveryJob {
+                        delivery_id,
+                        event_id: EventId::from_bytes(event_id),
+                        endpoint,
+                        attempts: 0,
+                        due_at: now,
+                        payload: None,
+                    });
+                }
+            }
+        }
+        ReplaySelection::Events(pairs) => {
+            let mut select =
+                connection.prepare_cached("SELECT id, payload_id FROM events WHERE seq = ?1")?;
+            for (event_seq, endpoint) in pairs {
+                let row: Option<(Vec<u8>, i64)> = select
+                    .query_row(params![event_seq], |row| Ok((row.get(0)?, row.get(1)?)))
+                    .optional()?;
+                let Some((event_id, payload_id)) = row else { continue };
+                let Ok(event_id) = <[u8; 16]>::try_from(event_id.as_slice()) else { continue };
+                let inserted =
+                    insert_delivery(connection, *event_seq, endpoint, payload_id, now, context)?;
+                if let Some(delivery_id) = inserted {
+                    jobs.push(DeliveryJob {
+                        delivery_id,
+                        event_id: EventId::from_bytes(event_id),
+                        endpoint: endpoint.clone(),
+                        attempts: 0,
+                        due_at: now,
+                        payload: None,
+                    });
+                }
+            }
+        }
+    }
+    Ok(jobs)
 }
