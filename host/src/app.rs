@@ -1,8 +1,9 @@
 //! Wiring: builds the running router from a [`Topology`] and runs it until a signal.
 //!
-//! Owns the start order (store, then listener, then ready) and the drain order on SIGTERM or
-//! SIGINT (not ready, stop accepting, finish in-flight requests within a bound, flush the
-//! store writer). Holds no logic of its own.
+//! Owns the start order (store, pending deliveries, delivery workers, then listener, then
+//! ready) and the drain order on SIGTERM or SIGINT (not ready, stop accepting, finish
+//! in-flight requests within a bound, let attempts under way finish and be recorded, flush
+//! the store writer). Holds no logic of its own.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,6 +13,7 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 
 use crate::config::Topology;
+use crate::delivery::{self, DeliveryService};
 use crate::ingest::Ingestor;
 use crate::ingress::http::{self, HttpState};
 use crate::store::Store;
@@ -26,8 +28,30 @@ pub async fn run(topology: Topology) -> anyhow::Result<()> {
         tracing::warn!("{warning}");
     }
     let metrics = Metrics::new();
+    let endpoints = delivery::endpoints(&topology)?;
+    let routes = Arc::new(crate::routing::RouteTable::new(
+        topology.routes.values().map(|route| route.spec.clone()).collect(),
+    ));
     let server = &topology.server;
-    let store = Store::open(&server.data_dir, server.durability, metrics.clone())?;
+    let (scheduler, jobs) = tokio::sync::mpsc::unbounded_channel();
+    let store = Store::open(&server.data_dir, server.durability, metrics.clone(), scheduler)?;
+    // Loaded before the ingress opens: every later delivery reaches the workers through
+    // `jobs`, so none is scheduled twice.
+    let (pending, disabled) = {
+        let reader = store.reader()?;
+        (reader.pending_deliveries()?, reader.disabled_endpoints()?)
+    };
+    tracing::info!(pending = pending.len(), "loaded pending deliveries");
+    let disabled = disabled.into_keys().collect();
+    let deliveries = DeliveryService::start(
+        endpoints,
+        &topology,
+        store.clone(),
+        metrics.clone(),
+        jobs,
+        pending,
+        &disabled,
+    )?;
     let listener = TcpListener::bind(server.listen)
         .await
         .with_context(|| format!("cannot listen on `{}`", server.listen))?;
@@ -35,12 +59,19 @@ pub async fn run(topology: Topology) -> anyhow::Result<()> {
     let ready = Arc::new(AtomicBool::new(false));
     let state = HttpState {
         topology: Arc::new(topology),
-        ingestor: Ingestor::new(store.clone(), metrics.clone()),
+        ingestor: Ingestor::new(store.clone(), routes.clone(), metrics.clone()),
         metrics,
         ready: ready.clone(),
     };
+    let admin = state.topology.server.admin_token.clone().map(|token| {
+        crate::admin::router(crate::admin::AdminState { token, store: store.clone(), routes })
+    });
+    let router = match admin {
+        Some(admin) => http::router(state).merge(admin),
+        None => http::router(state),
+    };
     let draining = Arc::new(tokio::sync::Notify::new());
-    let serve = axum::serve(listener, http::router(state)).with_graceful_shutdown({
+    let serve = axum::serve(listener, router).with_graceful_shutdown({
         let (ready, draining) = (ready.clone(), draining.clone());
         async move {
             shutdown_signal().await;
@@ -59,6 +90,7 @@ pub async fn run(topology: Topology) -> anyhow::Result<()> {
         served = serve => served.context("the HTTP server failed")?,
         () = drain_deadline => tracing::warn!("drain timed out; closing remaining connections"),
     }
+    deliveries.stop().await;
     tokio::task::spawn_blocking(move || store.shutdown()).await.context("store shutdown")?;
     tracing::info!("stopped");
     Ok(())

@@ -31,6 +31,29 @@ enum Command {
     Run(ConfigArgument),
     /// Check a config file and report every error in it.
     Validate(ConfigArgument),
+    /// Send dead letters again, or every event of a time range, through the running router.
+    Replay(ReplayArguments),
+}
+
+#[derive(Debug, clap::Args)]
+struct ReplayArguments {
+    #[command(flatten)]
+    config: ConfigArgument,
+    /// The running router's base URL [default: http://<server.listen>].
+    #[arg(long)]
+    url: Option<String>,
+    /// Replay events received within this long ago (e.g. `2h`), instead of dead letters.
+    #[arg(long)]
+    since: Option<String>,
+    /// Only deliveries to this endpoint.
+    #[arg(long)]
+    endpoint: Option<String>,
+    /// Only what this route sends (with `--since`).
+    #[arg(long)]
+    route: Option<String>,
+    /// Say what would be replayed; send nothing.
+    #[arg(long)]
+    dry_run: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -53,6 +76,7 @@ pub fn main() -> ExitCode {
     match cli.command {
         Command::Run(arguments) => run(&arguments.config),
         Command::Validate(arguments) => validate(&arguments.config),
+        Command::Replay(arguments) => replay(arguments),
     }
 }
 
@@ -102,6 +126,71 @@ fn run(path: &Path) -> ExitCode {
     }
 }
 
+fn replay(arguments: ReplayArguments) -> ExitCode {
+    let topology = match load(&arguments.config.config) {
+        Ok(topology) => topology,
+        Err(code) => return code,
+    };
+    let since = match arguments.since.as_deref().map(config::values::parse_duration) {
+        None => None,
+        Some(Ok(ago)) => Some(crate::event::now_millis().saturating_sub(ago.as_millis() as u64)),
+        Some(Err(message)) => {
+            eprintln!("error: `--since`: {message}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    let Some(token) = topology.server.admin_token.clone() else {
+        eprintln!("error: replay goes through the admin API, which is off");
+        eprintln!("hint: set `server.admin_token` in the config and restart the router");
+        return ExitCode::from(EXIT_RUNTIME);
+    };
+    let base = arguments.url.unwrap_or_else(|| format!("http://{}", topology.server.listen));
+    let request = crate::admin::ReplayRequest {
+        since,
+        until: None,
+        endpoint: arguments.endpoint,
+        route: arguments.route,
+        dry_run: arguments.dry_run,
+    };
+    let answer = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(anyhow::Error::new)
+        .and_then(|runtime| runtime.block_on(send_replay(&base, &token, &request)));
+    match answer {
+        Ok(answer) => {
+            let verb = if answer.dry_run { "would replay" } else { "replayed" };
+            println!("{verb} {}", count(answer.deliveries, "delivery"));
+            ExitCode::SUCCESS
+        }
+        Err(error) => runtime_failure(&error),
+    }
+}
+
+async fn send_replay(
+    base: &str,
+    token: &config::Secret,
+    request: &crate::admin::ReplayRequest,
+) -> anyhow::Result<crate::admin::ReplayAnswer> {
+    use anyhow::Context;
+    let url = format!("{}/v1/admin/replay", base.trim_end_matches('/'));
+    let token = String::from_utf8_lossy(token.expose()).into_owned();
+    let response = reqwest::Client::new()
+        .post(&url)
+        .bearer_auth(token)
+        .header("content-type", "application/json")
+        .body(serde_json::to_vec(request)?)
+        .send()
+        .await
+        .with_context(|| format!("cannot reach the router at `{url}`; is it running?"))?;
+    let status = response.status();
+    let text = response.text().await?;
+    if !status.is_success() {
+        anyhow::bail!("the router answered {status}: {text}");
+    }
+    Ok(serde_json::from_str(&text)?)
+}
+
 fn runtime_failure(error: &anyhow::Error) -> ExitCode {
     eprintln!("error: {error}");
     for cause in error.chain().skip(1) {
@@ -111,5 +200,9 @@ fn runtime_failure(error: &anyhow::Error) -> ExitCode {
 }
 
 fn count(number: usize, noun: &str) -> String {
-    format!("{number} {noun}{}", if number == 1 { "" } else { "s" })
+    match (number, noun.strip_suffix('y')) {
+        (1, _) => format!("1 {noun}"),
+        (_, Some(stem)) => format!("{number} {stem}ies"),
+        (_, None) => format!("{number} {noun}s"),
+    }
 }

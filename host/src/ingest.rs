@@ -1,7 +1,8 @@
 //! The accept path shared by every ingress: inbound bytes → event → durable.
 //!
 //! Owns the rules that turn what a source received into an [`Event`] (event type, dedupe
-//! key) and the order of the stages before acknowledgement. It knows nothing of HTTP or NATS:
+//! key) and the order of the stages before acknowledgement: build the event, route it, then
+//! store it with one delivery per matched endpoint in the same commit. It knows nothing of HTTP or NATS:
 //! ingresses hand it an [`Inbound`] and map its answer to their protocol.
 
 use std::borrow::Cow;
@@ -12,6 +13,7 @@ use serde::Deserialize;
 
 use crate::config::{EventTypeRule, Source};
 use crate::event::{Event, EventId, header_value, now_millis};
+use crate::routing::{EventView, RouteTable};
 use crate::store::{IngestReceipt, NewEvent, Store, StoreError};
 use crate::telemetry::{IngestOutcome, Metrics};
 
@@ -97,12 +99,13 @@ fn top_level_type(body: &[u8]) -> Option<String> {
 #[derive(Debug, Clone)]
 pub struct Ingestor {
     store: Store,
+    routes: Arc<RouteTable>,
     metrics: Arc<Metrics>,
 }
 
 impl Ingestor {
-    pub fn new(store: Store, metrics: Arc<Metrics>) -> Self {
-        Self { store, metrics }
+    pub fn new(store: Store, routes: Arc<RouteTable>, metrics: Arc<Metrics>) -> Self {
+        Self { store, routes, metrics }
     }
 
     /// Accepts `inbound` for `source`: resolves once the event is committed (or known as a
@@ -147,7 +150,23 @@ impl Ingestor {
             dedupe_key,
             metadata: Vec::new(),
         };
-        Ok(self.store.ingest(NewEvent { event, dedupe_window }).await?)
+        let endpoints = self
+            .routes
+            .evaluate(&EventView {
+                id: &event.id.to_string(),
+                source: &event.source,
+                event_type: &event.event_type,
+                subject: event.subject.as_deref(),
+                headers: &event.headers,
+                body: &event.body,
+            })
+            .endpoints;
+        let unrouted = endpoints.is_empty();
+        let receipt = self.store.ingest(NewEvent { event, dedupe_window, endpoints }).await?;
+        if unrouted && matches!(receipt, IngestReceipt::Stored(_)) {
+            self.metrics.events_unrouted.inc();
+        }
+        Ok(receipt)
     }
 }
 

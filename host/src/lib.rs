@@ -4,12 +4,16 @@
 //! transformed by user plugins, routed by config rules, and delivered, signed and durably, to
 //! subscribed endpoints. See `DESIGN.md` for the contract; each module's docs say what it owns.
 
+pub mod admin;
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod delivery;
 pub mod egress;
 pub mod event;
 pub mod ingest;
 pub mod ingress;
+pub mod routing;
+pub mod signing;
 pub mod store;
 pub mod telemetry;

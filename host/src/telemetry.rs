@@ -8,6 +8,7 @@ use std::sync::Arc;
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
@@ -67,12 +68,57 @@ pub struct IngestLabels {
     pub outcome: IngestOutcome,
 }
 
+/// How one delivery attempt ended, as counted.
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq)]
+pub enum AttemptOutcome {
+    Delivered,
+    Retrying,
+    DeadLetter,
+    EndpointDisabled,
+}
+
+impl AttemptOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Delivered => "delivered",
+            Self::Retrying => "retrying",
+            Self::DeadLetter => "dead_letter",
+            Self::EndpointDisabled => "endpoint_disabled",
+        }
+    }
+}
+
+impl EncodeLabelValue for AttemptOutcome {
+    fn encode(&self, encoder: &mut LabelValueEncoder<'_>) -> Result<(), std::fmt::Error> {
+        std::fmt::Write::write_str(encoder, self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AttemptLabels {
+    pub endpoint: String,
+    pub outcome: AttemptOutcome,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EndpointLabels {
+    pub endpoint: String,
+}
+
 /// Every metric Switchyard exports.
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
     /// `switchyard_ingest_events_total{source, outcome}`
     pub ingest_events: Family<IngestLabels, Counter>,
+    /// `switchyard_events_unrouted_total`: accepted events that matched no route.
+    pub events_unrouted: Counter,
+    /// `switchyard_delivery_attempts_total{endpoint, outcome}`
+    pub delivery_attempts: Family<AttemptLabels, Counter>,
+    /// `switchyard_delivery_attempt_seconds{endpoint}`: request duration, answer or not.
+    pub delivery_attempt_seconds: Family<EndpointLabels, Histogram>,
+    /// `switchyard_deliveries_pending{endpoint}`: queued or in flight, in memory.
+    pub deliveries_pending: Family<EndpointLabels, Gauge>,
     /// `switchyard_store_commits_total`
     pub store_commits: Counter,
     /// `switchyard_store_committed_events_total`: events made durable.
@@ -91,6 +137,32 @@ impl Metrics {
             "switchyard_ingest_events",
             "Inbound events by source and outcome",
             ingest_events.clone(),
+        );
+        let events_unrouted = Counter::default();
+        registry.register(
+            "switchyard_events_unrouted",
+            "Accepted events that matched no route",
+            events_unrouted.clone(),
+        );
+        let delivery_attempts = Family::<AttemptLabels, Counter>::default();
+        registry.register(
+            "switchyard_delivery_attempts",
+            "Delivery attempts by endpoint and outcome",
+            delivery_attempts.clone(),
+        );
+        let delivery_attempt_seconds = Family::<EndpointLabels, Histogram>::new_with_constructor(
+            attempt_histogram as fn() -> Histogram,
+        );
+        registry.register(
+            "switchyard_delivery_attempt_seconds",
+            "Duration of delivery attempts",
+            delivery_attempt_seconds.clone(),
+        );
+        let deliveries_pending = Family::<EndpointLabels, Gauge>::default();
+        registry.register(
+            "switchyard_deliveries_pending",
+            "Deliveries queued or in flight per endpoint",
+            deliveries_pending.clone(),
         );
         let store_commits = Counter::default();
         registry.register(
@@ -119,6 +191,10 @@ impl Metrics {
         Arc::new(Self {
             registry,
             ingest_events,
+            events_unrouted,
+            delivery_attempts,
+            delivery_attempt_seconds,
+            deliveries_pending,
             store_commits,
             store_committed_events,
             store_commit_batch_size,
@@ -132,6 +208,20 @@ impl Metrics {
             .inc();
     }
 
+    pub fn count_attempt(&self, endpoint: &str, outcome: AttemptOutcome, seconds: f64) {
+        let endpoint = endpoint.to_owned();
+        self.delivery_attempt_seconds
+            .get_or_create(&EndpointLabels { endpoint: endpoint.clone() })
+            .observe(seconds);
+        self.delivery_attempts.get_or_create(&AttemptLabels { endpoint, outcome }).inc();
+    }
+
+    pub fn set_pending(&self, endpoint: &str, count: i64) {
+        self.deliveries_pending
+            .get_or_create(&EndpointLabels { endpoint: endpoint.to_owned() })
+            .set(count);
+    }
+
     /// The OpenMetrics text exposition of every metric.
     pub fn render(&self) -> String {
         let mut text = String::new();
@@ -139,4 +229,8 @@ impl Metrics {
             .expect("writing to a String cannot fail");
         text
     }
+}
+
+fn attempt_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.000_25, 2.0, 18))
 }

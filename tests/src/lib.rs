@@ -13,6 +13,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
+mod receiver;
+pub use receiver::{ReceivedRequest, Reply, TestReceiver};
+
 /// How long a starting router may take to listen (a debug build on a busy 2-core machine).
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -155,6 +158,11 @@ impl TestHost {
         }
     }
 
+    /// The directory holding `switchyard.toml` (the CLI runs from here).
+    pub fn config_dir(&self) -> PathBuf {
+        self.directory.path().to_path_buf()
+    }
+
     pub fn data_dir(&self) -> PathBuf {
         self.directory.path().join("data")
     }
@@ -230,4 +238,93 @@ pub struct CliOutput {
     pub code: Option<i32>,
     pub stdout: String,
     pub stderr: String,
+}
+
+/// The project's test tool venv (`cargo xtask setup` creates it).
+pub fn tools_python() -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ is in the workspace");
+    let python = root.join(".tools/venv/bin/python");
+    assert!(python.exists(), "`{}` is missing: run `cargo xtask setup`", python.display());
+    python
+}
+
+/// Verifies each request's Standard Webhooks signature with the `standardwebhooks` package
+/// from PyPI; answers one `Ok` or `Err(reason)` per request.
+pub fn verify_with_standardwebhooks(
+    secret: &str,
+    requests: &[ReceivedRequest],
+) -> Vec<Result<(), String>> {
+    use base64::Engine;
+    use std::io::Write;
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("verify/standard_webhooks.py");
+    let mut child = Command::new(tools_python())
+        .arg(script)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python starts");
+    let mut input = String::new();
+    for request in requests {
+        let headers: serde_json::Map<String, serde_json::Value> = request
+            .headers
+            .iter()
+            .map(|(name, value)| (name.clone(), serde_json::Value::from(value.clone())))
+            .collect();
+        let line = serde_json::json!({
+            "secret": secret,
+            "headers": headers,
+            "body_base64": base64::engine::general_purpose::STANDARD.encode(&request.body),
+        });
+        input.push_str(&line.to_string());
+        input.push('\n');
+    }
+    child
+        .stdin
+        .take()
+        .expect("stdin is piped")
+        .write_all(input.as_bytes())
+        .expect("write to python");
+    let output = child.wait_with_output().expect("python runs");
+    assert!(output.status.success(), "the verifier failed: {output:?}");
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|line| if line == "ok" { Ok(()) } else { Err(line.to_owned()) })
+        .collect()
+}
+
+/// Polls `check` every 20 ms until it answers `Some` or `timeout` passes: for waiting on
+/// state that has no event to await (rows committed by another process).
+pub async fn eventually<T>(timeout: Duration, mut check: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check() {
+            return Some(value);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Posts a webhook and answers the event id from the `202`.
+pub async fn post_webhook(
+    client: &reqwest::Client,
+    host: &TestHost,
+    source: &str,
+    headers: &[(&str, &str)],
+    body: impl Into<reqwest::Body>,
+) -> anyhow::Result<String> {
+    let mut request = client.post(host.url(&format!("/webhooks/{source}"))).body(body);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = request.send().await?;
+    let status = response.status();
+    let text = response.text().await?;
+    if status != reqwest::StatusCode::ACCEPTED {
+        bail!("expected 202, got {status}: {text}");
+    }
+    let answer: serde_json::Value = serde_json::from_str(&text)?;
+    answer["id"].as_str().map(str::to_owned).context("no id in the answer")
 }

@@ -21,7 +21,7 @@ max_body = "4KiB"
 /// A ~1 KiB body, with some bytes that are not UTF-8 so "byte-identical" means something.
 fn body(index: usize) -> Vec<u8> {
     let mut body = format!(r#"{{"index":{index},"padding":"{}"}}"#, "x".repeat(1000)).into_bytes();
-    if index % 7 == 0 {
+    if index.is_multiple_of(7) {
         body.extend_from_slice(&[0xff, 0x00, 0xfe, b'\n']);
     }
     body

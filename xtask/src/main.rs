@@ -51,8 +51,24 @@ fn run(command: &mut Command) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The venv holding test tools from PyPI (see `tests/requirements.txt`).
+const TOOLS_VENV: &str = ".tools/venv";
+
 fn setup() -> anyhow::Result<()> {
-    run(Command::new("rustup").args(["target", "add", "wasm32-wasip2"]))
+    run(Command::new("rustup").args(["target", "add", "wasm32-wasip2"]))?;
+    let python = Path::new(TOOLS_VENV).join("bin").join("python");
+    if !python.exists() {
+        run(Command::new("python3").args(["-m", "venv", TOOLS_VENV]))?;
+    }
+    run(Command::new(&python).args([
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        "-r",
+        "tests/requirements.txt",
+    ]))
 }
 
 fn test(extra: &[String]) -> anyhow::Result<()> {

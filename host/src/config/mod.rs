@@ -31,10 +31,12 @@ pub struct ConfigError {
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Continuation lines (TOML and CEL excerpts) stay indented under their error.
+        let message = self.message.replace('\n', "\n  ");
         if self.path.is_empty() {
-            write!(formatter, "{}", self.message)?;
+            write!(formatter, "{message}")?;
         } else {
-            write!(formatter, "{}: {}", self.path, self.message)?;
+            write!(formatter, "{}: {message}", self.path)?;
         }
         if let Some(example) = &self.example {
             // Multi-line examples stay aligned under the first line.

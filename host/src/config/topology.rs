@@ -167,13 +167,8 @@ pub enum EndpointTarget {
     Nats { subject: String, jetstream: bool },
 }
 
+/// A route, compiled: glob and subject patterns parsed, CEL filter compiled.
 #[derive(Debug, Clone)]
 pub struct Route {
-    pub id: String,
-    pub sources: Vec<String>,
-    pub types: Vec<String>,
-    pub subjects: Vec<String>,
-    pub filter: Option<String>,
-    pub plugins: Vec<String>,
-    pub endpoints: Vec<String>,
+    pub spec: crate::routing::RouteSpec,
 }

@@ -18,6 +18,8 @@ use super::topology::*;
 use super::values::{check_id, parse_duration, parse_size};
 use super::{ConfigError, RawDocument};
 use crate::egress::EgressPolicy;
+use crate::routing::{Filter, RouteSpec, SubjectPattern, TypePattern};
+use crate::signing::SigningKey;
 
 /// Headers Switchyard sets on every delivery; an endpoint may not override them.
 const RESERVED_HEADERS: [&str; 8] = [
@@ -94,7 +96,7 @@ impl Validator<'_> {
             v.source(id, item, &ids, has_nats, default_max_body)
         });
         let endpoints = self.each(raw.endpoints, "endpoints", |v, id, item| {
-            v.endpoint(id, item, &ids, &egress, has_nats)
+            v.endpoint(id, item, &ids, &egress, has_nats, &secrets)
         });
         let routes = self.each(raw.routes, "routes", |v, id, item| v.route(id, item, &ids));
         Topology {
@@ -439,7 +441,7 @@ impl Validator<'_> {
                     );
                     String::new()
                 });
-                if !subject.is_empty() && !is_subject_pattern(&subject) {
+                if !subject.is_empty() && SubjectPattern::parse(&subject).is_err() {
                     self.error(
                         at("subject"),
                         format!("`{subject}` is not a NATS subject"),
@@ -556,6 +558,7 @@ impl Validator<'_> {
         ids: &Ids,
         egress: &EgressPolicy,
         has_nats: bool,
+        resolved_secrets: &BTreeMap<String, Secret>,
     ) -> Endpoint {
         let at = |key: &str| format!("endpoints.{id}.{key}");
         let target = match endpoint.kind.as_deref() {
@@ -632,6 +635,19 @@ impl Validator<'_> {
             (None, secrets) => secrets.unwrap_or_default(),
         };
         self.references(&at("secrets"), &secrets, &ids.secrets, "secret");
+        for name in &secrets {
+            let Some(secret) = resolved_secrets.get(name) else { continue };
+            let parsed = std::str::from_utf8(secret.expose())
+                .map_err(|_| "it is not UTF-8 text".to_owned())
+                .and_then(|text| SigningKey::parse(text).map_err(|error| error.to_string()));
+            if let Err(reason) = parsed {
+                self.error(
+                    at("secrets"),
+                    format!("secret `{name}` is not a signing key: {reason}"),
+                    "[secrets]\nbilling-signing = { env = \"BILLING_WHSEC\" }  # whsec_<base64>",
+                );
+            }
+        }
         if let Some(transform) = &endpoint.transform {
             self.references(
                 &at("transform"),
@@ -783,46 +799,51 @@ impl Validator<'_> {
             self.error(at("to"), "a route needs at least one endpoint", "to = [\"billing\"]");
         }
         self.references(&at("to"), &route.to, &ids.endpoints, "endpoint");
+        let mut types = Vec::new();
         for (index, pattern) in route.types.iter().enumerate() {
-            if pattern.is_empty() {
-                self.error(
+            match TypePattern::parse(pattern) {
+                Ok(pattern) => types.push(pattern),
+                Err(error) => self.error(
                     format!("{}[{index}]", at("types")),
-                    "an event-type pattern cannot be empty",
+                    error.to_string(),
                     "types = [\"github.*\"]",
-                );
+                ),
             }
         }
+        let mut subjects = Vec::new();
         for (index, pattern) in route.subjects.iter().enumerate() {
-            if !is_subject_pattern(pattern) {
-                self.error(
+            match SubjectPattern::parse(pattern) {
+                Ok(pattern) => subjects.push(pattern),
+                Err(error) => self.error(
                     format!("{}[{index}]", at("subjects")),
-                    format!("`{pattern}` is not a NATS subject pattern"),
+                    error.to_string(),
                     "subjects = [\"orders.*.created\"]",
-                );
+                ),
             }
         }
+        let filter = route.filter.as_deref().and_then(|source| match Filter::compile(source) {
+            Ok(filter) => Some(filter),
+            Err(error) => {
+                self.error(
+                    at("filter"),
+                    format!("invalid CEL expression:\n{error}"),
+                    "filter = 'body.repository.private == false'",
+                );
+                None
+            }
+        });
         Route {
-            id: id.to_owned(),
-            sources: route.from,
-            types: route.types,
-            subjects: route.subjects,
-            filter: route.filter,
-            plugins: route.plugins,
-            endpoints: route.to,
+            spec: RouteSpec {
+                id: id.to_owned(),
+                sources: route.from,
+                types,
+                subjects,
+                filter,
+                plugins: route.plugins,
+                endpoints: route.to,
+            },
         }
     }
-}
-
-/// A NATS subject or subject pattern: non-empty dot-separated tokens without white space;
-/// `*` is a whole token, `>` only the last one.
-fn is_subject_pattern(subject: &str) -> bool {
-    let tokens: Vec<&str> = subject.split('.').collect();
-    tokens.iter().enumerate().all(|(index, token)| {
-        !token.is_empty()
-            && !token.chars().any(char::is_whitespace)
-            && (*token == "*" || *token == ">" || !token.contains(['*', '>']))
-            && (*token != ">" || index == tokens.len() - 1)
-    })
 }
 
 /// An HTTP header name: a non-empty RFC 9110 token.

@@ -130,11 +130,11 @@ fn commit_batch(
 fn fail_all(commands: impl Iterator<Item = Command>, message: &str) {
     tracing::error!(error = message, "store transaction could not start");
     for command in commands {
-        let failed = || Err(StoreError::Write(message.to_owned()));
+        let failed = || StoreError::Write(message.to_owned());
         match command {
-            Command::Ingest(_, reply) => drop(reply.send(failed())),
-            Command::RecordAttempt(_, reply) => drop(reply.send(failed())),
-            Command::Replay(_, reply) => drop(reply.send(failed())),
+            Command::Ingest(_, reply) => drop(reply.send(Err(failed()))),
+            Command::RecordAttempt(_, reply) => drop(reply.send(Err(failed()))),
+            Command::Replay(_, reply) => drop(reply.send(Err(failed()))),
             Command::Shutdown => {}
         }
     }

@@ -1,0 +1,171 @@
+//! One delivery attempt: the signed request, the send, the decision, the record.
+//!
+//! Owns the exact outbound request of DESIGN §5 ([`outbound_headers`] is pure) and the
+//! mapping from an HTTP outcome to the delivery's next step. The attempt is recorded in the
+//! store before the worker acts on its decision, so a crash repeats at most this attempt.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::EndpointRuntime;
+use super::http::{AttemptOutcome, AttemptResult, HttpSender, OutboundRequest};
+use super::retry::{self, AttemptError, Decision};
+use super::worker::Finished;
+use crate::event::{EventId, now_millis};
+use crate::signing;
+use crate::store::{AttemptRecord, DeliveryJob, NextStep, Payload, Store};
+use crate::telemetry::{self, Metrics};
+
+pub(super) struct AttemptContext {
+    pub store: Store,
+    pub sender: HttpSender,
+    pub metrics: Arc<Metrics>,
+}
+
+pub(super) struct Attempt {
+    pub job: DeliveryJob,
+    pub endpoint: Arc<EndpointRuntime>,
+}
+
+/// The headers of a delivery, in order: content type, Standard Webhooks headers, then the
+/// endpoint's own headers. `user-agent` is added by the HTTP client.
+pub fn outbound_headers(
+    endpoint: &EndpointRuntime,
+    event_id: EventId,
+    timestamp_seconds: i64,
+    payload: &Payload,
+) -> Vec<(String, String)> {
+    let message_id = event_id.to_string();
+    let content_type = payload.content_type.clone().unwrap_or_else(|| "application/json".into());
+    let mut headers = vec![
+        ("content-type".to_owned(), content_type),
+        ("webhook-id".to_owned(), message_id.clone()),
+        ("webhook-timestamp".to_owned(), timestamp_seconds.to_string()),
+    ];
+    if !endpoint.signing_keys.is_empty() {
+        let signature = signing::signature_header(
+            &endpoint.signing_keys,
+            &message_id,
+            timestamp_seconds,
+            &payload.body,
+        );
+        headers.push(("webhook-signature".to_owned(), signature));
+    }
+    headers.extend(endpoint.headers.iter().cloned());
+    headers
+}
+
+impl Attempt {
+    pub async fn run(self, context: Arc<AttemptContext>) -> Finished {
+        let Self { job, endpoint } = self;
+        let payload = match job.payload.clone() {
+            Some(payload) => Some(payload),
+            None => load_payload(&context.store, job.delivery_id).await,
+        };
+        let Some(payload) = payload else {
+            // The row is gone (retention) or unreadable; it stays as stored and is retried
+            // after a pause rather than spinning.
+            let at = now_millis() + 60_000;
+            return Finished { job, next: NextStep::RetryAt(at) };
+        };
+        let attempted_at = now_millis();
+        let request = OutboundRequest {
+            url: endpoint.url.clone(),
+            headers: outbound_headers(
+                &endpoint,
+                job.event_id,
+                (attempted_at / 1000) as i64,
+                &payload,
+            ),
+            body: payload.body.clone(),
+            timeout: endpoint.timeout,
+        };
+        let result = context.sender.send(request).await;
+        let (next, status, error) = decide(&endpoint, &job, &result, attempted_at);
+        let outcome = match next {
+            NextStep::Delivered => telemetry::AttemptOutcome::Delivered,
+            NextStep::RetryAt(_) => telemetry::AttemptOutcome::Retrying,
+            NextStep::DeadLetter => telemetry::AttemptOutcome::DeadLetter,
+            NextStep::DisableEndpoint => telemetry::AttemptOutcome::EndpointDisabled,
+        };
+        context.metrics.count_attempt(&endpoint.id, outcome, result.duration.as_secs_f64());
+        if let Some(error) = &error {
+            tracing::info!(endpoint = %endpoint.id, event = %job.event_id, attempt = job.attempts + 1, error, "delivery attempt failed");
+        }
+        let record = AttemptRecord {
+            delivery_id: job.delivery_id,
+            endpoint: endpoint.id.clone(),
+            attempted_at,
+            duration: result.duration,
+            status,
+            error,
+            response_excerpt: result.response_excerpt.clone(),
+            next,
+        };
+        if let Err(error) = context.store.record_attempt(record).await {
+            // Not recorded: the delivery is still pending on disk and will be retried after a
+            // restart (at least once); in memory we retry it soon.
+            tracing::error!(%error, delivery = job.delivery_id, "attempt not recorded");
+            return Finished { job, next: NextStep::RetryAt(now_millis() + 1_000) };
+        }
+        Finished { job, next }
+    }
+}
+
+async fn load_payload(store: &Store, delivery_id: i64) -> Option<Payload> {
+    let store = store.clone();
+    let loaded = tokio::task::spawn_blocking(move || store.reader()?.payload(delivery_id)).await;
+    match loaded {
+        Ok(Ok(payload)) => payload,
+        Ok(Err(error)) => {
+            tracing::error!(%error, delivery = delivery_id, "cannot read the delivery's body");
+            None
+        }
+        Err(error) => {
+            tracing::error!(%error, delivery = delivery_id, "body read task failed");
+            None
+        }
+    }
+}
+
+/// The delivery's next step, the status to record and the error text, if any.
+fn decide(
+    endpoint: &EndpointRuntime,
+    job: &DeliveryJob,
+    result: &AttemptResult,
+    attempted_at: u64,
+) -> (NextStep, Option<u16>, Option<String>) {
+    let (input, status, error) = match &result.outcome {
+        AttemptOutcome::Status { code, retry_after } => {
+            let retry_after = retry_after
+                .as_deref()
+                .and_then(|value| retry::parse_retry_after(value, std::time::SystemTime::now()));
+            let error = (!(200..300).contains(code)).then(|| format!("HTTP {code}"));
+            (AttemptError::Status { code: *code, retry_after }, Some(*code), error)
+        }
+        AttemptOutcome::Timeout => {
+            (AttemptError::Timeout, None, Some(format!("timed out after {:?}", endpoint.timeout)))
+        }
+        AttemptOutcome::Connect(reason) => {
+            (AttemptError::Connection, None, Some(format!("connection failed: {reason}")))
+        }
+        AttemptOutcome::Dns(reason) => {
+            (AttemptError::Dns, None, Some(format!("name did not resolve: {reason}")))
+        }
+        AttemptOutcome::Blocked(reason) => {
+            (AttemptError::Permanent, None, Some(format!("blocked by the egress policy: {reason}")))
+        }
+    };
+    let jitter = fastrand::f64() * 2.0 - 1.0;
+    let next = match retry::decide(&endpoint.schedule, job.attempts + 1, &input, jitter) {
+        Decision::Delivered => NextStep::Delivered,
+        Decision::Disable => NextStep::DisableEndpoint,
+        Decision::DeadLetter => NextStep::DeadLetter,
+        Decision::RetryAfter(delay) => NextStep::RetryAt(attempted_at + millis(delay)),
+    };
+    (next, status, error)
+}
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}

@@ -1,0 +1,205 @@
+//! The outbound HTTP client: one attempt, with the SSRF guard enforced at connect time.
+//!
+//! Owns every reqwest type in the host. Names are resolved by our own resolver, which refuses
+//! a name if ANY of its addresses fails the [`EgressPolicy`]: the addresses checked are the
+//! ones connected to, so DNS rebinding gains nothing. Literal-IP URLs are checked before
+//! sending. Redirects are never followed; at most 1 KiB of an answer is read.
+
+use std::error::Error as StdError;
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+use url::Url;
+
+use crate::egress::{BlockedAddress, EgressPolicy};
+
+/// How much of an answer is kept with the attempt.
+pub const RESPONSE_EXCERPT_BYTES: usize = 1024;
+const MAX_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+#[error("cannot build the HTTP client: {0}")]
+pub struct SenderError(String);
+
+/// One request to send.
+#[derive(Debug, Clone)]
+pub struct OutboundRequest {
+    pub url: Url,
+    pub headers: Vec<(String, String)>,
+    pub body: Bytes,
+    pub timeout: Duration,
+}
+
+/// How an attempt ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AttemptOutcome {
+    /// Any HTTP answer, 3xx included (redirects are not followed).
+    Status {
+        code: u16,
+        retry_after: Option<String>,
+    },
+    Timeout,
+    Connect(String),
+    Dns(String),
+    /// The egress policy refused the address; no connection was made.
+    Blocked(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct AttemptResult {
+    pub outcome: AttemptOutcome,
+    pub duration: Duration,
+    pub response_excerpt: Bytes,
+}
+
+/// The process's delivery client (pooled keep-alive connections).
+#[derive(Debug, Clone)]
+pub struct HttpSender {
+    client: reqwest::Client,
+    policy: Arc<EgressPolicy>,
+}
+
+impl HttpSender {
+    pub fn new(policy: EgressPolicy, user_agent: String) -> Result<Self, SenderError> {
+        let policy = Arc::new(policy);
+        let client = reqwest::Client::builder()
+            .user_agent(user_agent)
+            .redirect(reqwest::redirect::Policy::none())
+            .dns_resolver(Arc::new(GuardedResolver { policy: policy.clone() }))
+            .pool_idle_timeout(Duration::from_secs(90))
+            .pool_max_idle_per_host(64)
+            .tcp_nodelay(true)
+            .build()
+            .map_err(|error| SenderError(error.to_string()))?;
+        Ok(Self { client, policy })
+    }
+
+    pub async fn send(&self, request: OutboundRequest) -> AttemptResult {
+        let started = Instant::now();
+        let finish = |outcome, response_excerpt| AttemptResult {
+            outcome,
+            duration: started.elapsed(),
+            response_excerpt,
+        };
+        let literal = match request.url.host() {
+            Some(url::Host::Ipv4(v4)) => Some(IpAddr::V4(v4)),
+            Some(url::Host::Ipv6(v6)) => Some(IpAddr::V6(v6)),
+            _ => None,
+        };
+        if let Some(Err(blocked)) = literal.map(|address| self.policy.check(address)) {
+            return finish(AttemptOutcome::Blocked(blocked.to_string()), Bytes::new());
+        }
+        let mut builder = self.client.post(request.url).timeout(request.timeout).body(request.body);
+        for (name, value) in &request.headers {
+            builder = builder.header(name.as_str(), value.as_str());
+        }
+        let connect_timeout = request.timeout.min(MAX_CONNECT_TIMEOUT);
+        let exchange = async {
+            let mut response = builder.send().await?;
+            let code = response.status().as_u16();
+            let retry_after = response
+                .headers()
+                .get(reqwest::header::RETRY_AFTER)
+                .and_then(|value| value.to_str().ok())
+                .map(str::to_owned);
+            let mut excerpt = BytesMut::new();
+            while excerpt.len() < RESPONSE_EXCERPT_BYTES {
+                match response.chunk().await {
+                    Ok(Some(chunk)) => {
+                        let room = RESPONSE_EXCERPT_BYTES - excerpt.len();
+                        excerpt.extend_from_slice(&chunk[..chunk.len().min(room)]);
+                    }
+                    // The status is what counts; a body cut short is still an answer.
+                    Ok(None) | Err(_) => break,
+                }
+            }
+            Ok::<_, reqwest::Error>((code, retry_after, excerpt.freeze()))
+        };
+        // The request timeout covers the whole exchange; this outer bound also covers a
+        // connection attempt that never completes.
+        match tokio::time::timeout(request.timeout + connect_timeout, exchange).await {
+            Ok(Ok((code, retry_after, excerpt))) => {
+                finish(AttemptOutcome::Status { code, retry_after }, excerpt)
+            }
+            Ok(Err(error)) => finish(classify(&error), Bytes::new()),
+            Err(_) => finish(AttemptOutcome::Timeout, Bytes::new()),
+        }
+    }
+}
+
+/// Maps a reqwest error onto an outcome by what its cause chain holds.
+fn classify(error: &reqwest::Error) -> AttemptOutcome {
+    let mut cause: Option<&(dyn StdError + 'static)> = Some(error);
+    while let Some(current) = cause {
+        if let Some(refused) = current.downcast_ref::<RefusedName>() {
+            return AttemptOutcome::Blocked(refused.0.to_string());
+        }
+        if let Some(failure) = current.downcast_ref::<LookupFailure>() {
+            return AttemptOutcome::Dns(failure.to_string());
+        }
+        cause = current.source();
+    }
+    if error.is_timeout() {
+        return AttemptOutcome::Timeout;
+    }
+    let mut message = error.to_string();
+    let mut cause = error.source();
+    while let Some(current) = cause {
+        message = format!("{message}: {current}");
+        cause = current.source();
+    }
+    AttemptOutcome::Connect(message)
+}
+
+/// Resolves with the system resolver, then applies the egress policy to every address.
+struct GuardedResolver {
+    policy: Arc<EgressPolicy>,
+}
+
+#[derive(Debug)]
+struct RefusedName(BlockedAddress);
+
+impl fmt::Display for RefusedName {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(formatter)
+    }
+}
+
+impl StdError for RefusedName {}
+
+#[derive(Debug)]
+struct LookupFailure(String);
+
+impl fmt::Display for LookupFailure {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str(&self.0)
+    }
+}
+
+impl StdError for LookupFailure {}
+
+impl Resolve for GuardedResolver {
+    fn resolve(&self, name: Name) -> Resolving {
+        let policy = self.policy.clone();
+        Box::pin(async move {
+            let host = name.as_str().to_owned();
+            let addresses: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
+                .await
+                .map_err(|error| Box::new(LookupFailure(format!("`{host}`: {error}"))) as Box<_>)?
+                .collect();
+            if addresses.is_empty() {
+                return Err(Box::new(LookupFailure(format!("`{host}` has no addresses"))) as Box<_>);
+            }
+            for address in &addresses {
+                if let Err(blocked) = policy.check(address.ip()) {
+                    return Err(Box::new(RefusedName(blocked)) as Box<_>);
+                }
+            }
+            Ok(Box::new(addresses.into_iter()) as Addrs)
+        })
+    }
+}

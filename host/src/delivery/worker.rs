@@ -1,0 +1,102 @@
+//! One endpoint's worker: its due-queue, its concurrency limit, its attempts.
+//!
+//! Owns the in-memory queue of one endpoint's pending deliveries, ordered by due time, and
+//! runs at most `max_in_flight` attempts at once. Endpoints never share a queue or a limit,
+//! so a hanging or failing endpoint only ever delays itself. The store stays the source of
+//! truth: every attempt is recorded before its delivery is rescheduled or dropped from memory.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+
+use super::attempt::{Attempt, AttemptContext};
+use crate::event::now_millis;
+use crate::store::{DeliveryJob, NextStep};
+
+/// What a finished attempt tells the worker.
+pub(super) struct Finished {
+    pub job: DeliveryJob,
+    pub next: NextStep,
+}
+
+pub(super) struct Worker {
+    pub endpoint: Arc<super::EndpointRuntime>,
+    pub context: Arc<AttemptContext>,
+    pub jobs: mpsc::UnboundedReceiver<DeliveryJob>,
+    pub stop: watch::Receiver<bool>,
+    pub disabled: bool,
+}
+
+impl Worker {
+    pub async fn run(mut self) {
+        let mut due: BinaryHeap<Reverse<(u64, i64)>> = BinaryHeap::new();
+        let mut waiting: HashMap<i64, DeliveryJob> = HashMap::new();
+        let mut attempts: JoinSet<Finished> = JoinSet::new();
+        let limit = self.endpoint.max_in_flight as usize;
+        let metrics = self.context.metrics.clone();
+        loop {
+            if !self.disabled {
+                let now = now_millis();
+                while attempts.len() < limit {
+                    let Some(Reverse((due_at, id))) = due.peek().copied() else { break };
+                    if due_at > now {
+                        break;
+                    }
+                    due.pop();
+                    if let Some(job) = waiting.remove(&id) {
+                        let attempt = Attempt { job, endpoint: self.endpoint.clone() };
+                        attempts.spawn(attempt.run(self.context.clone()));
+                    }
+                }
+            }
+            metrics.set_pending(&self.endpoint.id, (waiting.len() + attempts.len()) as i64);
+            let next_due = due.peek().map(|Reverse((due_at, _))| *due_at);
+            let wake = next_due
+                .filter(|_| attempts.len() < limit && !self.disabled)
+                .map(|due_at| Duration::from_millis(due_at.saturating_sub(now_millis())));
+            tokio::select! {
+                job = self.jobs.recv() => match job {
+                    Some(job) => {
+                        due.push(Reverse((job.due_at, job.delivery_id)));
+                        waiting.insert(job.delivery_id, job);
+                    }
+                    None => break,
+                },
+                Some(finished) = attempts.join_next() => match finished {
+                    Ok(Finished { mut job, next: NextStep::RetryAt(at) }) => {
+                        job.attempts += 1;
+                        job.due_at = at;
+                        // Bodies of deliveries that wait are read again when due.
+                        job.payload = None;
+                        due.push(Reverse((at, job.delivery_id)));
+                        waiting.insert(job.delivery_id, job);
+                    }
+                    Ok(Finished { next: NextStep::DisableEndpoint, .. }) => {
+                        tracing::warn!(endpoint = %self.endpoint.id, "endpoint answered 410 Gone: disabled, its deliveries parked");
+                        self.disabled = true;
+                        due.clear();
+                        waiting.clear();
+                    }
+                    Ok(_) => {}
+                    Err(error) => tracing::error!(%error, endpoint = %self.endpoint.id, "delivery attempt task failed"),
+                },
+                () = sleep_for(wake) => {}
+                _ = self.stop.changed() => break,
+            }
+        }
+        // Drain: attempts already under way finish and are recorded; queued ones stay
+        // pending in the store for the next start.
+        while attempts.join_next().await.is_some() {}
+    }
+}
+
+async fn sleep_for(duration: Option<Duration>) {
+    match duration {
+        Some(duration) => tokio::time::sleep(duration).await,
+        None => std::future::pending().await,
+    }
+}
