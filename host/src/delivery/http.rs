@@ -203,3 +203,117 @@ impl Resolve for GuardedResolver {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use axum::routing::post;
+
+    use super::*;
+
+    /// A loopback server; answers per path and counts every request it receives.
+    async fn server() -> (SocketAddr, Arc<AtomicUsize>) {
+        let hits = Arc::new(AtomicUsize::new(0));
+        let counter = hits.clone();
+        let app = axum::Router::new()
+            .route("/ok", post(|body: Bytes| async move { body }))
+            .route(
+                "/redirect",
+                post(|| async {
+                    (axum::http::StatusCode::MOVED_PERMANENTLY, [("location", "/ok")])
+                }),
+            )
+            .route("/huge", post(|| async { vec![b'x'; 1 << 20] }))
+            .route(
+                "/slow",
+                post(|| async {
+                    tokio::time::sleep(Duration::from_secs(30)).await;
+                    "late"
+                }),
+            )
+            .layer(axum::middleware::from_fn(move |request, next: axum::middleware::Next| {
+                counter.fetch_add(1, Ordering::SeqCst);
+                next.run(request)
+            }));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (address, hits)
+    }
+
+    fn loopback_allowed() -> HttpSender {
+        let policy = EgressPolicy {
+            allow_networks: vec!["127.0.0.0/8".parse().unwrap(), "::1/128".parse().unwrap()],
+            https_only: false,
+        };
+        HttpSender::new(policy, "Switchyard/test".into()).unwrap()
+    }
+
+    fn request(url: String, timeout: Duration) -> OutboundRequest {
+        OutboundRequest {
+            url: Url::parse(&url).unwrap(),
+            headers: vec![("content-type".into(), "application/octet-stream".into())],
+            body: Bytes::from_static(b"\xff\x00raw"),
+            timeout,
+        }
+    }
+
+    #[tokio::test]
+    async fn answers_statuses_and_excerpts() {
+        let (address, hits) = server().await;
+        let sender = loopback_allowed();
+        let ok = sender.send(request(format!("http://{address}/ok"), Duration::from_secs(5))).await;
+        assert_eq!(ok.outcome, AttemptOutcome::Status { code: 200, retry_after: None });
+        assert_eq!(ok.response_excerpt.as_ref(), b"\xff\x00raw", "the body arrived byte for byte");
+        let redirect = sender
+            .send(request(format!("http://{address}/redirect"), Duration::from_secs(5)))
+            .await;
+        assert_eq!(redirect.outcome, AttemptOutcome::Status { code: 301, retry_after: None });
+        assert_eq!(hits.load(Ordering::SeqCst), 2, "the redirect was not followed");
+        let huge =
+            sender.send(request(format!("http://{address}/huge"), Duration::from_secs(5))).await;
+        assert_eq!(huge.response_excerpt.len(), RESPONSE_EXCERPT_BYTES);
+    }
+
+    #[tokio::test]
+    async fn timeouts_and_refused_connections() {
+        let (address, _) = server().await;
+        let sender = loopback_allowed();
+        let slow = sender
+            .send(request(format!("http://{address}/slow"), Duration::from_millis(200)))
+            .await;
+        assert_eq!(slow.outcome, AttemptOutcome::Timeout);
+        assert!(slow.duration < Duration::from_secs(5), "{:?}", slow.duration);
+        let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let closed_address = closed.local_addr().unwrap();
+        drop(closed);
+        let refused =
+            sender.send(request(format!("http://{closed_address}/"), Duration::from_secs(5))).await;
+        assert!(matches!(refused.outcome, AttemptOutcome::Connect(_)), "{:?}", refused.outcome);
+    }
+
+    #[tokio::test]
+    async fn the_guard_blocks_before_connecting() {
+        let (address, hits) = server().await;
+        let guarded = HttpSender::new(EgressPolicy::default(), "Switchyard/test".into()).unwrap();
+        for url in [
+            format!("http://127.0.0.1:{}/ok", address.port()),
+            format!("http://localhost:{}/ok", address.port()),
+        ] {
+            let blocked = guarded.send(request(url.clone(), Duration::from_secs(5))).await;
+            match blocked.outcome {
+                AttemptOutcome::Blocked(reason) => assert!(reason.contains("loopback"), "{reason}"),
+                other => panic!("{url}: {other:?}"),
+            }
+        }
+        assert_eq!(hits.load(Ordering::SeqCst), 0, "a blocked request reached the server");
+        let allowed = loopback_allowed()
+            .send(request(
+                format!("http://localhost:{}/ok", address.port()),
+                Duration::from_secs(5),
+            ))
+            .await;
+        assert_eq!(allowed.outcome, AttemptOutcome::Status { code: 200, retry_after: None });
+    }
+}
