@@ -27,6 +27,7 @@ pub async fn run(topology: Topology) -> anyhow::Result<()> {
     for warning in &topology.warnings {
         tracing::warn!("{warning}");
     }
+    refuse_unsupported(&topology)?;
     let metrics = Metrics::new();
     let endpoints = delivery::endpoints(&topology)?;
     let routes = Arc::new(crate::routing::RouteTable::new(
@@ -94,6 +95,38 @@ pub async fn run(topology: Topology) -> anyhow::Result<()> {
     tokio::task::spawn_blocking(move || store.shutdown()).await.context("store shutdown")?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Parts of the config schema that this build validates but cannot run yet. Running without
+/// them would be wrong (a `verify` plugin skipped means unauthenticated webhooks accepted),
+/// so the router refuses to start instead.
+fn refuse_unsupported(topology: &Topology) -> anyhow::Result<()> {
+    let mut unsupported = Vec::new();
+    for source in topology.sources.values() {
+        if !source.verify.is_empty() {
+            unsupported.push(format!("source `{}` has `verify` plugins", source.id));
+        }
+        if matches!(source.kind, crate::config::SourceKind::Nats { .. }) {
+            unsupported.push(format!("source `{}` is a nats source", source.id));
+        }
+    }
+    for route in topology.routes.values() {
+        if !route.spec.plugins.is_empty() {
+            unsupported.push(format!("route `{}` has `plugins`", route.spec.id));
+        }
+    }
+    for endpoint in topology.endpoints.values() {
+        if endpoint.transform.is_some() {
+            unsupported.push(format!("endpoint `{}` has a `transform` plugin", endpoint.id));
+        }
+    }
+    if unsupported.is_empty() {
+        return Ok(());
+    }
+    anyhow::bail!(
+        "this build cannot run plugins or nats sources yet, and will not run without them: {}",
+        unsupported.join("; ")
+    )
 }
 
 async fn shutdown_signal() {
