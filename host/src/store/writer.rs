@@ -293,6 +293,10 @@ fn record_attempt(
         ])?;
     let (state, next_attempt_at) = match record.next {
         NextStep::Delivered => (DeliveryState::Delivered, record.attempted_at),
+        // An attempt that was in flight when its endpoint got disabled parks like the rest.
+        NextStep::RetryAt(at) if context.disabled.contains(&record.endpoint) => {
+            (DeliveryState::Parked, at)
+        }
         NextStep::RetryAt(at) => (DeliveryState::Pending, at),
         NextStep::DeadLetter => (DeliveryState::Dead, record.attempted_at),
         NextStep::DisableEndpoint => (DeliveryState::Parked, record.attempted_at),
