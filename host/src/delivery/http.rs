@@ -228,6 +228,7 @@ mod tests {
             .route(
                 "/slow",
                 post(|| async {
+                    // A hanging endpoint: the client's 200 ms timeout must end the attempt.
                     tokio::time::sleep(Duration::from_secs(30)).await;
                     "late"
                 }),
