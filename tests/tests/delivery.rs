@@ -141,6 +141,12 @@ async fn failed_attempts_are_retried_with_the_same_id_and_body() {
     let attempts = host.reader().unwrap().attempts(delivery.id).unwrap();
     let statuses: Vec<_> = attempts.iter().map(|attempt| attempt.status).collect();
     assert_eq!(statuses, vec![Some(500), Some(500), Some(200)]);
+    let retrying = r#"switchyard_delivery_attempts_total{endpoint="flaky",outcome="retrying"}"#;
+    let delivered = r#"switchyard_delivery_attempts_total{endpoint="flaky",outcome="delivered"}"#;
+    assert_eq!(host.metric(retrying).await.unwrap(), 2.0);
+    assert_eq!(host.metric(delivered).await.unwrap(), 1.0);
+    let latency = r#"switchyard_delivery_attempt_seconds_count{endpoint="flaky"}"#;
+    assert_eq!(host.metric(latency).await.unwrap(), 3.0);
     assert!(receiver.next(Duration::from_millis(300)).await.is_none(), "no attempt after success");
 }
 
