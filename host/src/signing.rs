@@ -1,163 +1,412 @@
-//! Standard Webhooks signatures: `v1` (HMAC-SHA256) and `v1a` (ed25519).
+//! Standard Webhooks signatures: `v1` (HMAC-SHA256) and `v1a` (ed25519) over raw bytes.
 //!
-//! Pure functions over raw bytes: the signed content is exactly `{id}.{timestamp}.{body}`.
-//! Owns key parsing (`whsec_`, `whsk_`, `whpk_`) and the `webhook-signature` header value.
-//! Keys never appear in `Debug` output. There is no I/O and no clock here: callers pass time in.
+//! Owns the key formats (`whsec_`, `whsk_`, `whpk_`), the `webhook-signature` value put on
+//! every outbound delivery, and its verification for inbound requests and tests. The signed
+//! content is exactly `{message id}.{timestamp}.{body}` over the raw body bytes.
+//!
+//! Must not: read a clock or draw randomness (times are arguments), do I/O or log, or let key
+//! bytes reach `Debug` output or error messages.
+//!
+//! Key formats, all base64 (standard alphabet; the trailing `=` padding is optional, and
+//! whitespace around the whole key is ignored because secret files usually end in a newline):
+//! - `whsec_<base64>`: the decoded bytes are the HMAC-SHA256 key. The spec asks for 24 to 64
+//!   bytes (192 to 512 bits); shorter or longer keys are refused.
+//! - `whsk_<base64>`: an ed25519 secret key. The spec only says "a standard ed25519 key pair",
+//!   so we follow the reference implementation (the Standard Webhooks Go library decodes it
+//!   with `ed25519.NewKeyFromSeed`): the payload is the 32-byte RFC 8032 seed. The 64-byte
+//!   "seed then public key" export of some libraries is refused with a length error rather
+//!   than guessed at; a test below checks the Go library's published `v1a` answer.
+//! - `whpk_<base64>`: the 32-byte compressed ed25519 public key, for verification only.
+//!
+//! Verification checks the timestamp first (so a stale replay is reported as stale whatever
+//! its signatures), then accepts the header if any `v1` entry matches any symmetric key or any
+//! `v1a` entry matches any ed25519 key. Entries with other versions are skipped, as the spec
+//! asks for forward compatibility. HMACs are compared in constant time (`Mac::verify_slice`);
+//! ed25519 uses `verify_strict`, which refuses weak keys and malleable signatures.
 
 use std::fmt;
 
-use base64::Engine;
+use base64::Engine as _;
+use base64::alphabet;
 use base64::engine::general_purpose::STANDARD;
-use ed25519_dalek::{Signer, Verifier};
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+use ed25519_dalek::Signer as _;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-const SYMMETRIC_PREFIX: &str = "whsec_";
-const SECRET_KEY_PREFIX: &str = "whsk_";
-const PUBLIC_KEY_PREFIX: &str = "whpk_";
+/// Prefix of a symmetric (HMAC-SHA256) secret.
+pub const SYMMETRIC_PREFIX: &str = "whsec_";
+/// Prefix of an ed25519 secret key (the 32-byte seed).
+pub const SECRET_KEY_PREFIX: &str = "whsk_";
+/// Prefix of an ed25519 public key.
+pub const PUBLIC_KEY_PREFIX: &str = "whpk_";
+/// Signature version of HMAC-SHA256 entries.
+pub const SYMMETRIC_VERSION: &str = "v1";
+/// Signature version of ed25519 entries.
+pub const ASYMMETRIC_VERSION: &str = "v1a";
 
+const SYMMETRIC_MINIMUM_BYTES: usize = 24;
+const SYMMETRIC_MAXIMUM_BYTES: usize = 64;
+const SYMMETRIC_EXPECTED: &str = "24 to 64 bytes";
+const ED25519_KEY_BYTES: usize = 32;
+const ED25519_SECRET_EXPECTED: &str = "32 bytes (an ed25519 seed)";
+const ED25519_PUBLIC_EXPECTED: &str = "32 bytes (an ed25519 public key)";
+
+/// Decodes key material: standard alphabet, padding optional.
+const LENIENT_BASE64: GeneralPurpose = GeneralPurpose::new(
+    &alphabet::STANDARD,
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
+
+/// Why a signing key was refused. Never carries key material.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SigningKeyError {
+    #[error("the key is empty; expected `whsec_<base64>` or `whsk_<base64>`")]
+    Empty,
     #[error("a key must start with `whsec_` (HMAC) or `whsk_` (ed25519)")]
     UnknownPrefix,
-    #[error("the key after its prefix is not valid base64")]
-    Base64,
-    #[error("the key is empty")]
+    #[error("a `whpk_` key is public and cannot sign; use the matching `whsk_` secret key")]
+    PublicKeyCannotSign,
+    #[error("the `{prefix}` key has nothing after its prefix")]
+    MissingKeyMaterial { prefix: &'static str },
+    #[error("the `{prefix}` key is not valid base64 after its prefix")]
+    InvalidBase64 { prefix: &'static str },
+    #[error("the `{prefix}` key decodes to {actual} bytes; expected {expected}")]
+    WrongLength { prefix: &'static str, actual: usize, expected: &'static str },
+}
+
+/// Why a verifying key was refused. Never carries key material.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VerifyingKeyError {
+    #[error("the key is empty; expected `whsec_<base64>` or `whpk_<base64>`")]
     Empty,
-    #[error("an ed25519 key is 32 bytes (or a 64-byte key pair), found {0}")]
+    #[error("a verifying key must start with `whsec_` (HMAC) or `whpk_` (ed25519 public key)")]
+    UnknownPrefix,
+    #[error("a `whsk_` key is secret; verify with its `whpk_` public key instead")]
+    SecretKeyGiven,
+    #[error("the `{prefix}` key has nothing after its prefix")]
+    MissingKeyMaterial { prefix: &'static str },
+    #[error("the `{prefix}` key is not valid base64 after its prefix")]
+    InvalidBase64 { prefix: &'static str },
+    #[error("the `{prefix}` key decodes to {actual} bytes; expected {expected}")]
+    WrongLength { prefix: &'static str, actual: usize, expected: &'static str },
+    #[error("the `whpk_` key is not a valid ed25519 public key")]
+    InvalidPublicKey,
+}
+
+/// Why an inbound `webhook-signature` was not accepted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VerifyError {
+    #[error("the `webhook-signature` header is missing or empty")]
+    MissingSignature,
+    #[error(
+        "the `webhook-signature` header has no `version,base64` entry, \
+         e.g. `v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4=`"
+    )]
+    MalformedSignatureHeader,
+    #[error(
+        "`webhook-timestamp` is {age_seconds} s old, beyond the tolerance of \
+         {tolerance_seconds} s"
+    )]
+    TimestampTooOld { age_seconds: u64, tolerance_seconds: u64 },
+    #[error(
+        "`webhook-timestamp` is {ahead_seconds} s in the future, beyond the tolerance of \
+         {tolerance_seconds} s"
+    )]
+    TimestampInFuture { ahead_seconds: u64, tolerance_seconds: u64 },
+    #[error("no entry of `webhook-signature` matches a configured key")]
+    NoMatchingSignature,
+}
+
+/// A key that signs outbound deliveries.
+#[derive(Clone)]
+pub enum SigningKey {
+    /// `whsec_…`: signs `v1` entries.
+    Symmetric(SymmetricKey),
+    /// `whsk_…`: signs `v1a` entries.
+    Ed25519(Ed25519SecretKey),
+}
+
+/// A key that checks inbound signatures.
+#[derive(Clone)]
+pub enum VerifyingKey {
+    /// `whsec_…`: checks `v1` entries.
+    Symmetric(SymmetricKey),
+    /// `whpk_…`: checks `v1a` entries.
+    Ed25519(Ed25519PublicKey),
+}
+
+/// An HMAC-SHA256 key, held as the keyed MAC state (the raw secret is not kept).
+#[derive(Clone)]
+pub struct SymmetricKey {
+    mac: Hmac<Sha256>,
+}
+
+/// An ed25519 secret key.
+#[derive(Clone)]
+pub struct Ed25519SecretKey {
+    key: ed25519_dalek::SigningKey,
+}
+
+/// An ed25519 public key.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Ed25519PublicKey {
+    key: ed25519_dalek::VerifyingKey,
+}
+
+/// What went wrong decoding the part after a prefix; mapped into the public errors.
+enum MaterialProblem {
+    Missing,
+    Base64,
     Length(usize),
 }
 
-/// A key that signs deliveries.
-#[derive(Clone)]
-pub enum SigningKey {
-    /// `whsec_<base64>`: the decoded bytes are the HMAC key.
-    Symmetric(Vec<u8>),
-    /// `whsk_<base64>`: a 32-byte ed25519 seed, or a 64-byte seed + public key pair.
-    Ed25519(Box<ed25519_dalek::SigningKey>),
+// === impl SigningKey ===
+
+impl SigningKey {
+    /// Parses `whsec_<base64>` or `whsk_<base64>`.
+    pub fn parse(text: &str) -> Result<Self, SigningKeyError> {
+        let text = text.trim();
+        if text.is_empty() {
+            return Err(SigningKeyError::Empty);
+        }
+        if let Some(encoded) = text.strip_prefix(SYMMETRIC_PREFIX) {
+            let bytes = decode_symmetric(encoded)
+                .map_err(|problem| signing_error(SYMMETRIC_PREFIX, SYMMETRIC_EXPECTED, problem))?;
+            return Self::from_symmetric_bytes(&bytes);
+        }
+        if let Some(encoded) = text.strip_prefix(SECRET_KEY_PREFIX) {
+            let seed = decode_ed25519(encoded).map_err(|problem| {
+                signing_error(SECRET_KEY_PREFIX, ED25519_SECRET_EXPECTED, problem)
+            })?;
+            return Ok(Self::from_ed25519_seed(&seed));
+        }
+        if text.starts_with(PUBLIC_KEY_PREFIX) {
+            return Err(SigningKeyError::PublicKeyCannotSign);
+        }
+        Err(SigningKeyError::UnknownPrefix)
+    }
+
+    /// A symmetric key from raw bytes (24 to 64 of them), e.g. freshly drawn by the caller.
+    pub fn from_symmetric_bytes(bytes: &[u8]) -> Result<Self, SigningKeyError> {
+        SymmetricKey::from_bytes(bytes)
+            .map(Self::Symmetric)
+            .map_err(|problem| signing_error(SYMMETRIC_PREFIX, SYMMETRIC_EXPECTED, problem))
+    }
+
+    /// An ed25519 key from its 32-byte seed, e.g. freshly drawn by the caller.
+    pub fn from_ed25519_seed(seed: &[u8; ED25519_KEY_BYTES]) -> Self {
+        Self::Ed25519(Ed25519SecretKey { key: ed25519_dalek::SigningKey::from_bytes(seed) })
+    }
+
+    /// The signature version this key produces: `v1` or `v1a`.
+    pub fn version(&self) -> &'static str {
+        match self {
+            Self::Symmetric(_) => SYMMETRIC_VERSION,
+            Self::Ed25519(_) => ASYMMETRIC_VERSION,
+        }
+    }
+
+    /// The key that checks this key's signatures (the same secret for `whsec_`).
+    pub fn verifying_key(&self) -> VerifyingKey {
+        match self {
+            Self::Symmetric(key) => VerifyingKey::Symmetric(key.clone()),
+            Self::Ed25519(key) => {
+                VerifyingKey::Ed25519(Ed25519PublicKey { key: key.key.verifying_key() })
+            }
+        }
+    }
+
+    /// The `whpk_…` public key to hand to receivers; `None` for a symmetric key.
+    pub fn public_key(&self) -> Option<String> {
+        match self.verifying_key() {
+            VerifyingKey::Ed25519(key) => Some(key.encode()),
+            VerifyingKey::Symmetric(_) => None,
+        }
+    }
+
+    /// One header entry, `version,base64`.
+    fn sign(&self, content: &SignedContent<'_>) -> String {
+        let signature = match self {
+            Self::Symmetric(key) => STANDARD.encode(key.tag(content)),
+            Self::Ed25519(key) => STANDARD.encode(key.key.sign(&content.to_bytes()).to_bytes()),
+        };
+        format!("{},{signature}", self.version())
+    }
 }
 
 impl fmt::Debug for SigningKey {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        formatter.write_str(match self {
-            Self::Symmetric(_) => "SigningKey::Symmetric(<redacted>)",
-            Self::Ed25519(_) => "SigningKey::Ed25519(<redacted>)",
-        })
+        match self {
+            Self::Symmetric(_) => formatter.write_str("SigningKey::Symmetric(<redacted>)"),
+            Self::Ed25519(_) => formatter.write_str("SigningKey::Ed25519(<redacted>)"),
+        }
     }
 }
 
-fn decode(encoded: &str) -> Result<Vec<u8>, SigningKeyError> {
-    let bytes = STANDARD.decode(encoded.trim()).map_err(|_| SigningKeyError::Base64)?;
-    if bytes.is_empty() { Err(SigningKeyError::Empty) } else { Ok(bytes) }
-}
+// === impl VerifyingKey ===
 
-impl SigningKey {
-    pub fn parse(text: &str) -> Result<Self, SigningKeyError> {
+impl VerifyingKey {
+    /// Parses `whsec_<base64>` or `whpk_<base64>`.
+    pub fn parse(text: &str) -> Result<Self, VerifyingKeyError> {
+        let text = text.trim();
+        if text.is_empty() {
+            return Err(VerifyingKeyError::Empty);
+        }
         if let Some(encoded) = text.strip_prefix(SYMMETRIC_PREFIX) {
-            return decode(encoded).map(Self::Symmetric);
+            return decode_symmetric(encoded)
+                .and_then(|bytes| SymmetricKey::from_bytes(&bytes))
+                .map(Self::Symmetric)
+                .map_err(|problem| verifying_error(SYMMETRIC_PREFIX, SYMMETRIC_EXPECTED, problem));
         }
-        let encoded = text.strip_prefix(SECRET_KEY_PREFIX).ok_or(SigningKeyError::UnknownPrefix)?;
-        let bytes = decode(encoded)?;
-        let key = match bytes.len() {
-            32 => ed25519_dalek::SigningKey::from_bytes(
-                &bytes.try_into().map_err(|_| SigningKeyError::Length(32))?,
-            ),
-            64 => {
-                let pair: [u8; 64] = bytes.try_into().map_err(|_| SigningKeyError::Length(64))?;
-                ed25519_dalek::SigningKey::from_keypair_bytes(&pair)
-                    .map_err(|_| SigningKeyError::Length(64))?
-            }
-            other => return Err(SigningKeyError::Length(other)),
+        if let Some(encoded) = text.strip_prefix(PUBLIC_KEY_PREFIX) {
+            let bytes = decode_ed25519(encoded).map_err(|problem| {
+                verifying_error(PUBLIC_KEY_PREFIX, ED25519_PUBLIC_EXPECTED, problem)
+            })?;
+            let key = ed25519_dalek::VerifyingKey::from_bytes(&bytes)
+                .map_err(|_| VerifyingKeyError::InvalidPublicKey)?;
+            return Ok(Self::Ed25519(Ed25519PublicKey { key }));
+        }
+        if text.starts_with(SECRET_KEY_PREFIX) {
+            return Err(VerifyingKeyError::SecretKeyGiven);
+        }
+        Err(VerifyingKeyError::UnknownPrefix)
+    }
+
+    /// The signature version this key checks: `v1` or `v1a`.
+    pub fn version(&self) -> &'static str {
+        match self {
+            Self::Symmetric(_) => SYMMETRIC_VERSION,
+            Self::Ed25519(_) => ASYMMETRIC_VERSION,
+        }
+    }
+
+    /// Whether `signature` (decoded from one header entry of this key's version) is valid.
+    fn accepts(&self, content: &SignedContent<'_>, signature: &[u8]) -> bool {
+        match self {
+            Self::Symmetric(key) => key.keyed(content).verify_slice(signature).is_ok(),
+            Self::Ed25519(key) => key.accepts(&content.to_bytes(), signature),
+        }
+    }
+}
+
+impl fmt::Debug for VerifyingKey {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Symmetric(_) => formatter.write_str("VerifyingKey::Symmetric(<redacted>)"),
+            Self::Ed25519(_) => formatter.write_str("VerifyingKey::Ed25519(<redacted>)"),
+        }
+    }
+}
+
+// === impl SymmetricKey ===
+
+impl SymmetricKey {
+    fn from_bytes(bytes: &[u8]) -> Result<Self, MaterialProblem> {
+        if !(SYMMETRIC_MINIMUM_BYTES..=SYMMETRIC_MAXIMUM_BYTES).contains(&bytes.len()) {
+            return Err(MaterialProblem::Length(bytes.len()));
+        }
+        // HMAC takes keys of any length, so this error cannot happen; it is mapped anyway.
+        let mac = <Hmac<Sha256> as Mac>::new_from_slice(bytes)
+            .map_err(|_| MaterialProblem::Length(bytes.len()))?;
+        Ok(Self { mac })
+    }
+
+    /// A MAC that has absorbed `content`, ready to finalize or verify.
+    fn keyed(&self, content: &SignedContent<'_>) -> Hmac<Sha256> {
+        let mut mac = self.mac.clone();
+        mac.update(content.message_id.as_bytes());
+        mac.update(b".");
+        mac.update(content.timestamp.as_bytes());
+        mac.update(b".");
+        mac.update(content.body);
+        mac
+    }
+
+    fn tag(&self, content: &SignedContent<'_>) -> Vec<u8> {
+        self.keyed(content).finalize().into_bytes().to_vec()
+    }
+}
+
+impl fmt::Debug for SymmetricKey {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str("SymmetricKey(<redacted>)")
+    }
+}
+
+// === impl Ed25519SecretKey ===
+
+impl fmt::Debug for Ed25519SecretKey {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str("Ed25519SecretKey(<redacted>)")
+    }
+}
+
+// === impl Ed25519PublicKey ===
+
+impl Ed25519PublicKey {
+    /// The `whpk_…` form.
+    fn encode(&self) -> String {
+        format!("{PUBLIC_KEY_PREFIX}{}", STANDARD.encode(self.key.as_bytes()))
+    }
+
+    fn accepts(&self, message: &[u8], signature: &[u8]) -> bool {
+        let Ok(signature) = ed25519_dalek::Signature::from_slice(signature) else {
+            return false;
         };
-        Ok(Self::Ed25519(Box::new(key)))
-    }
-
-    /// The `whpk_…` public key of an ed25519 key; `None` for HMAC keys.
-    pub fn public_key(&self) -> Option<String> {
-        match self {
-            Self::Symmetric(_) => None,
-            Self::Ed25519(key) => Some(format!(
-                "{PUBLIC_KEY_PREFIX}{}",
-                STANDARD.encode(key.verifying_key().as_bytes())
-            )),
-        }
-    }
-
-    fn sign(&self, content: &[u8]) -> String {
-        match self {
-            Self::Symmetric(key) => format!("v1,{}", STANDARD.encode(hmac_sha256(key, content))),
-            Self::Ed25519(key) => format!("v1a,{}", STANDARD.encode(key.sign(content).to_bytes())),
-        }
+        self.key.verify_strict(message, &signature).is_ok()
     }
 }
 
-fn hmac_sha256(key: &[u8], content: &[u8]) -> Vec<u8> {
-    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes keys of any length");
-    mac.update(content);
-    mac.finalize().into_bytes().to_vec()
+impl fmt::Debug for Ed25519PublicKey {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str("Ed25519PublicKey(<redacted>)")
+    }
 }
 
-fn signed_content(message_id: &str, timestamp_seconds: i64, body: &[u8]) -> Vec<u8> {
-    let mut content = Vec::with_capacity(message_id.len() + body.len() + 24);
-    content.extend_from_slice(message_id.as_bytes());
-    content.push(b'.');
-    content.extend_from_slice(timestamp_seconds.to_string().as_bytes());
-    content.push(b'.');
-    content.extend_from_slice(body);
-    content
+// === signing and verification ===
+
+/// `{message id}.{timestamp}.{body}`, kept in parts so HMAC never copies the body.
+struct SignedContent<'a> {
+    message_id: &'a str,
+    timestamp: String,
+    body: &'a [u8],
 }
 
-/// The `webhook-signature` header value: one space-separated entry per key, in key order.
+impl<'a> SignedContent<'a> {
+    fn new(message_id: &'a str, timestamp_seconds: i64, body: &'a [u8]) -> Self {
+        Self { message_id, timestamp: timestamp_seconds.to_string(), body }
+    }
+
+    /// The contiguous bytes, for ed25519 (which signs a whole message).
+    fn to_bytes(&self) -> Vec<u8> {
+        let length = self.message_id.len() + self.timestamp.len() + self.body.len() + 2;
+        let mut bytes = Vec::with_capacity(length);
+        bytes.extend_from_slice(self.message_id.as_bytes());
+        bytes.push(b'.');
+        bytes.extend_from_slice(self.timestamp.as_bytes());
+        bytes.push(b'.');
+        bytes.extend_from_slice(self.body);
+        bytes
+    }
+}
+
+/// The `webhook-signature` value: one `v1,…` or `v1a,…` entry per key, in key order,
+/// separated by single spaces. Empty when `keys` is empty (then send no header at all).
 pub fn signature_header(
     keys: &[SigningKey],
     message_id: &str,
     timestamp_seconds: i64,
     body: &[u8],
 ) -> String {
-    let content = signed_content(message_id, timestamp_seconds, body);
+    let content = SignedContent::new(message_id, timestamp_seconds, body);
     keys.iter().map(|key| key.sign(&content)).collect::<Vec<_>>().join(" ")
 }
 
-/// A key that verifies signatures: `whsec_` (HMAC) or `whpk_` (ed25519 public key).
-#[derive(Clone)]
-pub enum VerifyingKey {
-    Symmetric(Vec<u8>),
-    Ed25519(ed25519_dalek::VerifyingKey),
-}
-
-impl fmt::Debug for VerifyingKey {
-    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        formatter.write_str("VerifyingKey(<redacted>)")
-    }
-}
-
-impl VerifyingKey {
-    pub fn parse(text: &str) -> Result<Self, SigningKeyError> {
-        if let Some(encoded) = text.strip_prefix(SYMMETRIC_PREFIX) {
-            return decode(encoded).map(Self::Symmetric);
-        }
-        let encoded = text.strip_prefix(PUBLIC_KEY_PREFIX).ok_or(SigningKeyError::UnknownPrefix)?;
-        let bytes: [u8; 32] = decode(encoded)?
-            .try_into()
-            .map_err(|bytes: Vec<u8>| SigningKeyError::Length(bytes.len()))?;
-        ed25519_dalek::VerifyingKey::from_bytes(&bytes)
-            .map(Self::Ed25519)
-            .map_err(|_| SigningKeyError::Length(32))
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum VerifyError {
-    #[error("the signature header is empty or malformed")]
-    Malformed,
-    #[error("the timestamp is outside the tolerance")]
-    StaleTimestamp,
-    #[error("no signature matches")]
-    NoMatch,
-}
-
-/// Checks a `webhook-signature` value: the timestamp within `tolerance_seconds` of `now`
-/// (both directions), and at least one entry made by one of `keys`.
+/// Checks an inbound `webhook-signature` value against `keys`.
+///
+/// The timestamp passes when it is at most `tolerance_seconds` away from `now_seconds`, in
+/// either direction (exactly at the tolerance passes).
 pub fn verify(
     keys: &[VerifyingKey],
     message_id: &str,
@@ -165,127 +414,478 @@ pub fn verify(
     body: &[u8],
     header_value: &str,
     now_seconds: i64,
-    tolerance_seconds: i64,
+    tolerance_seconds: u64,
 ) -> Result<(), VerifyError> {
     if header_value.trim().is_empty() {
-        return Err(VerifyError::Malformed);
+        return Err(VerifyError::MissingSignature);
     }
-    if (now_seconds - timestamp_seconds).abs() > tolerance_seconds {
-        return Err(VerifyError::StaleTimestamp);
-    }
-    let content = signed_content(message_id, timestamp_seconds, body);
-    for entry in header_value.split(' ').filter(|entry| !entry.is_empty()) {
-        let Some((version, encoded)) = entry.split_once(',') else {
-            return Err(VerifyError::Malformed);
-        };
-        let Ok(signature) = STANDARD.decode(encoded) else { continue };
-        let matched = keys.iter().any(|key| match (version, key) {
-            ("v1", VerifyingKey::Symmetric(secret)) => {
-                let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes any key");
-                mac.update(&content);
-                mac.verify_slice(&signature).is_ok()
-            }
-            ("v1a", VerifyingKey::Ed25519(public)) => {
-                ed25519_dalek::Signature::from_slice(&signature)
-                    .is_ok_and(|signature| public.verify(&content, &signature).is_ok())
-            }
-            _ => false,
-        });
+    check_timestamp(timestamp_seconds, now_seconds, tolerance_seconds)?;
+    let content = SignedContent::new(message_id, timestamp_seconds, body);
+    let mut well_formed_entries = 0_usize;
+    for entry in header_value.split_ascii_whitespace() {
+        let Some((version, encoded)) = entry.split_once(',') else { continue };
+        if version.is_empty() || encoded.is_empty() {
+            continue;
+        }
+        well_formed_entries += 1;
+        let Ok(signature) = LENIENT_BASE64.decode(encoded) else { continue };
+        let matched = keys
+            .iter()
+            .filter(|key| key.version() == version)
+            .any(|key| key.accepts(&content, &signature));
         if matched {
             return Ok(());
         }
     }
-    Err(VerifyError::NoMatch)
+    if well_formed_entries == 0 {
+        return Err(VerifyError::MalformedSignatureHeader);
+    }
+    Err(VerifyError::NoMatchingSignature)
+}
+
+fn check_timestamp(
+    timestamp_seconds: i64,
+    now_seconds: i64,
+    tolerance_seconds: u64,
+) -> Result<(), VerifyError> {
+    let age = i128::from(now_seconds) - i128::from(timestamp_seconds);
+    let tolerance = i128::from(tolerance_seconds);
+    let saturate = |seconds: i128| u64::try_from(seconds).unwrap_or(u64::MAX);
+    if age > tolerance {
+        return Err(VerifyError::TimestampTooOld { age_seconds: saturate(age), tolerance_seconds });
+    }
+    if -age > tolerance {
+        return Err(VerifyError::TimestampInFuture {
+            ahead_seconds: saturate(-age),
+            tolerance_seconds,
+        });
+    }
+    Ok(())
+}
+
+// === key material ===
+
+fn decode_material(encoded: &str) -> Result<Vec<u8>, MaterialProblem> {
+    if encoded.is_empty() {
+        return Err(MaterialProblem::Missing);
+    }
+    LENIENT_BASE64.decode(encoded).map_err(|_| MaterialProblem::Base64)
+}
+
+fn decode_symmetric(encoded: &str) -> Result<Vec<u8>, MaterialProblem> {
+    decode_material(encoded)
+}
+
+fn decode_ed25519(encoded: &str) -> Result<[u8; ED25519_KEY_BYTES], MaterialProblem> {
+    let bytes = decode_material(encoded)?;
+    <[u8; ED25519_KEY_BYTES]>::try_from(bytes.as_slice())
+        .map_err(|_| MaterialProblem::Length(bytes.len()))
+}
+
+fn signing_error(
+    prefix: &'static str,
+    expected: &'static str,
+    problem: MaterialProblem,
+) -> SigningKeyError {
+    match problem {
+        MaterialProblem::Missing => SigningKeyError::MissingKeyMaterial { prefix },
+        MaterialProblem::Base64 => SigningKeyError::InvalidBase64 { prefix },
+        MaterialProblem::Length(actual) => {
+            SigningKeyError::WrongLength { prefix, actual, expected }
+        }
+    }
+}
+
+fn verifying_error(
+    prefix: &'static str,
+    expected: &'static str,
+    problem: MaterialProblem,
+) -> VerifyingKeyError {
+    match problem {
+        MaterialProblem::Missing => VerifyingKeyError::MissingKeyMaterial { prefix },
+        MaterialProblem::Base64 => VerifyingKeyError::InvalidBase64 { prefix },
+        MaterialProblem::Length(actual) => {
+            VerifyingKeyError::WrongLength { prefix, actual, expected }
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// Published Standard Webhooks vectors (shared/reference/vectors.md).
+    const VECTORS: [(&str, &str, i64, &str, &str); 2] = [
+        (
+            "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD",
+            "msg_27UH4WbU6Z5A5EzD8u03UvzRbpk",
+            1649367553,
+            r#"{"email":"test@example.com","username":"test_user"}"#,
+            "v1,tZ1I4/hDygAJgO5TYxiSd6Sd0kDW6hPenDe+bTa3Kkw=",
+        ),
+        (
+            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+            "msg_p5jXN8AQM9LWM0D4loKWxJek",
+            1614265330,
+            r#"{"test": 2432232314}"#,
+            "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=",
+        ),
+    ];
+
+    /// The `v1a` answer published by the Standard Webhooks Go library's tests: this seed
+    /// (base64 of 32 ASCII bytes) signs the second vector's message to exactly this value.
+    const ED25519_SEED: &str = "VEVTVFNJR05JTkdLRVlET05PVFVTRVRISVNGT1JBTlk=";
+    const ED25519_EXPECTED: &str = "v1a,tQ9V2XOqn7jL/DQenEFpqIugdBVtiMmER5mhSkXBNwM0mkATuDe6K\
+                                    YYUuxqtaiHeYGb7KaaBRdM5WqyeFiL8Ag==";
+
+    const TOLERANCE: u64 = 300;
+
+    fn signing(text: &str) -> SigningKey {
+        SigningKey::parse(text).unwrap()
+    }
+
+    fn ed25519_key() -> SigningKey {
+        signing(&format!("whsk_{ED25519_SEED}"))
+    }
+
     #[test]
-    fn published_vectors() {
-        let table = [
-            (
-                "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD",
-                "msg_27UH4WbU6Z5A5EzD8u03UvzRbpk",
-                1649367553,
-                r#"{"email":"test@example.com","username":"test_user"}"#,
-                "v1,tZ1I4/hDygAJgO5TYxiSd6Sd0kDW6hPenDe+bTa3Kkw=",
-            ),
-            (
-                "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
-                "msg_p5jXN8AQM9LWM0D4loKWxJek",
-                1614265330,
-                r#"{"test": 2432232314}"#,
-                "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=",
-            ),
-        ];
-        for (secret, id, timestamp, body, expected) in table {
-            let key = SigningKey::parse(secret).unwrap();
-            assert_eq!(signature_header(&[key], id, timestamp, body.as_bytes()), expected);
-            let verifying = VerifyingKey::parse(secret).unwrap();
-            assert_eq!(
-                verify(&[verifying], id, timestamp, body.as_bytes(), expected, timestamp, 300),
-                Ok(())
-            );
+    fn published_vectors_sign_exactly() {
+        for (secret, message_id, timestamp, body, expected) in VECTORS {
+            let header = signature_header(&[signing(secret)], message_id, timestamp, body.as_ref());
+            assert_eq!(header, expected, "secret {secret}");
         }
     }
 
     #[test]
-    fn rotation_signs_with_every_key() {
-        let keys = [
-            SigningKey::parse("whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD").unwrap(),
-            SigningKey::parse("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap(),
-        ];
-        let header = signature_header(&keys, "evt_1", 10, b"{}");
-        assert_eq!(header.split(' ').count(), 2);
-        let second = VerifyingKey::parse("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
-        assert_eq!(verify(&[second], "evt_1", 10, b"{}", &header, 10, 300), Ok(()));
+    fn published_vectors_verify() {
+        for (secret, message_id, timestamp, body, expected) in VECTORS {
+            let key = VerifyingKey::parse(secret).unwrap();
+            let verdict =
+                verify(&[key], message_id, timestamp, body.as_ref(), expected, timestamp, 300);
+            assert_eq!(verdict, Ok(()), "secret {secret}");
+        }
     }
 
     #[test]
-    fn ed25519_round_trip() {
-        let seed = STANDARD.encode([7u8; 32]);
-        let key = SigningKey::parse(&format!("whsk_{seed}")).unwrap();
+    fn whsk_payload_is_the_32_byte_seed() {
+        let (_, message_id, timestamp, body, _) = VECTORS[1];
+        let header = signature_header(&[ed25519_key()], message_id, timestamp, body.as_bytes());
+        assert_eq!(header, ED25519_EXPECTED);
+    }
+
+    #[test]
+    fn rotation_signs_with_every_key_in_order() {
+        let (first, message_id, timestamp, body, first_expected) = VECTORS[0];
+        let second = VECTORS[1].0;
+        let alone = |key: &SigningKey| {
+            signature_header(std::slice::from_ref(key), message_id, timestamp, body.as_bytes())
+        };
+        let cases = [
+            (vec![signing(first), signing(second)], ["v1", "v1"]),
+            (vec![ed25519_key(), signing(first)], ["v1a", "v1"]),
+            (vec![signing(first), ed25519_key()], ["v1", "v1a"]),
+        ];
+        for (keys, versions) in cases {
+            let header = signature_header(&keys, message_id, timestamp, body.as_bytes());
+            let entries: Vec<&str> = header.split(' ').collect();
+            let expected: Vec<String> = keys.iter().map(alone).collect();
+            assert_eq!(entries, expected, "{versions:?}");
+            for (entry, version) in entries.iter().zip(versions) {
+                assert_eq!(entry.split_once(',').unwrap().0, version, "{header}");
+            }
+        }
+        let both = signature_header(
+            &[signing(first), signing(second)],
+            message_id,
+            timestamp,
+            body.as_bytes(),
+        );
+        assert!(both.starts_with(&format!("{first_expected} v1,")), "{both}");
+        assert!(!both.ends_with(first_expected), "{both}");
+        assert_eq!(signature_header(&[], message_id, timestamp, body.as_bytes()), "");
+    }
+
+    #[test]
+    fn ed25519_round_trip_and_tampering() {
+        let key = SigningKey::from_ed25519_seed(&[7; 32]);
         let public = VerifyingKey::parse(&key.public_key().unwrap()).unwrap();
-        let header = signature_header(std::slice::from_ref(&key), "evt_1", 100, b"body");
-        assert!(header.starts_with("v1a,"));
-        assert_eq!(
-            verify(std::slice::from_ref(&public), "evt_1", 100, b"body", &header, 100, 300),
-            Ok(())
-        );
-        assert_eq!(
-            verify(&[public], "evt_1", 100, b"bodY", &header, 100, 300),
-            Err(VerifyError::NoMatch)
-        );
-        assert_eq!(format!("{key:?}"), "SigningKey::Ed25519(<redacted>)");
+        let stranger = SigningKey::from_ed25519_seed(&[8; 32]).verifying_key();
+        let now = 1_700_000_000;
+        let header = signature_header(&[key], "msg_1", now, br#"{"a":1}"#);
+        let mismatch = Err(VerifyError::NoMatchingSignature);
+        let cases = [
+            ("untouched", &public, "msg_1", now, r#"{"a":1}"#, Ok(())),
+            ("tampered body", &public, "msg_1", now, r#"{"a":2}"#, mismatch.clone()),
+            ("reformatted body", &public, "msg_1", now, r#"{"a": 1}"#, mismatch.clone()),
+            ("other message id", &public, "msg_2", now, r#"{"a":1}"#, mismatch.clone()),
+            ("other timestamp", &public, "msg_1", now + 1, r#"{"a":1}"#, mismatch.clone()),
+            ("other public key", &stranger, "msg_1", now, r#"{"a":1}"#, mismatch),
+        ];
+        for (name, verifying, message_id, timestamp, body, expected) in cases {
+            let verdict = verify(
+                std::slice::from_ref(verifying),
+                message_id,
+                timestamp,
+                body.as_bytes(),
+                &header,
+                now,
+                TOLERANCE,
+            );
+            assert_eq!(verdict, expected, "{name}");
+        }
+    }
+
+    #[test]
+    fn verifying_key_of_a_signing_key_checks_its_signatures() {
+        let (secret, message_id, timestamp, body, _) = VECTORS[0];
+        for key in [signing(secret), ed25519_key()] {
+            let header = signature_header(
+                std::slice::from_ref(&key),
+                message_id,
+                timestamp,
+                body.as_bytes(),
+            );
+            let verifying = key.verifying_key();
+            assert_eq!(verifying.version(), key.version());
+            let verdict = verify(
+                &[verifying],
+                message_id,
+                timestamp,
+                body.as_bytes(),
+                &header,
+                timestamp,
+                TOLERANCE,
+            );
+            assert_eq!(verdict, Ok(()), "{key:?}");
+        }
     }
 
     #[test]
     fn tolerance_edges() {
-        let secret = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
-        let key = [SigningKey::parse(secret).unwrap()];
-        let verifying = [VerifyingKey::parse(secret).unwrap()];
-        let header = signature_header(&key, "id", 1000, b"x");
-        for (now, expected) in [
-            (1300, Ok(())),
-            (700, Ok(())),
-            (1301, Err(VerifyError::StaleTimestamp)),
-            (699, Err(VerifyError::StaleTimestamp)),
-        ] {
-            assert_eq!(verify(&verifying, "id", 1000, b"x", &header, now, 300), expected, "{now}");
+        let (secret, message_id, timestamp, body, header) = VECTORS[0];
+        let key = VerifyingKey::parse(secret).unwrap();
+        let tolerance = 300_i64;
+        let cases = [
+            ("same second", timestamp, Ok(())),
+            ("exactly the tolerance old", timestamp + tolerance, Ok(())),
+            (
+                "one second too old",
+                timestamp + tolerance + 1,
+                Err(VerifyError::TimestampTooOld { age_seconds: 301, tolerance_seconds: 300 }),
+            ),
+            ("exactly the tolerance ahead", timestamp - tolerance, Ok(())),
+            (
+                "one second too far ahead",
+                timestamp - tolerance - 1,
+                Err(VerifyError::TimestampInFuture { ahead_seconds: 301, tolerance_seconds: 300 }),
+            ),
+        ];
+        for (name, now, expected) in cases {
+            let verdict = verify(
+                std::slice::from_ref(&key),
+                message_id,
+                timestamp,
+                body.as_bytes(),
+                header,
+                now,
+                300,
+            );
+            assert_eq!(verdict, expected, "{name}");
         }
-        assert_eq!(
-            verify(&verifying, "id", 1000, b"x", "", 1000, 300),
-            Err(VerifyError::Malformed)
-        );
     }
 
     #[test]
-    fn parse_errors() {
-        assert_eq!(SigningKey::parse("secret").unwrap_err(), SigningKeyError::UnknownPrefix);
-        assert_eq!(SigningKey::parse("whsec_***").unwrap_err(), SigningKeyError::Base64);
-        assert_eq!(SigningKey::parse("whsec_").unwrap_err(), SigningKeyError::Empty);
-        assert_eq!(SigningKey::parse("whsk_AAAA").unwrap_err(), SigningKeyError::Length(3));
+    fn extreme_timestamps_do_not_overflow() {
+        let key = VerifyingKey::parse(VECTORS[0].0).unwrap();
+        let too_old =
+            verify(std::slice::from_ref(&key), "m", i64::MIN, b"", "v1,AAAA", i64::MAX, 300);
+        assert_eq!(
+            too_old,
+            Err(VerifyError::TimestampTooOld { age_seconds: u64::MAX, tolerance_seconds: 300 })
+        );
+        // The widest tolerance lets any timestamp through to the signature check.
+        let ahead = verify(&[key], "m", i64::MAX, b"", "v1,AAAA", i64::MIN, u64::MAX);
+        assert_eq!(ahead, Err(VerifyError::NoMatchingSignature));
+    }
+
+    #[test]
+    fn header_shapes() {
+        let (secret, message_id, timestamp, body, good) = VECTORS[0];
+        let key = VerifyingKey::parse(secret).unwrap();
+        let good_payload = good.trim_start_matches("v1,");
+        let unpadded = format!("v1,{}", good_payload.trim_end_matches('='));
+        let cases: Vec<(String, Result<(), VerifyError>)> = vec![
+            (String::new(), Err(VerifyError::MissingSignature)),
+            ("  \t ".into(), Err(VerifyError::MissingSignature)),
+            ("garbage".into(), Err(VerifyError::MalformedSignatureHeader)),
+            ("v1, ,x".into(), Err(VerifyError::MalformedSignatureHeader)),
+            (",abc".into(), Err(VerifyError::MalformedSignatureHeader)),
+            ("v1,AAAA".into(), Err(VerifyError::NoMatchingSignature)),
+            ("v1,not-base64!".into(), Err(VerifyError::NoMatchingSignature)),
+            (format!("v1a,{good_payload}"), Err(VerifyError::NoMatchingSignature)),
+            (format!("v2,{good_payload}"), Err(VerifyError::NoMatchingSignature)),
+            (good.into(), Ok(())),
+            (format!("  {good}  "), Ok(())),
+            (format!("v2,xyz v1,AAAA   {good}"), Ok(())),
+            (format!("garbage {good}"), Ok(())),
+            (unpadded, Ok(())),
+        ];
+        for (header, expected) in cases {
+            let verdict = verify(
+                std::slice::from_ref(&key),
+                message_id,
+                timestamp,
+                body.as_bytes(),
+                &header,
+                timestamp,
+                TOLERANCE,
+            );
+            assert_eq!(verdict, expected, "header {header:?}");
+        }
+    }
+
+    #[test]
+    fn no_keys_match_nothing() {
+        let (_, message_id, timestamp, body, good) = VECTORS[0];
+        let verdict = verify(&[], message_id, timestamp, body.as_bytes(), good, timestamp, 300);
+        assert_eq!(verdict, Err(VerifyError::NoMatchingSignature));
+    }
+
+    /// `whsec_` followed by the base64 of `length` zero bytes.
+    fn symmetric_of_length(length: usize) -> String {
+        format!("whsec_{}", STANDARD.encode(vec![0_u8; length]))
+    }
+
+    #[test]
+    fn signing_key_parse_accepts() {
+        let cases = [
+            ("whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD".to_owned(), "v1"),
+            ("  whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD\n".to_owned(), "v1"),
+            (symmetric_of_length(24), "v1"),
+            (symmetric_of_length(64), "v1"),
+            (symmetric_of_length(64).trim_end_matches('=').to_owned(), "v1"),
+            (format!("whsk_{ED25519_SEED}"), "v1a"),
+            (format!("whsk_{}", ED25519_SEED.trim_end_matches('=')), "v1a"),
+        ];
+        for (text, version) in cases {
+            let key = SigningKey::parse(&text).unwrap_or_else(|error| panic!("{text}: {error}"));
+            assert_eq!(key.version(), version, "{text}");
+        }
+    }
+
+    #[test]
+    fn signing_key_parse_errors() {
+        let wrong_length =
+            |prefix, actual, expected| SigningKeyError::WrongLength { prefix, actual, expected };
+        let cases: Vec<(String, SigningKeyError)> = vec![
+            (String::new(), SigningKeyError::Empty),
+            ("  \n".into(), SigningKeyError::Empty),
+            ("It's a Secret to Everybody".into(), SigningKeyError::UnknownPrefix),
+            ("WHSEC_C2FVsBQIhrscChlQIMV+b5sSYspob7oD".into(), SigningKeyError::UnknownPrefix),
+            ("whpk_AAAA".into(), SigningKeyError::PublicKeyCannotSign),
+            ("whsec_".into(), SigningKeyError::MissingKeyMaterial { prefix: "whsec_" }),
+            ("whsk_".into(), SigningKeyError::MissingKeyMaterial { prefix: "whsk_" }),
+            ("whsec_not base64!".into(), SigningKeyError::InvalidBase64 { prefix: "whsec_" }),
+            ("whsk_%%%%".into(), SigningKeyError::InvalidBase64 { prefix: "whsk_" }),
+            (symmetric_of_length(23), wrong_length("whsec_", 23, SYMMETRIC_EXPECTED)),
+            (symmetric_of_length(65), wrong_length("whsec_", 65, SYMMETRIC_EXPECTED)),
+            (
+                format!("whsk_{}", STANDARD.encode([1_u8; 64])),
+                wrong_length("whsk_", 64, ED25519_SECRET_EXPECTED),
+            ),
+            (
+                format!("whsk_{}", STANDARD.encode([1_u8; 31])),
+                wrong_length("whsk_", 31, ED25519_SECRET_EXPECTED),
+            ),
+        ];
+        for (text, expected) in cases {
+            let error = SigningKey::parse(&text).unwrap_err();
+            assert_eq!(error, expected, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn symmetric_keys_from_bytes_follow_the_same_length_rule() {
+        let cases = [(23, false), (24, true), (32, true), (64, true), (65, false)];
+        for (length, accepted) in cases {
+            let parsed = SigningKey::from_symmetric_bytes(&vec![9_u8; length]);
+            assert_eq!(parsed.is_ok(), accepted, "{length} bytes");
+        }
+    }
+
+    #[test]
+    fn verifying_key_parse_errors() {
+        let public = ed25519_key().public_key().unwrap();
+        assert!(public.starts_with("whpk_"), "{public}");
+        assert!(VerifyingKey::parse(&public).is_ok());
+        // y = 2 is not the y-coordinate of any point on the curve, so it does not decompress.
+        let mut off_curve_bytes = [0_u8; 32];
+        off_curve_bytes[0] = 2;
+        let off_curve = format!("whpk_{}", STANDARD.encode(off_curve_bytes));
+        let cases: Vec<(String, VerifyingKeyError)> = vec![
+            (String::new(), VerifyingKeyError::Empty),
+            ("secret".into(), VerifyingKeyError::UnknownPrefix),
+            (format!("whsk_{ED25519_SEED}"), VerifyingKeyError::SecretKeyGiven),
+            ("whpk_".into(), VerifyingKeyError::MissingKeyMaterial { prefix: "whpk_" }),
+            ("whpk_@@@@".into(), VerifyingKeyError::InvalidBase64 { prefix: "whpk_" }),
+            (
+                "whpk_AAAA".into(),
+                VerifyingKeyError::WrongLength {
+                    prefix: "whpk_",
+                    actual: 3,
+                    expected: ED25519_PUBLIC_EXPECTED,
+                },
+            ),
+            (
+                "whsec_AAAA".into(),
+                VerifyingKeyError::WrongLength {
+                    prefix: "whsec_",
+                    actual: 3,
+                    expected: SYMMETRIC_EXPECTED,
+                },
+            ),
+            (off_curve, VerifyingKeyError::InvalidPublicKey),
+        ];
+        for (text, expected) in cases {
+            let error = VerifyingKey::parse(&text).unwrap_err();
+            assert_eq!(error, expected, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn error_messages_name_what_was_expected() {
+        let cases = [
+            (
+                SigningKey::parse("plain").unwrap_err().to_string(),
+                "a key must start with `whsec_` (HMAC) or `whsk_` (ed25519)",
+            ),
+            (
+                SigningKey::parse("whsec_AAAA").unwrap_err().to_string(),
+                "the `whsec_` key decodes to 3 bytes; expected 24 to 64 bytes",
+            ),
+            (
+                SigningKey::parse("whsk_AAAA").unwrap_err().to_string(),
+                "the `whsk_` key decodes to 3 bytes; expected 32 bytes (an ed25519 seed)",
+            ),
+        ];
+        for (actual, expected) in cases {
+            assert_eq!(actual, expected);
+        }
+    }
+
+    #[test]
+    fn debug_never_shows_key_material() {
+        let secret = "C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
+        let keys = [signing(&format!("whsec_{secret}")), ed25519_key()];
+        for key in &keys {
+            let shown = format!("{key:?} {:?}", key.verifying_key());
+            assert!(shown.contains("<redacted>"), "{shown}");
+            for needle in [secret, ED25519_SEED, "84, 69, 83"] {
+                assert!(!shown.contains(needle), "{shown}");
+            }
+        }
+        let public = ed25519_key().public_key().unwrap();
+        let shown = format!("{:?}", VerifyingKey::parse(&public).unwrap());
+        assert!(!shown.contains(public.trim_start_matches("whpk_")), "{shown}");
     }
 }

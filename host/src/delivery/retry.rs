@@ -1,98 +1,237 @@
-//! Retry timing and outcome classes: pure functions of an attempt's result.
+//! Retry timing and outcome classes for deliveries: pure functions of an attempt's result.
 //!
-//! Owns DESIGN §5's policy: which answers deliver, retry, disable the endpoint or dead-letter,
-//! and how long to wait. Time and randomness (the jitter sample) are passed in.
+//! Owns DESIGN §5's retry policy: the `"standard"` and custom schedules, which answers deliver,
+//! retry, disable the endpoint or go to the dead letters, the ±20 % jitter, and how
+//! `Retry-After` bends the next wait.
 //!
-//! `Retry-After` (on 429, 502, 503, 504) is honoured this way: the wait is never shorter than
-//! the schedule's jittered next step nor than what the endpoint asked, and never longer than
-//! 24 h (unless the schedule's own step is longer). So an endpoint can slow retries down but
-//! cannot make them faster than the schedule, nor park a delivery for days.
+//! Must not: read a clock or draw random numbers (the caller passes `now` and a jitter sample),
+//! do I/O, or name HTTP client types (an attempt's result arrives as [`AttemptError`]).
+//!
+//! Schedules list the delays *between* attempts; the first attempt is immediate, so `n`
+//! delays allow `n + 1` attempts (`"standard"`: 9 delays, 10 attempts).
+//!
+//! Jitter: each delay is scaled by `1 + 0.2 × sample`, where the caller draws `sample`
+//! uniformly from `[-1, 1]`; samples outside that range are clamped and `NaN` counts as 0.
+//!
+//! `Retry-After` policy (our decision; DESIGN §5 only says "bounded by the schedule's next
+//! step and 24 h"): it is honoured only on 429, 502, 503 and 504. The wait is then the
+//! `Retry-After` value clamped so that it is never shorter than the schedule's jittered next
+//! step and never longer than 24 h; when the schedule's own step is longer than 24 h, the step
+//! wins. So a receiver can slow its retries down but never speed them up past the schedule,
+//! nor park a delivery for days. It never adds attempts: the last attempt still dead-letters.
+//! An unparsable `Retry-After` is ignored (the schedule alone decides).
 
 use std::time::{Duration, SystemTime};
 
-/// The longest a `Retry-After` can stretch one wait.
-const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
-/// Jitter: each delay is scaled by `1 + JITTER × sample`, sample in `[-1, 1]`.
-const JITTER: f64 = 0.2;
+/// The `"standard"` schedule's delays between attempts: 10 attempts in all.
+pub const STANDARD_DELAYS: [Duration; 9] = [
+    Duration::from_secs(5),
+    Duration::from_mins(5),
+    Duration::from_mins(30),
+    Duration::from_hours(2),
+    Duration::from_hours(5),
+    Duration::from_hours(10),
+    Duration::from_hours(14),
+    Duration::from_hours(20),
+    Duration::from_hours(24),
+];
 
-/// Delays between attempts; the first attempt is immediate, so `n` delays allow `n + 1`
-/// attempts.
+/// How far jitter moves a delay, as a fraction of it (±20 %).
+pub const JITTER_FRACTION: f64 = 0.2;
+
+/// The longest wait a `Retry-After` can ask for (unless the schedule's step is longer).
+pub const RETRY_AFTER_CEILING: Duration = Duration::from_hours(24);
+
+/// The delays between a delivery's attempts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RetrySchedule {
     delays: Vec<Duration>,
 }
 
+/// How one attempt ended, as the delivery code saw it (any HTTP answer, 2xx included).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AttemptError {
+    /// An HTTP answer, with its `Retry-After` already parsed by [`parse_retry_after`].
+    Status { code: u16, retry_after: Option<Duration> },
+    /// No answer within the endpoint's timeout.
+    Timeout,
+    /// The connection failed (refused, reset, TLS error, …).
+    Connection,
+    /// The host name did not resolve.
+    Dns,
+    /// Never worth retrying, e.g. the SSRF guard refused every resolved address. The caller
+    /// keeps the reason for the attempt record; the decision does not need it.
+    Permanent,
+}
+
+/// The class of an attempt's outcome; see [`classify`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutcomeClass {
+    /// 2xx.
+    Delivered,
+    /// 410 Gone: the receiver wants no more deliveries.
+    EndpointGone,
+    /// 429, 502, 503, 504 or a timeout: the receiver is overloaded; retried, and the statuses
+    /// may carry a `Retry-After`.
+    Overloaded,
+    /// 3xx (redirects are never followed), any other status, connection and DNS errors.
+    Failed,
+    /// No retry: straight to the dead letters.
+    Permanent,
+}
+
+/// What to do with the delivery after an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    Delivered,
+    /// 410 Gone: disable the endpoint (and park its pending deliveries).
+    Disable,
+    /// Try again after this wait, measured from the attempt that just ended.
+    RetryAfter(Duration),
+    /// Attempts exhausted, or a permanent failure.
+    DeadLetter,
+}
+
+// === impl RetrySchedule ===
+
 impl RetrySchedule {
+    /// DESIGN §5's `"standard"` schedule: now, then 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 14 h,
+    /// 20 h and 24 h.
+    pub fn standard() -> Self {
+        Self { delays: STANDARD_DELAYS.to_vec() }
+    }
+
+    /// A schedule of delays between attempts: `[5s, 5m, 30m]` makes 4 attempts, and an empty
+    /// list a single attempt with no retry.
     pub fn custom(delays: Vec<Duration>) -> Self {
         Self { delays }
     }
 
+    /// The delays between attempts, unjittered.
+    pub fn delays(&self) -> &[Duration] {
+        &self.delays
+    }
+
+    /// How many attempts a delivery gets in all.
     pub fn max_attempts(&self) -> u32 {
         u32::try_from(self.delays.len()).unwrap_or(u32::MAX).saturating_add(1)
     }
 
-    /// The delay after attempt number `attempt` (1-based) failed; `None` when it was the last.
-    pub fn delay_after(&self, attempt: u32) -> Option<Duration> {
-        let index = usize::try_from(attempt).ok()?.checked_sub(1)?;
-        self.delays.get(index).copied()
+    /// The unjittered wait before attempt number `attempt_number` (1-based): zero for the
+    /// first, `None` for 0 and for numbers past [`Self::max_attempts`].
+    pub fn delay_before(&self, attempt_number: u32) -> Option<Duration> {
+        match attempt_number {
+            0 => None,
+            1 => Some(Duration::ZERO),
+            later => {
+                let index = usize::try_from(later - 2).ok()?;
+                self.delays.get(index).copied()
+            }
+        }
     }
 }
 
-/// How an attempt ended, before classification.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AttemptError {
-    /// An HTTP answer (any status), with the parsed `Retry-After` if it had one.
-    Status {
-        code: u16,
-        retry_after: Option<Duration>,
-    },
-    Timeout,
-    Connection,
-    Dns,
-    /// Never worth retrying (e.g. the egress policy refused the address).
-    Permanent,
+impl Default for RetrySchedule {
+    fn default() -> Self {
+        Self::standard()
+    }
 }
 
-/// What to do with the delivery.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Decision {
-    Delivered,
-    /// 410 Gone: disable the endpoint.
-    Disable,
-    RetryAfter(Duration),
-    DeadLetter,
+// === impl AttemptError ===
+
+impl AttemptError {
+    /// The parsed `Retry-After` of an HTTP answer, whatever its status.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::Status { retry_after, .. } => *retry_after,
+            Self::Timeout | Self::Connection | Self::Dns | Self::Permanent => None,
+        }
+    }
 }
 
-/// Decides after attempt number `attempt` (1-based); `jitter_sample` is uniform in `[-1, 1]`.
+// === classification and decision ===
+
+/// Classifies an attempt's result (DESIGN §5).
+pub fn classify(result: &AttemptError) -> OutcomeClass {
+    match result {
+        AttemptError::Status { code: 200..=299, .. } => OutcomeClass::Delivered,
+        AttemptError::Status { code: 410, .. } => OutcomeClass::EndpointGone,
+        AttemptError::Status { code: 429 | 502 | 503 | 504, .. } | AttemptError::Timeout => {
+            OutcomeClass::Overloaded
+        }
+        AttemptError::Status { .. } | AttemptError::Connection | AttemptError::Dns => {
+            OutcomeClass::Failed
+        }
+        AttemptError::Permanent => OutcomeClass::Permanent,
+    }
+}
+
+/// Decides what follows attempt number `attempts_made` (1-based: the attempt that just ended),
+/// classifying `result` and taking its `Retry-After`. `jitter_sample` is drawn by the caller,
+/// uniformly from `[-1, 1]`.
 pub fn decide(
     schedule: &RetrySchedule,
-    attempt: u32,
+    attempts_made: u32,
     result: &AttemptError,
     jitter_sample: f64,
 ) -> Decision {
-    let retry_after = match result {
-        AttemptError::Status { code: 200..=299, .. } => return Decision::Delivered,
-        AttemptError::Status { code: 410, .. } => return Decision::Disable,
-        AttemptError::Permanent => return Decision::DeadLetter,
-        AttemptError::Status { code: 429 | 502 | 503 | 504, retry_after } => *retry_after,
-        AttemptError::Status { .. }
-        | AttemptError::Timeout
-        | AttemptError::Connection
-        | AttemptError::Dns => None,
-    };
-    let Some(step) = schedule.delay_after(attempt) else { return Decision::DeadLetter };
-    let jittered = step.mul_f64(1.0 + JITTER * jitter_sample.clamp(-1.0, 1.0));
-    let delay = match retry_after {
-        Some(asked) => jittered.max(asked.min(MAX_RETRY_AFTER.max(step))),
-        None => jittered,
-    };
-    Decision::RetryAfter(delay)
+    decide_classified(
+        schedule,
+        attempts_made,
+        classify(result),
+        result.retry_after(),
+        jitter_sample,
+    )
 }
 
-/// Parses `Retry-After`: delta-seconds or an HTTP date (a past date means now).
+/// [`decide`] for an outcome classified already. `retry_after` counts only for
+/// [`OutcomeClass::Overloaded`]; see the module documentation for how it is bounded.
+pub fn decide_classified(
+    schedule: &RetrySchedule,
+    attempts_made: u32,
+    outcome: OutcomeClass,
+    retry_after: Option<Duration>,
+    jitter_sample: f64,
+) -> Decision {
+    match outcome {
+        OutcomeClass::Delivered => Decision::Delivered,
+        OutcomeClass::EndpointGone => Decision::Disable,
+        OutcomeClass::Permanent => Decision::DeadLetter,
+        OutcomeClass::Overloaded | OutcomeClass::Failed => {
+            let Some(step) = schedule.delay_before(attempts_made.saturating_add(1)) else {
+                return Decision::DeadLetter;
+            };
+            let step = apply_jitter(step, jitter_sample);
+            let wait = match (outcome, retry_after) {
+                (OutcomeClass::Overloaded, Some(asked)) => step.max(asked.min(RETRY_AFTER_CEILING)),
+                _ => step,
+            };
+            Decision::RetryAfter(wait)
+        }
+    }
+}
+
+/// `delay × (1 + 0.2 × sample)`, with `sample` clamped to `[-1, 1]` (`NaN` counts as 0).
+pub fn apply_jitter(delay: Duration, sample: f64) -> Duration {
+    let sample = if sample.is_nan() { 0.0 } else { sample.clamp(-1.0, 1.0) };
+    if sample == 0.0 {
+        return delay;
+    }
+    let factor = 1.0 + JITTER_FRACTION * sample;
+    Duration::try_from_secs_f64(delay.as_secs_f64() * factor).unwrap_or(Duration::MAX)
+}
+
+/// Parses a `Retry-After` value: delta-seconds (`120`) or an HTTP date (IMF-fixdate, or the
+/// obsolete RFC 850 and asctime forms). A date in the past means zero. `None` for anything
+/// else, including negative or fractional numbers. A number too large for `u64` saturates
+/// (the ceiling applies later anyway).
 pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     let value = value.trim();
-    if let Ok(seconds) = value.parse::<u64>() {
+    if value.is_empty() {
+        return None;
+    }
+    if value.bytes().all(|byte| byte.is_ascii_digit()) {
+        let seconds = value.parse::<u64>().unwrap_or(u64::MAX);
         return Some(Duration::from_secs(seconds));
     }
     let date = httpdate::parse_http_date(value).ok()?;
@@ -102,111 +241,309 @@ pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::STANDARD_RETRY_DELAYS;
 
-    fn standard() -> RetrySchedule {
-        RetrySchedule::custom(STANDARD_RETRY_DELAYS.to_vec())
-    }
+    const SECOND: Duration = Duration::from_secs(1);
+    const MINUTE: Duration = Duration::from_mins(1);
+    const HOUR: Duration = Duration::from_hours(1);
 
     fn status(code: u16) -> AttemptError {
         AttemptError::Status { code, retry_after: None }
     }
 
+    fn status_asking(code: u16, retry_after: Duration) -> AttemptError {
+        AttemptError::Status { code, retry_after: Some(retry_after) }
+    }
+
+    /// Equality up to a microsecond, for results that went through `f64`.
+    fn assert_close(actual: Duration, expected: Duration, context: &str) {
+        let difference = actual.abs_diff(expected);
+        assert!(difference <= Duration::from_micros(1), "{context}: {actual:?} != {expected:?}");
+    }
+
+    fn retry_wait(decision: Decision, context: &str) -> Duration {
+        match decision {
+            Decision::RetryAfter(wait) => wait,
+            other => panic!("{context}: expected a retry, got {other:?}"),
+        }
+    }
+
     #[test]
-    fn outcome_classes() {
-        let five_seconds = Decision::RetryAfter(Duration::from_secs(5));
-        let table = [
+    fn classification_of_every_status_class() {
+        let cases = [
+            (status(200), OutcomeClass::Delivered),
+            (status(204), OutcomeClass::Delivered),
+            (status(299), OutcomeClass::Delivered),
+            (status(100), OutcomeClass::Failed),
+            (status(301), OutcomeClass::Failed),
+            (status(302), OutcomeClass::Failed),
+            (status(304), OutcomeClass::Failed),
+            (status(307), OutcomeClass::Failed),
+            (status(400), OutcomeClass::Failed),
+            (status(401), OutcomeClass::Failed),
+            (status(404), OutcomeClass::Failed),
+            (status(409), OutcomeClass::Failed),
+            (status(410), OutcomeClass::EndpointGone),
+            (status(429), OutcomeClass::Overloaded),
+            (status(500), OutcomeClass::Failed),
+            (status(501), OutcomeClass::Failed),
+            (status(502), OutcomeClass::Overloaded),
+            (status(503), OutcomeClass::Overloaded),
+            (status(504), OutcomeClass::Overloaded),
+            (status(505), OutcomeClass::Failed),
+            (status(0), OutcomeClass::Failed),
+            (status(999), OutcomeClass::Failed),
+            (AttemptError::Timeout, OutcomeClass::Overloaded),
+            (AttemptError::Connection, OutcomeClass::Failed),
+            (AttemptError::Dns, OutcomeClass::Failed),
+            (AttemptError::Permanent, OutcomeClass::Permanent),
+        ];
+        for (result, expected) in cases {
+            assert_eq!(classify(&result), expected, "{result:?}");
+        }
+    }
+
+    #[test]
+    fn decisions_after_a_first_attempt() {
+        let schedule = RetrySchedule::standard();
+        let five_seconds = Decision::RetryAfter(5 * SECOND);
+        let cases = [
             (status(200), Decision::Delivered),
-            (status(204), Decision::Delivered),
+            (status(201), Decision::Delivered),
             (status(301), five_seconds),
             (status(400), five_seconds),
+            (status(404), five_seconds),
             (status(410), Decision::Disable),
             (status(429), five_seconds),
             (status(500), five_seconds),
+            (status(502), five_seconds),
             (status(503), five_seconds),
+            (status(504), five_seconds),
             (AttemptError::Timeout, five_seconds),
             (AttemptError::Connection, five_seconds),
             (AttemptError::Dns, five_seconds),
             (AttemptError::Permanent, Decision::DeadLetter),
         ];
-        for (result, expected) in table {
-            assert_eq!(decide(&standard(), 1, &result, 0.0), expected, "{result:?}");
+        for (result, expected) in cases {
+            assert_eq!(decide(&schedule, 1, &result, 0.0), expected, "{result:?}");
         }
     }
 
     #[test]
-    fn exhaustion() {
-        assert_eq!(standard().max_attempts(), 10);
-        assert_eq!(
-            decide(&standard(), 9, &status(500), 0.0),
-            Decision::RetryAfter(Duration::from_secs(86_400))
-        );
-        assert_eq!(decide(&standard(), 10, &status(500), 0.0), Decision::DeadLetter);
-        let custom = RetrySchedule::custom(vec![
-            Duration::from_secs(5),
-            Duration::from_secs(300),
-            Duration::from_secs(1800),
-        ]);
-        assert_eq!(custom.max_attempts(), 4);
-        assert_eq!(
-            decide(&custom, 3, &status(500), 0.0),
-            Decision::RetryAfter(Duration::from_secs(1800))
-        );
-        assert_eq!(decide(&custom, 4, &status(500), 0.0), Decision::DeadLetter);
+    fn standard_schedule_runs_ten_attempts_then_dead_letters() {
+        let schedule = RetrySchedule::standard();
+        assert_eq!(schedule.max_attempts(), 10);
+        let expected_waits = [
+            5 * SECOND,
+            5 * MINUTE,
+            30 * MINUTE,
+            2 * HOUR,
+            5 * HOUR,
+            10 * HOUR,
+            14 * HOUR,
+            20 * HOUR,
+            24 * HOUR,
+        ];
+        for (attempts_made, wait) in (1..).zip(expected_waits) {
+            let decision = decide(&schedule, attempts_made, &status(500), 0.0);
+            assert_eq!(decision, Decision::RetryAfter(wait), "after attempt {attempts_made}");
+        }
+        let cases = [
+            (10, status(500), Decision::DeadLetter),
+            (10, AttemptError::Timeout, Decision::DeadLetter),
+            (10, status_asking(503, MINUTE), Decision::DeadLetter),
+            (11, status(500), Decision::DeadLetter),
+            (10, status(200), Decision::Delivered),
+            (10, status(410), Decision::Disable),
+            (u32::MAX, status(502), Decision::DeadLetter),
+        ];
+        for (attempts_made, result, expected) in cases {
+            let decision = decide(&schedule, attempts_made, &result, 0.0);
+            assert_eq!(decision, expected, "after attempt {attempts_made}: {result:?}");
+        }
+    }
+
+    #[test]
+    fn custom_schedules_count_delays_between_attempts() {
+        let three = RetrySchedule::custom(vec![5 * SECOND, 5 * MINUTE, 30 * MINUTE]);
         let none = RetrySchedule::custom(Vec::new());
-        assert_eq!(decide(&none, 1, &status(500), 0.0), Decision::DeadLetter);
-        // Success and 410 still count on the last attempt.
-        assert_eq!(decide(&custom, 4, &status(200), 0.0), Decision::Delivered);
+        let cases = [
+            (&three, 1, Decision::RetryAfter(5 * SECOND)),
+            (&three, 2, Decision::RetryAfter(5 * MINUTE)),
+            (&three, 3, Decision::RetryAfter(30 * MINUTE)),
+            (&three, 4, Decision::DeadLetter),
+            (&none, 1, Decision::DeadLetter),
+        ];
+        for (schedule, attempts_made, expected) in cases {
+            let decision = decide(schedule, attempts_made, &AttemptError::Connection, 0.0);
+            assert_eq!(decision, expected, "{:?} after {attempts_made}", schedule.delays());
+        }
+        assert_eq!(three.max_attempts(), 4);
+        assert_eq!(none.max_attempts(), 1);
     }
 
     #[test]
-    fn jitter_bounds() {
-        let at = |sample| match decide(&standard(), 2, &status(500), sample) {
-            Decision::RetryAfter(delay) => delay,
-            other => panic!("{other:?}"),
-        };
-        assert_eq!(at(-1.0), Duration::from_secs(240));
-        assert_eq!(at(1.0), Duration::from_secs(360));
-        assert_eq!(at(5.0), Duration::from_secs(360), "samples are clamped");
+    fn delay_before_each_attempt() {
+        let schedule = RetrySchedule::custom(vec![5 * SECOND, 5 * MINUTE]);
+        let cases = [
+            (0, None),
+            (1, Some(Duration::ZERO)),
+            (2, Some(5 * SECOND)),
+            (3, Some(5 * MINUTE)),
+            (4, None),
+            (u32::MAX, None),
+        ];
+        for (attempt_number, expected) in cases {
+            assert_eq!(schedule.delay_before(attempt_number), expected, "{attempt_number}");
+        }
+        assert_eq!(RetrySchedule::default(), RetrySchedule::standard());
+        assert_eq!(RetrySchedule::standard().delays(), STANDARD_DELAYS);
     }
 
     #[test]
-    fn retry_after_is_clamped() {
-        let asked = |seconds, code| AttemptError::Status {
-            code,
-            retry_after: Some(Duration::from_secs(seconds)),
-        };
-        let short = RetrySchedule::custom(vec![Duration::from_millis(50)]);
-        assert_eq!(
-            decide(&short, 1, &asked(2, 503), 0.0),
-            Decision::RetryAfter(Duration::from_secs(2))
-        );
-        // Shorter than the step: the step wins.
-        assert_eq!(
-            decide(&standard(), 2, &asked(1, 429), 0.0),
-            Decision::RetryAfter(Duration::from_secs(300))
-        );
-        // Longer than a day: a day.
-        assert_eq!(
-            decide(&short, 1, &asked(999_999, 503), 0.0),
-            Decision::RetryAfter(Duration::from_secs(86_400))
-        );
-        // Only on the statuses that mean "come back later".
-        assert_eq!(
-            decide(&short, 1, &asked(2, 500), 0.0),
-            Decision::RetryAfter(Duration::from_millis(50))
-        );
+    fn jitter_stays_within_twenty_percent() {
+        let cases = [
+            (-1.0, 0.8),
+            (-0.5, 0.9),
+            (0.0, 1.0),
+            (0.5, 1.1),
+            (1.0, 1.2),
+            (-7.0, 0.8),
+            (7.0, 1.2),
+            (f64::NEG_INFINITY, 0.8),
+            (f64::INFINITY, 1.2),
+            (f64::NAN, 1.0),
+        ];
+        for delay in STANDARD_DELAYS {
+            for (sample, factor) in cases {
+                let jittered = apply_jitter(delay, sample);
+                assert_close(jittered, delay.mul_f64(factor), &format!("{delay:?} × {sample}"));
+                assert!(jittered >= delay.mul_f64(0.8) - Duration::from_micros(1));
+                assert!(jittered <= delay.mul_f64(1.2) + Duration::from_micros(1));
+            }
+        }
+        assert_eq!(apply_jitter(Duration::MAX, 1.0), Duration::MAX);
+        assert_eq!(apply_jitter(Duration::ZERO, -1.0), Duration::ZERO);
     }
 
     #[test]
-    fn retry_after_values() {
-        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
-        assert_eq!(parse_retry_after("120", now), Some(Duration::from_secs(120)));
-        let later = httpdate::fmt_http_date(now + Duration::from_secs(30));
-        assert_eq!(parse_retry_after(&later, now), Some(Duration::from_secs(30)));
-        let earlier = httpdate::fmt_http_date(now - Duration::from_secs(30));
-        assert_eq!(parse_retry_after(&earlier, now), Some(Duration::ZERO));
-        assert_eq!(parse_retry_after("soon", now), None);
-        assert_eq!(parse_retry_after("-5", now), None);
+    fn jitter_applies_to_the_schedule_step() {
+        let schedule = RetrySchedule::standard();
+        let cases = [(2, -1.0, 4 * MINUTE), (2, 1.0, 6 * MINUTE), (3, 0.5, 33 * MINUTE)];
+        for (attempts_made, sample, expected) in cases {
+            let wait = retry_wait(decide(&schedule, attempts_made, &status(500), sample), "");
+            assert_close(wait, expected, &format!("after {attempts_made}, sample {sample}"));
+        }
+    }
+
+    #[test]
+    fn retry_after_is_clamped_between_the_step_and_a_day() {
+        let standard = RetrySchedule::standard();
+        let long_steps = RetrySchedule::custom(vec![30 * HOUR]);
+        let cases = [
+            ("asks longer than the step", &standard, 1, status_asking(503, MINUTE), 0.0, MINUTE),
+            (
+                "asks shorter than the step",
+                &standard,
+                1,
+                status_asking(429, SECOND),
+                0.0,
+                5 * SECOND,
+            ),
+            ("asks zero", &standard, 2, status_asking(502, Duration::ZERO), 0.0, 5 * MINUTE),
+            ("asks two days", &standard, 1, status_asking(504, 48 * HOUR), 0.0, 24 * HOUR),
+            ("asks the maximum", &standard, 1, status_asking(503, Duration::MAX), 0.0, 24 * HOUR),
+            (
+                "step beyond a day wins",
+                &long_steps,
+                1,
+                status_asking(503, 48 * HOUR),
+                0.0,
+                30 * HOUR,
+            ),
+            (
+                "jittered step above a day wins",
+                &standard,
+                9,
+                status_asking(429, 25 * HOUR),
+                1.0,
+                24 * HOUR + 24 * HOUR / 5,
+            ),
+            (
+                "asks between the shrunk step and the step",
+                &standard,
+                1,
+                status_asking(503, 4500 * Duration::from_millis(1)),
+                -1.0,
+                4500 * Duration::from_millis(1),
+            ),
+            ("ignored on 500", &standard, 1, status_asking(500, HOUR), 0.0, 5 * SECOND),
+            ("ignored on 404", &standard, 1, status_asking(404, HOUR), 0.0, 5 * SECOND),
+            ("ignored on 3xx", &standard, 1, status_asking(301, HOUR), 0.0, 5 * SECOND),
+        ];
+        for (name, schedule, attempts_made, result, sample, expected) in cases {
+            let wait = retry_wait(decide(schedule, attempts_made, &result, sample), name);
+            assert_close(wait, expected, name);
+        }
+    }
+
+    #[test]
+    fn retry_after_counts_only_for_overloaded_outcomes() {
+        let schedule = RetrySchedule::standard();
+        let cases = [
+            (OutcomeClass::Overloaded, Decision::RetryAfter(HOUR)),
+            (OutcomeClass::Failed, Decision::RetryAfter(5 * SECOND)),
+            (OutcomeClass::Delivered, Decision::Delivered),
+            (OutcomeClass::EndpointGone, Decision::Disable),
+            (OutcomeClass::Permanent, Decision::DeadLetter),
+        ];
+        for (outcome, expected) in cases {
+            let decision = decide_classified(&schedule, 1, outcome, Some(HOUR), 0.0);
+            assert_eq!(decision, expected, "{outcome:?}");
+        }
+    }
+
+    #[test]
+    fn parse_retry_after_forms() {
+        // Wed, 21 Oct 2015 07:28:00 GMT
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_445_412_480);
+        let cases = [
+            ("120", Some(120 * SECOND)),
+            (" 0 ", Some(Duration::ZERO)),
+            ("\t30", Some(30 * SECOND)),
+            ("99999999999999999999999", Some(Duration::from_secs(u64::MAX))),
+            ("Wed, 21 Oct 2015 07:28:00 GMT", Some(Duration::ZERO)),
+            ("Wed, 21 Oct 2015 07:29:30 GMT", Some(90 * SECOND)),
+            ("Thu, 22 Oct 2015 07:28:00 GMT", Some(24 * HOUR)),
+            ("Wednesday, 21-Oct-15 08:28:00 GMT", Some(HOUR)),
+            ("Wed Oct 21 07:38:00 2015", Some(10 * MINUTE)),
+            ("Tue, 20 Oct 2015 07:28:00 GMT", Some(Duration::ZERO)),
+            ("Thu, 01 Jan 1970 00:00:00 GMT", Some(Duration::ZERO)),
+            ("", None),
+            ("   ", None),
+            ("soon", None),
+            ("-5", None),
+            ("+5", None),
+            ("1.5", None),
+            ("5s", None),
+            ("12 34", None),
+            ("2015-10-21T07:28:00Z", None),
+            ("Wed, 21 Oct 2015 07:28:00", None),
+            ("Wed, 32 Oct 2015 07:28:00 GMT", None),
+        ];
+        for (value, expected) in cases {
+            assert_eq!(parse_retry_after(value, now), expected, "{value:?}");
+        }
+    }
+
+    #[test]
+    fn garbage_retry_after_leaves_the_schedule_alone() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_445_412_480);
+        let schedule = RetrySchedule::standard();
+        for value in ["soon", "-1", "1.5", "tomorrow at noon"] {
+            let result =
+                AttemptError::Status { code: 503, retry_after: parse_retry_after(value, now) };
+            let decision = decide(&schedule, 2, &result, 0.0);
+            assert_eq!(decision, Decision::RetryAfter(5 * MINUTE), "{value:?}");
+        }
     }
 }

@@ -1,31 +1,46 @@
-//! Routing: which endpoints an event goes to. Pure and synchronous; no I/O.
+//! Routing: which routes an event matches and which endpoints it is delivered to.
 //!
-//! A route matches when every criterion it sets holds (sources, event-type globs, NATS
-//! subject patterns, CEL filter); within a list, any entry will do; an empty list means
-//! "any". The [`RouteTable`] evaluates every route and merges their endpoints, each once,
-//! in first-seen order. The body is parsed as JSON only if a filter needs it, once per event.
+//! Owns the route table and its semantics. A route matches when every criterion it sets holds
+//! (AND): its source ids, its event-type globs, its NATS subject patterns and its CEL filter;
+//! within one list any entry will do (OR), and an empty list means "any". A route with subject
+//! patterns never matches an event without a subject. Cheap criteria are checked first, so a
+//! filter only runs for events that already passed them; a filter that cannot give a boolean
+//! counts as no match and is reported in the [`RoutingDecision`].
+//!
+//! Pure and synchronous: no I/O, no logging, no clocks. It must not know about plugins,
+//! endpoints' targets or the store; it deals in ids only. The body is parsed as JSON only when a
+//! filter that has to run reads `body`, and at most once per event.
 
 mod filter;
 mod pattern;
 #[cfg(test)]
 mod tests;
 
-pub use filter::{Filter, FilterError, FilterOutcome};
+pub use filter::{
+    EvaluationError, Filter, FilterError, FilterOutcome, MAX_FILTER_LENGTH, SyntaxProblem,
+};
 pub use pattern::{PatternError, SubjectPattern, TypePattern};
 
-/// One route, compiled.
+use filter::EventBindings;
+
+/// One route, validated: patterns parsed, filter compiled, references resolved to ids.
 #[derive(Debug, Clone)]
 pub struct RouteSpec {
     pub id: String,
+    /// Source ids; empty means any source.
     pub sources: Vec<String>,
+    /// Event-type globs; empty means every type.
     pub types: Vec<TypePattern>,
+    /// NATS subject patterns; empty means any subject, or none.
     pub subjects: Vec<SubjectPattern>,
     pub filter: Option<Filter>,
+    /// Plugin ids of the route pipeline, in order. Routing only carries them.
     pub plugins: Vec<String>,
+    /// Endpoint ids, in order.
     pub endpoints: Vec<String>,
 }
 
-/// The fields routing looks at.
+/// The fields of an event that routing reads. Header names are expected in lower case.
 #[derive(Debug, Clone, Copy)]
 pub struct EventView<'a> {
     pub id: &'a str,
@@ -39,77 +54,95 @@ pub struct EventView<'a> {
 /// What routing decided for one event.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RoutingDecision {
-    /// Ids of matching routes, in table order.
+    /// Ids of the matching routes, in table order.
     pub routes: Vec<String>,
-    /// Endpoints to deliver to, each once, in first-seen order.
+    /// Endpoint ids to deliver to: the matching routes' endpoints, each once, in first-seen
+    /// order. An endpoint named by several matching routes gets one delivery.
     pub endpoints: Vec<String>,
-    /// Routes whose filter failed to evaluate (counted as not matching), with the reason.
-    pub filter_errors: Vec<(String, String)>,
+    /// Routes whose filter ran but could not give a boolean; they did not match.
+    pub filter_failures: Vec<FilterFailure>,
     /// Whether the body was parsed as JSON for a filter.
     pub body_parsed: bool,
 }
 
+/// A route whose filter failed for this event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FilterFailure {
+    pub route: String,
+    pub error: EvaluationError,
+}
+
+/// Every route, in config order.
 #[derive(Debug, Clone, Default)]
 pub struct RouteTable {
     routes: Vec<RouteSpec>,
 }
+
+// === impl RouteSpec ===
+
+impl RouteSpec {
+    /// Sources, types and subjects: every criterion but the filter.
+    fn matches_criteria(&self, event: &EventView<'_>) -> bool {
+        let source = self.sources.is_empty() || self.sources.iter().any(|id| id == event.source);
+        let event_type = self.types.is_empty()
+            || self.types.iter().any(|pattern| pattern.matches(event.event_type));
+        let subject = self.subjects.is_empty()
+            || event.subject.is_some_and(|subject| {
+                self.subjects.iter().any(|pattern| pattern.matches(subject))
+            });
+        source && event_type && subject
+    }
+}
+
+// === impl RouteTable ===
 
 impl RouteTable {
     pub fn new(routes: Vec<RouteSpec>) -> Self {
         Self { routes }
     }
 
+    /// The routes, in config order.
+    pub fn routes(&self) -> &[RouteSpec] {
+        &self.routes
+    }
+
+    /// Runs every route against `event`.
     pub fn evaluate(&self, event: &EventView<'_>) -> RoutingDecision {
         let mut decision = RoutingDecision::default();
-        let mut bindings: Option<filter::Bindings<'_>> = None;
+        let mut bindings = EventBindings::new(event);
         for route in &self.routes {
-            if !matches_static(route, event) {
+            if !route.matches_criteria(event) {
                 continue;
             }
             if let Some(filter) = &route.filter {
-                let needs_body = filter.uses_body();
-                if bindings.as_ref().is_none_or(|bound| needs_body && !bound.has_body) {
-                    bindings = Some(filter::bind(event, needs_body));
-                    decision.body_parsed |= needs_body;
-                }
-                let bound = bindings.as_ref().expect("bound just above");
-                match filter.evaluate(bound) {
+                match filter.evaluate_with(&mut bindings) {
                     FilterOutcome::Match => {}
                     FilterOutcome::NoMatch => continue,
-                    FilterOutcome::Error(reason) => {
-                        decision.filter_errors.push((route.id.clone(), reason));
+                    FilterOutcome::Error(error) => {
+                        decision
+                            .filter_failures
+                            .push(FilterFailure { route: route.id.clone(), error });
                         continue;
                     }
                 }
             }
             decision.routes.push(route.id.clone());
             for endpoint in &route.endpoints {
+                // Routes name a handful of endpoints: a linear scan beats hashing here.
                 if !decision.endpoints.contains(endpoint) {
                     decision.endpoints.push(endpoint.clone());
                 }
             }
         }
+        decision.body_parsed = bindings.body_parses() > 0;
         decision
     }
 
-    /// The endpoints of `route`, if it is among the decision's matching routes.
+    /// The endpoints of `route` if it is among the decision's matching routes, else none.
     pub fn endpoints_of(&self, decision: &RoutingDecision, route: &str) -> Vec<String> {
-        if !decision.routes.iter().any(|matched| matched == route) {
-            return Vec::new();
+        match self.routes.iter().find(|spec| spec.id == route) {
+            Some(spec) if decision.routes.contains(&spec.id) => spec.endpoints.clone(),
+            _ => Vec::new(),
         }
-        self.routes
-            .iter()
-            .find(|spec| spec.id == route)
-            .map(|spec| spec.endpoints.clone())
-            .unwrap_or_default()
     }
-}
-
-fn matches_static(route: &RouteSpec, event: &EventView<'_>) -> bool {
-    let source = route.sources.is_empty() || route.sources.iter().any(|s| s == event.source);
-    let event_type =
-        route.types.is_empty() || route.types.iter().any(|p| p.matches(event.event_type));
-    let subject = route.subjects.is_empty()
-        || event.subject.is_some_and(|subject| route.subjects.iter().any(|p| p.matches(subject)));
-    source && event_type && subject
 }
