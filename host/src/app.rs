@@ -1,7 +1,7 @@
 //! Wiring: builds the running router from a [`Topology`] and runs it until a signal.
 //!
-//! Owns the start order (store, pending deliveries, delivery workers, then listener, then
-//! ready) and the drain order on SIGTERM or SIGINT (not ready, stop accepting, finish
+//! Owns the start order (plugins, store, pending deliveries, delivery workers, then listener,
+//! then ready) and the drain order on SIGTERM or SIGINT (not ready, stop accepting, finish
 //! in-flight requests within a bound, let attempts under way finish and be recorded, flush
 //! the store writer). Holds no logic of its own.
 
@@ -16,6 +16,8 @@ use crate::config::Topology;
 use crate::delivery::{self, DeliveryService};
 use crate::ingest::Ingestor;
 use crate::ingress::http::{self, HttpState};
+use crate::pipeline::Pipeline;
+use crate::plugin::{PluginHost, RuntimeOptions};
 use crate::store::Store;
 use crate::telemetry::Metrics;
 
@@ -33,6 +35,8 @@ pub async fn run(topology: Topology) -> anyhow::Result<()> {
     let routes = Arc::new(crate::routing::RouteTable::new(
         topology.routes.values().map(|route| route.spec.clone()).collect(),
     ));
+    let plugins = load_plugins(&topology).await?;
+    let pipeline = Pipeline::new(&topology, routes, plugins, metrics.clone());
     let server = &topology.server;
     let (scheduler, jobs) = tokio::sync::mpsc::unbounded_channel();
     let store = Store::open(&server.data_dir, server.durability, metrics.clone(), scheduler)?;
@@ -60,12 +64,12 @@ pub async fn run(topology: Topology) -> anyhow::Result<()> {
     let ready = Arc::new(AtomicBool::new(false));
     let state = HttpState {
         topology: Arc::new(topology),
-        ingestor: Ingestor::new(store.clone(), routes.clone(), metrics.clone()),
+        ingestor: Ingestor::new(store.clone(), pipeline.clone(), metrics.clone()),
         metrics,
         ready: ready.clone(),
     };
     let admin = state.topology.server.admin_token.clone().map(|token| {
-        crate::admin::router(crate::admin::AdminState { token, store: store.clone(), routes })
+        crate::admin::router(crate::admin::AdminState { token, store: store.clone(), pipeline })
     });
     let router = match admin {
         Some(admin) => http::router(state).merge(admin),
@@ -97,34 +101,48 @@ pub async fn run(topology: Topology) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Compiles (or loads from the cache) every configured plugin, off the async threads; none
+/// configured, no runtime.
+async fn load_plugins(topology: &Topology) -> anyhow::Result<Option<Arc<PluginHost>>> {
+    if topology.plugins.is_empty() {
+        return Ok(None);
+    }
+    let plugins: Vec<_> = topology.plugins.values().cloned().collect();
+    let secrets = topology.secrets.clone();
+    let options = RuntimeOptions::serving(&topology.server.data_dir);
+    let started = std::time::Instant::now();
+    let host = tokio::task::spawn_blocking(move || PluginHost::load(&plugins, &secrets, &options))
+        .await
+        .context("plugin loading stopped")??;
+    tracing::info!(
+        plugins = topology.plugins.len(),
+        pooled = host.pooled_allocator(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "plugins loaded"
+    );
+    Ok(Some(Arc::new(host)))
+}
+
 /// Parts of the config schema that this build validates but cannot run yet. Running without
-/// them would be wrong (a `verify` plugin skipped means unauthenticated webhooks accepted),
-/// so the router refuses to start instead.
+/// them would be wrong (events silently not consumed or not delivered), so the router refuses
+/// to start instead.
 fn refuse_unsupported(topology: &Topology) -> anyhow::Result<()> {
     let mut unsupported = Vec::new();
     for source in topology.sources.values() {
-        if !source.verify.is_empty() {
-            unsupported.push(format!("source `{}` has `verify` plugins", source.id));
-        }
         if matches!(source.kind, crate::config::SourceKind::Nats { .. }) {
             unsupported.push(format!("source `{}` is a nats source", source.id));
         }
     }
-    for route in topology.routes.values() {
-        if !route.spec.plugins.is_empty() {
-            unsupported.push(format!("route `{}` has `plugins`", route.spec.id));
-        }
-    }
     for endpoint in topology.endpoints.values() {
-        if endpoint.transform.is_some() {
-            unsupported.push(format!("endpoint `{}` has a `transform` plugin", endpoint.id));
+        if matches!(endpoint.target, crate::config::EndpointTarget::Nats { .. }) {
+            unsupported.push(format!("endpoint `{}` is a nats endpoint", endpoint.id));
         }
     }
     if unsupported.is_empty() {
         return Ok(());
     }
     anyhow::bail!(
-        "this build cannot run plugins or nats sources yet, and will not run without them: {}",
+        "this build cannot run nats sources or endpoints yet, and will not run without them: {}",
         unsupported.join("; ")
     )
 }

@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use crate::config::{self, ConfigErrors, ProcessEnvironment, Topology};
+use crate::plugin_cli::{self, Kind, Language};
 use crate::telemetry::{self, LogFormat};
 
 const EXIT_RUNTIME: u8 = 1;
@@ -33,6 +34,55 @@ enum Command {
     Validate(ConfigArgument),
     /// Send dead letters again, or every event of a time range, through the running router.
     Replay(ReplayArguments),
+    /// Create, build, run and test plugins.
+    #[command(subcommand)]
+    Plugin(PluginCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum PluginCommand {
+    /// Create the plugin project NAME in the current directory, with fixtures.
+    New {
+        #[arg(long, value_enum, default_value_t = Language::Rust)]
+        lang: Language,
+        #[arg(long, value_enum)]
+        kind: Kind,
+        name: String,
+        /// The Rust SDK's directory [default: the `sdk/rust` this binary was built beside].
+        #[arg(long)]
+        sdk: Option<PathBuf>,
+    },
+    /// Build the plugin project in DIR and print the component's path (last line of stdout).
+    Build {
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+    },
+    /// Run a plugin on one event: verdict, logs, wall time, instructions, peak memory (JSON).
+    Run {
+        wasm: PathBuf,
+        #[arg(long)]
+        event: PathBuf,
+        /// A `plugin.toml` binding (config, test secrets, fixed clock).
+        #[arg(long)]
+        binding: Option<PathBuf>,
+        /// A config entry `KEY=VALUE` (repeatable).
+        #[arg(long = "config", value_parser = key_value)]
+        config: Vec<(String, String)>,
+        /// A test secret `NAME=VALUE` (repeatable).
+        #[arg(long = "secret", value_parser = key_value)]
+        secrets: Vec<(String, String)>,
+        /// What `now-ms` answers, in unix milliseconds.
+        #[arg(long)]
+        now_ms: Option<u64>,
+    },
+    /// Run every `*.event.json` in DIR and compare with its `*.verdict.json`.
+    Test { wasm: PathBuf, dir: PathBuf },
+}
+
+fn key_value(text: &str) -> Result<(String, String), String> {
+    text.split_once('=')
+        .map(|(key, value)| (key.to_owned(), value.to_owned()))
+        .ok_or_else(|| format!("`{text}` is not `KEY=VALUE`"))
 }
 
 #[derive(Debug, clap::Args)]
@@ -77,7 +127,41 @@ pub fn main() -> ExitCode {
         Command::Run(arguments) => run(&arguments.config),
         Command::Validate(arguments) => validate(&arguments.config),
         Command::Replay(arguments) => replay(arguments),
+        Command::Plugin(command) => plugin(command),
     }
+}
+
+fn plugin(command: PluginCommand) -> ExitCode {
+    let result = match command {
+        PluginCommand::New { lang, kind, name, sdk } => {
+            plugin_cli::new(lang, kind, &name, sdk.as_deref()).map(|path| {
+                println!(
+                    "created `{}`; build it with `switchyard plugin build {}`",
+                    path.display(),
+                    path.display()
+                );
+                ExitCode::SUCCESS
+            })
+        }
+        PluginCommand::Build { dir } => plugin_cli::build(&dir).map(|wasm| {
+            println!("{}", wasm.display());
+            ExitCode::SUCCESS
+        }),
+        PluginCommand::Run { wasm, event, binding, config, secrets, now_ms } => {
+            let request = plugin_cli::RunRequest { wasm, event, binding, config, secrets, now_ms };
+            plugin_cli::run(&request).map(|report| {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&report).expect("JSON values serialize")
+                );
+                ExitCode::SUCCESS
+            })
+        }
+        PluginCommand::Test { wasm, dir } => plugin_cli::test(&wasm, &dir).map(|summary| {
+            if summary.failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(EXIT_RUNTIME) }
+        }),
+    };
+    result.unwrap_or_else(|error| runtime_failure(&error))
 }
 
 fn load(path: &Path) -> Result<Topology, ExitCode> {

@@ -1,8 +1,9 @@
 //! The accept path shared by every ingress: inbound bytes → event → durable.
 //!
 //! Owns the rules that turn what a source received into an [`Event`] (event type, dedupe
-//! key) and the order of the stages before acknowledgement: build the event, route it, then
-//! store it with one delivery per matched endpoint in the same commit. It knows nothing of HTTP or NATS:
+//! key) and the order of the stages before acknowledgement: build the event, verify it
+//! (plugins), route it and run the route and endpoint plugins, then store it with its
+//! deliveries in the same commit. It knows nothing of HTTP or NATS:
 //! ingresses hand it an [`Inbound`] and map its answer to their protocol.
 
 use std::borrow::Cow;
@@ -11,11 +12,12 @@ use std::sync::Arc;
 use bytes::Bytes;
 use serde::Deserialize;
 
-use crate::config::{EventTypeRule, Source};
+use crate::config::{DEFAULT_DEDUPE_WINDOW, EventTypeRule, Source};
 use crate::event::{Event, EventId, header_value, now_millis};
-use crate::routing::{EventView, RouteTable};
+use crate::pipeline::{Pipeline, StageError, Verified};
 use crate::store::{IngestReceipt, NewEvent, Store, StoreError};
 use crate::telemetry::{IngestOutcome, Metrics};
+use crate::verdict::{DEDUPE_KEY_METADATA, Rejection};
 
 /// Event types longer than this are refused: they end up in URLs, subjects and labels.
 pub const MAX_EVENT_TYPE_LENGTH: usize = 256;
@@ -33,10 +35,17 @@ pub struct Inbound {
 pub enum IngestError {
     #[error("{0}")]
     EventType(#[from] EventTypeError),
+    /// A verify plugin refused it; the sender gets this status and code.
+    #[error("rejected with {}: {}", .0.status, .0.message)]
+    Rejected(Rejection),
+    /// A plugin asked for a retry, failed closed, or every plugin thread was busy.
+    #[error(transparent)]
+    Plugin(#[from] StageError),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
 
+/// Why no event type could be found.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EventTypeError {
     #[error("header `{0}` is missing or empty; this source takes the event type from it")]
@@ -99,17 +108,18 @@ fn top_level_type(body: &[u8]) -> Option<String> {
 #[derive(Debug, Clone)]
 pub struct Ingestor {
     store: Store,
-    routes: Arc<RouteTable>,
+    pipeline: Pipeline,
     metrics: Arc<Metrics>,
 }
 
 impl Ingestor {
-    pub fn new(store: Store, routes: Arc<RouteTable>, metrics: Arc<Metrics>) -> Self {
-        Self { store, routes, metrics }
+    pub fn new(store: Store, pipeline: Pipeline, metrics: Arc<Metrics>) -> Self {
+        Self { store, pipeline, metrics }
     }
 
     /// Accepts `inbound` for `source`: resolves once the event is committed (or known as a
-    /// duplicate), which is the only moment an ingress may acknowledge it.
+    /// duplicate, or dropped by a verify plugin), which is the only moment an ingress may
+    /// acknowledge it.
     pub async fn accept(
         &self,
         source: &Source,
@@ -119,8 +129,9 @@ impl Ingestor {
         let outcome = match &result {
             Ok(IngestReceipt::Stored(_)) => IngestOutcome::Accepted,
             Ok(IngestReceipt::Duplicate(_)) => IngestOutcome::Duplicate,
-            Err(IngestError::EventType(_)) => IngestOutcome::Rejected,
-            Err(IngestError::Store(_)) => IngestOutcome::Error,
+            Ok(IngestReceipt::Dropped(_)) => IngestOutcome::Dropped,
+            Err(IngestError::EventType(_) | IngestError::Rejected(_)) => IngestOutcome::Rejected,
+            Err(IngestError::Plugin(_) | IngestError::Store(_)) => IngestOutcome::Error,
         };
         self.metrics.count_ingest(&source.id, outcome);
         result
@@ -132,17 +143,19 @@ impl Ingestor {
         inbound: Inbound,
     ) -> Result<IngestReceipt, IngestError> {
         let event_type =
-            event_type(source.event_type.as_ref(), &source.id, &inbound.headers, &inbound.body)?;
-        let dedupe = source.dedupe.as_ref().and_then(|rule| {
+            event_type(source.event_type.as_ref(), &source.id, &inbound.headers, &inbound.body);
+        let dedupe_key = source.dedupe.as_ref().and_then(|rule| {
             header_value(&inbound.headers, &rule.header)
                 .filter(|key| !key.is_empty())
-                .map(|key| (key.to_owned(), rule.window))
+                .map(str::to_owned)
         });
-        let (dedupe_key, dedupe_window) = dedupe.unzip();
-        let event = Event {
+        // Until verify plugins have run, a type that cannot be found stands as the source
+        // id: the sender learns about a bad signature before it learns about a missing type.
+        let placeholder_type = event_type.clone().unwrap_or_else(|_| source.id.clone());
+        let mut event = Event {
             id: EventId::generate(),
             source: source.id.clone(),
-            event_type,
+            event_type: placeholder_type.clone(),
             subject: inbound.subject,
             headers: inbound.headers,
             body: inbound.body,
@@ -150,19 +163,43 @@ impl Ingestor {
             dedupe_key,
             metadata: Vec::new(),
         };
-        let endpoints = self
-            .routes
-            .evaluate(&EventView {
-                id: &event.id.to_string(),
-                source: &event.source,
-                event_type: &event.event_type,
-                subject: event.subject.as_deref(),
-                headers: &event.headers,
-                body: &event.body,
-            })
-            .endpoints;
-        let unrouted = endpoints.is_empty();
-        let receipt = self.store.ingest(NewEvent { event, dedupe_window, endpoints }).await?;
+        let mut dead_letter = None;
+        if !source.verify.is_empty() {
+            let id = event.id;
+            match self.pipeline.verify(&source.verify, event).await? {
+                Verified::Accept(verified) => event = verified,
+                Verified::Drop => return Ok(IngestReceipt::Dropped(id)),
+                Verified::Reject(rejection) => return Err(IngestError::Rejected(rejection)),
+                Verified::DeadLetter(failed, reason) => {
+                    event = failed;
+                    dead_letter = Some(reason);
+                }
+            }
+        }
+        if let Err(error) = event_type
+            && event.event_type == placeholder_type
+        {
+            return Err(error.into());
+        }
+        if let Some((_, key)) = event.metadata.iter().find(|(key, _)| key == DEDUPE_KEY_METADATA) {
+            event.dedupe_key = Some(key.clone()).filter(|key| !key.is_empty());
+        }
+        let dedupe_window = event
+            .dedupe_key
+            .as_ref()
+            .map(|_| source.dedupe.as_ref().map_or(DEFAULT_DEDUPE_WINDOW, |rule| rule.window));
+        let fan_out = match &dead_letter {
+            Some(reason) => self.pipeline.dead_letters(&event, reason),
+            None => self.pipeline.fan_out(&event, None).await?,
+        };
+        let unrouted = fan_out.deliveries.is_empty();
+        let new = NewEvent {
+            event,
+            dedupe_window,
+            derived: fan_out.derived,
+            deliveries: fan_out.deliveries,
+        };
+        let receipt = self.store.ingest(new).await?;
         if unrouted && matches!(receipt, IngestReceipt::Stored(_)) {
             self.metrics.events_unrouted.inc();
         }

@@ -41,6 +41,8 @@ pub fn init_logging(format: LogFormat) {
 pub enum IngestOutcome {
     Accepted,
     Duplicate,
+    /// Dropped by a verify plugin: acknowledged, not stored.
+    Dropped,
     Rejected,
     Error,
 }
@@ -50,6 +52,7 @@ impl IngestOutcome {
         match self {
             Self::Accepted => "accepted",
             Self::Duplicate => "duplicate",
+            Self::Dropped => "dropped",
             Self::Rejected => "rejected",
             Self::Error => "error",
         }
@@ -100,6 +103,42 @@ pub struct AttemptLabels {
     pub outcome: AttemptOutcome,
 }
 
+/// How one plugin call ended, as counted.
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq)]
+pub enum PluginOutcome {
+    /// A valid verdict.
+    Ok,
+    /// The plugin asked the sender to retry.
+    Retry,
+    /// Every plugin thread was busy; the sender was asked to retry.
+    Busy,
+    /// Trap, timeout, memory limit, invalid verdict or `fatal`: `on_error` applied.
+    Failed,
+}
+
+impl EncodeLabelValue for PluginOutcome {
+    fn encode(&self, encoder: &mut LabelValueEncoder<'_>) -> Result<(), std::fmt::Error> {
+        let text = match self {
+            Self::Ok => "ok",
+            Self::Retry => "retry",
+            Self::Busy => "busy",
+            Self::Failed => "failed",
+        };
+        std::fmt::Write::write_str(encoder, text)
+    }
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PluginLabels {
+    pub plugin: String,
+    pub outcome: PluginOutcome,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PluginIdLabels {
+    pub plugin: String,
+}
+
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct EndpointLabels {
     pub endpoint: String,
@@ -127,6 +166,10 @@ pub struct Metrics {
     pub store_commit_batch_size: Histogram,
     /// `switchyard_store_commit_seconds`: transaction + fsync time.
     pub store_commit_seconds: Histogram,
+    /// `switchyard_plugin_calls_total{plugin, outcome}`
+    pub plugin_calls: Family<PluginLabels, Counter>,
+    /// `switchyard_plugin_call_seconds{plugin}`: wall time, instantiation included.
+    pub plugin_call_seconds: Family<PluginIdLabels, Histogram>,
 }
 
 impl Metrics {
@@ -188,8 +231,24 @@ impl Metrics {
             "Time to commit (and fsync) one store transaction",
             store_commit_seconds.clone(),
         );
+        let plugin_calls = Family::<PluginLabels, Counter>::default();
+        registry.register(
+            "switchyard_plugin_calls",
+            "Plugin calls by outcome",
+            plugin_calls.clone(),
+        );
+        let plugin_call_seconds = Family::<PluginIdLabels, Histogram>::new_with_constructor(
+            plugin_histogram as fn() -> Histogram,
+        );
+        registry.register(
+            "switchyard_plugin_call_seconds",
+            "Wall time of plugin calls, instantiation included",
+            plugin_call_seconds.clone(),
+        );
         Arc::new(Self {
             registry,
+            plugin_calls,
+            plugin_call_seconds,
             ingest_events,
             events_unrouted,
             delivery_attempts,
@@ -222,6 +281,14 @@ impl Metrics {
             .set(count);
     }
 
+    pub fn count_plugin_call(&self, plugin: &str, outcome: PluginOutcome, seconds: f64) {
+        let plugin = plugin.to_owned();
+        self.plugin_call_seconds
+            .get_or_create(&PluginIdLabels { plugin: plugin.clone() })
+            .observe(seconds);
+        self.plugin_calls.get_or_create(&PluginLabels { plugin, outcome }).inc();
+    }
+
     /// The OpenMetrics text exposition of every metric.
     pub fn render(&self) -> String {
         let mut text = String::new();
@@ -233,4 +300,8 @@ impl Metrics {
 
 fn attempt_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.000_25, 2.0, 18))
+}
+
+fn plugin_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.000_005, 2.0, 20))
 }

@@ -39,6 +39,23 @@ pub fn switchyard_binary() -> PathBuf {
     binary
 }
 
+/// The workspace root.
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ is in the workspace").into()
+}
+
+/// A first-party (or test) plugin built from `plugins/`; `cargo xtask test` builds them.
+pub fn plugin_wasm(name: &str) -> PathBuf {
+    let file = format!("{}.wasm", name.replace('-', "_"));
+    let path = workspace_root().join("plugins/target/wasm32-wasip2/release").join(file);
+    assert!(
+        path.exists(),
+        "`{}` is missing: build the plugins with `cargo xtask plugins` (cargo xtask test does)",
+        path.display()
+    );
+    path
+}
+
 /// Lines a child process wrote to stderr, shared with the thread that reads them.
 #[derive(Debug, Default)]
 pub struct LogLines {
@@ -242,8 +259,7 @@ pub struct CliOutput {
 
 /// The project's test tool venv (`cargo xtask setup` creates it).
 pub fn tools_python() -> PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ is in the workspace");
-    let python = root.join(".tools/venv/bin/python");
+    let python = workspace_root().join(".tools/venv/bin/python");
     assert!(python.exists(), "`{}` is missing: run `cargo xtask setup`", python.display());
     python
 }

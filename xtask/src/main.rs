@@ -13,9 +13,16 @@ const USAGE: &str = "usage: cargo xtask <task> [args]
 
 tasks:
   setup        install what the tests need (rust targets, test tools)
-  test [ARGS]  build the router, then run every test (ARGS go to `cargo test`)
-  ci           formatting, clippy with warnings denied, then `test`
-  demo         run the router on examples/quickstart";
+  plugins      build the first-party plugins (plugins/, wasm32-wasip2)
+  test [ARGS]  build the router and the plugins, then run every test (ARGS go to the
+               router workspace's `cargo test`)
+  lint         formatting and clippy, warnings denied, in every workspace
+  ci           `lint`, then `test`
+  demo         build the plugins, then run the router on examples/quickstart";
+
+/// The guest workspaces: built for wasm32-wasip2, outside the router's workspace.
+const PLUGINS_MANIFEST: &str = "plugins/Cargo.toml";
+const SDK_MANIFEST: &str = "sdk/rust/Cargo.toml";
 
 fn main() -> anyhow::Result<()> {
     let mut arguments = std::env::args().skip(1);
@@ -24,8 +31,10 @@ fn main() -> anyhow::Result<()> {
     std::env::set_current_dir(workspace_root()).context("cannot enter the workspace root")?;
     match task.as_str() {
         "setup" => setup(),
+        "plugins" => plugins(),
         "test" => test(&rest),
-        "ci" => ci(),
+        "lint" => lint(),
+        "ci" => lint().and_then(|()| test(&[])),
         "demo" => demo(),
         _ => {
             eprintln!("{USAGE}");
@@ -71,20 +80,50 @@ fn setup() -> anyhow::Result<()> {
     ]))
 }
 
+fn plugins() -> anyhow::Result<()> {
+    run(cargo()
+        .args(["build", "--release", "--target", "wasm32-wasip2", "--manifest-path"])
+        .arg(PLUGINS_MANIFEST))
+}
+
 fn test(extra: &[String]) -> anyhow::Result<()> {
     setup()?;
-    // The end-to-end tests start the real binary; make sure it is the current one.
+    // The end-to-end tests start the real binary and load the real plugins: build both.
+    plugins()?;
     run(cargo().args(["build", "--package", "switchyard", "--bins"]))?;
+    run(cargo().args(["test", "--manifest-path", SDK_MANIFEST, "--workspace"]))?;
     run(cargo().args(["test", "--workspace"]).args(extra))
 }
 
-fn ci() -> anyhow::Result<()> {
-    run(cargo().args(["fmt", "--all", "--", "--check"]))?;
+fn lint() -> anyhow::Result<()> {
+    for manifest in ["Cargo.toml", SDK_MANIFEST, PLUGINS_MANIFEST] {
+        run(cargo().args(["fmt", "--all", "--manifest-path", manifest, "--", "--check"]))?;
+    }
     run(cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
-    test(&[])
+    run(cargo().args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--manifest-path",
+        SDK_MANIFEST,
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
+    run(cargo()
+        .args([
+            "clippy",
+            "--workspace",
+            "--target",
+            "wasm32-wasip2",
+            "--manifest-path",
+            PLUGINS_MANIFEST,
+        ])
+        .args(["--", "-D", "warnings"]))
 }
 
 fn demo() -> anyhow::Result<()> {
+    plugins()?;
     run(cargo()
         .args(["run", "--package", "switchyard", "--", "run", "-c"])
         .arg(Path::new("examples").join("quickstart").join("switchyard.toml")))

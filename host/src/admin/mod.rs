@@ -4,8 +4,6 @@
 //! or every event of a time range routed again); the rest of the admin surface grows here.
 //! The API is not mounted at all when no token is configured.
 
-use std::sync::Arc;
-
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -16,14 +14,14 @@ use serde::{Deserialize, Serialize};
 use crate::config::Secret;
 use crate::event::now_millis;
 use crate::ingress::http::ApiError;
-use crate::routing::{EventView, RouteTable};
-use crate::store::{DeliveryState, ReplaySelection, Store, StoreError};
+use crate::pipeline::Pipeline;
+use crate::store::{DeliveryState, ReplaySelection, ReplayedEvent, Store, StoreError};
 
 #[derive(Debug, Clone)]
 pub struct AdminState {
     pub token: Secret,
     pub store: Store,
-    pub routes: Arc<RouteTable>,
+    pub pipeline: Pipeline,
 }
 
 pub fn router(state: AdminState) -> Router {
@@ -72,21 +70,21 @@ async fn replay(
         None => ReplaySelection::DeadLetters { endpoint: request.endpoint.clone() },
         Some(since) => {
             let until = request.until.unwrap_or_else(|| now_millis() + 1);
-            let (store, routes) = (state.store.clone(), state.routes.clone());
-            let request = request.clone();
-            let pairs = tokio::task::spawn_blocking(move || {
-                let events = store.reader()?.events_received_between(since, until)?;
-                Ok::<_, StoreError>(route_again(&routes, &events, &request))
+            let store = state.store.clone();
+            let events = tokio::task::spawn_blocking(move || {
+                store.reader()?.events_received_between(since, until)
             })
             .await
             .map_err(|_| unavailable())?
             .map_err(store_failure)?;
-            ReplaySelection::Events(pairs)
+            ReplaySelection::Events(route_again(&state.pipeline, &events, &request).await?)
         }
     };
     let deliveries = if request.dry_run {
         match &selection {
-            ReplaySelection::Events(pairs) => pairs.len(),
+            ReplaySelection::Events(replayed) => {
+                replayed.iter().map(|event| event.deliveries.len()).sum()
+            }
             ReplaySelection::DeadLetters { endpoint } => {
                 let (store, endpoint) = (state.store.clone(), endpoint.clone());
                 tokio::task::spawn_blocking(move || {
@@ -104,36 +102,34 @@ async fn replay(
     Ok(Json(ReplayAnswer { deliveries, dry_run: request.dry_run }).into_response())
 }
 
-/// The (event position, endpoint) pairs the current routes give, filtered by the request.
-fn route_again(
-    routes: &RouteTable,
+/// The deliveries the current routes, route plugins and transforms give each event, limited
+/// to the request's route and endpoint.
+async fn route_again(
+    pipeline: &Pipeline,
     events: &[crate::store::StoredEvent],
     request: &ReplayRequest,
-) -> Vec<(i64, String)> {
-    let mut pairs = Vec::new();
+) -> Result<Vec<ReplayedEvent>, ApiError> {
+    let mut replayed = Vec::new();
     for stored in events {
-        let event = &stored.event;
-        let id = event.id.to_string();
-        let view = EventView {
-            id: &id,
-            source: &event.source,
-            event_type: &event.event_type,
-            subject: event.subject.as_deref(),
-            headers: &event.headers,
-            body: &event.body,
-        };
-        let decision = routes.evaluate(&view);
-        let endpoints = match &request.route {
-            Some(route) => routes.endpoints_of(&decision, route),
-            None => decision.endpoints.clone(),
-        };
-        for endpoint in endpoints {
-            if request.endpoint.as_ref().is_none_or(|wanted| *wanted == endpoint) {
-                pairs.push((stored.seq, endpoint));
-            }
+        let fan_out =
+            pipeline.fan_out(&stored.event, request.route.as_deref()).await.map_err(|error| {
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "plugin_unavailable",
+                    format!("nothing was replayed: {error}"),
+                )
+            })?;
+        let mut deliveries = fan_out.deliveries;
+        if let Some(wanted) = &request.endpoint {
+            deliveries.retain(|delivery| delivery.endpoint == *wanted);
+        }
+        let mut derived = fan_out.derived;
+        derived.retain(|event| deliveries.iter().any(|delivery| delivery.event == event.id));
+        if !deliveries.is_empty() {
+            replayed.push(ReplayedEvent { seq: stored.seq, derived, deliveries });
         }
     }
-    pairs
+    Ok(replayed)
 }
 
 fn authorize(token: &Secret, headers: &HeaderMap) -> Result<(), ApiError> {

@@ -4,6 +4,7 @@
 //! [`IngestError`] → status code and JSON error body. [`router`] builds an `axum::Router`
 //! that tests can drive without a socket. Nothing here decides about events.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -18,6 +19,7 @@ use serde_json::json;
 
 use crate::config::{SourceKind, Topology};
 use crate::ingest::{EventTypeError, Inbound, IngestError, Ingestor};
+use crate::pipeline::StageError;
 use crate::store::StoreError;
 use crate::telemetry::Metrics;
 
@@ -142,14 +144,18 @@ fn header_text(value: &HeaderValue) -> String {
 #[derive(Debug)]
 pub struct ApiError {
     status: StatusCode,
-    code: &'static str,
+    code: Cow<'static, str>,
     detail: String,
     retry_after: bool,
 }
 
 impl ApiError {
-    pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
-        Self { status, code, detail: detail.into(), retry_after: false }
+    pub fn new(
+        status: StatusCode,
+        code: impl Into<Cow<'static, str>>,
+        detail: impl Into<String>,
+    ) -> Self {
+        Self { status, code: code.into(), detail: detail.into(), retry_after: false }
     }
 
     fn unavailable(code: &'static str, detail: &str) -> Self {
@@ -165,6 +171,20 @@ impl From<IngestError> for ApiError {
             }
             IngestError::EventType(error) => {
                 Self::new(StatusCode::BAD_REQUEST, "missing_event_type", error.to_string())
+            }
+            IngestError::Rejected(rejection) => {
+                // `Verdict::validate` keeps statuses within 4xx.
+                let status =
+                    StatusCode::from_u16(rejection.status).unwrap_or(StatusCode::BAD_REQUEST);
+                Self::new(status, rejection.code, rejection.message)
+            }
+            IngestError::Plugin(StageError::Busy) => {
+                Self::unavailable("overloaded", "every plugin thread is busy; retry")
+            }
+            IngestError::Plugin(error) => {
+                // Plugin ids and reasons are operator business; they are logged, not sent.
+                tracing::warn!(%error, "event not accepted: a plugin stage asked for a retry");
+                Self::unavailable("plugin_unavailable", "the event could not be processed; retry")
             }
             IngestError::Store(StoreError::Busy) => {
                 Self::unavailable("overloaded", "too many events are waiting to be stored; retry")

@@ -50,13 +50,35 @@ pub enum StoreError {
     Read(#[from] rusqlite::Error),
 }
 
-/// An event to make durable, with how long its dedupe key stays claimed and the endpoints
-/// it is to be delivered to (each once).
+/// An event to make durable, with how long its dedupe key stays claimed, the events plugins
+/// split it into, and its deliveries.
 #[derive(Debug, Clone)]
 pub struct NewEvent {
     pub event: Event,
     pub dedupe_window: Option<Duration>,
-    pub endpoints: Vec<String>,
+    /// Events made from it by splits; stored beside it with their own ids.
+    pub derived: Vec<Event>,
+    pub deliveries: Vec<NewDelivery>,
+}
+
+/// One delivery to create: of `event` (the new event or one of its derived events) to
+/// `endpoint`, sending `payload`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewDelivery {
+    pub endpoint: String,
+    pub event: EventId,
+    pub payload: Payload,
+    /// Created as a dead letter with this error (a plugin failed under `dead-letter`).
+    pub dead_letter: Option<String>,
+}
+
+/// New deliveries for an event already stored (replay by time range).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplayedEvent {
+    /// The stored event's position.
+    pub seq: i64,
+    pub derived: Vec<Event>,
+    pub deliveries: Vec<NewDelivery>,
 }
 
 /// What the store did with a [`NewEvent`].
@@ -66,12 +88,14 @@ pub enum IngestReceipt {
     Stored(EventId),
     /// Its dedupe key was claimed by this earlier event, within the window; nothing stored.
     Duplicate(EventId),
+    /// A verify plugin dropped it: acknowledged under this id, nothing stored.
+    Dropped(EventId),
 }
 
 impl IngestReceipt {
     pub fn id(self) -> EventId {
         match self {
-            Self::Stored(id) | Self::Duplicate(id) => id,
+            Self::Stored(id) | Self::Duplicate(id) | Self::Dropped(id) => id,
         }
     }
 }
@@ -145,8 +169,8 @@ pub struct AttemptRecord {
 pub enum ReplaySelection {
     /// Dead letters, optionally of one endpoint only: they become pending again.
     DeadLetters { endpoint: Option<String> },
-    /// New deliveries for these (event position, endpoint) pairs.
-    Events(Vec<(i64, String)>),
+    /// New deliveries (and split events) for stored events.
+    Events(Vec<ReplayedEvent>),
 }
 
 type Reply<T> = oneshot::Sender<Result<T, StoreError>>;

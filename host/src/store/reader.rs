@@ -84,23 +84,25 @@ impl Reader {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// The body and content type a delivery sends.
+    /// The body and content type a delivery sends: its own content type (set when a plugin
+    /// shaped the payload), else its event's.
     pub fn payload(&self, delivery_id: i64) -> Result<Option<Payload>, StoreError> {
-        let row: Option<(Vec<u8>, String)> = self
+        let row: Option<(Vec<u8>, String, Option<String>)> = self
             .connection
             .prepare_cached(
-                "SELECT p.body, e.headers FROM deliveries d JOIN payloads p ON p.id = d.payload_id \
-                 JOIN events e ON e.seq = d.event_seq WHERE d.id = ?1",
+                "SELECT p.body, e.headers, d.content_type FROM deliveries d \
+                 JOIN payloads p ON p.id = d.payload_id JOIN events e ON e.seq = d.event_seq \
+                 WHERE d.id = ?1",
             )?
-            .query_row(params![delivery_id], |row| Ok((row.get(0)?, row.get(1)?)))
+            .query_row(params![delivery_id], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
             .optional()?;
-        Ok(row.map(|(body, headers)| {
-            let headers: Vec<(String, String)> = serde_json::from_str(&headers).unwrap_or_default();
-            Payload {
-                body: Bytes::from(body),
-                content_type: crate::event::header_value(&headers, "content-type")
-                    .map(str::to_owned),
-            }
+        Ok(row.map(|(body, headers, content_type)| {
+            let content_type = content_type.or_else(|| {
+                let headers: Vec<(String, String)> =
+                    serde_json::from_str(&headers).unwrap_or_default();
+                crate::event::header_value(&headers, "content-type").map(str::to_owned)
+            });
+            Payload { body: Bytes::from(body), content_type }
         }))
     }
 
@@ -151,7 +153,8 @@ impl Reader {
         Ok(disabled_endpoints(&self.connection)?)
     }
 
-    /// Events received in `[since, until)` (unix ms), in commit order.
+    /// Events received in `[since, until)` (unix ms), in commit order; events made by splits are not
+    /// listed (routing their origin again makes them again).
     pub fn events_received_between(
         &self,
         since: u64,
@@ -159,7 +162,8 @@ impl Reader {
     ) -> Result<Vec<StoredEvent>, StoreError> {
         let sql = format!(
             "SELECT {EVENT_COLUMNS} FROM events e JOIN payloads p ON p.id = e.payload_id \
-             WHERE e.received_at >= ?1 AND e.received_at < ?2 ORDER BY e.seq"
+             WHERE e.received_at >= ?1 AND e.received_at < ?2 AND e.parent_seq IS NULL \
+             ORDER BY e.seq"
         );
         let mut statement = self.connection.prepare(&sql)?;
         let rows = statement.query_map(params![since as i64, until as i64], stored_event)?;

@@ -72,6 +72,12 @@ const MIGRATIONS: &[&str] = &[
         reason      TEXT
     ) WITHOUT ROWID;
     "#,
+    // 3: what plugins make: a delivery's own content type (a transform may change it), and
+    // the event a split event came from.
+    r#"
+    ALTER TABLE deliveries ADD COLUMN content_type TEXT;
+    ALTER TABLE events ADD COLUMN parent_seq INTEGER REFERENCES events(seq);
+    "#,
 ];
 
 /// The schema version this build writes.

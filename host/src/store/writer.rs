@@ -9,15 +9,16 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Instant;
 
+use bytes::Bytes;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
 use super::{
-    AttemptRecord, Command, DeliveryJob, DeliveryState, IngestReceipt, NewEvent, NextStep, Payload,
-    ReplaySelection, Reply, StoreError,
+    AttemptRecord, Command, DeliveryJob, DeliveryState, IngestReceipt, NewDelivery, NewEvent,
+    NextStep, ReplaySelection, Reply, StoreError,
 };
-use crate::event::{EventId, now_millis};
+use crate::event::{Event, EventId, now_millis};
 use crate::telemetry::Metrics;
 
 /// The most requests one transaction takes; bounds commit latency under a flood.
@@ -203,20 +204,33 @@ fn ingest(
             )?
             .execute(params![event.source, key, event.id.to_bytes(), expires_at as i64])?;
     }
-    let hash = Sha256::digest(&event.body);
-    let payload_id: i64 = connection
-        .prepare_cached(
-            "INSERT INTO payloads (hash, body) VALUES (?1, ?2) \
-             ON CONFLICT (hash) DO UPDATE SET hash = excluded.hash RETURNING id",
-        )?
-        .query_row(params![hash.as_slice(), event.body.as_ref()], |row| row.get(0))?;
+    let event_seq = insert_event(connection, event, None)?;
+    let jobs = insert_fan_out(
+        connection,
+        event_seq,
+        event.id,
+        &new.derived,
+        &new.deliveries,
+        now,
+        context,
+    )?;
+    Ok((IngestReceipt::Stored(event.id), jobs))
+}
+
+/// Inserts `event` (its body content-addressed) and answers its position.
+fn insert_event(
+    connection: &Connection,
+    event: &Event,
+    parent_seq: Option<i64>,
+) -> rusqlite::Result<i64> {
+    let payload_id = insert_payload(connection, &event.body)?;
     let headers = serde_json::to_string(&event.headers).expect("strings always serialize");
     let metadata = (!event.metadata.is_empty())
         .then(|| serde_json::to_string(&event.metadata).expect("strings always serialize"));
     connection
         .prepare_cached(
             "INSERT INTO events (id, source, type, subject, headers, payload_id, received_at, \
-             dedupe_key, metadata) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+             dedupe_key, metadata, parent_seq) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
         )?
         .execute(params![
             event.id.to_bytes(),
@@ -228,49 +242,115 @@ fn ingest(
             event.received_at as i64,
             event.dedupe_key,
             metadata,
+            parent_seq,
         ])?;
-    let event_seq = connection.last_insert_rowid();
-    let payload = Payload {
-        body: event.body.clone(),
-        content_type: event.header("content-type").map(str::to_owned),
-    };
-    let mut jobs = Vec::with_capacity(new.endpoints.len());
-    for endpoint in &new.endpoints {
-        let delivery_id =
-            insert_delivery(connection, event_seq, endpoint, payload_id, now, context)?;
-        if let Some(delivery_id) = delivery_id {
+    Ok(connection.last_insert_rowid())
+}
+
+/// Stores `body` once per distinct content and answers its row id.
+fn insert_payload(connection: &Connection, body: &[u8]) -> rusqlite::Result<i64> {
+    let hash = Sha256::digest(body);
+    connection
+        .prepare_cached(
+            "INSERT INTO payloads (hash, body) VALUES (?1, ?2) \
+             ON CONFLICT (hash) DO UPDATE SET hash = excluded.hash RETURNING id",
+        )?
+        .query_row(params![hash.as_slice(), body], |row| row.get(0))
+}
+
+/// Inserts the events split from the event at `origin_seq`, then its deliveries; answers the
+/// jobs to schedule once committed.
+fn insert_fan_out(
+    connection: &Connection,
+    origin_seq: i64,
+    origin: EventId,
+    derived: &[Event],
+    deliveries: &[NewDelivery],
+    now: u64,
+    context: &WriterContext,
+) -> rusqlite::Result<Vec<DeliveryJob>> {
+    let mut positions: Vec<(EventId, i64)> = vec![(origin, origin_seq)];
+    for event in derived {
+        positions.push((event.id, insert_event(connection, event, Some(origin_seq))?));
+    }
+    // Fan-out usually sends one body to many endpoints: hash and store it once.
+    let mut payload_ids: Vec<(&Bytes, i64)> = Vec::new();
+    let mut jobs = Vec::with_capacity(deliveries.len());
+    for delivery in deliveries {
+        let Some(&(_, event_seq)) = positions.iter().find(|(id, _)| *id == delivery.event) else {
+            tracing::error!(event = %delivery.event, "delivery of an event that is not stored; skipped");
+            continue;
+        };
+        let body = &delivery.payload.body;
+        let payload_id = match payload_ids.iter().find(|(known, _)| *known == body) {
+            Some(&(_, id)) => id,
+            None => {
+                let id = insert_payload(connection, body)?;
+                payload_ids.push((body, id));
+                id
+            }
+        };
+        let row = DeliveryInsert {
+            event_seq,
+            endpoint: &delivery.endpoint,
+            payload_id,
+            content_type: delivery.payload.content_type.as_deref(),
+            dead_letter: delivery.dead_letter.as_deref(),
+        };
+        if let Some(delivery_id) = insert_delivery(connection, &row, now, context)? {
             jobs.push(DeliveryJob {
                 delivery_id,
-                event_id: event.id,
-                endpoint: endpoint.clone(),
+                event_id: delivery.event,
+                endpoint: delivery.endpoint.clone(),
                 attempts: 0,
                 due_at: now,
-                payload: Some(payload.clone()),
+                payload: Some(delivery.payload.clone()),
             });
         }
     }
-    Ok((IngestReceipt::Stored(event.id), jobs))
+    Ok(jobs)
 }
 
-/// Inserts a delivery due now; parked if its endpoint is disabled. Answers its id when it is
-/// to be scheduled.
+/// A delivery row to insert.
+struct DeliveryInsert<'a> {
+    event_seq: i64,
+    endpoint: &'a str,
+    payload_id: i64,
+    /// `None` sends the event's own content type.
+    content_type: Option<&'a str>,
+    dead_letter: Option<&'a str>,
+}
+
+/// Inserts a delivery due now: dead if it carries an error, parked if its endpoint is
+/// disabled, else pending. Answers its id when it is to be scheduled.
 fn insert_delivery(
     connection: &Connection,
-    event_seq: i64,
-    endpoint: &str,
-    payload_id: i64,
+    row: &DeliveryInsert<'_>,
     now: u64,
     context: &WriterContext,
 ) -> rusqlite::Result<Option<i64>> {
-    let parked = context.disabled.contains(endpoint);
-    let state = if parked { DeliveryState::Parked } else { DeliveryState::Pending };
+    let state = if row.dead_letter.is_some() {
+        DeliveryState::Dead
+    } else if context.disabled.contains(row.endpoint) {
+        DeliveryState::Parked
+    } else {
+        DeliveryState::Pending
+    };
     connection
         .prepare_cached(
-            "INSERT INTO deliveries (event_seq, endpoint, payload_id, state, next_attempt_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5)",
+            "INSERT INTO deliveries (event_seq, endpoint, payload_id, state, next_attempt_at, \
+             last_error, content_type) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         )?
-        .execute(params![event_seq, endpoint, payload_id, state as i64, now as i64])?;
-    Ok((!parked).then(|| connection.last_insert_rowid()))
+        .execute(params![
+            row.event_seq,
+            row.endpoint,
+            row.payload_id,
+            state as i64,
+            now as i64,
+            row.dead_letter,
+            row.content_type,
+        ])?;
+    Ok((state == DeliveryState::Pending).then(|| connection.last_insert_rowid()))
 }
 
 fn record_attempt(
@@ -365,27 +445,23 @@ fn replay(
                 }
             }
         }
-        ReplaySelection::Events(pairs) => {
-            let mut select =
-                connection.prepare_cached("SELECT id, payload_id FROM events WHERE seq = ?1")?;
-            for (event_seq, endpoint) in pairs {
-                let row: Option<(Vec<u8>, i64)> = select
-                    .query_row(params![event_seq], |row| Ok((row.get(0)?, row.get(1)?)))
-                    .optional()?;
-                let Some((event_id, payload_id)) = row else { continue };
-                let Ok(event_id) = <[u8; 16]>::try_from(event_id.as_slice()) else { continue };
-                let inserted =
-                    insert_delivery(connection, *event_seq, endpoint, payload_id, now, context)?;
-                if let Some(delivery_id) = inserted {
-                    jobs.push(DeliveryJob {
-                        delivery_id,
-                        event_id: EventId::from_bytes(event_id),
-                        endpoint: endpoint.clone(),
-                        attempts: 0,
-                        due_at: now,
-                        payload: None,
-                    });
-                }
+        ReplaySelection::Events(replayed) => {
+            let mut select = connection.prepare_cached("SELECT id FROM events WHERE seq = ?1")?;
+            for event in replayed {
+                let id: Option<Vec<u8>> =
+                    select.query_row(params![event.seq], |row| row.get(0)).optional()?;
+                let Some(Ok(id)) = id.map(|id| <[u8; 16]>::try_from(id.as_slice())) else {
+                    continue;
+                };
+                jobs.extend(insert_fan_out(
+                    connection,
+                    event.seq,
+                    EventId::from_bytes(id),
+                    &event.derived,
+                    &event.deliveries,
+                    now,
+                    context,
+                )?);
             }
         }
     }

@@ -1,0 +1,80 @@
+//! Compiling components, and the `.cwasm` cache that makes restarts cheap.
+//!
+//! Owns the only `unsafe` in Switchyard. A compiled component is machine code, so loading one
+//! is only sound for artifacts this host wrote itself: the cache lives in the data directory
+//! (created owner-only), files are named by the wasm's sha256 and the engine's compatibility
+//! hash, and written to a temporary name then renamed, so a reader never sees half a file.
+//! A cached file that does not load is compiled again and overwritten.
+
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+use wasmtime::Engine;
+use wasmtime::component::Component;
+
+/// Compiles the component at `wasm_path`, through the cache in `cache_dir` when given.
+pub fn load(
+    engine: &Engine,
+    wasm_path: &Path,
+    cache_dir: Option<&Path>,
+) -> Result<Component, String> {
+    let wasm = std::fs::read(wasm_path)
+        .map_err(|error| format!("cannot read `{}`: {error}", wasm_path.display()))?;
+    let Some(cache_dir) = cache_dir else {
+        return Component::new(engine, &wasm).map_err(|error| compile_error(&error));
+    };
+    let cached = cache_dir.join(cache_name(engine, &wasm));
+    if cached.is_file() {
+        match deserialize(engine, &cached) {
+            Ok(component) => return Ok(component),
+            Err(error) => {
+                tracing::warn!(path = %cached.display(), %error, "cached plugin does not load; compiling it again");
+            }
+        }
+    }
+    let compiled = engine.precompile_component(&wasm).map_err(|error| compile_error(&error))?;
+    if let Err(error) = write_atomically(cache_dir, &cached, &compiled) {
+        // The cache only saves time: run without it rather than refuse the plugin.
+        tracing::warn!(path = %cached.display(), %error, "cannot write the plugin cache");
+        return Component::new(engine, &wasm).map_err(|error| compile_error(&error));
+    }
+    deserialize(engine, &cached).map_err(|error| compile_error(&error))
+}
+
+/// `<sha256 of the wasm>-<engine compatibility hash>.cwasm`: a new wasm or a new engine
+/// configuration (or Wasmtime version) never meets an old artifact.
+fn cache_name(engine: &Engine, wasm: &[u8]) -> String {
+    let mut hasher = DefaultHasher::new();
+    engine.precompile_compatibility_hash().hash(&mut hasher);
+    format!("{}-{:016x}.cwasm", hex::encode(Sha256::digest(wasm)), hasher.finish())
+}
+
+#[allow(unsafe_code)]
+fn deserialize(engine: &Engine, path: &Path) -> wasmtime::Result<Component> {
+    // SAFETY: `path` is inside this host's own cache directory, named by the content hash of
+    // the wasm it was compiled from and by this engine's compatibility hash, and only ever
+    // written by `write_atomically` with the output of `Engine::precompile_component`. Wasmtime
+    // also checks the artifact's header and engine configuration before using it.
+    unsafe { Component::deserialize_file(engine, path) }
+}
+
+fn write_atomically(directory: &Path, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    create_private_directory(directory)?;
+    let temporary: PathBuf = path.with_extension(format!("tmp{}", std::process::id()));
+    std::fs::write(&temporary, bytes)?;
+    std::fs::rename(&temporary, path)
+}
+
+fn create_private_directory(directory: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    match std::fs::DirBuilder::new().recursive(true).mode(0o700).create(directory) {
+        Ok(()) => Ok(()),
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(error) => Err(error),
+    }
+}
+
+fn compile_error(error: &wasmtime::Error) -> String {
+    format!("not a valid component: {error:#}")
+}

@@ -1,0 +1,278 @@
+//! `switchyard plugin new`: a plugin project from a template, fixtures included.
+//!
+//! Owns the templates: a project that builds as written and whose fixtures pass, so the first
+//! thing an author does (`plugin build`, then `plugin test`) works. The Rust SDK is not on
+//! crates.io yet, so projects depend on it by path: `--sdk`, or the `sdk/rust` this binary was
+//! built beside.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+
+/// The plugin's language.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Language {
+    Rust,
+}
+
+/// What the plugin does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Kind {
+    Filter,
+    Transform,
+    Verify,
+}
+
+impl Language {
+    /// The language of the project in `directory`, from its build file.
+    pub fn detect(directory: &Path) -> anyhow::Result<Self> {
+        if directory.join("Cargo.toml").is_file() {
+            return Ok(Self::Rust);
+        }
+        bail!(
+            "`{}` holds no plugin project this build knows (expected a `Cargo.toml`)",
+            directory.display()
+        )
+    }
+}
+
+/// Writes the project into `directory` (which must not exist) and answers it.
+pub fn create(
+    directory: &Path,
+    language: Language,
+    kind: Kind,
+    sdk: Option<&Path>,
+) -> anyhow::Result<PathBuf> {
+    let name = directory
+        .file_name()
+        .and_then(|name| name.to_str())
+        .filter(|name| crate::config::values::check_id(name).is_ok())
+        .with_context(|| {
+            format!(
+                "`{}` is not a plugin name; use kebab-case, e.g. `verify-acme`",
+                directory.display()
+            )
+        })?;
+    if directory.exists() {
+        bail!("`{}` already exists", directory.display());
+    }
+    let Language::Rust = language;
+    let sdk = match sdk {
+        Some(path) => path.to_path_buf(),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("sdk").join("rust"),
+    };
+    let sdk = sdk.canonicalize().with_context(|| {
+        format!("no Rust SDK at `{}`; pass its directory with `--sdk`", sdk.display())
+    })?;
+    let files = rust_files(name, kind, &sdk);
+    for (relative, contents) in &files {
+        let path = directory.join(relative);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("cannot create `{}`", parent.display()))?;
+        }
+        std::fs::write(&path, contents)
+            .with_context(|| format!("cannot write `{}`", path.display()))?;
+    }
+    Ok(directory.to_path_buf())
+}
+
+fn rust_files(name: &str, kind: Kind, sdk: &Path) -> Vec<(&'static str, String)> {
+    let sdk = sdk.display().to_string().replace('\\', "\\\\").replace('"', "\\\"");
+    let manifest = format!(
+        r#"[package]
+name = "{name}"
+version = "0.1.0"
+edition = "2024"
+publish = false
+
+[lib]
+crate-type = ["cdylib"]
+
+[dependencies]
+switchyard-sdk = {{ path = "{sdk}" }}
+
+# A plugin is its own workspace.
+[workspace]
+
+[profile.release]
+opt-level = "s"
+lto = true
+codegen-units = 1
+strip = true
+panic = "abort"
+"#
+    );
+    let mut files = vec![
+        ("Cargo.toml", manifest),
+        (".gitignore", "/target\n".to_owned()),
+        (
+            "README.md",
+            format!(
+                "# {name}\n\nA Switchyard {kind} plugin.\n\n```sh\nswitchyard plugin build            # prints the .wasm path last\nswitchyard plugin test <that path> fixtures/\n```\n",
+                kind = kind_name(kind)
+            ),
+        ),
+    ];
+    files.extend(match kind {
+        Kind::Filter => filter_files(),
+        Kind::Transform => transform_files(),
+        Kind::Verify => verify_files(),
+    });
+    files
+}
+
+fn kind_name(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Filter => "filter",
+        Kind::Transform => "transform",
+        Kind::Verify => "verify",
+    }
+}
+
+fn filter_files() -> Vec<(&'static str, String)> {
+    let source = r#"//! A filter: lets through events whose JSON body has `"action"` equal to the `action`
+//! config value (default `opened`), drops the rest.
+
+use switchyard_sdk::serde_json::Value;
+use switchyard_sdk::{Event, host};
+
+#[switchyard_sdk::filter]
+fn keep(event: &Event) -> bool {
+    let wanted = host::config("action").unwrap_or_else(|| "opened".to_owned());
+    let body: Result<Value, _> = event.body_json();
+    body.ok().and_then(|body| body.get("action")?.as_str().map(|action| action == wanted))
+        == Some(true)
+}
+"#;
+    vec![
+        ("src/lib.rs", source.to_owned()),
+        ("fixtures/plugin.toml", "[config]\naction = \"opened\"\n".to_owned()),
+        (
+            "fixtures/opened.event.json",
+            r#"{"type": "github.pull_request", "headers": {"content-type": "application/json"}, "body_json": {"action": "opened", "number": 7}}
+"#
+            .to_owned(),
+        ),
+        ("fixtures/opened.verdict.json", "{\"verdict\": \"pass\"}\n".to_owned()),
+        (
+            "fixtures/closed.event.json",
+            r#"{"type": "github.pull_request", "body_json": {"action": "closed", "number": 7}}
+"#
+            .to_owned(),
+        ),
+        ("fixtures/closed.verdict.json", "{\"verdict\": \"drop\"}\n".to_owned()),
+    ]
+}
+
+fn transform_files() -> Vec<(&'static str, String)> {
+    let source = r#"//! A transform: wraps the JSON body as `{"type": <event type>, "data": <body>}`.
+
+use switchyard_sdk::serde_json::{Value, json};
+use switchyard_sdk::{Event, Failure};
+
+#[switchyard_sdk::transform]
+fn wrap(mut event: Event) -> Result<Event, Failure> {
+    let data: Value = event.body_json()?;
+    let envelope = json!({"type": event.type_, "data": data});
+    event.set_body_json(&envelope)?;
+    event.set_header("content-type", "application/json");
+    Ok(event)
+}
+"#;
+    vec![
+        ("src/lib.rs", source.to_owned()),
+        (
+            "fixtures/order.event.json",
+            r#"{"type": "shop.order", "headers": {"content-type": "application/json"}, "body_json": {"id": 42}}
+"#
+            .to_owned(),
+        ),
+        (
+            "fixtures/order.verdict.json",
+            r#"{"verdict": "modify", "patch": {"body_json": {"type": "shop.order", "data": {"id": 42}}}}
+"#
+            .to_owned(),
+        ),
+        (
+            "fixtures/not-json.event.json",
+            r#"{"type": "shop.order", "body": "not json"}
+"#
+            .to_owned(),
+        ),
+        ("fixtures/not-json.verdict.json", "{\"failure\": \"fatal\"}\n".to_owned()),
+    ]
+}
+
+fn verify_files() -> Vec<(&'static str, String)> {
+    let source = r#"//! A verifier: `x-signature` must be the hex HMAC-SHA256 of the raw body, keyed with the
+//! secret named by the `secret` config value. `x-delivery-id`, when present, is the dedupe key.
+
+use switchyard_sdk::{Event, Failure, Rejection, Verification, crypto, encoding, host};
+
+#[switchyard_sdk::verify]
+fn check(event: &Event) -> Result<Verification, Failure> {
+    let secret = host::require_config("secret")?;
+    let Some(mac) = event.header("x-signature").and_then(|text| encoding::decode_hex(text).ok())
+    else {
+        return Ok(Rejection::missing_signature("`x-signature` is missing or not hex").into());
+    };
+    let valid = crypto::hmac_sha256_verify(&secret, &event.body, &mac)
+        .map_err(|error| Failure::fatal(crypto::describe(&error)))?;
+    if !valid {
+        return Ok(Rejection::bad_signature("the signature does not match the body").into());
+    }
+    Ok(match event.header("x-delivery-id") {
+        Some(id) => Verification::accept_with_dedupe_key(id),
+        None => Verification::accept(),
+    })
+}
+"#;
+    // HMAC-SHA256("It's a Secret to Everybody", "Hello, World!"), the GitHub documentation's
+    // example.
+    let valid = "757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17";
+    vec![
+        ("src/lib.rs", source.to_owned()),
+        (
+            "fixtures/plugin.toml",
+            "[config]\nsecret = \"acme\"\n\n[secrets]\nacme = \"It's a Secret to Everybody\"\n"
+                .to_owned(),
+        ),
+        (
+            "fixtures/valid.event.json",
+            format!(
+                r#"{{"type": "acme.ping", "headers": {{"x-signature": "{valid}", "x-delivery-id": "d-1"}}, "body": "Hello, World!"}}
+"#
+            ),
+        ),
+        (
+            "fixtures/valid.verdict.json",
+            r#"{"verdict": "modify", "patch": {"set_metadata": [["dedupe-key", "d-1"]]}}
+"#
+            .to_owned(),
+        ),
+        (
+            "fixtures/tampered.event.json",
+            format!(
+                r#"{{"type": "acme.ping", "headers": {{"x-signature": "{valid}"}}, "body": "Hello, World?"}}
+"#
+            ),
+        ),
+        (
+            "fixtures/tampered.verdict.json",
+            r#"{"verdict": "reject", "status": 401, "code": "bad_signature"}
+"#
+            .to_owned(),
+        ),
+        (
+            "fixtures/unsigned.event.json",
+            "{\"type\": \"acme.ping\", \"body\": \"Hello, World!\"}\n".to_owned(),
+        ),
+        (
+            "fixtures/unsigned.verdict.json",
+            r#"{"verdict": "reject", "status": 401, "code": "missing_signature"}
+"#
+            .to_owned(),
+        ),
+    ]
+}
