@@ -519,3 +519,36 @@ async fn compiled_plugins_are_cached_in_the_data_dir() {
     assert_eq!(cached(&cache), files, "the restart reused the artifact");
     assert_eq!(std::fs::metadata(&files[0]).unwrap().modified().unwrap(), written);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn warm_instances_are_reused_and_fresh_ones_are_not() {
+    let mut receiver = TestReceiver::start().await;
+    let config = format!(
+        "{egress}{warm}{fresh}[sources.warm]\n\n[sources.fresh]\n\n\
+         [endpoints.sink]\nurl = \"{url}\"\n\n\
+         [routes.warm]\nfrom = [\"warm\"]\nplugins = [\"counter-warm\"]\nto = [\"sink\"]\n\n\
+         [routes.fresh]\nfrom = [\"fresh\"]\nplugins = [\"counter-fresh\"]\nto = [\"sink\"]\n",
+        egress = egress_and_secrets(),
+        warm = plugin(
+            "counter-warm",
+            "hostile",
+            "config = { mode = \"count-calls\" }\ninstances = \"warm\""
+        ),
+        fresh = plugin("counter-fresh", "hostile", "config = { mode = \"count-calls\" }"),
+        url = receiver.url("/"),
+    );
+    let host = TestHost::start("", &config).await.unwrap();
+    let client = reqwest::Client::new();
+    let mut counts = std::collections::HashMap::new();
+    for source in ["fresh", "warm"] {
+        for _ in 0..10 {
+            post_webhook(&client, &host, source, &[], "{}").await.unwrap();
+            let delivered = receiver.next(WAIT).await.unwrap();
+            let body: serde_json::Value = serde_json::from_slice(&delivered.body).unwrap();
+            counts.entry(source).or_insert_with(Vec::new).push(body["calls"].as_u64().unwrap());
+        }
+    }
+    assert!(counts["fresh"].iter().all(|calls| *calls == 1), "{counts:?}");
+    // Each plugin thread keeps its own warm instance: ten calls over a few threads reuse one.
+    assert!(counts["warm"].iter().any(|calls| *calls > 1), "{counts:?}");
+}

@@ -19,6 +19,7 @@
 //! | `read-file` | reads a file and the environment (below) |
 //! | `retry` | `failure::retry("not ready")` |
 //! | `fatal` | `failure::fatal("boom")` |
+//! | `count-calls` | `modify` with the body `{"calls":N}`, N counting this instance's calls |
 //! | anything else, or none | `pass` |
 //!
 //! `snoop-secret` calls `hmac-sha256-verify` with that secret: `pass` if the host answers, and
@@ -30,6 +31,7 @@
 //! first `NAME=value` of the environment.
 
 use std::hint::black_box;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use switchyard_sdk::crypto::{self, CryptoError};
 use switchyard_sdk::{Event, Failure, Patch, Rejection, Verdict, host};
@@ -56,6 +58,12 @@ fn hostile(event: Event) -> Result<Verdict, Failure> {
         "read-file" => read_file(),
         "retry" => Err(Failure::retry("not ready")),
         "fatal" => Err(Failure::fatal("boom")),
+        "count-calls" => {
+            // Instance state: a fresh instance always answers 1, a warm one counts up.
+            static CALLS: AtomicU32 = AtomicU32::new(0);
+            let calls = CALLS.fetch_add(1, Ordering::Relaxed) + 1;
+            Ok(Verdict::Modify(Patch::new().with_body(format!(r#"{{"calls":{calls}}}"#))))
+        }
         _ => Ok(Verdict::Pass),
     }
 }
