@@ -1,8 +1,8 @@
 //! Wiring: builds the running router from a [`Topology`] and runs it until a signal.
 //!
-//! Owns the start order (plugins, store, pending deliveries, delivery workers, then listener,
-//! then ready) and the drain order on SIGTERM or SIGINT (not ready, stop accepting, finish
-//! in-flight requests within a bound, let attempts under way finish and be recorded, flush
+//! Owns the start order (plugins, NATS connection, store, pending deliveries, delivery
+//! workers, NATS sources, then listener, then ready) and the drain order on SIGTERM or SIGINT (not ready, stop accepting, finish
+//! in-flight requests within a bound, stop NATS sources, let attempts under way finish and be recorded, flush
 //! the store writer). Holds no logic of its own.
 
 use std::sync::Arc;
@@ -13,9 +13,11 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 
 use crate::config::Topology;
-use crate::delivery::{self, DeliveryService};
+use crate::delivery::DeliveryService;
 use crate::ingest::Ingestor;
-use crate::ingress::http::{self, HttpState};
+use crate::ingress::http::{self, HttpState, NatsReadiness};
+use crate::ingress::nats::NatsSources;
+use crate::nats::NatsConnection;
 use crate::pipeline::Pipeline;
 use crate::plugin::{PluginHost, RuntimeOptions};
 use crate::store::Store;
@@ -29,14 +31,16 @@ pub async fn run(topology: Topology) -> anyhow::Result<()> {
     for warning in &topology.warnings {
         tracing::warn!("{warning}");
     }
-    refuse_unsupported(&topology)?;
     let metrics = Metrics::new();
-    let endpoints = delivery::endpoints(&topology)?;
     let routes = Arc::new(crate::routing::RouteTable::new(
         topology.routes.values().map(|route| route.spec.clone()).collect(),
     ));
     let plugins = load_plugins(&topology).await?;
     let pipeline = Pipeline::new(&topology, routes, plugins, metrics.clone());
+    let nats = match &topology.nats {
+        Some(config) => Some(NatsConnection::connect(config).await?),
+        None => None,
+    };
     let server = &topology.server;
     let (scheduler, jobs) = tokio::sync::mpsc::unbounded_channel();
     let store = Store::open(&server.data_dir, server.durability, metrics.clone(), scheduler)?;
@@ -49,10 +53,10 @@ pub async fn run(topology: Topology) -> anyhow::Result<()> {
     tracing::info!(pending = pending.len(), "loaded pending deliveries");
     let disabled = disabled.into_keys().collect();
     let deliveries = DeliveryService::start(
-        endpoints,
         &topology,
         store.clone(),
         metrics.clone(),
+        nats.clone(),
         jobs,
         pending,
         &disabled,
@@ -62,11 +66,19 @@ pub async fn run(topology: Topology) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on `{}`", server.listen))?;
     let address = listener.local_addr().context("cannot read the listening address")?;
     let ready = Arc::new(AtomicBool::new(false));
+    let ingestor = Ingestor::new(store.clone(), pipeline.clone(), metrics.clone());
+    let nats_sources = nats
+        .as_ref()
+        .map(|connection| NatsSources::start(&topology, connection, &ingestor, &metrics));
+    let nats_readiness = nats.clone().zip(nats_sources.as_ref()).map(|(connection, sources)| {
+        NatsReadiness { connection, pending_consumers: sources.consumers_ready() }
+    });
     let state = HttpState {
         topology: Arc::new(topology),
-        ingestor: Ingestor::new(store.clone(), pipeline.clone(), metrics.clone()),
+        ingestor,
         metrics,
         ready: ready.clone(),
+        nats: nats_readiness,
     };
     let admin = state.topology.server.admin_token.clone().map(|token| {
         crate::admin::router(crate::admin::AdminState { token, store: store.clone(), pipeline })
@@ -95,7 +107,13 @@ pub async fn run(topology: Topology) -> anyhow::Result<()> {
         served = serve => served.context("the HTTP server failed")?,
         () = drain_deadline => tracing::warn!("drain timed out; closing remaining connections"),
     }
+    if let Some(sources) = nats_sources {
+        sources.stop().await;
+    }
     deliveries.stop().await;
+    if let Some(connection) = &nats {
+        connection.flush().await;
+    }
     tokio::task::spawn_blocking(move || store.shutdown()).await.context("store shutdown")?;
     tracing::info!("stopped");
     Ok(())
@@ -121,30 +139,6 @@ async fn load_plugins(topology: &Topology) -> anyhow::Result<Option<Arc<PluginHo
         "plugins loaded"
     );
     Ok(Some(Arc::new(host)))
-}
-
-/// Parts of the config schema that this build validates but cannot run yet. Running without
-/// them would be wrong (events silently not consumed or not delivered), so the router refuses
-/// to start instead.
-fn refuse_unsupported(topology: &Topology) -> anyhow::Result<()> {
-    let mut unsupported = Vec::new();
-    for source in topology.sources.values() {
-        if matches!(source.kind, crate::config::SourceKind::Nats { .. }) {
-            unsupported.push(format!("source `{}` is a nats source", source.id));
-        }
-    }
-    for endpoint in topology.endpoints.values() {
-        if matches!(endpoint.target, crate::config::EndpointTarget::Nats { .. }) {
-            unsupported.push(format!("endpoint `{}` is a nats endpoint", endpoint.id));
-        }
-    }
-    if unsupported.is_empty() {
-        return Ok(());
-    }
-    anyhow::bail!(
-        "this build cannot run nats sources or endpoints yet, and will not run without them: {}",
-        unsupported.join("; ")
-    )
 }
 
 async fn shutdown_signal() {

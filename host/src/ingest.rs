@@ -28,6 +28,12 @@ pub struct Inbound {
     pub headers: Vec<(String, String)>,
     pub body: Bytes,
     pub subject: Option<String>,
+    /// The type the message declares itself (a CloudEvent's), which wins over the source's
+    /// rule.
+    pub event_type: Option<String>,
+    /// A dedupe key the protocol carries (`Nats-Msg-Id`, a CloudEvent id, an
+    /// `idempotency-key`); the source's `dedupe` header, when set and present, wins.
+    pub dedupe_key: Option<String>,
 }
 
 /// Why an inbound event was not accepted.
@@ -142,13 +148,23 @@ impl Ingestor {
         source: &Source,
         inbound: Inbound,
     ) -> Result<IngestReceipt, IngestError> {
-        let event_type =
-            event_type(source.event_type.as_ref(), &source.id, &inbound.headers, &inbound.body);
-        let dedupe_key = source.dedupe.as_ref().and_then(|rule| {
-            header_value(&inbound.headers, &rule.header)
-                .filter(|key| !key.is_empty())
-                .map(str::to_owned)
-        });
+        let event_type = match (inbound.event_type, &source.event_type, &inbound.subject) {
+            (Some(declared), _, _) => Ok(declared),
+            // Without a rule, a message's subject names what it is (NATS sources).
+            (None, None, Some(subject)) => Ok(subject.clone()),
+            (None, rule, _) => {
+                event_type(rule.as_ref(), &source.id, &inbound.headers, &inbound.body)
+            }
+        };
+        let dedupe_key = source
+            .dedupe
+            .as_ref()
+            .and_then(|rule| {
+                header_value(&inbound.headers, &rule.header)
+                    .filter(|key| !key.is_empty())
+                    .map(str::to_owned)
+            })
+            .or(inbound.dedupe_key);
         // Until verify plugins have run, a type that cannot be found stands as the source
         // id: the sender learns about a bad signature before it learns about a missing type.
         let placeholder_type = event_type.clone().unwrap_or_else(|_| source.id.clone());

@@ -13,6 +13,7 @@ pub mod egress;
 pub mod event;
 pub mod ingest;
 pub mod ingress;
+pub mod nats;
 pub mod pipeline;
 pub mod plugin;
 pub mod plugin_cli;

@@ -18,8 +18,9 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::config::{OnError, Topology};
+use crate::config::{EndpointTarget, OnError, Topology};
 use crate::event::{Event, EventId};
+use crate::nats::template::{SubjectFields, SubjectTemplate};
 use crate::plugin::{CallError, PluginHost};
 use crate::routing::{EventView, RouteSpec, RouteTable};
 use crate::store::{NewDelivery, Payload};
@@ -55,6 +56,7 @@ pub enum Verified {
 pub struct FanOut {
     /// The id of the event the fan-out started from; it is stored already.
     origin: EventId,
+    subjects: Arc<HashMap<String, SubjectTemplate>>,
     /// Events made by splits, stored beside the original.
     pub derived: Vec<Event>,
     pub deliveries: Vec<NewDelivery>,
@@ -76,6 +78,8 @@ pub struct Pipeline {
     policies: HashMap<String, OnError>,
     /// Endpoint id → its transform plugin.
     transforms: HashMap<String, String>,
+    /// NATS endpoint id → its subject template.
+    subjects: Arc<HashMap<String, SubjectTemplate>>,
     metrics: Arc<Metrics>,
 }
 
@@ -93,7 +97,18 @@ impl Pipeline {
             .values()
             .filter_map(|endpoint| Some((endpoint.id.clone(), endpoint.transform.clone()?)))
             .collect();
-        Self { plugins, routes, policies, transforms, metrics }
+        let subjects = topology
+            .endpoints
+            .values()
+            .filter_map(|endpoint| match &endpoint.target {
+                // Validated with the config; a template that does not parse cannot reach here.
+                EndpointTarget::Nats { subject, .. } => {
+                    Some((endpoint.id.clone(), SubjectTemplate::parse(subject).ok()?))
+                }
+                EndpointTarget::Http { .. } => None,
+            })
+            .collect();
+        Self { plugins, routes, policies, transforms, subjects: Arc::new(subjects), metrics }
     }
 
     pub fn routes(&self) -> &RouteTable {
@@ -138,7 +153,7 @@ impl Pipeline {
         event: &Event,
         only_route: Option<&str>,
     ) -> Result<FanOut, StageError> {
-        let mut fan_out = FanOut::from(event.id);
+        let mut fan_out = FanOut::new(event.id, self.subjects.clone());
         for route in self.matching_routes(event, only_route) {
             let mut events = vec![event.clone()];
             for plugin in &route.plugins {
@@ -184,7 +199,7 @@ impl Pipeline {
     /// Every delivery routing gives `event`, dead with `reason` (a verify plugin failed under
     /// `dead-letter`); no plugin runs.
     pub fn dead_letters(&self, event: &Event, reason: &str) -> FanOut {
-        let mut fan_out = FanOut::from(event.id);
+        let mut fan_out = FanOut::new(event.id, self.subjects.clone());
         for route in self.matching_routes(event, None) {
             for endpoint in &route.endpoints {
                 if !fan_out.has(endpoint, event.id) {
@@ -309,8 +324,8 @@ fn failed(plugin: &str, reason: &str) -> String {
 // === impl FanOut ===
 
 impl FanOut {
-    fn from(origin: EventId) -> Self {
-        Self { origin, derived: Vec::new(), deliveries: Vec::new() }
+    fn new(origin: EventId, subjects: Arc<HashMap<String, SubjectTemplate>>) -> Self {
+        Self { origin, subjects, derived: Vec::new(), deliveries: Vec::new() }
     }
 
     fn has(&self, endpoint: &str, event: EventId) -> bool {
@@ -332,6 +347,14 @@ impl FanOut {
             payload: Payload {
                 body: event.body.clone(),
                 content_type: event.header("content-type").map(str::to_owned),
+                subject: self.subjects.get(endpoint).map(|template| {
+                    template.render(&SubjectFields {
+                        source: &event.source,
+                        event_type: &event.event_type,
+                        subject: event.subject.as_deref(),
+                        metadata: &event.metadata,
+                    })
+                }),
             },
             dead_letter,
         });

@@ -134,6 +134,37 @@ pub struct PluginLabels {
     pub outcome: PluginOutcome,
 }
 
+/// What became of a NATS message.
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq)]
+pub enum NatsOutcome {
+    /// Stored (or a known duplicate, or dropped by a plugin), then acked.
+    Acked,
+    /// Not stored yet; JetStream redelivers it after a delay.
+    Nacked,
+    /// Refused for good (malformed CloudEvent, rejected by a plugin, no event type).
+    Terminated,
+    /// A core-NATS message that could not be stored; core NATS cannot redeliver it.
+    Lost,
+}
+
+impl EncodeLabelValue for NatsOutcome {
+    fn encode(&self, encoder: &mut LabelValueEncoder<'_>) -> Result<(), std::fmt::Error> {
+        let text = match self {
+            Self::Acked => "acked",
+            Self::Nacked => "nacked",
+            Self::Terminated => "terminated",
+            Self::Lost => "lost",
+        };
+        std::fmt::Write::write_str(encoder, text)
+    }
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct NatsLabels {
+    pub source: String,
+    pub outcome: NatsOutcome,
+}
+
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct PluginIdLabels {
     pub plugin: String,
@@ -170,6 +201,8 @@ pub struct Metrics {
     pub plugin_calls: Family<PluginLabels, Counter>,
     /// `switchyard_plugin_call_seconds{plugin}`: wall time, instantiation included.
     pub plugin_call_seconds: Family<PluginIdLabels, Histogram>,
+    /// `switchyard_nats_messages_total{source, outcome}`
+    pub nats_messages: Family<NatsLabels, Counter>,
 }
 
 impl Metrics {
@@ -245,8 +278,15 @@ impl Metrics {
             "Wall time of plugin calls, instantiation included",
             plugin_call_seconds.clone(),
         );
+        let nats_messages = Family::<NatsLabels, Counter>::default();
+        registry.register(
+            "switchyard_nats_messages",
+            "NATS messages by source and what became of them",
+            nats_messages.clone(),
+        );
         Arc::new(Self {
             registry,
+            nats_messages,
             plugin_calls,
             plugin_call_seconds,
             ingest_events,
@@ -287,6 +327,10 @@ impl Metrics {
             .get_or_create(&PluginIdLabels { plugin: plugin.clone() })
             .observe(seconds);
         self.plugin_calls.get_or_create(&PluginLabels { plugin, outcome }).inc();
+    }
+
+    pub fn count_nats_message(&self, source: &str, outcome: NatsOutcome) {
+        self.nats_messages.get_or_create(&NatsLabels { source: source.to_owned(), outcome }).inc();
     }
 
     /// The OpenMetrics text exposition of every metric.

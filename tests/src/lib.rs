@@ -1,4 +1,4 @@
-//! The end-to-end harness: the real `switchyard` binary against real HTTP and SQLite.
+//! The end-to-end harness: the real `switchyard` binary against real HTTP, SQLite and NATS.
 //!
 //! [`TestHost`] writes a config into a temp dir, starts the binary on a free loopback port,
 //! captures its logs, and can SIGKILL, SIGTERM and restart it on the same data dir. It kills
@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
+mod nats;
 mod receiver;
+pub use nats::{NatsServer, nats_server_binary};
 pub use receiver::{ReceivedRequest, Reply, TestReceiver};
 
 /// How long a starting router may take to listen (a debug build on a busy 2-core machine).

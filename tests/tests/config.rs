@@ -78,14 +78,13 @@ fn exit_codes() {
     assert!(missing.stderr.contains("cannot read `no-such-file.toml`"), "{}", missing.stderr);
 }
 
-/// NATS sources and endpoints are validated but not run by this build: the router refuses to
-/// start rather than silently not consume or not deliver, naming what it cannot run.
+/// A config can be valid and still not run: a plugin file that is not a component is refused
+/// at start (exit 1), naming the plugin, before anything is accepted.
 #[test]
-fn run_refuses_what_it_cannot_enforce() {
+fn run_refuses_a_plugin_that_is_not_a_component() {
     let environment = [("GITHUB_WEBHOOK_SECRET", "It's a Secret to Everybody")];
     let output = run_cli(&fixtures("valid"), &["run", "-c", "full.toml"], &environment);
     assert_eq!(output.code, Some(1), "{}", output.stderr);
-    assert!(output.stderr.contains("source `orders` is a nats source"), "{}", output.stderr);
-    assert!(output.stderr.contains("endpoint `audit` is a nats endpoint"), "{}", output.stderr);
-    assert!(!output.stderr.contains("plugin"), "plugins run: {}", output.stderr);
+    assert!(output.stderr.contains("plugin `verify-github`"), "{}", output.stderr);
+    assert!(output.stderr.contains("not a valid component"), "{}", output.stderr);
 }

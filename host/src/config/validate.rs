@@ -18,6 +18,7 @@ use super::topology::*;
 use super::values::{check_id, parse_duration, parse_size};
 use super::{ConfigError, RawDocument};
 use crate::egress::EgressPolicy;
+use crate::nats::template::SubjectTemplate;
 use crate::routing::{Filter, RouteSpec, SubjectPattern, TypePattern};
 use crate::signing::SigningKey;
 
@@ -611,6 +612,15 @@ impl Validator<'_> {
                     );
                     String::new()
                 });
+                if !subject.is_empty()
+                    && let Err(error) = SubjectTemplate::parse(&subject)
+                {
+                    self.error(
+                        at("subject"),
+                        error.to_string(),
+                        "subject = \"audit.{source}.{type}\"",
+                    );
+                }
                 EndpointTarget::Nats { subject, jetstream: endpoint.jetstream.unwrap_or(false) }
             }
             Some(other) => {

@@ -1,16 +1,21 @@
-//! One delivery attempt: the signed request, the send, the decision, the record.
+//! One delivery attempt: the signed request (or NATS message), the send, the decision, the
+//! record.
 //!
-//! Owns the exact outbound request of DESIGN §5 ([`outbound_headers`] is pure) and the
-//! mapping from an HTTP outcome to the delivery's next step. The attempt is recorded in the
+//! Owns the exact outbound headers of DESIGN §5 ([`outbound_headers`] is pure; NATS messages
+//! carry the same plus `Nats-Msg-Id`) and the mapping from an HTTP or NATS outcome to the
+//! delivery's next step. The attempt is recorded in the
 //! store before the worker acts on its decision, so a crash repeats at most this attempt.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::EndpointRuntime;
+use bytes::Bytes;
+
 use super::http::{AttemptOutcome, AttemptResult, HttpSender, OutboundRequest};
+use super::nats::{NatsPublisher, OutboundMessage, PublishOutcome};
 use super::retry::{self, AttemptError, Decision};
 use super::worker::Finished;
+use super::{EndpointRuntime, Target};
 use crate::event::{EventId, now_millis};
 use crate::signing;
 use crate::store::{AttemptRecord, DeliveryJob, NextStep, Payload, Store};
@@ -19,7 +24,18 @@ use crate::telemetry::{self, Metrics};
 pub(super) struct AttemptContext {
     pub store: Store,
     pub sender: HttpSender,
+    /// Present when `[nats]` is configured.
+    pub publisher: Option<NatsPublisher>,
     pub metrics: Arc<Metrics>,
+}
+
+/// What a send produced, in the terms the retry policy and the attempt record use.
+struct Sent {
+    input: AttemptError,
+    status: Option<u16>,
+    error: Option<String>,
+    duration: Duration,
+    response_excerpt: Bytes,
 }
 
 pub(super) struct Attempt {
@@ -69,37 +85,34 @@ impl Attempt {
             return Finished { job, next: NextStep::RetryAt(at) };
         };
         let attempted_at = now_millis();
-        let request = OutboundRequest {
-            url: endpoint.url.clone(),
-            headers: outbound_headers(
-                &endpoint,
-                job.event_id,
-                (attempted_at / 1000) as i64,
-                &payload,
-            ),
-            body: payload.body.clone(),
-            timeout: endpoint.timeout,
+        let sent = match &endpoint.target {
+            Target::Http(url) => {
+                send_http(&context.sender, &endpoint, url, &job, &payload, attempted_at).await
+            }
+            Target::Nats { jetstream } => {
+                let publisher = context.publisher.as_ref();
+                publish_nats(publisher, &endpoint, *jetstream, &job, payload, attempted_at).await
+            }
         };
-        let result = context.sender.send(request).await;
-        let (next, status, error) = decide(&endpoint, &job, &result, attempted_at);
+        let next = decide(&endpoint, &job, &sent.input, attempted_at);
         let outcome = match next {
             NextStep::Delivered => telemetry::AttemptOutcome::Delivered,
             NextStep::RetryAt(_) => telemetry::AttemptOutcome::Retrying,
             NextStep::DeadLetter => telemetry::AttemptOutcome::DeadLetter,
             NextStep::DisableEndpoint => telemetry::AttemptOutcome::EndpointDisabled,
         };
-        context.metrics.count_attempt(&endpoint.id, outcome, result.duration.as_secs_f64());
-        if let Some(error) = &error {
+        context.metrics.count_attempt(&endpoint.id, outcome, sent.duration.as_secs_f64());
+        if let Some(error) = &sent.error {
             tracing::info!(endpoint = %endpoint.id, event = %job.event_id, attempt = job.attempts + 1, error, "delivery attempt failed");
         }
         let record = AttemptRecord {
             delivery_id: job.delivery_id,
             endpoint: endpoint.id.clone(),
             attempted_at,
-            duration: result.duration,
-            status,
-            error,
-            response_excerpt: result.response_excerpt.clone(),
+            duration: sent.duration,
+            status: sent.status,
+            error: sent.error,
+            response_excerpt: sent.response_excerpt,
             next,
         };
         if let Err(error) = context.store.record_attempt(record).await {
@@ -128,14 +141,83 @@ async fn load_payload(store: &Store, delivery_id: i64) -> Option<Payload> {
     }
 }
 
-/// The delivery's next step, the status to record and the error text, if any.
-fn decide(
+async fn send_http(
+    sender: &HttpSender,
     endpoint: &EndpointRuntime,
+    url: &url::Url,
     job: &DeliveryJob,
-    result: &AttemptResult,
+    payload: &Payload,
     attempted_at: u64,
-) -> (NextStep, Option<u16>, Option<String>) {
-    let (input, status, error) = match &result.outcome {
+) -> Sent {
+    let request = OutboundRequest {
+        url: url.clone(),
+        headers: outbound_headers(endpoint, job.event_id, (attempted_at / 1000) as i64, payload),
+        body: payload.body.clone(),
+        timeout: endpoint.timeout,
+    };
+    let result = sender.send(request).await;
+    let (input, status, error) = classify_http(endpoint, &result);
+    Sent {
+        input,
+        status,
+        error,
+        duration: result.duration,
+        response_excerpt: result.response_excerpt,
+    }
+}
+
+async fn publish_nats(
+    publisher: Option<&NatsPublisher>,
+    endpoint: &EndpointRuntime,
+    jetstream: bool,
+    job: &DeliveryJob,
+    payload: Payload,
+    attempted_at: u64,
+) -> Sent {
+    let failed = |input, error: &str| Sent {
+        input,
+        status: None,
+        error: Some(error.to_owned()),
+        duration: Duration::ZERO,
+        response_excerpt: Bytes::new(),
+    };
+    let Some(publisher) = publisher else {
+        return failed(AttemptError::Permanent, "this endpoint needs a `[nats]` connection");
+    };
+    let Some(subject) = payload.subject.clone() else {
+        return failed(AttemptError::Permanent, "the delivery has no NATS subject");
+    };
+    let mut headers =
+        outbound_headers(endpoint, job.event_id, (attempted_at / 1000) as i64, &payload);
+    // The stream drops a repeat of a message id it has seen: retries are not duplicated.
+    headers.push(("Nats-Msg-Id".to_owned(), job.event_id.to_string()));
+    let message = OutboundMessage {
+        subject,
+        headers,
+        body: payload.body,
+        jetstream,
+        timeout: endpoint.timeout,
+    };
+    let (outcome, duration) = publisher.publish(message).await;
+    let (input, error) = match outcome {
+        PublishOutcome::Published => (AttemptError::Status { code: 200, retry_after: None }, None),
+        PublishOutcome::Timeout => (
+            AttemptError::Timeout,
+            Some(format!("no acknowledgement within {:?}", endpoint.timeout)),
+        ),
+        PublishOutcome::Failed(reason) => {
+            (AttemptError::Connection, Some(format!("publish failed: {reason}")))
+        }
+    };
+    Sent { input, status: None, error, duration, response_excerpt: Bytes::new() }
+}
+
+/// An HTTP outcome as the retry policy's input, the status to record and the error text.
+fn classify_http(
+    endpoint: &EndpointRuntime,
+    result: &AttemptResult,
+) -> (AttemptError, Option<u16>, Option<String>) {
+    match &result.outcome {
         AttemptOutcome::Status { code, retry_after } => {
             let retry_after = retry_after
                 .as_deref()
@@ -155,15 +237,23 @@ fn decide(
         AttemptOutcome::Blocked(reason) => {
             (AttemptError::Permanent, None, Some(format!("blocked by the egress policy: {reason}")))
         }
-    };
+    }
+}
+
+/// The delivery's next step.
+fn decide(
+    endpoint: &EndpointRuntime,
+    job: &DeliveryJob,
+    input: &AttemptError,
+    attempted_at: u64,
+) -> NextStep {
     let jitter = fastrand::f64() * 2.0 - 1.0;
-    let next = match retry::decide(&endpoint.schedule, job.attempts + 1, &input, jitter) {
+    match retry::decide(&endpoint.schedule, job.attempts + 1, input, jitter) {
         Decision::Delivered => NextStep::Delivered,
         Decision::Disable => NextStep::DisableEndpoint,
         Decision::DeadLetter => NextStep::DeadLetter,
         Decision::RetryAfter(delay) => NextStep::RetryAt(attempted_at + millis(delay)),
-    };
-    (next, status, error)
+    }
 }
 
 fn millis(duration: Duration) -> u64 {

@@ -1,12 +1,14 @@
 //! Delivery: from committed deliveries to attempts against endpoints.
 //!
-//! Owns the runtime side of endpoints (resolved URL, signing keys, retry schedule) and the
-//! fan-in of jobs from the store to one [`worker::Worker`] per endpoint. The pure parts live
-//! in [`retry`] (timing and outcome classes) and [`crate::signing`]; the only HTTP client is
-//! [`http`]. Pending deliveries are loaded before the ingress opens, so no job arrives twice.
+//! Owns the runtime side of endpoints (target, signing keys, retry schedule) and the fan-in
+//! of jobs from the store to one [`worker::Worker`] per endpoint. The pure parts live in
+//! [`retry`] (timing and outcome classes) and [`crate::signing`]; the only HTTP client is
+//! [`http`], the only NATS publisher [`nats`]. Pending deliveries are loaded before the
+//! ingress opens, so no job arrives twice.
 
 mod attempt;
 pub mod http;
+pub mod nats;
 pub mod retry;
 mod worker;
 
@@ -19,6 +21,7 @@ use tokio::task::JoinSet;
 use url::Url;
 
 use crate::config::{EndpointTarget, Topology};
+use crate::nats::NatsConnection;
 use crate::signing::SigningKey;
 use crate::store::{DeliveryJob, Store};
 use crate::telemetry::Metrics;
@@ -32,15 +35,23 @@ pub enum DeliveryError {
     SigningKey { endpoint: String, secret: String, reason: String },
     #[error("cannot build the HTTP client: {0}")]
     Client(String),
-    #[error("endpoint `{0}` is a nats endpoint; this build delivers to http endpoints only")]
-    Unsupported(String),
 }
 
-/// An HTTP endpoint, ready to deliver to.
+/// Where an endpoint's deliveries go.
+#[derive(Debug, Clone)]
+pub enum Target {
+    Http(Url),
+    /// The subject is rendered per delivery when it is created (it travels in the payload).
+    Nats {
+        jetstream: bool,
+    },
+}
+
+/// An endpoint, ready to deliver to.
 #[derive(Debug)]
 pub struct EndpointRuntime {
     pub id: String,
-    pub url: Url,
+    pub target: Target,
     pub timeout: Duration,
     pub max_in_flight: u32,
     pub schedule: retry::RetrySchedule,
@@ -59,8 +70,9 @@ pub struct DeliveryService {
 pub fn endpoints(topology: &Topology) -> Result<Vec<EndpointRuntime>, DeliveryError> {
     let mut runtimes = Vec::new();
     for endpoint in topology.endpoints.values() {
-        let EndpointTarget::Http { url } = &endpoint.target else {
-            return Err(DeliveryError::Unsupported(endpoint.id.clone()));
+        let target = match &endpoint.target {
+            EndpointTarget::Http { url } => Target::Http(url.clone()),
+            EndpointTarget::Nats { jetstream, .. } => Target::Nats { jetstream: *jetstream },
         };
         let mut signing_keys = Vec::new();
         for name in &endpoint.secrets {
@@ -78,7 +90,7 @@ pub fn endpoints(topology: &Topology) -> Result<Vec<EndpointRuntime>, DeliveryEr
         }
         runtimes.push(EndpointRuntime {
             id: endpoint.id.clone(),
-            url: url.clone(),
+            target,
             timeout: endpoint.timeout,
             max_in_flight: endpoint.max_in_flight,
             schedule: retry::RetrySchedule::custom(endpoint.retry_delays.clone()),
@@ -93,17 +105,19 @@ impl DeliveryService {
     /// Starts one worker per endpoint, seeds them with the `pending` deliveries loaded from
     /// the store, and forwards every new job from `jobs` to its endpoint's worker.
     pub fn start(
-        endpoints: Vec<EndpointRuntime>,
         topology: &Topology,
         store: Store,
         metrics: Arc<Metrics>,
+        nats: Option<NatsConnection>,
         mut jobs: mpsc::UnboundedReceiver<DeliveryJob>,
         pending: Vec<DeliveryJob>,
         disabled: &HashSet<String>,
     ) -> Result<Self, DeliveryError> {
+        let endpoints = endpoints(topology)?;
         let sender = http::HttpSender::new(topology.egress.clone(), USER_AGENT.to_owned())
             .map_err(|error| DeliveryError::Client(error.to_string()))?;
-        let context = Arc::new(attempt::AttemptContext { store, sender, metrics });
+        let publisher = nats.map(nats::NatsPublisher::new);
+        let context = Arc::new(attempt::AttemptContext { store, sender, publisher, metrics });
         let (stop, stopped) = watch::channel(false);
         let mut tasks = JoinSet::new();
         let mut inboxes = HashMap::new();

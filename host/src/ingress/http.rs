@@ -6,7 +6,7 @@
 
 use std::borrow::Cow;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use axum::Json;
 use axum::body::Body;
@@ -19,6 +19,7 @@ use serde_json::json;
 
 use crate::config::{SourceKind, Topology};
 use crate::ingest::{EventTypeError, Inbound, IngestError, Ingestor};
+use crate::nats::NatsConnection;
 use crate::pipeline::StageError;
 use crate::store::StoreError;
 use crate::telemetry::Metrics;
@@ -34,6 +35,16 @@ pub struct HttpState {
     pub metrics: Arc<Metrics>,
     /// False while starting and while draining: `/readyz` answers 503.
     pub ready: Arc<AtomicBool>,
+    /// With NATS in use, `/readyz` also needs the connection up and every consumer created.
+    pub nats: Option<NatsReadiness>,
+}
+
+/// What NATS readiness depends on.
+#[derive(Debug, Clone)]
+pub struct NatsReadiness {
+    pub connection: NatsConnection,
+    /// JetStream consumers not created yet.
+    pub pending_consumers: Arc<AtomicUsize>,
 }
 
 pub fn router(state: HttpState) -> axum::Router {
@@ -60,10 +71,24 @@ pub fn router(state: HttpState) -> axum::Router {
 }
 
 async fn readiness(State(state): State<HttpState>) -> Response {
-    if state.ready.load(Ordering::Acquire) {
-        Json(json!({"status": "ready"})).into_response()
+    let waiting_for = if !state.ready.load(Ordering::Acquire) {
+        Some("starting or draining")
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "unavailable"}))).into_response()
+        match &state.nats {
+            Some(nats) if !nats.connection.is_connected() => Some("nats is not connected"),
+            Some(nats) if nats.pending_consumers.load(Ordering::Acquire) > 0 => {
+                Some("jetstream consumers are not created yet")
+            }
+            _ => None,
+        }
+    };
+    match waiting_for {
+        None => Json(json!({"status": "ready"})).into_response(),
+        Some(detail) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "unavailable", "detail": detail})),
+        )
+            .into_response(),
     }
 }
 
@@ -91,7 +116,13 @@ async fn receive_webhook(
         })?;
     let (parts, body) = request.into_parts();
     let body = read_body(&parts.headers, body, source.max_body).await?;
-    let inbound = Inbound { headers: header_list(&parts.headers), body, subject: None };
+    let inbound = Inbound {
+        headers: header_list(&parts.headers),
+        body,
+        subject: None,
+        event_type: None,
+        dedupe_key: None,
+    };
     let receipt = state.ingestor.accept(source, inbound).await.map_err(ApiError::from)?;
     let answer = Json(json!({"id": receipt.id().to_string()}));
     Ok((StatusCode::ACCEPTED, answer).into_response())

@@ -2,3 +2,4 @@
 //! [`crate::ingest::Ingestor`] and the answer back onto its protocol.
 
 pub mod http;
+pub mod nats;

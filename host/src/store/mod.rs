@@ -125,6 +125,8 @@ impl DeliveryState {
 pub struct Payload {
     pub body: Bytes,
     pub content_type: Option<String>,
+    /// The subject a NATS endpoint publishes to, rendered when the delivery was created.
+    pub subject: Option<String>,
 }
 
 /// A pending delivery, as the scheduler holds it.

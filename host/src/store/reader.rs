@@ -87,22 +87,25 @@ impl Reader {
     /// The body and content type a delivery sends: its own content type (set when a plugin
     /// shaped the payload), else its event's.
     pub fn payload(&self, delivery_id: i64) -> Result<Option<Payload>, StoreError> {
-        let row: Option<(Vec<u8>, String, Option<String>)> = self
+        type Row = (Vec<u8>, String, Option<String>, Option<String>);
+        let row: Option<Row> = self
             .connection
             .prepare_cached(
-                "SELECT p.body, e.headers, d.content_type FROM deliveries d \
+                "SELECT p.body, e.headers, d.content_type, d.subject FROM deliveries d \
                  JOIN payloads p ON p.id = d.payload_id JOIN events e ON e.seq = d.event_seq \
                  WHERE d.id = ?1",
             )?
-            .query_row(params![delivery_id], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+            .query_row(params![delivery_id], |row| {
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+            })
             .optional()?;
-        Ok(row.map(|(body, headers, content_type)| {
+        Ok(row.map(|(body, headers, content_type, subject)| {
             let content_type = content_type.or_else(|| {
                 let headers: Vec<(String, String)> =
                     serde_json::from_str(&headers).unwrap_or_default();
                 crate::event::header_value(&headers, "content-type").map(str::to_owned)
             });
-            Payload { body: Bytes::from(body), content_type }
+            Payload { body: Bytes::from(body), content_type, subject }
         }))
     }
 

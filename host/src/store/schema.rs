@@ -72,10 +72,11 @@ const MIGRATIONS: &[&str] = &[
         reason      TEXT
     ) WITHOUT ROWID;
     "#,
-    // 3: what plugins make: a delivery's own content type (a transform may change it), and
-    // the event a split event came from.
+    // 3: what plugins and NATS endpoints need: a delivery's own content type (a transform may
+    // change it) and NATS subject, and the event a split event came from.
     r#"
     ALTER TABLE deliveries ADD COLUMN content_type TEXT;
+    ALTER TABLE deliveries ADD COLUMN subject TEXT;
     ALTER TABLE events ADD COLUMN parent_seq INTEGER REFERENCES events(seq);
     "#,
 ];

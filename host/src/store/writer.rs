@@ -295,6 +295,7 @@ fn insert_fan_out(
             endpoint: &delivery.endpoint,
             payload_id,
             content_type: delivery.payload.content_type.as_deref(),
+            subject: delivery.payload.subject.as_deref(),
             dead_letter: delivery.dead_letter.as_deref(),
         };
         if let Some(delivery_id) = insert_delivery(connection, &row, now, context)? {
@@ -318,6 +319,7 @@ struct DeliveryInsert<'a> {
     payload_id: i64,
     /// `None` sends the event's own content type.
     content_type: Option<&'a str>,
+    subject: Option<&'a str>,
     dead_letter: Option<&'a str>,
 }
 
@@ -339,7 +341,7 @@ fn insert_delivery(
     connection
         .prepare_cached(
             "INSERT INTO deliveries (event_seq, endpoint, payload_id, state, next_attempt_at, \
-             last_error, content_type) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+             last_error, content_type, subject) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         )?
         .execute(params![
             row.event_seq,
@@ -349,6 +351,7 @@ fn insert_delivery(
             now as i64,
             row.dead_letter,
             row.content_type,
+            row.subject,
         ])?;
     Ok((state == DeliveryState::Pending).then(|| connection.last_insert_rowid()))
 }
