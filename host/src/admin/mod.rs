@@ -5,7 +5,7 @@
 //! The API is not mounted at all when no token is configured.
 
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::Secret;
 use crate::event::now_millis;
-use crate::ingress::http::ApiError;
+use crate::ingress::http::{ApiError, require_bearer};
 use crate::pipeline::Pipeline;
 use crate::store::{DeliveryState, ReplaySelection, ReplayedEvent, Store, StoreError};
 
@@ -55,7 +55,7 @@ async fn replay(
     headers: HeaderMap,
     request: Result<Json<ReplayRequest>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, ApiError> {
-    authorize(&state.token, &headers)?;
+    require_bearer(&state.token, &headers)?;
     let Json(request) = request.map_err(|rejection| {
         ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", rejection.body_text())
     })?;
@@ -132,31 +132,6 @@ async fn route_again(
     Ok(replayed)
 }
 
-fn authorize(token: &Secret, headers: &HeaderMap) -> Result<(), ApiError> {
-    let given = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "))
-        .unwrap_or_default();
-    if constant_time_equal(given.as_bytes(), token.expose()) {
-        Ok(())
-    } else {
-        Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "a valid bearer token is required",
-        ))
-    }
-}
-
-/// Compares without stopping at the first difference, so timing does not reveal the token.
-fn constant_time_equal(left: &[u8], right: &[u8]) -> bool {
-    if left.len() != right.len() {
-        return false;
-    }
-    left.iter().zip(right).fold(0u8, |difference, (a, b)| difference | (a ^ b)) == 0
-}
-
 fn unavailable() -> ApiError {
     ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the store is unavailable; retry")
 }
@@ -164,17 +139,4 @@ fn unavailable() -> ApiError {
 fn store_failure(error: StoreError) -> ApiError {
     tracing::error!(%error, "replay failed");
     unavailable()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn token_comparison() {
-        assert!(constant_time_equal(b"secret", b"secret"));
-        assert!(!constant_time_equal(b"secret", b"secreT"));
-        assert!(!constant_time_equal(b"secret", b"secrets"));
-        assert!(!constant_time_equal(b"", b"secret"));
-    }
 }

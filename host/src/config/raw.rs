@@ -17,6 +17,8 @@ pub struct ServerConfig {
     pub durability: Option<String>,
     pub retention: Option<String>,
     pub admin_token: Option<SecretConfig>,
+    /// Bearer token for `POST /v1/events`; absent, the publish API is off.
+    pub publish_token: Option<SecretConfig>,
     pub max_body: Option<String>,
 }
 

@@ -53,6 +53,8 @@ pub struct Server {
     pub durability: Durability,
     pub retention: Duration,
     pub admin_token: Option<Secret>,
+    /// Bearer token for the publish API (`POST /v1/events`); absent ⇒ the API is off.
+    pub publish_token: Option<Secret>,
     pub max_body: u64,
 }
 
@@ -117,8 +119,15 @@ pub struct Source {
 
 #[derive(Debug, Clone)]
 pub enum SourceKind {
+    /// Webhooks at `POST /webhooks/{id}`.
     Http,
-    Nats { subject: String, queue_group: Option<String>, jetstream: Option<JetStreamConsumer> },
+    /// Services publishing through `POST /v1/events` with `"source": "<id>"`.
+    Api,
+    Nats {
+        subject: String,
+        queue_group: Option<String>,
+        jetstream: Option<JetStreamConsumer>,
+    },
 }
 
 #[derive(Debug, Clone)]

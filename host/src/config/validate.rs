@@ -215,6 +215,8 @@ impl Validator<'_> {
         };
         let admin_token =
             server.admin_token.and_then(|token| self.secret("server.admin_token", token));
+        let publish_token =
+            server.publish_token.and_then(|token| self.secret("server.publish_token", token));
         Server {
             listen,
             data_dir: self.resolve_path(server.data_dir.as_deref().unwrap_or("switchyard-data")),
@@ -225,6 +227,7 @@ impl Validator<'_> {
                 DEFAULT_RETENTION,
             ),
             admin_token,
+            publish_token,
             max_body: self.size("server.max_body", server.max_body.as_deref(), DEFAULT_MAX_BODY),
         }
     }
@@ -410,7 +413,7 @@ impl Validator<'_> {
         let at = |key: &str| format!("sources.{id}.{key}");
         self.references(&at("verify"), &source.verify, &ids.plugins, "plugin");
         let kind = match source.kind.as_deref() {
-            None | Some("http") => {
+            kind @ (None | Some("http") | Some("api")) => {
                 for (key, present) in [
                     ("subject", source.subject.is_some()),
                     ("queue_group", source.queue_group.is_some()),
@@ -424,7 +427,7 @@ impl Validator<'_> {
                         );
                     }
                 }
-                SourceKind::Http
+                if kind == Some("api") { SourceKind::Api } else { SourceKind::Http }
             }
             Some("nats") => {
                 if !has_nats {
@@ -475,7 +478,7 @@ impl Validator<'_> {
             Some(other) => {
                 self.error(
                     at("type"),
-                    format!("`{other}` is not a source type; expected `http` or `nats`"),
+                    format!("`{other}` is not a source type; expected `http`, `nats` or `api`"),
                     "type = \"http\"",
                 );
                 SourceKind::Http

@@ -17,7 +17,7 @@ use axum::routing::{get, post};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde_json::json;
 
-use crate::config::{SourceKind, Topology};
+use crate::config::{Secret, SourceKind, Topology};
 use crate::ingest::{EventTypeError, Inbound, IngestError, Ingestor};
 use crate::nats::NatsConnection;
 use crate::pipeline::StageError;
@@ -50,6 +50,7 @@ pub struct NatsReadiness {
 pub fn router(state: HttpState) -> axum::Router {
     axum::Router::new()
         .route("/webhooks/{source}", post(receive_webhook))
+        .route("/v1/events", post(super::publish::publish))
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/readyz", get(readiness))
         .route("/metrics", get(metrics))
@@ -130,7 +131,11 @@ async fn receive_webhook(
 
 /// Reads the whole body, refusing it with 413 as soon as it is known to exceed `limit`:
 /// from `content-length` before reading anything, or while reading a chunked body.
-async fn read_body(headers: &HeaderMap, body: Body, limit: u64) -> Result<bytes::Bytes, ApiError> {
+pub(super) async fn read_body(
+    headers: &HeaderMap,
+    body: Body,
+    limit: u64,
+) -> Result<bytes::Bytes, ApiError> {
     let too_large = || {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -160,7 +165,7 @@ async fn read_body(headers: &HeaderMap, body: Body, limit: u64) -> Result<bytes:
 /// Header names come lower-cased from the HTTP parser. Values that are not UTF-8 (obs-text
 /// bytes, allowed by HTTP) are decoded as ISO-8859-1, which maps every byte to one character,
 /// so nothing is lost and the event is still accepted.
-fn header_list(headers: &HeaderMap) -> Vec<(String, String)> {
+pub(super) fn header_list(headers: &HeaderMap) -> Vec<(String, String)> {
     headers.iter().map(|(name, value)| (name.as_str().to_owned(), header_text(value))).collect()
 }
 
@@ -169,6 +174,32 @@ fn header_text(value: &HeaderValue) -> String {
         Ok(text) => text.to_owned(),
         Err(_) => value.as_bytes().iter().map(|&byte| char::from(byte)).collect(),
     }
+}
+
+/// Checks `authorization: Bearer <token>`; 401 otherwise.
+pub fn require_bearer(token: &Secret, headers: &HeaderMap) -> Result<(), ApiError> {
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    if constant_time_equal(given.as_bytes(), token.expose()) {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "a valid bearer token is required",
+        ))
+    }
+}
+
+/// Compares without stopping at the first difference, so timing does not reveal the token.
+fn constant_time_equal(left: &[u8], right: &[u8]) -> bool {
+    if left.len() != right.len() {
+        return false;
+    }
+    left.iter().zip(right).fold(0u8, |difference, (a, b)| difference | (a ^ b)) == 0
 }
 
 /// A JSON error answer: `{"code": "snake_case", "detail": "…"}`.
@@ -239,5 +270,18 @@ impl IntoResponse for ApiError {
                 .insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECONDS));
         }
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_comparison() {
+        assert!(constant_time_equal(b"secret", b"secret"));
+        assert!(!constant_time_equal(b"secret", b"secreT"));
+        assert!(!constant_time_equal(b"secret", b"secrets"));
+        assert!(!constant_time_equal(b"", b"secret"));
     }
 }
