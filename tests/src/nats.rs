@@ -18,6 +18,8 @@ pub struct NatsServer {
     child: Option<Child>,
     pub port: u16,
     store: tempfile::TempDir,
+    /// Extra command-line arguments, e.g. `--auth <token>`.
+    arguments: Vec<String>,
 }
 
 /// The `nats-server` binary of the test tools venv.
@@ -30,8 +32,14 @@ pub fn nats_server_binary() -> PathBuf {
 impl NatsServer {
     /// Starts a server with JetStream on a free port.
     pub fn start() -> anyhow::Result<Self> {
+        Self::start_with(&[])
+    }
+
+    /// Starts a server with extra arguments (authentication, limits).
+    pub fn start_with(arguments: &[&str]) -> anyhow::Result<Self> {
         let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        let mut server = Self { child: None, port, store: tempfile::tempdir()? };
+        let arguments = arguments.iter().map(|argument| argument.to_string()).collect();
+        let mut server = Self { child: None, port, store: tempfile::tempdir()?, arguments };
         server.launch()?;
         Ok(server)
     }
@@ -40,6 +48,7 @@ impl NatsServer {
         let child = Command::new(nats_server_binary())
             .args(["-a", "127.0.0.1", "-p", &self.port.to_string(), "-js", "-sd"])
             .arg(self.store.path())
+            .args(&self.arguments)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())

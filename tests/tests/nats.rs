@@ -372,3 +372,39 @@ async fn the_nats_orders_example_runs() {
     types.sort();
     assert_eq!(types, ["data", "data", "data", "order.created"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_come_from_secret_references() {
+    let nats = NatsServer::start_with(&["--auth", "s3cret-token"]).unwrap();
+    let mut receiver = TestReceiver::start().await;
+    let sink = format!(
+        "[sources.events]\ntype = \"nats\"\nsubject = \"events.>\"\n\n\
+         [endpoints.sink]\nurl = \"{}\"\n\n[routes.all]\nfrom = [\"events\"]\nto = [\"sink\"]\n",
+        receiver.url("/")
+    );
+    let with_token =
+        base(&nats).replace("[egress]", "token = { value = \"s3cret-token\" }\n\n[egress]");
+    let host = TestHost::start("", &format!("{with_token}{sink}")).await.unwrap();
+    wait_ready(&host, 200).await;
+    let client = async_nats::ConnectOptions::with_token("s3cret-token".into())
+        .connect(nats.url())
+        .await
+        .unwrap();
+    client.publish("events.hello", "{}".into()).await.unwrap();
+    client.flush().await.unwrap();
+    assert!(receiver.next(WAIT).await.is_some(), "the authenticated source consumes");
+    // The wrong token never connects: readiness says so.
+    let wrong = base(&nats).replace("[egress]", "token = { value = \"wrong\" }\n\n[egress]");
+    let refused = TestHost::start("", &format!("{wrong}{sink}")).await.unwrap();
+    let logs = refused.logs.clone();
+    let refusal = tokio::task::spawn_blocking(move || {
+        logs.wait_for(WAIT, |line| {
+            line.to_ascii_lowercase().contains("authorization").then_some(())
+        })
+    })
+    .await
+    .unwrap();
+    assert!(refusal.is_some(), "{}", refused.logs.snapshot().join("\n"));
+    let client = reqwest::Client::new();
+    assert_eq!(ready(&refused, &client).await, Some(503));
+}
