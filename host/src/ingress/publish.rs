@@ -57,7 +57,14 @@ pub async fn publish(
         .values()
         .filter(|source| matches!(source.kind, SourceKind::Api))
         .collect();
-    let limit = api_sources.iter().map(|source| source.max_body).max().unwrap_or(0);
+    if api_sources.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_source",
+            "no source has `type = \"api\"`; add one to publish to it",
+        ));
+    }
+    let limit = api_sources.iter().map(|source| source.max_body).max().unwrap_or_default();
     let body = read_body(&parts.headers, body, limit).await?;
     let mut headers: Vec<(String, String)> = header_list(&parts.headers)
         .into_iter()
