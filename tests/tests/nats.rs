@@ -69,6 +69,7 @@ async fn webhooks_go_out_on_nats_and_nats_events_go_out_as_signed_webhooks() {
     let client = nats.client().await.unwrap();
     let audit = create_stream(&client, "AUDIT", &["audit.>"]).await;
     let mut notifications = client.subscribe("notify.>").await.unwrap();
+    let mut outcomes = client.subscribe("switchyard.outcomes.billing").await.unwrap();
     client.flush().await.unwrap();
     let mut receiver = TestReceiver::start().await;
     let config = format!(
@@ -79,7 +80,7 @@ async fn webhooks_go_out_on_nats_and_nats_events_go_out_as_signed_webhooks() {
          [endpoints.billing]\nurl = \"{}\"\nsecret = \"signing\"\n\n\
          [routes.webhooks]\nfrom = [\"github\"]\nto = [\"audit\", \"notify\"]\n\n\
          [routes.orders]\nfrom = [\"orders\"]\ntypes = [\"order.created\"]\nsubjects = [\"orders.*.created\"]\nto = [\"billing\"]\n",
-        base(&nats),
+        base(&nats).replace("[egress]", "outcomes = true\n\n[egress]"),
         receiver.url("/billing"),
     );
     let host = TestHost::start("", &config).await.unwrap();
@@ -137,6 +138,12 @@ async fn webhooks_go_out_on_nats_and_nats_events_go_out_as_signed_webhooks() {
         receiver.next(Duration::from_millis(300)).await.is_none(),
         "the cancellation is not routed"
     );
+    // Outcomes are announced once recorded, for services that react to failures.
+    let notice = next_message(&mut outcomes).await;
+    let notice: serde_json::Value = serde_json::from_slice(&notice.payload).unwrap();
+    assert_eq!(notice["outcome"], "delivered", "{notice}");
+    assert_eq!(notice["event"], delivered.header("webhook-id").unwrap());
+    assert_eq!((notice["status"].as_u64(), notice["attempt"].as_u64()), (Some(200), Some(1)));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

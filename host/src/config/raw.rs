@@ -42,6 +42,9 @@ pub struct NatsConfig {
     pub token: Option<SecretConfig>,
     pub user: Option<String>,
     pub password: Option<SecretConfig>,
+    /// Publish every delivery attempt's outcome on `switchyard.outcomes.<endpoint>`.
+    #[serde(default)]
+    pub outcomes: bool,
 }
 
 /// Where a secret's bytes come from: exactly one of the three.

@@ -71,6 +71,8 @@ pub enum Durability {
 pub struct Nats {
     pub url: String,
     pub auth: NatsAuth,
+    /// Publish delivery outcomes on `switchyard.outcomes.<endpoint>`.
+    pub outcomes: bool,
 }
 
 #[derive(Debug, Clone)]

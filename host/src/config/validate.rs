@@ -304,7 +304,7 @@ impl Validator<'_> {
                 "credentials = { file = \"switchyard.creds\" }",
             );
         }
-        Some(Nats { url, auth: methods.pop().unwrap_or(NatsAuth::None) })
+        Some(Nats { url, auth: methods.pop().unwrap_or(NatsAuth::None), outcomes: nats.outcomes })
     }
 
     /// Reads a secret's bytes from where it says; an unreadable secret is a config error.

@@ -26,6 +26,8 @@ pub(super) struct AttemptContext {
     pub sender: HttpSender,
     /// Present when `[nats]` is configured.
     pub publisher: Option<NatsPublisher>,
+    /// Announce each attempt's outcome on `switchyard.outcomes.<endpoint>` (`nats.outcomes`).
+    pub announce_outcomes: bool,
     pub metrics: Arc<Metrics>,
 }
 
@@ -115,11 +117,18 @@ impl Attempt {
             response_excerpt: sent.response_excerpt,
             next,
         };
+        let announcement =
+            context.announce_outcomes.then(|| outcome_notice(&record, &job, outcome));
         if let Err(error) = context.store.record_attempt(record).await {
             // Not recorded: the delivery is still pending on disk and will be retried after a
             // restart (at least once); in memory we retry it soon.
             tracing::error!(%error, delivery = job.delivery_id, "attempt not recorded");
             return Finished { job, next: NextStep::RetryAt(now_millis() + 1_000) };
+        }
+        // Announced once recorded, so a notice never runs ahead of the store.
+        if let (Some(publisher), Some(notice)) = (&context.publisher, announcement) {
+            let subject = format!("switchyard.outcomes.{}", endpoint.id);
+            publisher.announce(subject, notice).await;
         }
         Finished { job, next }
     }
@@ -139,6 +148,31 @@ async fn load_payload(store: &Store, delivery_id: i64) -> Option<Payload> {
             None
         }
     }
+}
+
+/// What `switchyard.outcomes.<endpoint>` carries about one attempt.
+fn outcome_notice(
+    record: &AttemptRecord,
+    job: &DeliveryJob,
+    outcome: telemetry::AttemptOutcome,
+) -> Bytes {
+    let next_attempt_at = match record.next {
+        NextStep::RetryAt(at) => Some(at),
+        _ => None,
+    };
+    let notice = serde_json::json!({
+        "event": job.event_id.to_string(),
+        "endpoint": record.endpoint,
+        "delivery": record.delivery_id,
+        "attempt": job.attempts + 1,
+        "outcome": outcome.as_str(),
+        "status": record.status,
+        "error": record.error,
+        "attempted_at": record.attempted_at,
+        "duration_ms": record.duration.as_millis() as u64,
+        "next_attempt_at": next_attempt_at,
+    });
+    Bytes::from(notice.to_string())
 }
 
 async fn send_http(

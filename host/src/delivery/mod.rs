@@ -117,7 +117,14 @@ impl DeliveryService {
         let sender = http::HttpSender::new(topology.egress.clone(), USER_AGENT.to_owned())
             .map_err(|error| DeliveryError::Client(error.to_string()))?;
         let publisher = nats.map(nats::NatsPublisher::new);
-        let context = Arc::new(attempt::AttemptContext { store, sender, publisher, metrics });
+        let announce_outcomes = topology.nats.as_ref().is_some_and(|nats| nats.outcomes);
+        let context = Arc::new(attempt::AttemptContext {
+            store,
+            sender,
+            publisher,
+            announce_outcomes,
+            metrics,
+        });
         let (stop, stopped) = watch::channel(false);
         let mut tasks = JoinSet::new();
         let mut inboxes = HashMap::new();

@@ -3,7 +3,8 @@
 //! Owns async-nats publishing for deliveries. Core publishes succeed once the client has taken
 //! the message (at most once past that point); JetStream publishes succeed only on the
 //! stream's PubAck, and carry `Nats-Msg-Id: <event id>` so the stream drops the repeats a
-//! retry may cause. It decides nothing about retries (that is `delivery::retry`).
+//! retry may cause. It also announces delivery outcomes (`switchyard.outcomes.<endpoint>`)
+//! when configured. It decides nothing about retries (that is `delivery::retry`).
 
 use std::time::{Duration, Instant};
 
@@ -74,5 +75,15 @@ impl NatsPublisher {
             Err(_) => PublishOutcome::Timeout,
         };
         (outcome, started.elapsed())
+    }
+}
+
+impl NatsPublisher {
+    /// Publishes a notice on core NATS, fire and forget (delivery outcomes): a subscriber that
+    /// is not there misses it, and a failure is only logged.
+    pub async fn announce(&self, subject: String, body: Bytes) {
+        if let Err(error) = self.connection.client().publish(subject, body).await {
+            tracing::debug!(%error, "cannot publish a delivery outcome");
+        }
     }
 }
