@@ -61,6 +61,13 @@ pub async fn run(topology: Topology) -> anyhow::Result<()> {
         pending,
         &disabled,
     )?;
+    let (stop_retention, retention_stopped) = tokio::sync::watch::channel(false);
+    let retention = tokio::spawn(crate::store::retention::run(
+        store.clone(),
+        server.retention,
+        metrics.clone(),
+        retention_stopped,
+    ));
     let listener = TcpListener::bind(server.listen)
         .await
         .with_context(|| format!("cannot listen on `{}`", server.listen))?;
@@ -111,6 +118,8 @@ pub async fn run(topology: Topology) -> anyhow::Result<()> {
         sources.stop().await;
     }
     deliveries.stop().await;
+    let _ = stop_retention.send(true);
+    let _ = retention.await;
     if let Some(connection) = &nats {
         connection.flush().await;
     }

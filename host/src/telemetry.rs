@@ -197,6 +197,8 @@ pub struct Metrics {
     pub store_commit_batch_size: Histogram,
     /// `switchyard_store_commit_seconds`: transaction + fsync time.
     pub store_commit_seconds: Histogram,
+    /// `switchyard_store_pruned_events_total`: events deleted by retention.
+    pub store_pruned_events: Counter,
     /// `switchyard_plugin_calls_total{plugin, outcome}`
     pub plugin_calls: Family<PluginLabels, Counter>,
     /// `switchyard_plugin_call_seconds{plugin}`: wall time, instantiation included.
@@ -284,8 +286,15 @@ impl Metrics {
             "NATS messages by source and what became of them",
             nats_messages.clone(),
         );
+        let store_pruned_events = Counter::default();
+        registry.register(
+            "switchyard_store_pruned_events",
+            "Events deleted by retention",
+            store_pruned_events.clone(),
+        );
         Arc::new(Self {
             registry,
+            store_pruned_events,
             nats_messages,
             plugin_calls,
             plugin_call_seconds,

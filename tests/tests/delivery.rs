@@ -361,3 +361,37 @@ async fn every_acknowledged_event_is_delivered_after_sigkill() {
          {duplicates} duplicate deliveries"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_deletes_delivered_events_and_keeps_pending_ones() {
+    let mut healthy = TestReceiver::start().await;
+    let failing = TestReceiver::scripted(Vec::new(), Reply::Status(500)).await;
+    let config = format!(
+        "[egress]\nallow_networks = [\"127.0.0.0/8\"]\n\n[sources.app]\n\n[sources.other]\n\n\
+         [endpoints.healthy]\nurl = \"{}\"\n\n\
+         [endpoints.failing]\nurl = \"{}\"\nretry = {{ schedule = [\"1h\"] }}\n\n\
+         [routes.app]\nfrom = [\"app\"]\nto = [\"healthy\"]\n\n\
+         [routes.other]\nfrom = [\"other\"]\nto = [\"failing\"]\n",
+        healthy.url("/"),
+        failing.url("/"),
+    );
+    let host = TestHost::start("retention = \"1s\"", &config).await.unwrap();
+    let client = reqwest::Client::new();
+    let delivered = post_webhook(&client, &host, "app", &[], r#"{"n":1}"#).await.unwrap();
+    let pending = post_webhook(&client, &host, "other", &[], r#"{"n":2}"#).await.unwrap();
+    healthy.next(WAIT).await.expect("the healthy delivery");
+    wait_for_state(&host, &delivered, DeliveryState::Delivered).await;
+    // Past the retention the delivered event goes, with its body; the pending one stays.
+    let gone = eventually(WAIT, || {
+        let reader = host.reader().ok()?;
+        reader.event(delivered.parse().ok()?).ok()?.is_none().then_some(())
+    })
+    .await;
+    assert!(gone.is_some(), "the delivered event was not deleted");
+    let reader = host.reader().unwrap();
+    assert!(reader.event(pending.parse().unwrap()).unwrap().is_some());
+    let kept = reader.deliveries_of_event(pending.parse().unwrap()).unwrap();
+    assert_eq!(kept.len(), 1);
+    assert_eq!(kept[0].state, DeliveryState::Pending);
+    assert!(host.metric("switchyard_store_pruned_events_total").await.unwrap() >= 1.0);
+}

@@ -8,6 +8,7 @@
 //! commit (the store is the queue: nothing is committed without being scheduled).
 
 mod reader;
+pub mod retention;
 mod schema;
 mod writer;
 
@@ -166,6 +167,25 @@ pub struct AttemptRecord {
     pub next: NextStep,
 }
 
+/// What retention may delete, as unix-millisecond cutoffs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    /// Events received before this whose deliveries are all delivered (or that have none).
+    pub delivered_before: u64,
+    /// Events received before this whose deliveries are delivered or dead letters; never
+    /// later than `delivered_before` (dead letters are kept at least as long).
+    pub dead_before: u64,
+    /// The most events one pass deletes, so a pass never holds the writer for long.
+    pub batch: usize,
+}
+
+/// What a retention pass deleted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PruneReport {
+    pub events: usize,
+    pub dedupe_keys: usize,
+}
+
 /// Which deliveries to send again.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReplaySelection {
@@ -181,6 +201,7 @@ enum Command {
     Ingest(Box<NewEvent>, Reply<IngestReceipt>),
     RecordAttempt(Box<AttemptRecord>, Reply<()>),
     Replay(ReplaySelection, Reply<usize>),
+    Prune(Retention, Reply<PruneReport>),
     Shutdown,
 }
 
@@ -203,6 +224,7 @@ impl std::fmt::Debug for Command {
             Self::Ingest(..) => "Ingest",
             Self::RecordAttempt(..) => "RecordAttempt",
             Self::Replay(..) => "Replay",
+            Self::Prune(..) => "Prune",
             Self::Shutdown => "Shutdown",
         })
     }
@@ -281,6 +303,12 @@ impl Store {
         let (reply, answer) = oneshot::channel();
         self.inner.commands.send(command(reply)).await.map_err(|_| StoreError::Closed)?;
         answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Deletes one batch of what `retention` allows; events with deliveries still pending or
+    /// parked are never deleted.
+    pub async fn prune(&self, retention: Retention) -> Result<PruneReport, StoreError> {
+        self.request(|reply| Command::Prune(retention, reply)).await
     }
 
     /// A new read-only connection.

@@ -73,10 +73,14 @@ const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
     "#,
     // 3: what plugins and NATS endpoints need: a delivery's own content type (a transform may
-    // change it) and NATS subject, and the event a split event came from.
+    // change it) and NATS subject, and the event a split event came from; indexes that let
+    // retention find unused bodies.
     r#"
     ALTER TABLE deliveries ADD COLUMN content_type TEXT;
     ALTER TABLE deliveries ADD COLUMN subject TEXT;
+    -- Retention deletes bodies no event or delivery still uses.
+    CREATE INDEX events_by_payload ON events(payload_id);
+    CREATE INDEX deliveries_by_payload ON deliveries(payload_id);
     ALTER TABLE events ADD COLUMN parent_seq INTEGER REFERENCES events(seq);
     "#,
 ];

@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 
 use super::{
     AttemptRecord, Command, DeliveryJob, DeliveryState, IngestReceipt, NewDelivery, NewEvent,
-    NextStep, ReplaySelection, Reply, StoreError,
+    NextStep, PruneReport, ReplaySelection, Reply, Retention, StoreError,
 };
 use crate::event::{Event, EventId, now_millis};
 use crate::telemetry::Metrics;
@@ -36,6 +36,7 @@ enum Applied {
     Ingest(Reply<IngestReceipt>, Result<IngestReceipt, StoreError>),
     Attempt(Reply<()>, Result<(), StoreError>),
     Replay(Reply<usize>, Result<usize, StoreError>),
+    Prune(Reply<PruneReport>, Result<PruneReport, StoreError>),
 }
 
 pub(super) fn run(
@@ -104,6 +105,10 @@ fn commit_batch(
                 });
                 Applied::Replay(reply, result)
             }
+            Command::Prune(retention, reply) => {
+                let result = savepoint(&mut transaction, |tx| prune(tx, &retention, now));
+                Applied::Prune(reply, result)
+            }
             Command::Shutdown => continue,
         };
         applied.push(item);
@@ -136,6 +141,7 @@ fn fail_all(commands: impl Iterator<Item = Command>, message: &str) {
             Command::Ingest(_, reply) => drop(reply.send(Err(failed()))),
             Command::RecordAttempt(_, reply) => drop(reply.send(Err(failed()))),
             Command::Replay(_, reply) => drop(reply.send(Err(failed()))),
+            Command::Prune(_, reply) => drop(reply.send(Err(failed()))),
             Command::Shutdown => {}
         }
     }
@@ -150,6 +156,7 @@ impl Applied {
             Self::Ingest(reply, result) => drop(reply.send(result)),
             Self::Attempt(reply, result) => drop(reply.send(result)),
             Self::Replay(reply, result) => drop(reply.send(result)),
+            Self::Prune(reply, result) => drop(reply.send(result)),
         }
     }
 
@@ -159,6 +166,7 @@ impl Applied {
             Self::Ingest(reply, _) => drop(reply.send(Err(error))),
             Self::Attempt(reply, _) => drop(reply.send(Err(error))),
             Self::Replay(reply, _) => drop(reply.send(Err(error))),
+            Self::Prune(reply, _) => drop(reply.send(Err(error))),
         }
     }
 }
@@ -469,4 +477,70 @@ fn replay(
         }
     }
     Ok(jobs)
+}
+
+/// One retention pass: the oldest events that `retention` allows to go, with their
+/// deliveries, attempts and the bodies nothing else uses; then expired dedupe keys.
+fn prune(
+    connection: &Connection,
+    retention: &Retention,
+    now: u64,
+) -> rusqlite::Result<PruneReport> {
+    let doomed: Vec<(i64, i64)> = connection
+        .prepare_cached(
+            "SELECT e.seq, e.payload_id FROM events e WHERE e.received_at < ?1 \
+             AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_seq = e.seq \
+               AND (d.state IN (?3, ?4) OR (d.state = ?5 AND e.received_at >= ?2))) \
+             ORDER BY e.seq LIMIT ?6",
+        )?
+        .query_map(
+            params![
+                retention.delivered_before as i64,
+                retention.dead_before as i64,
+                DeliveryState::Pending as i64,
+                DeliveryState::Parked as i64,
+                DeliveryState::Dead as i64,
+                retention.batch as i64,
+            ],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )?
+        .collect::<Result<_, _>>()?;
+    let mut payloads = Vec::new();
+    let mut events = 0;
+    for (seq, payload_id) in doomed {
+        let delivery_payloads: Vec<i64> = connection
+            .prepare_cached("SELECT payload_id FROM deliveries WHERE event_seq = ?1")?
+            .query_map(params![seq], |row| row.get(0))?
+            .collect::<Result<_, _>>()?;
+        connection
+            .prepare_cached(
+                "DELETE FROM attempts WHERE delivery_id IN \
+                 (SELECT id FROM deliveries WHERE event_seq = ?1)",
+            )?
+            .execute(params![seq])?;
+        connection
+            .prepare_cached("DELETE FROM deliveries WHERE event_seq = ?1")?
+            .execute(params![seq])?;
+        connection.prepare_cached("DELETE FROM events WHERE seq = ?1")?.execute(params![seq])?;
+        payloads.push(payload_id);
+        payloads.extend(delivery_payloads);
+        events += 1;
+    }
+    payloads.sort_unstable();
+    payloads.dedup();
+    let mut unused = connection.prepare_cached(
+        "DELETE FROM payloads WHERE id = ?1 \
+         AND NOT EXISTS (SELECT 1 FROM events WHERE payload_id = ?1) \
+         AND NOT EXISTS (SELECT 1 FROM deliveries WHERE payload_id = ?1)",
+    )?;
+    for payload in payloads {
+        unused.execute(params![payload])?;
+    }
+    let dedupe_keys = connection
+        .prepare_cached(
+            "DELETE FROM dedupe WHERE (source, key) IN \
+             (SELECT source, key FROM dedupe WHERE expires_at <= ?1 LIMIT ?2)",
+        )?
+        .execute(params![now as i64, retention.batch as i64])?;
+    Ok(PruneReport { events, dedupe_keys })
 }
