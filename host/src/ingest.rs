@@ -208,7 +208,7 @@ impl Ingestor {
             Some(reason) => self.pipeline.dead_letters(&event, reason),
             None => self.pipeline.fan_out(&event, None).await?,
         };
-        let unrouted = fan_out.deliveries.is_empty();
+        let unrouted = fan_out.routes_matched == 0;
         let new = NewEvent {
             event,
             dedupe_window,

@@ -60,6 +60,8 @@ pub struct FanOut {
     /// Events made by splits, stored beside the original.
     pub derived: Vec<Event>,
     pub deliveries: Vec<NewDelivery>,
+    /// How many routes matched (plugins may still have dropped everything).
+    pub routes_matched: usize,
 }
 
 /// How one plugin stage ended for one event.
@@ -155,6 +157,7 @@ impl Pipeline {
     ) -> Result<FanOut, StageError> {
         let mut fan_out = FanOut::new(event.id, self.subjects.clone());
         for route in self.matching_routes(event, only_route) {
+            fan_out.routes_matched += 1;
             let mut events = vec![event.clone()];
             for plugin in &route.plugins {
                 let mut next = Vec::with_capacity(events.len());
@@ -201,6 +204,7 @@ impl Pipeline {
     pub fn dead_letters(&self, event: &Event, reason: &str) -> FanOut {
         let mut fan_out = FanOut::new(event.id, self.subjects.clone());
         for route in self.matching_routes(event, None) {
+            fan_out.routes_matched += 1;
             for endpoint in &route.endpoints {
                 if !fan_out.has(endpoint, event.id) {
                     fan_out.push(endpoint, event, Some(reason.to_owned()));
@@ -325,7 +329,7 @@ fn failed(plugin: &str, reason: &str) -> String {
 
 impl FanOut {
     fn new(origin: EventId, subjects: Arc<HashMap<String, SubjectTemplate>>) -> Self {
-        Self { origin, subjects, derived: Vec::new(), deliveries: Vec::new() }
+        Self { origin, subjects, derived: Vec::new(), deliveries: Vec::new(), routes_matched: 0 }
     }
 
     fn has(&self, endpoint: &str, event: EventId) -> bool {
