@@ -48,7 +48,7 @@ enum PluginCommand {
         #[arg(long, value_enum)]
         kind: Kind,
         name: String,
-        /// The Rust SDK's directory [default: the `sdk/rust` this binary was built beside].
+        /// The language SDK's directory [default: the `sdk/<lang>` this binary was built beside].
         #[arg(long)]
         sdk: Option<PathBuf>,
     },
@@ -56,6 +56,8 @@ enum PluginCommand {
     Build {
         #[arg(default_value = ".")]
         dir: PathBuf,
+        #[command(flatten)]
+        cache: CacheArgument,
     },
     /// Run a plugin on one event: verdict, logs, wall time, instructions, peak memory (JSON).
     Run {
@@ -74,9 +76,24 @@ enum PluginCommand {
         /// What `now-ms` answers, in unix milliseconds.
         #[arg(long)]
         now_ms: Option<u64>,
+        #[command(flatten)]
+        cache: CacheArgument,
     },
     /// Run every `*.event.json` in DIR and compare with its `*.verdict.json`.
-    Test { wasm: PathBuf, dir: PathBuf },
+    Test {
+        wasm: PathBuf,
+        dir: PathBuf,
+        #[command(flatten)]
+        cache: CacheArgument,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+struct CacheArgument {
+    /// Keep compiled components in DIR and reuse them while the `.wasm` and this build are
+    /// unchanged (Python and JavaScript components take seconds to compile).
+    #[arg(long, value_name = "CACHE_DIR", env = "SWITCHYARD_PLUGIN_CACHE")]
+    cache_dir: Option<PathBuf>,
 }
 
 fn key_value(text: &str) -> Result<(String, String), String> {
@@ -143,12 +160,21 @@ fn plugin(command: PluginCommand) -> ExitCode {
                 ExitCode::SUCCESS
             })
         }
-        PluginCommand::Build { dir } => plugin_cli::build(&dir).map(|wasm| {
-            println!("{}", wasm.display());
-            ExitCode::SUCCESS
-        }),
-        PluginCommand::Run { wasm, event, binding, config, secrets, now_ms } => {
-            let request = plugin_cli::RunRequest { wasm, event, binding, config, secrets, now_ms };
+        PluginCommand::Build { dir, cache } => plugin_cli::build(&dir, cache.cache_dir.as_deref())
+            .map(|wasm| {
+                println!("{}", wasm.display());
+                ExitCode::SUCCESS
+            }),
+        PluginCommand::Run { wasm, event, binding, config, secrets, now_ms, cache } => {
+            let request = plugin_cli::RunRequest {
+                wasm,
+                event,
+                binding,
+                config,
+                secrets,
+                now_ms,
+                cache_dir: cache.cache_dir,
+            };
             plugin_cli::run(&request).map(|report| {
                 println!(
                     "{}",
@@ -157,9 +183,11 @@ fn plugin(command: PluginCommand) -> ExitCode {
                 ExitCode::SUCCESS
             })
         }
-        PluginCommand::Test { wasm, dir } => plugin_cli::test(&wasm, &dir).map(|summary| {
-            if summary.failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(EXIT_RUNTIME) }
-        }),
+        PluginCommand::Test { wasm, dir, cache } => {
+            plugin_cli::test(&wasm, &dir, cache.cache_dir.as_deref()).map(|summary| {
+                if summary.failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(EXIT_RUNTIME) }
+            })
+        }
     };
     result.unwrap_or_else(|error| runtime_failure(&error))
 }

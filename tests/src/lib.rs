@@ -117,6 +117,7 @@ impl LogLines {
 #[derive(Debug)]
 pub struct TestHost {
     child: Option<Child>,
+    start_timeout: Duration,
     pub address: SocketAddr,
     pub logs: Arc<LogLines>,
     config_path: PathBuf,
@@ -127,6 +128,16 @@ impl TestHost {
     /// Starts the router with `[server]` set to a free loopback port and a fresh data dir,
     /// plus `server_extra` lines in `[server]`, then the rest of the config.
     pub async fn start(server_extra: &str, config: &str) -> anyhow::Result<Self> {
+        Self::start_within(server_extra, config, START_TIMEOUT).await
+    }
+
+    /// [`Self::start`] for configs that take long to load, e.g. Python or JavaScript plugins
+    /// compiled by a debug build: waits up to `start_timeout` for the router to listen.
+    pub async fn start_within(
+        server_extra: &str,
+        config: &str,
+        start_timeout: Duration,
+    ) -> anyhow::Result<Self> {
         let directory = tempfile::tempdir()?;
         let config_path = directory.path().join("switchyard.toml");
         let text = format!(
@@ -135,6 +146,7 @@ impl TestHost {
         std::fs::write(&config_path, text)?;
         let mut host = Self {
             child: None,
+            start_timeout,
             address: SocketAddr::from(([127, 0, 0, 1], 0)),
             logs: Arc::default(),
             config_path,
@@ -158,8 +170,9 @@ impl TestHost {
         let logs = LogLines::capture(child.stderr.take().expect("stderr is piped"));
         self.logs = logs.clone();
         self.child = Some(child);
+        let start_timeout = self.start_timeout;
         let address = tokio::task::spawn_blocking(move || {
-            logs.wait_for(START_TIMEOUT, |line| {
+            logs.wait_for(start_timeout, |line| {
                 let rest = line.split("listening address=").nth(1)?;
                 rest.split_whitespace().next()?.parse::<SocketAddr>().ok()
             })

@@ -68,7 +68,16 @@ fn cli(directory: &Path, arguments: &[&str], extra: &[(&str, &str)]) -> CliOutpu
 
 #[test]
 fn first_party_plugins_pass_their_golden_fixtures() {
-    for name in ["verify-github", "verify-standard-webhooks", "redact", "filter-json"] {
+    for name in [
+        "verify-github",
+        "verify-standard-webhooks",
+        "verify-stripe",
+        "verify-slack",
+        "verify-shopify",
+        "redact",
+        "filter-json",
+        "to-cloudevents",
+    ] {
         let wasm = plugin_wasm(name);
         let fixtures = workspace_root().join("plugins").join(name).join("fixtures");
         let output = cli(

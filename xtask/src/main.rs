@@ -18,7 +18,10 @@ tasks:
                router workspace's `cargo test`)
   lint         formatting and clippy, warnings denied, in every workspace
   ci           `lint`, then `test`
-  demo         build the plugins, then run the router on examples/quickstart";
+  demo         build the plugins, then run the router on examples/quickstart
+  bench [--quick] [ARGS]
+               build the plugins and the release router, run the benchmark scenarios
+               (bench/); without --quick the results replace bench/README.md's table";
 
 /// The guest workspaces: built for wasm32-wasip2, outside the router's workspace.
 const PLUGINS_MANIFEST: &str = "plugins/Cargo.toml";
@@ -36,6 +39,7 @@ fn main() -> anyhow::Result<()> {
         "lint" => lint(),
         "ci" => lint().and_then(|()| test(&[])),
         "demo" => demo(),
+        "bench" => bench(&rest),
         _ => {
             eprintln!("{USAGE}");
             std::process::exit(2);
@@ -77,8 +81,41 @@ fn setup() -> anyhow::Result<()> {
         "--disable-pip-version-check",
         "-r",
         "tests/requirements.txt",
-    ]))
+    ]))?;
+    // The JavaScript SDK's toolchain (componentize-js, rolldown, tsc) and the tests' npm
+    // signers, pinned by its package-lock.json; `npm ci` starts from scratch, so only when
+    // the lock file is newer than the last install.
+    let js = Path::new(JS_SDK);
+    let modified = |path: PathBuf| std::fs::metadata(path).and_then(|meta| meta.modified()).ok();
+    let installed = modified(js.join("node_modules").join(".package-lock.json"));
+    if installed.is_none() || installed < modified(js.join("package-lock.json")) {
+        run(Command::new("npm").args(["ci", "--no-audit", "--no-fund", "--prefix", JS_SDK]))?;
+    }
+    c_toolchain();
+    Ok(())
 }
+
+/// The optional C plugin toolchain (sdk/c/README.md): installed from Debian in CI (about a
+/// minute), left to the developer elsewhere; without it the C plugin tests are skipped.
+fn c_toolchain() {
+    let present = |tool: &str| Command::new(tool).arg("--version").output().is_ok();
+    if present("clang-19") {
+        return;
+    }
+    if std::env::var_os("CI").is_none() {
+        eprintln!("xtask: no clang-19: the C plugin tests will be skipped (see sdk/c/README.md)");
+        return;
+    }
+    let packages = ["clang-19", "lld-19", "wasi-libc", "libclang-rt-19-dev-wasm32"];
+    let installed = run(Command::new("apt-get").args(["update", "-qq"]))
+        .and_then(|()| run(Command::new("apt-get").args(["install", "-y", "-qq"]).args(packages)));
+    if let Err(error) = installed {
+        eprintln!("xtask: cannot install the C toolchain ({error:#}); the C tests will be skipped");
+    }
+}
+
+/// The JavaScript SDK: `npm ci` installs its dependencies into `sdk/js/node_modules`.
+const JS_SDK: &str = "sdk/js";
 
 fn plugins() -> anyhow::Result<()> {
     run(cargo()
@@ -88,9 +125,10 @@ fn plugins() -> anyhow::Result<()> {
 
 fn test(extra: &[String]) -> anyhow::Result<()> {
     setup()?;
-    // The end-to-end tests start the real binary and load the real plugins: build both.
+    // The end-to-end tests start the real binaries (the router, the examples' services) and
+    // load the real plugins: build them all.
     plugins()?;
-    run(cargo().args(["build", "--package", "switchyard", "--bins"]))?;
+    run(cargo().args(["build", "--workspace", "--bins"]))?;
     run(cargo().args(["test", "--manifest-path", SDK_MANIFEST, "--workspace"]))?;
     run(cargo().args(["test", "--workspace"]).args(extra))
 }
@@ -127,4 +165,18 @@ fn demo() -> anyhow::Result<()> {
     run(cargo()
         .args(["run", "--package", "switchyard", "--", "run", "-c"])
         .arg(Path::new("examples").join("quickstart").join("switchyard.toml")))
+}
+
+/// Benchmarks measure the release build. Only a full run of every row replaces the README's
+/// figures; `--quick` is a sanity pass and `--only` a partial one.
+fn bench(extra: &[String]) -> anyhow::Result<()> {
+    plugins()?;
+    run(cargo().args(["build", "--release", "--package", "switchyard", "--bins"]))?;
+    let mut command = cargo();
+    command.args(["run", "--release", "--package", "switchyard-bench", "--", "run"]);
+    let partial = ["--quick", "--readme", "--only"];
+    if !extra.iter().any(|argument| partial.iter().any(|flag| argument.starts_with(flag))) {
+        command.arg("--readme").arg(Path::new("bench").join("README.md"));
+    }
+    run(command.args(extra))
 }

@@ -14,6 +14,10 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, OptLevel, PoolingAllo
 pub const EPOCH_TICK: Duration = Duration::from_millis(1);
 /// Pages a pooled memory keeps resident after an instance is dropped (DESIGN §7.3).
 const KEEP_RESIDENT_BYTES: usize = 64 << 10;
+/// Core instances per component instance the pool provides for; a Python component needs 14.
+/// Wasmtime's per-component limits (20 core instances, 20 memories, 20 tables, 20,000 table
+/// elements) already fit Python (14, 1, 2, ~5,700) and JavaScript (3, 1, 2, ~7,700) components.
+const CORE_INSTANCES_PER_COMPONENT: u32 = 16;
 
 /// How the engine is set up.
 #[derive(Debug, Clone, Copy)]
@@ -39,7 +43,10 @@ pub fn build(options: EngineOptions) -> Result<(Engine, bool), String> {
         .max_memory_size(usize::try_from(options.max_memory).unwrap_or(usize::MAX))
         .linear_memory_keep_resident(KEEP_RESIDENT_BYTES)
         .total_component_instances(options.max_instances)
-        .total_core_instances(options.max_instances.saturating_mul(8))
+        // A Rust, C or JavaScript component instantiates 3 core modules, a Python one
+        // (componentize-py: CPython, libc and their dependencies) 14. Slots are only address
+        // space until used, so size for every instance being Python.
+        .total_core_instances(options.max_instances.saturating_mul(CORE_INSTANCES_PER_COMPONENT))
         .total_memories(options.max_instances.saturating_mul(2))
         .total_tables(options.max_instances.saturating_mul(4))
         .total_stacks(options.max_instances);

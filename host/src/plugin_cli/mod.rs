@@ -4,6 +4,13 @@
 //! check the component against the world), `run` (one event, with logs, wall time,
 //! instructions and peak memory) and `test` (golden fixtures). Plugins run in the same
 //! runtime as in the router, on the calling thread, with instruction counting on.
+//!
+//! Building per language: Rust runs `cargo build --release --target wasm32-wasip2`; Python,
+//! JavaScript and C run the SDK's build wrapper (`python -m switchyard_plugin.build`, the JS
+//! SDK's `bin/build.js`, `make` over the C SDK's `plugin.mk`), which prints the component's
+//! path as its last line of stdout. Compiling a component for the check (and for `run` and
+//! `test`) goes through a `.cwasm` cache when one is given: a Python component takes seconds
+//! to compile, a cached one milliseconds to load.
 
 pub mod fixtures;
 mod scaffold;
@@ -40,6 +47,8 @@ pub struct RunRequest {
     pub config: Vec<(String, String)>,
     pub secrets: Vec<(String, String)>,
     pub now_ms: Option<u64>,
+    /// Where compiled components are cached; `None` compiles every time.
+    pub cache_dir: Option<PathBuf>,
 }
 
 /// Runs the plugin on one event and answers the report as JSON: the verdict in the fixture
@@ -54,7 +63,7 @@ pub fn run(request: &RunRequest) -> anyhow::Result<Value> {
     if request.now_ms.is_some() {
         binding.now_ms = request.now_ms;
     }
-    let host = load(&request.wasm, &binding)?;
+    let host = load(&request.wasm, &binding, request.cache_dir.as_deref())?;
     let event: EventFixture = read_json(&request.event)?;
     let event = event
         .to_event()
@@ -93,14 +102,18 @@ pub struct TestSummary {
 
 /// Runs every `*.event.json` in `directory` and compares it with its `*.verdict.json`,
 /// printing one line per pair and the differences of each mismatch.
-pub fn test(wasm: &Path, directory: &Path) -> anyhow::Result<TestSummary> {
+pub fn test(
+    wasm: &Path,
+    directory: &Path,
+    cache_dir: Option<&Path>,
+) -> anyhow::Result<TestSummary> {
     let binding_path = directory.join(BINDING_FILE);
     let binding = if binding_path.is_file() {
         read_binding(&binding_path)?
     } else {
         BindingFixture::default()
     };
-    let host = load(wasm, &binding)?;
+    let host = load(wasm, &binding, cache_dir)?;
     let mut cases: Vec<(String, PathBuf)> = std::fs::read_dir(directory)
         .with_context(|| format!("cannot read `{}`", directory.display()))?
         .filter_map(|entry| {
@@ -159,14 +172,118 @@ fn check_case(
 
 /// Builds the plugin project in `directory` and answers the component's path, after checking
 /// that it fits the world.
-pub fn build(directory: &Path) -> anyhow::Result<PathBuf> {
+pub fn build(directory: &Path, cache_dir: Option<&Path>) -> anyhow::Result<PathBuf> {
     let language = Language::detect(directory)?;
     let wasm = match language {
         Language::Rust => build_rust(directory)?,
+        Language::Python => build_python(directory)?,
+        Language::Js => build_js(directory)?,
+        Language::C => build_c(directory)?,
     };
-    load(&wasm, &BindingFixture::default())
+    load(&wasm, &BindingFixture::default(), cache_dir)
         .with_context(|| format!("`{}` was built but cannot run as a plugin", wasm.display()))?;
     Ok(wasm)
+}
+
+/// `python -m switchyard_plugin.build`, with the project's `[tool.switchyard] sdk` (the SDK's
+/// directory, until it is on PyPI) on `PYTHONPATH`. The interpreter is the project's `.venv`
+/// when it has one, else `python3` from `PATH`; it needs `componentize-py`.
+fn build_python(directory: &Path) -> anyhow::Result<PathBuf> {
+    let manifest = directory.join("pyproject.toml");
+    let text = std::fs::read_to_string(&manifest)
+        .with_context(|| format!("cannot read `{}`", manifest.display()))?;
+    let project: toml::Value =
+        toml::from_str(&text).with_context(|| format!("`{}` is not TOML", manifest.display()))?;
+    let sdk = project
+        .get("tool")
+        .and_then(|tool| tool.get("switchyard"))
+        .and_then(|switchyard| switchyard.get("sdk"))
+        .and_then(toml::Value::as_str)
+        .map(|sdk| directory.join(sdk));
+    let venv = directory.join(".venv").join("bin").join("python");
+    let python = if venv.is_file() { venv.into_os_string() } else { "python3".into() };
+    let mut command = Command::new(&python);
+    command.current_dir(directory).args(["-m", "switchyard_plugin.build", "."]);
+    if let Some(sdk) = sdk {
+        let mut paths = vec![sdk.join("src")];
+        paths.extend(std::env::var_os("PYTHONPATH").iter().flat_map(std::env::split_paths));
+        command.env("PYTHONPATH", std::env::join_paths(paths)?);
+    }
+    run_wrapper(
+        command,
+        directory,
+        "the Python build (`python -m switchyard_plugin.build`)",
+        "it needs `pip install componentize-py==0.25.1` in the Python it runs with (the \
+         project's `.venv`, else `python3` on PATH)",
+    )
+}
+
+/// The JS SDK's `bin/build.js` under `node`: the SDK is `switchyard.sdk` in `package.json`, else
+/// `node_modules/@switchyard/plugin`.
+fn build_js(directory: &Path) -> anyhow::Result<PathBuf> {
+    let manifest = directory.join("package.json");
+    let package: Value = read_json(&manifest)?;
+    let sdk = match package["switchyard"]["sdk"].as_str() {
+        Some(sdk) => directory.join(sdk),
+        None => directory.join("node_modules").join("@switchyard").join("plugin"),
+    };
+    let script = sdk.join("bin").join("build.js");
+    if !script.is_file() {
+        bail!(
+            "no JavaScript SDK at `{}`; set `switchyard.sdk` in `{}` to its directory",
+            sdk.display(),
+            manifest.display()
+        );
+    }
+    if !sdk.join("node_modules").is_dir() {
+        bail!(
+            "the JavaScript SDK at `{}` has no dependencies installed; run `npm ci` there",
+            sdk.display()
+        );
+    }
+    let mut command = Command::new("node");
+    command.current_dir(directory).arg(script).arg(".");
+    run_wrapper(
+        command,
+        directory,
+        "the JavaScript build (`node <sdk>/bin/build.js`)",
+        "it needs Node.js 20 or later",
+    )
+}
+
+/// `make` in the project, whose `Makefile` includes the C SDK's `plugin.mk`.
+fn build_c(directory: &Path) -> anyhow::Result<PathBuf> {
+    let make = std::env::var_os("MAKE").unwrap_or_else(|| "make".into());
+    let mut command = Command::new(make);
+    command.current_dir(directory).arg("--no-print-directory");
+    run_wrapper(
+        command,
+        directory,
+        "the C build (`make`)",
+        "it needs clang with wasi-libc (Debian: `clang-19 lld-19 wasi-libc \
+         libclang-rt-19-dev-wasm32`) and cargo for the SDK's `switchyard-c` tool",
+    )
+}
+
+/// Runs a build wrapper whose last line of stdout is the component's path (stderr passes
+/// through), and answers that path.
+fn run_wrapper(
+    mut command: Command,
+    directory: &Path,
+    what: &str,
+    requirement: &str,
+) -> anyhow::Result<PathBuf> {
+    let output = command
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .with_context(|| format!("cannot start {what}; {requirement}"))?;
+    if !output.status.success() {
+        bail!("{what} failed ({}); {requirement}", output.status);
+    }
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let last = stdout.lines().rev().map(str::trim).find(|line| !line.is_empty());
+    let wasm = last.with_context(|| format!("{what} printed no component path"))?;
+    Ok(directory.join(wasm))
 }
 
 fn build_rust(directory: &Path) -> anyhow::Result<PathBuf> {
@@ -220,8 +337,13 @@ pub fn new(
     scaffold::create(Path::new(name), language, kind, sdk)
 }
 
-/// Loads one plugin under `binding` for the CLI: no cache, no threads, instructions counted.
-fn load(wasm: &Path, binding: &BindingFixture) -> anyhow::Result<PluginHost> {
+/// Loads one plugin under `binding` for the CLI: no threads, instructions counted, compiled
+/// through `cache_dir` when given.
+fn load(
+    wasm: &Path,
+    binding: &BindingFixture,
+    cache_dir: Option<&Path>,
+) -> anyhow::Result<PluginHost> {
     if !wasm.is_file() {
         bail!("no file at `{}`", wasm.display());
     }
@@ -254,8 +376,12 @@ fn load(wasm: &Path, binding: &BindingFixture) -> anyhow::Result<PluginHost> {
         instances: Instances::Fresh,
         on_error: OnError::FailClosed,
     };
-    let options =
-        RuntimeOptions { cache_dir: None, threads: 0, count_instructions: true, emit_logs: false };
+    let options = RuntimeOptions {
+        cache_dir: cache_dir.map(Path::to_path_buf),
+        threads: 0,
+        count_instructions: true,
+        emit_logs: false,
+    };
     Ok(PluginHost::load(&[plugin], &secrets, &options)?)
 }
 

@@ -1,9 +1,11 @@
 //! `switchyard plugin new`: a plugin project from a template, fixtures included.
 //!
 //! Owns the templates: a project that builds as written and whose fixtures pass, so the first
-//! thing an author does (`plugin build`, then `plugin test`) works. The Rust SDK is not on
-//! crates.io yet, so projects depend on it by path: `--sdk`, or the `sdk/rust` this binary was
-//! built beside.
+//! thing an author does (`plugin build`, then `plugin test`) works. Every language gets the
+//! same three plugins and the same fixtures, so the kinds behave alike whatever the language.
+//! The SDKs are not in any registry yet, so projects name theirs by path: `--sdk`, or the
+//! `sdk/<language>` this binary was built beside. Templates other than Rust's live in
+//! `templates/<language>/`, with `{{name}}`, `{{kind}}` and `{{sdk}}` placeholders.
 
 use std::path::{Path, PathBuf};
 
@@ -13,6 +15,10 @@ use anyhow::{Context, bail};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Language {
     Rust,
+    Python,
+    /// JavaScript or TypeScript.
+    Js,
+    C,
 }
 
 /// What the plugin does.
@@ -24,15 +30,35 @@ pub enum Kind {
 }
 
 impl Language {
-    /// The language of the project in `directory`, from its build file.
+    /// The language of the project in `directory`, from its build file: `Cargo.toml`,
+    /// `pyproject.toml`, `package.json`, or a `Makefile` (C, over the C SDK's `plugin.mk`).
     pub fn detect(directory: &Path) -> anyhow::Result<Self> {
-        if directory.join("Cargo.toml").is_file() {
-            return Ok(Self::Rust);
+        let markers = [
+            ("Cargo.toml", Self::Rust),
+            ("pyproject.toml", Self::Python),
+            ("package.json", Self::Js),
+            ("Makefile", Self::C),
+        ];
+        for (file, language) in markers {
+            if directory.join(file).is_file() {
+                return Ok(language);
+            }
         }
         bail!(
-            "`{}` holds no plugin project this build knows (expected a `Cargo.toml`)",
+            "`{}` holds no plugin project this build knows (expected a `Cargo.toml`, \
+             `pyproject.toml`, `package.json` or `Makefile`)",
             directory.display()
         )
+    }
+
+    /// The SDK's directory name under `sdk/`, and what to call it in messages.
+    fn sdk(self) -> (&'static str, &'static str) {
+        match self {
+            Self::Rust => ("rust", "Rust"),
+            Self::Python => ("python", "Python"),
+            Self::Js => ("js", "JavaScript"),
+            Self::C => ("c", "C"),
+        }
     }
 }
 
@@ -56,15 +82,20 @@ pub fn create(
     if directory.exists() {
         bail!("`{}` already exists", directory.display());
     }
-    let Language::Rust = language;
+    let (sdk_directory, language_name) = language.sdk();
     let sdk = match sdk {
         Some(path) => path.to_path_buf(),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("sdk").join("rust"),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("sdk").join(sdk_directory),
     };
     let sdk = sdk.canonicalize().with_context(|| {
-        format!("no Rust SDK at `{}`; pass its directory with `--sdk`", sdk.display())
+        format!("no {language_name} SDK at `{}`; pass its directory with `--sdk`", sdk.display())
     })?;
-    let files = rust_files(name, kind, &sdk);
+    let files = match language {
+        Language::Rust => rust_files(name, kind, &sdk),
+        Language::Python => python_files(name, kind, &sdk),
+        Language::Js => js_files(name, kind, &sdk),
+        Language::C => c_files(name, kind, &sdk),
+    };
     for (relative, contents) in &files {
         let path = directory.join(relative);
         if let Some(parent) = path.parent() {
@@ -114,12 +145,121 @@ panic = "abort"
             ),
         ),
     ];
-    files.extend(match kind {
-        Kind::Filter => filter_files(),
-        Kind::Transform => transform_files(),
-        Kind::Verify => verify_files(),
-    });
+    let source = match kind {
+        Kind::Filter => RUST_FILTER,
+        Kind::Transform => RUST_TRANSFORM,
+        Kind::Verify => RUST_VERIFY,
+    };
+    files.push(("src/lib.rs", source.to_owned()));
+    files.extend(fixture_files(kind));
     files
+}
+
+/// `{{name}}`, `{{kind}}` and `{{sdk}}` (escaped for a TOML or JSON string) filled in.
+fn fill(template: &str, name: &str, kind: Kind, sdk: &Path) -> String {
+    let sdk = sdk.display().to_string();
+    let quoted = serde_json::to_string(&sdk).expect("strings serialize");
+    template
+        .replace("{{name}}", name)
+        .replace("{{crate}}", &name.replace('-', "_"))
+        .replace("{{kind}}", kind_name(kind))
+        .replace("{{sdk_json}}", &quoted)
+        .replace(
+            "{{sdk_dependency_json}}",
+            &serde_json::to_string(&format!("file:{sdk}")).expect("strings serialize"),
+        )
+        // A TOML basic string escapes like JSON for what a path holds.
+        .replace("\"{{sdk}}\"", &quoted)
+        .replace("{{sdk}}", &sdk)
+}
+
+fn readme(name: &str, kind: Kind, language: &str, prerequisites: &str) -> (&'static str, String) {
+    (
+        "README.md",
+        format!(
+            "# {name}\n\nA Switchyard {kind} plugin in {language}.{prerequisites}\n\n```sh\n\
+             switchyard plugin build            # prints the .wasm path last\n\
+             switchyard plugin test <that path> fixtures/\n```\n",
+            kind = kind_name(kind)
+        ),
+    )
+}
+
+fn python_files(name: &str, kind: Kind, sdk: &Path) -> Vec<(&'static str, String)> {
+    let source = match kind {
+        Kind::Filter => include_str!("templates/python/filter.py"),
+        Kind::Transform => include_str!("templates/python/transform.py"),
+        Kind::Verify => include_str!("templates/python/verify.py"),
+    };
+    let mut files = vec![
+        ("pyproject.toml", fill(include_str!("templates/python/pyproject.toml"), name, kind, sdk)),
+        ("plugin.py", source.to_owned()),
+        (".gitignore", "/build\n__pycache__/\n".to_owned()),
+        readme(
+            name,
+            kind,
+            "Python",
+            "\n\nThe build needs `componentize-py==0.25.1` in the project's `.venv` (or in \
+             the `python3` on PATH).",
+        ),
+    ];
+    files.extend(fixture_files(kind));
+    files
+}
+
+fn js_files(name: &str, kind: Kind, sdk: &Path) -> Vec<(&'static str, String)> {
+    let source = match kind {
+        Kind::Filter => include_str!("templates/js/filter.js"),
+        Kind::Transform => include_str!("templates/js/transform.js"),
+        Kind::Verify => include_str!("templates/js/verify.js"),
+    };
+    let mut files = vec![
+        ("package.json", fill(include_str!("templates/js/package.json"), name, kind, sdk)),
+        ("jsconfig.json", fill(include_str!("templates/js/jsconfig.json"), name, kind, sdk)),
+        ("src/plugin.js", source.to_owned()),
+        (".gitignore", "/build\n/node_modules\n".to_owned()),
+        readme(
+            name,
+            kind,
+            "JavaScript",
+            "\n\nThe build needs Node.js 20+ and the SDK's dependencies (`npm ci` in the SDK \
+             directory). A TypeScript entry works too: set `switchyard.entry` in `package.json`.",
+        ),
+    ];
+    files.extend(fixture_files(kind));
+    files
+}
+
+fn c_files(name: &str, kind: Kind, sdk: &Path) -> Vec<(&'static str, String)> {
+    let source = match kind {
+        Kind::Filter => include_str!("templates/c/filter.c"),
+        Kind::Transform => include_str!("templates/c/transform.c"),
+        Kind::Verify => include_str!("templates/c/verify.c"),
+    };
+    let mut files = vec![
+        ("Makefile", fill(include_str!("templates/c/Makefile"), name, kind, sdk)),
+        ("src/plugin.c", source.to_owned()),
+        (".gitignore", "/build\n".to_owned()),
+        readme(
+            name,
+            kind,
+            "C",
+            "\n\nThe build needs `make`, clang with wasi-libc (Debian: `clang-19 lld-19 \
+             wasi-libc libclang-rt-19-dev-wasm32`) and cargo (for the SDK's `switchyard-c` \
+             tool, built once).",
+        ),
+    ];
+    files.extend(fixture_files(kind));
+    files
+}
+
+/// The fixtures every language's template of `kind` passes.
+fn fixture_files(kind: Kind) -> Vec<(&'static str, String)> {
+    match kind {
+        Kind::Filter => filter_fixtures(),
+        Kind::Transform => transform_fixtures(),
+        Kind::Verify => verify_fixtures(),
+    }
 }
 
 fn kind_name(kind: Kind) -> &'static str {
@@ -130,8 +270,7 @@ fn kind_name(kind: Kind) -> &'static str {
     }
 }
 
-fn filter_files() -> Vec<(&'static str, String)> {
-    let source = r#"//! A filter: lets through events whose JSON body has `"action"` equal to the `action`
+const RUST_FILTER: &str = r#"//! A filter: lets through events whose JSON body has `"action"` equal to the `action`
 //! config value (default `opened`), drops the rest.
 
 use switchyard_sdk::serde_json::Value;
@@ -145,8 +284,9 @@ fn keep(event: &Event) -> bool {
         == Some(true)
 }
 "#;
+
+fn filter_fixtures() -> Vec<(&'static str, String)> {
     vec![
-        ("src/lib.rs", source.to_owned()),
         ("fixtures/plugin.toml", "[config]\naction = \"opened\"\n".to_owned()),
         (
             "fixtures/opened.event.json",
@@ -165,8 +305,7 @@ fn keep(event: &Event) -> bool {
     ]
 }
 
-fn transform_files() -> Vec<(&'static str, String)> {
-    let source = r#"//! A transform: wraps the JSON body as `{"type": <event type>, "data": <body>}`.
+const RUST_TRANSFORM: &str = r#"//! A transform: wraps the JSON body as `{"type": <event type>, "data": <body>}`.
 
 use switchyard_sdk::serde_json::{Value, json};
 use switchyard_sdk::{Event, Failure};
@@ -180,8 +319,9 @@ fn wrap(mut event: Event) -> Result<Event, Failure> {
     Ok(event)
 }
 "#;
+
+fn transform_fixtures() -> Vec<(&'static str, String)> {
     vec![
-        ("src/lib.rs", source.to_owned()),
         (
             "fixtures/order.event.json",
             r#"{"type": "shop.order", "headers": {"content-type": "application/json"}, "body_json": {"id": 42}}
@@ -204,8 +344,7 @@ fn wrap(mut event: Event) -> Result<Event, Failure> {
     ]
 }
 
-fn verify_files() -> Vec<(&'static str, String)> {
-    let source = r#"//! A verifier: `x-signature` must be the hex HMAC-SHA256 of the raw body, keyed with the
+const RUST_VERIFY: &str = r#"//! A verifier: `x-signature` must be the hex HMAC-SHA256 of the raw body, keyed with the
 //! secret named by the `secret` config value. `x-delivery-id`, when present, is the dedupe key.
 
 use switchyard_sdk::{Event, Failure, Rejection, Verification, crypto, encoding, host};
@@ -228,11 +367,12 @@ fn check(event: &Event) -> Result<Verification, Failure> {
     })
 }
 "#;
+
+fn verify_fixtures() -> Vec<(&'static str, String)> {
     // HMAC-SHA256("It's a Secret to Everybody", "Hello, World!"), the GitHub documentation's
     // example.
     let valid = "757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17";
     vec![
-        ("src/lib.rs", source.to_owned()),
         (
             "fixtures/plugin.toml",
             "[config]\nsecret = \"acme\"\n\n[secrets]\nacme = \"It's a Secret to Everybody\"\n"
