@@ -13,7 +13,7 @@ wasmtime::component::bindgen!({
     world: "switchyard:plugin/plugin",
 });
 
-use switchyard::plugin::types as wit;
+use self::switchyard::plugin::types as wit;
 
 /// The event as the guest receives it.
 pub fn to_guest(event: &event::Event) -> wit::Event {
