@@ -1,0 +1,387 @@
+//! `switchyard-bench`: run the scenarios, or use the load generator, the sink or the plugin
+//! stage measure on their own (e.g. against another gateway).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use switchyard_bench::body::{Template, default_body_template};
+use switchyard_bench::load::{self, LoadSpec, Pace, Target};
+use switchyard_bench::report::{self, Machine, RunSummary};
+use switchyard_bench::scenario::{self, PaceRule, RunOptions, ScenarioResult};
+use switchyard_bench::signature::WebhookKey;
+use switchyard_bench::sink::{Reply, Sink, SinkSpec};
+use switchyard_bench::stats::Summary;
+use switchyard_bench::{parse_duration, plugin_stage};
+
+#[derive(Debug, Parser)]
+#[command(name = "switchyard-bench", about = "Benchmarks for Switchyard (DESIGN §11)")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the scenarios against the release binary and report.
+    Run(RunArgs),
+    /// Send load to any URL and print what the answers took.
+    Load(LoadArgs),
+    /// Receive deliveries, print rates and end-to-end latency each interval.
+    Sink(SinkArgs),
+    /// Measure one call of the first-party Rust plugins, fresh and warm.
+    PluginStage {
+        #[arg(long)]
+        plugins: Option<PathBuf>,
+        #[arg(long, default_value_t = 20_000)]
+        calls: usize,
+        /// Only this plugin (`verify-github` or `redact`).
+        #[arg(long)]
+        only: Option<String>,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+struct RunArgs {
+    /// A short sanity pass (about a minute and a half).
+    #[arg(long)]
+    quick: bool,
+    /// Only these rows, comma-separated (e.g. `S0,S1,S1-half`).
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
+    /// The router binary (default: the workspace's release build).
+    #[arg(long)]
+    switchyard: Option<PathBuf>,
+    /// Directory of the first-party plugins' `.wasm` files.
+    #[arg(long)]
+    plugins: Option<PathBuf>,
+    /// A Python transform component for the `S1-python` row.
+    #[arg(long)]
+    python_transform: Option<PathBuf>,
+    /// Where JSON and markdown results go (default: `target/bench/<date>-<time>`).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Replace the results section of this README (e.g. `bench/README.md`).
+    #[arg(long)]
+    readme: Option<PathBuf>,
+    #[arg(long, value_parser = parse_duration)]
+    warmup: Option<Duration>,
+    #[arg(long, value_parser = parse_duration)]
+    duration: Option<Duration>,
+    #[arg(long, default_value_t = 32)]
+    connections: usize,
+    /// Pace every row at this many events per second instead (for comparing CPU per event
+    /// between builds at the same load).
+    #[arg(long)]
+    rate: Option<f64>,
+    /// The sink checks the signature of one delivery in this many.
+    #[arg(long, default_value_t = 16)]
+    verify_every: u64,
+    /// Run the router under this command, e.g. `valgrind --tool=callgrind` (split on spaces;
+    /// its CPU and RSS figures are then the profiler's).
+    #[arg(long)]
+    router_prefix: Option<String>,
+    /// Skip the in-process plugin stage measure.
+    #[arg(long)]
+    no_plugin_stage: bool,
+}
+
+#[derive(Debug, clap::Args)]
+struct LoadArgs {
+    #[arg(long)]
+    url: String,
+    #[arg(long, default_value_t = 32)]
+    connections: usize,
+    /// Requests per second in all; closed loop when absent.
+    #[arg(long)]
+    rate: Option<f64>,
+    #[arg(long, value_parser = parse_duration, default_value = "10s")]
+    duration: Duration,
+    #[arg(long, value_parser = parse_duration, default_value = "0s")]
+    warmup: Duration,
+    /// Body template file (`{{seq}}`, `{{sent_us}}`); default: about 1 KiB of JSON.
+    #[arg(long)]
+    body_file: Option<PathBuf>,
+    #[arg(long, default_value = "application/json")]
+    content_type: String,
+    /// `name: value` (templates allowed), repeatable.
+    #[arg(long = "header", short = 'H')]
+    headers: Vec<String>,
+    /// Sign each body as GitHub does with this secret.
+    #[arg(long)]
+    github_secret: Option<String>,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+struct SinkArgs {
+    #[arg(long, default_value = "127.0.0.1:9000")]
+    listen: SocketAddr,
+    /// Check `webhook-signature` with this `whsec_…` key.
+    #[arg(long)]
+    secret: Option<String>,
+    #[arg(long, default_value_t = 1)]
+    verify_every: u64,
+    /// `PATH=STATUS` or `PATH=STATUS@DELAY` (e.g. `/slow=200@50ms`), repeatable.
+    #[arg(long = "reply")]
+    replies: Vec<String>,
+    #[arg(long, value_parser = parse_duration, default_value = "1s")]
+    report_every: Duration,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run(args) => run(args),
+        Command::Load(args) => runtime().and_then(|runtime| runtime.block_on(load_command(args))),
+        Command::Sink(args) => runtime().and_then(|runtime| runtime.block_on(sink_command(args))),
+        Command::PluginStage { plugins, calls, only } => {
+            let plugins = plugins.unwrap_or_else(default_plugins_dir);
+            plugin_stage::run(&plugins, calls, only.as_deref()).and_then(|results| {
+                println!("{}", serde_json::to_string_pretty(&results)?);
+                Ok(())
+            })
+        }
+    };
+    if let Err(error) = result {
+        eprintln!("error: {error:#}");
+        std::process::exit(1);
+    }
+}
+
+/// The harness's runtime: two workers, as many as the machine the figures are for has cores.
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?)
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("bench/ is in the workspace").into()
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| workspace_root().join("target"), PathBuf::from)
+}
+
+fn default_plugins_dir() -> PathBuf {
+    workspace_root().join("plugins/target/wasm32-wasip2/release")
+}
+
+fn run(args: RunArgs) -> anyhow::Result<()> {
+    let binary = args.switchyard.unwrap_or_else(|| target_dir().join("release/switchyard"));
+    if !binary.is_file() {
+        bail!(
+            "`{}` is missing: build it with `cargo build --release -p switchyard`",
+            binary.display()
+        );
+    }
+    let (warmup, duration, drain_limit, plugin_calls) = if args.quick {
+        (Duration::from_secs(1), Duration::from_secs(4), Duration::from_secs(15), 2_000)
+    } else {
+        (Duration::from_secs(3), Duration::from_secs(15), Duration::from_secs(60), 20_000)
+    };
+    let options = RunOptions {
+        binary,
+        plugins_dir: args.plugins.unwrap_or_else(default_plugins_dir),
+        connections: args.connections,
+        paced_connections: 64,
+        warmup: args.warmup.unwrap_or(warmup),
+        duration: args.duration.unwrap_or(duration),
+        drain_limit,
+        verify_every: args.verify_every,
+        work_dir: std::env::temp_dir().join("switchyard-bench"),
+        router_prefix: args
+            .router_prefix
+            .as_deref()
+            .map(|prefix| prefix.split_whitespace().map(str::to_owned).collect())
+            .unwrap_or_default(),
+    };
+    let out = args.out.unwrap_or_else(|| {
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |elapsed| elapsed.as_secs());
+        target_dir().join("bench").join(format!("{}-{}", report::today(), stamp % 86_400))
+    });
+    std::fs::create_dir_all(&out).with_context(|| format!("cannot create `{}`", out.display()))?;
+    let runtime = runtime()?;
+    let mut results: Vec<ScenarioResult> = Vec::new();
+    let mut intake: HashMap<&str, f64> = HashMap::new();
+    for scenario in scenario::catalogue(args.python_transform.as_deref()) {
+        if !args.only.is_empty() && !args.only.iter().any(|id| id == scenario.id) {
+            continue;
+        }
+        let result = if let Some(reason) = &scenario.not_yet {
+            ScenarioResult::not_measured(&scenario, reason.clone())
+        } else {
+            let rate = match scenario.pace {
+                _ if args.rate.is_some() => Ok(args.rate),
+                PaceRule::Saturate => Ok(None),
+                PaceRule::HalfOf(other) => intake
+                    .get(other)
+                    .map(|rate| Some(rate / 2.0))
+                    .ok_or_else(|| format!("needs `{other}` in the same run")),
+            };
+            match rate {
+                Err(reason) => ScenarioResult::not_measured(&scenario, reason),
+                Ok(rate) => {
+                    eprintln!("bench: {} ({})…", scenario.id, scenario.title);
+                    let result = runtime
+                        .block_on(scenario::run(&scenario, &options, rate))
+                        .with_context(|| format!("scenario `{}`", scenario.id))?;
+                    intake.insert(scenario.id, result.intake_per_second);
+                    eprintln!(
+                        "bench: {}: {:.0} ev/s in, {:.0} deliveries/s, e2e p50 {} µs p99 {} µs, \
+                         ingest p99 {} µs, lost {}, dup {}",
+                        result.id,
+                        result.intake_per_second,
+                        result.deliveries_per_second,
+                        result.e2e_us.p50,
+                        result.e2e_us.p99,
+                        result.ingest_us.p99,
+                        result.lost,
+                        result.duplicates
+                    );
+                    result
+                }
+            }
+        };
+        let json = serde_json::to_string_pretty(&result)?;
+        std::fs::write(out.join(format!("{}.json", result.id)), json)?;
+        results.push(result);
+    }
+    let plugin_stage = if args.no_plugin_stage {
+        Vec::new()
+    } else {
+        eprintln!("bench: plugin stage ({plugin_calls} calls per plugin and mode)…");
+        plugin_stage::run(&options.plugins_dir, plugin_calls, None)?
+    };
+    let summary = RunSummary {
+        date: report::today(),
+        quick: args.quick,
+        machine: Machine::describe(),
+        warmup_seconds: options.warmup.as_secs_f64(),
+        window_seconds: options.duration.as_secs_f64(),
+        connections: options.connections,
+        scenarios: results,
+        plugin_stage,
+    };
+    let markdown = report::markdown(&summary);
+    std::fs::write(out.join("summary.json"), serde_json::to_string_pretty(&summary)?)?;
+    std::fs::write(out.join("summary.md"), &markdown)?;
+    if let Some(readme) = args.readme {
+        report::update_readme(&readme, &markdown)?;
+    }
+    println!("{markdown}");
+    eprintln!("bench: results in {}", out.display());
+    Ok(())
+}
+
+async fn load_command(args: LoadArgs) -> anyhow::Result<()> {
+    let body = match &args.body_file {
+        Some(path) => std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read `{}`", path.display()))?,
+        None => default_body_template(),
+    };
+    let mut headers = Vec::new();
+    for header in &args.headers {
+        let (name, value) = header
+            .split_once(':')
+            .with_context(|| format!("`{header}`: expected `name: value`"))?;
+        headers.push((name.trim().try_into()?, Template::parse(value.trim())));
+    }
+    let spec = LoadSpec {
+        target: Target::resolve(&args.url).await?,
+        connections: args.connections,
+        pace: args.rate.map_or(Pace::Closed, Pace::Rate),
+        warmup: args.warmup,
+        duration: args.duration,
+        body: Template::parse(&body),
+        content_type: args.content_type,
+        headers,
+        github_secret: args.github_secret.map(String::into_bytes),
+    };
+    let report = load::run(spec).await?;
+    let mut statuses = std::collections::BTreeMap::new();
+    let mut latencies = Vec::new();
+    for sent in report.measured() {
+        *statuses.entry(sent.status).or_insert(0usize) += 1;
+        latencies.push(sent.latency_us);
+    }
+    let summary = serde_json::json!({
+        "window_seconds": report.window_seconds(),
+        "requests_per_second": latencies.len() as f64 / report.window_seconds().max(f64::EPSILON),
+        "statuses": statuses,
+        "latency_us": Summary::of(&mut latencies),
+        "late_sends": report.late,
+        "connection_failures": report.connection_failures,
+    });
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    } else {
+        println!("{summary:#}");
+    }
+    Ok(())
+}
+
+async fn sink_command(args: SinkArgs) -> anyhow::Result<()> {
+    let mut paths = Vec::new();
+    for rule in &args.replies {
+        let (path, reply) = rule
+            .split_once('=')
+            .with_context(|| format!("`{rule}`: expected `PATH=STATUS[@DELAY]`"))?;
+        let (status, delay) = match reply.split_once('@') {
+            Some((status, delay)) => (status, parse_duration(delay).map_err(anyhow::Error::msg)?),
+            None => (reply, Duration::ZERO),
+        };
+        let status = status.parse().with_context(|| format!("`{status}` is not a status"))?;
+        paths.push((path.to_owned(), Reply { status, delay }));
+    }
+    let key = args.secret.as_deref().map(WebhookKey::parse).transpose()?;
+    let names: Vec<String> =
+        paths.iter().map(|(path, _)| path.clone()).chain(["other".into()]).collect();
+    let sink =
+        Sink::start(args.listen, SinkSpec { paths, key, verify_every: args.verify_every }).await?;
+    eprintln!("sink: listening on {} (Ctrl-C stops)", sink.address());
+    let mut interval = tokio::time::interval(args.report_every);
+    interval.tick().await;
+    loop {
+        tokio::select! {
+            _ = interval.tick() => {}
+            _ = tokio::signal::ctrl_c() => break,
+        }
+        let arrivals = sink.take();
+        if arrivals.is_empty() {
+            continue;
+        }
+        let mut e2e: Vec<u64> = arrivals
+            .iter()
+            .filter_map(|arrival| Some(arrival.arrival_us.saturating_sub(arrival.sent_us?)))
+            .collect();
+        let mut per_path = vec![0usize; names.len()];
+        for arrival in &arrivals {
+            per_path[arrival.path.min(names.len() - 1)] += 1;
+        }
+        let e2e = Summary::of(&mut e2e);
+        let counts: Vec<String> = names
+            .iter()
+            .zip(&per_path)
+            .filter(|(_, count)| **count > 0)
+            .map(|(name, count)| format!("{name}={count}"))
+            .collect();
+        println!(
+            "{:.0} req/s [{}] e2e p50 {} µs p99 {} µs max {} µs; signatures failed {}",
+            arrivals.len() as f64 / args.report_every.as_secs_f64(),
+            counts.join(" "),
+            e2e.p50,
+            e2e.p99,
+            e2e.max,
+            sink.counters().signatures_failed.load(std::sync::atomic::Ordering::Relaxed),
+        );
+    }
+    Ok(())
+}

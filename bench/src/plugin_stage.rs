@@ -1,0 +1,159 @@
+//! The plugin stage alone: what one call of a Rust plugin costs, fresh and warm.
+//!
+//! Drives the router's own runtime (`switchyard::plugin::PluginHost`) in this process, no
+//! HTTP and no store, on the event the load generator sends. Fresh calls run on this thread
+//! through `call_blocking` (a new instance each time); warm calls go through the runtime's
+//! thread pool (`call`) with one thread, so its warm instance is reused. Two times per call:
+//! `inside`, the runtime's own measure (instance + call + conversions, on the plugin thread),
+//! and, for pool calls, `round trip`, which adds the hop to the plugin thread and back.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::bail;
+use bytes::Bytes;
+use serde::Serialize;
+use switchyard::config::{Instances, OnError, Plugin, Secret};
+use switchyard::event::{Event, EventId, now_millis};
+use switchyard::plugin::{CallError, PluginHost, RuntimeOptions};
+use switchyard::verdict::{GuestFailure, Verdict};
+
+use crate::body::{Template, default_body_template};
+use crate::scenario::{GITHUB_SECRET, REDACT_POINTER};
+use crate::signature::github_signature;
+use crate::stats::Summary;
+
+/// Calls made before measuring (caches, branch predictors, the pool's first instance).
+const WARMUP_CALLS: usize = 500;
+
+/// One plugin's figures, in nanoseconds.
+#[derive(Debug, Clone, Serialize)]
+pub struct PluginStageResult {
+    pub plugin: String,
+    pub calls: usize,
+    pub fresh_inside_ns: Summary,
+    pub warm_inside_ns: Summary,
+    pub warm_round_trip_ns: Summary,
+}
+
+/// The first-party plugins measured (a verifier and a transform), with their config.
+fn plugins(plugins_dir: &Path) -> Vec<Plugin> {
+    let plugin = |id: &str, file: &str, config: &[(&str, &str)], secrets: &[&str]| Plugin {
+        id: id.into(),
+        path: plugins_dir.join(file),
+        secrets: secrets.iter().map(|name| name.to_string()).collect(),
+        config: config.iter().map(|(key, value)| (key.to_string(), value.to_string())).collect(),
+        timeout: Duration::from_millis(100),
+        memory: 64 << 20,
+        instances: Instances::Fresh,
+        on_error: OnError::FailClosed,
+    };
+    vec![
+        plugin("verify-github", "verify_github.wasm", &[("secret", "github")], &["github"]),
+        plugin("redact", "redact.wasm", &[("pointers", REDACT_POINTER)], &[]),
+    ]
+}
+
+/// The event every call gets: the load generator's default body, signed for `verify-github`.
+fn event() -> Event {
+    let body = Template::parse(&default_body_template()).render(123_456, 1_700_000_000_000_000);
+    let signature = github_signature(GITHUB_SECRET.as_bytes(), body.as_bytes());
+    Event {
+        id: EventId::generate(),
+        source: "app".into(),
+        event_type: "bench.event".into(),
+        subject: None,
+        headers: vec![
+            ("content-type".into(), "application/json".into()),
+            ("x-github-event".into(), "push".into()),
+            ("x-github-delivery".into(), "bench-123456".into()),
+            ("x-hub-signature-256".into(), signature),
+        ],
+        body: Bytes::from(body),
+        received_at: now_millis(),
+        dedupe_key: None,
+        metadata: Vec::new(),
+    }
+}
+
+/// Measures each first-party Rust plugin `calls` times fresh and `calls` times warm.
+/// With `only`, just that plugin.
+pub fn run(
+    plugins_dir: &Path,
+    calls: usize,
+    only: Option<&str>,
+) -> anyhow::Result<Vec<PluginStageResult>> {
+    let secrets: BTreeMap<String, Secret> =
+        [("github".to_owned(), Secret::new(GITHUB_SECRET.as_bytes().to_vec()))].into();
+    let cache = tempfile::tempdir()?;
+    let event = event();
+    let mut results = Vec::new();
+    for plugin in plugins(plugins_dir) {
+        if only.is_some_and(|id| id != plugin.id) {
+            continue;
+        }
+        if !plugin.path.is_file() {
+            bail!("`{}` is missing: build the plugins first", plugin.path.display());
+        }
+        let options = |threads| RuntimeOptions {
+            cache_dir: Some(cache.path().to_path_buf()),
+            threads,
+            count_instructions: false,
+            emit_logs: false,
+        };
+        let fresh = PluginHost::load(std::slice::from_ref(&plugin), &secrets, &options(0))?;
+        let mut fresh_inside = Vec::with_capacity(calls);
+        for index in 0..WARMUP_CALLS + calls {
+            let report = fresh.call_blocking(&plugin.id, &event, None);
+            check(&plugin.id, &report.answer)?;
+            if index >= WARMUP_CALLS {
+                fresh_inside.push(report.elapsed.as_nanos() as u64);
+            }
+        }
+        drop(fresh);
+
+        let warm_plugin = Plugin { instances: Instances::Warm, ..plugin.clone() };
+        let warm = Arc::new(PluginHost::load(&[warm_plugin], &secrets, &options(1))?);
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let (warm_inside, warm_round_trip) = runtime.block_on(async {
+            let mut inside = Vec::with_capacity(calls);
+            let mut round_trip = Vec::with_capacity(calls);
+            for index in 0..WARMUP_CALLS + calls {
+                let started = Instant::now();
+                let report = warm.call(&plugin.id, &event).await;
+                let elapsed = started.elapsed();
+                check(&plugin.id, &report.answer)?;
+                if index >= WARMUP_CALLS {
+                    inside.push(report.elapsed.as_nanos() as u64);
+                    round_trip.push(elapsed.as_nanos() as u64);
+                }
+            }
+            anyhow::Ok((inside, round_trip))
+        })?;
+        let (mut warm_inside, mut warm_round_trip) = (warm_inside, warm_round_trip);
+        results.push(PluginStageResult {
+            plugin: plugin.id.clone(),
+            calls,
+            fresh_inside_ns: Summary::of(&mut fresh_inside),
+            warm_inside_ns: Summary::of(&mut warm_inside),
+            warm_round_trip_ns: Summary::of(&mut warm_round_trip),
+        });
+    }
+    Ok(results)
+}
+
+/// Calls must succeed and let the event through: a rejection would mean the benchmark
+/// measured the wrong path.
+fn check(
+    plugin: &str,
+    answer: &Result<Result<Verdict, GuestFailure>, CallError>,
+) -> anyhow::Result<()> {
+    match answer {
+        Ok(Ok(Verdict::Pass | Verdict::Modify(_) | Verdict::Replace(_))) => Ok(()),
+        Ok(Ok(verdict)) => bail!("plugin `{plugin}` did not let the event through: {verdict:?}"),
+        Ok(Err(failure)) => bail!("plugin `{plugin}` failed: {failure:?}"),
+        Err(error) => bail!("plugin `{plugin}`: {error}"),
+    }
+}

@@ -1,0 +1,390 @@
+//! Reports: the JSON of a whole run and the markdown tables kept in `bench/README.md`.
+//!
+//! Owns the DESIGN §11 targets (and the peer's figures beside them) and how each is read off
+//! the results. Rendering is pure: results in, text out.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use anyhow::Context;
+use serde::Serialize;
+
+use crate::plugin_stage::PluginStageResult;
+use crate::scenario::ScenarioResult;
+
+/// Where the generated part of `bench/README.md` starts and ends.
+pub const README_START: &str = "<!-- bench:results:start -->";
+pub const README_END: &str = "<!-- bench:results:end -->";
+
+/// The machine a run was measured on.
+#[derive(Debug, Clone, Serialize)]
+pub struct Machine {
+    pub cpu: String,
+    pub cores: usize,
+    pub memory_gib: f64,
+    pub kernel: String,
+}
+
+impl Machine {
+    pub fn describe() -> Self {
+        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let cpu = cpuinfo
+            .lines()
+            .find_map(|line| line.strip_prefix("model name")?.split_once(':').map(|(_, name)| name))
+            .map_or_else(|| "unknown".into(), |name| name.trim().to_owned());
+        let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+        let memory_kib: f64 = meminfo
+            .lines()
+            .find_map(|line| {
+                line.strip_prefix("MemTotal:")?.split_whitespace().next()?.parse().ok()
+            })
+            .unwrap_or(0.0);
+        Self {
+            cpu,
+            cores: std::thread::available_parallelism().map_or(1, usize::from),
+            memory_gib: memory_kib / (1024.0 * 1024.0),
+            kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease")
+                .map_or_else(|_| "unknown".into(), |text| text.trim().to_owned()),
+        }
+    }
+}
+
+/// Everything one invocation measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunSummary {
+    /// UTC date of the run, `YYYY-MM-DD`.
+    pub date: String,
+    pub quick: bool,
+    pub machine: Machine,
+    pub warmup_seconds: f64,
+    pub window_seconds: f64,
+    pub connections: usize,
+    pub scenarios: Vec<ScenarioResult>,
+    pub plugin_stage: Vec<PluginStageResult>,
+}
+
+/// Today's UTC date, `YYYY-MM-DD` (civil-from-days over the Unix clock).
+pub fn today() -> String {
+    let seconds = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs());
+    let days = (seconds / 86_400) as i64 + 719_468;
+    let era = days.div_euclid(146_097);
+    let day_of_era = days.rem_euclid(146_097);
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_index = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
+    let month = if month_index < 10 { month_index + 3 } else { month_index - 9 };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}")
+}
+
+fn ms(micros: u64) -> String {
+    let millis = micros as f64 / 1000.0;
+    if millis < 10.0 { format!("{millis:.2}") } else { format!("{millis:.1}") }
+}
+
+fn micros(nanos: u64) -> String {
+    format!("{:.1}", nanos as f64 / 1000.0)
+}
+
+fn thousands(value: f64) -> String {
+    let rounded = value.round() as u64;
+    let digits = rounded.to_string();
+    let mut text = String::new();
+    for (index, digit) in digits.chars().enumerate() {
+        if index > 0 && (digits.len() - index).is_multiple_of(3) {
+            text.push(',');
+        }
+        text.push(digit);
+    }
+    text
+}
+
+fn verdict(met: bool) -> &'static str {
+    if met { "met" } else { "**missed**" }
+}
+
+/// The scenario table, the targets table and the plugin-stage table.
+pub fn markdown(summary: &RunSummary) -> String {
+    let mut text = String::new();
+    let machine = &summary.machine;
+    let _ = writeln!(
+        text,
+        "Measured {} on {} cores ({}), {:.0} GiB, Linux {}; {} run: {:.0} s warm-up, {:.0} s \
+         measured, {} connections closed loop (64 for paced rows). Load generator, sink and \
+         router share the same cores; loopback only. Durability `fsync` unless a row says \
+         otherwise.\n",
+        summary.date,
+        machine.cores,
+        machine.cpu,
+        machine.memory_gib,
+        machine.kernel,
+        if summary.quick { "quick" } else { "full" },
+        summary.warmup_seconds,
+        summary.window_seconds,
+        summary.connections,
+    );
+    text.push_str(&targets(summary));
+    text.push('\n');
+    text.push_str(&scenarios(&summary.scenarios));
+    text.push('\n');
+    text.push_str(&threads(&summary.scenarios));
+    text.push('\n');
+    text.push_str(&plugin_stage(&summary.plugin_stage));
+    text
+}
+
+fn find<'a>(summary: &'a RunSummary, id: &str) -> Option<&'a ScenarioResult> {
+    summary.scenarios.iter().find(|result| result.id == id && result.not_measured.is_none())
+}
+
+fn targets(summary: &RunSummary) -> String {
+    let mut text = String::from(
+        "| figure (DESIGN §11) | target | peer (Svix + Postgres) | measured | |\n\
+         |---|---|---|---|---|\n",
+    );
+    let mut row = |figure: &str, target: &str, peer: &str, measured: Option<(String, bool)>| {
+        let (value, met) = match measured {
+            Some((value, met)) => (value, verdict(met)),
+            None => ("not measured".to_owned(), ""),
+        };
+        let _ = writeln!(text, "| {figure} | {target} | {peer} | {value} | {met} |");
+    };
+    row(
+        "deliveries/s, 1 endpoint (S1)",
+        "≥ 9,000",
+        "899",
+        find(summary, "S1")
+            .map(|s| (thousands(s.deliveries_per_second), s.deliveries_per_second >= 9000.0)),
+    );
+    row(
+        "deliveries/s, 10 endpoints (S10)",
+        "≥ 28,000",
+        "2,852",
+        find(summary, "S10")
+            .map(|s| (thousands(s.deliveries_per_second), s.deliveries_per_second >= 28000.0)),
+    );
+    for id in ["S1-half", "S10-half"] {
+        row(
+            &format!("e2e p50 / p99 at half load ({id})"),
+            "≤ 1 ms / ≤ 3 ms",
+            "p99 12 ms",
+            find(summary, id).map(|s| {
+                (
+                    format!("{} / {} ms", ms(s.e2e_us.p50), ms(s.e2e_us.p99)),
+                    s.e2e_us.p50 <= 1000 && s.e2e_us.p99 <= 3000,
+                )
+            }),
+        );
+    }
+    row(
+        "ingest → 202 p99, no routes, saturated (S0)",
+        "≤ 10 ms",
+        "",
+        find(summary, "S0")
+            .map(|s| (format!("{} ms", ms(s.ingest_us.p99)), s.ingest_us.p99 <= 10_000)),
+    );
+    for stage in &summary.plugin_stage {
+        row(
+            &format!("Rust plugin fresh p50 / p99 (`{}`)", stage.plugin),
+            "≤ 25 µs / ≤ 60 µs",
+            "",
+            Some((
+                format!(
+                    "{} / {} µs",
+                    micros(stage.fresh_inside_ns.p50),
+                    micros(stage.fresh_inside_ns.p99)
+                ),
+                stage.fresh_inside_ns.p50 <= 25_000 && stage.fresh_inside_ns.p99 <= 60_000,
+            )),
+        );
+        row(
+            &format!("Rust plugin warm p50 (`{}`)", stage.plugin),
+            "≤ 3 µs",
+            "",
+            Some((
+                format!("{} µs", micros(stage.warm_inside_ns.p50)),
+                stage.warm_inside_ns.p50 <= 3_000,
+            )),
+        );
+    }
+    row("Python / JS plugin warm p50", "≤ 25 µs / ≤ 50 µs", "", None);
+    row(
+        "RSS under the 10-endpoint load (S10)",
+        "≤ 60 MB",
+        "45–66 MB + Postgres",
+        find(summary, "S10").map(|s| {
+            let megabytes = s.router.rss_max_bytes as f64 / 1e6;
+            (format!("{megabytes:.0} MB"), megabytes <= 60.0)
+        }),
+    );
+    row(
+        "disk per delivered 1 KiB message (S1)",
+        "≤ 1.5 KB",
+        "",
+        find(summary, "S1").map(|s| {
+            (
+                format!("{:.2} KB", s.disk_bytes_per_delivery / 1000.0),
+                s.disk_bytes_per_delivery <= 1500.0,
+            )
+        }),
+    );
+    row("restart with 100k pending deliveries", "≤ 2 s", "", None);
+    text
+}
+
+fn scenarios(results: &[ScenarioResult]) -> String {
+    let mut text = String::from(
+        "| row | scenario | load | intake ev/s | deliveries/s | e2e p50 / p90 / p99 / max (ms) \
+         | ingest p50 / p99 (ms) | CPU router / harness / other (cores) | router CPU µs/event \
+         | router RSS max | disk B/delivery | written KB/event | lost / dup |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+    );
+    for result in results {
+        if let Some(reason) = &result.not_measured {
+            let _ = writeln!(
+                text,
+                "| {} | {} | | {reason} | | | | | | | | | |",
+                result.id, result.title
+            );
+            continue;
+        }
+        let load = match result.target_rate {
+            Some(rate) => format!("paced {}/s", thousands(rate)),
+            None => format!("closed, {}", result.connections),
+        };
+        let mut notes = Vec::new();
+        if let Some(attempts) = result.failing_attempts {
+            notes.push(format!("{attempts} attempts at the failing endpoint"));
+        }
+        let refused: usize = result.refused.values().sum();
+        if refused > 0 {
+            notes.push(format!("{refused} not accepted {:?}", result.refused));
+        }
+        if result.late_sends > 0 {
+            notes.push(format!("{} late sends", result.late_sends));
+        }
+        if result.sink_connections > 0 {
+            notes.push(format!("{} connections to the sink", result.sink_connections));
+        }
+        if result.signatures_failed > 0 {
+            notes.push(format!("{} bad signatures", result.signatures_failed));
+        }
+        let title = if notes.is_empty() {
+            result.title.clone()
+        } else {
+            format!("{} ({})", result.title, notes.join("; "))
+        };
+        let e2e = &result.e2e_us;
+        let _ = writeln!(
+            text,
+            "| {} | {} | {} | {} | {} | {} / {} / {} / {} | {} / {} | {:.2} / {:.2} / {:.2} | {:.0} | {:.0} MB | {:.0} | {:.1} | {} / {} |",
+            result.id,
+            title,
+            load,
+            thousands(result.intake_per_second),
+            thousands(result.deliveries_per_second),
+            ms(e2e.p50),
+            ms(e2e.p90),
+            ms(e2e.p99),
+            ms(e2e.max),
+            ms(result.ingest_us.p50),
+            ms(result.ingest_us.p99),
+            result.router.cpu_cores,
+            result.harness_cpu_cores,
+            result.other_cpu_cores,
+            result.router_cpu_us_per_event,
+            result.router.rss_max_bytes as f64 / 1e6,
+            result.disk_bytes_per_delivery,
+            result.written_kb_per_event,
+            result.lost,
+            result.duplicates,
+        );
+    }
+    text
+}
+
+/// Where the router's CPU went, per thread name.
+fn threads(results: &[ScenarioResult]) -> String {
+    let mut text = String::from("| row | router CPU by thread (cores) |\n|---|---|\n");
+    for result in results.iter().filter(|result| result.not_measured.is_none()) {
+        let mut threads: Vec<(&String, &f64)> = result.router.threads.iter().collect();
+        threads.sort_by(|a, b| b.1.total_cmp(a.1));
+        let list: Vec<String> =
+            threads.iter().map(|(name, cores)| format!("{name} {cores:.2}")).collect();
+        let _ = writeln!(text, "| {} | {} |", result.id, list.join(", "));
+    }
+    text
+}
+
+fn plugin_stage(results: &[PluginStageResult]) -> String {
+    if results.is_empty() {
+        return String::new();
+    }
+    let mut text = String::from(
+        "| plugin stage (µs) | fresh p50 / p99 | warm p50 / p99 | warm round trip p50 / p99 |\n\
+         |---|---|---|---|\n",
+    );
+    for result in results {
+        let _ = writeln!(
+            text,
+            "| `{}` ({} calls) | {} / {} | {} / {} | {} / {} |",
+            result.plugin,
+            result.calls,
+            micros(result.fresh_inside_ns.p50),
+            micros(result.fresh_inside_ns.p99),
+            micros(result.warm_inside_ns.p50),
+            micros(result.warm_inside_ns.p99),
+            micros(result.warm_round_trip_ns.p50),
+            micros(result.warm_round_trip_ns.p99),
+        );
+    }
+    text
+}
+
+/// Replaces the generated part of the README at `path` with `generated`.
+pub fn update_readme(path: &Path, generated: &str) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read `{}`", path.display()))?;
+    let start = text.find(README_START).context("the README has no results start marker")?;
+    let end = text.find(README_END).context("the README has no results end marker")?;
+    anyhow::ensure!(start < end, "the README's result markers are out of order");
+    let updated = format!("{}{README_START}\n{generated}{}", &text[..start], &text[end..]);
+    std::fs::write(path, updated).with_context(|| format!("cannot write `{}`", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn number_formats() {
+        assert_eq!(thousands(28_000.4), "28,000");
+        assert_eq!(thousands(899.0), "899");
+        assert_eq!(thousands(1_234_567.0), "1,234,567");
+        assert_eq!(ms(850), "0.85");
+        assert_eq!(ms(12_345), "12.3");
+        assert_eq!(micros(24_950), "24.9");
+    }
+
+    #[test]
+    fn dates_are_iso() {
+        let date = today();
+        assert_eq!(date.len(), 10, "{date}");
+        assert!(date.starts_with("20"), "{date}");
+    }
+
+    #[test]
+    fn the_readme_section_is_replaced_between_its_markers() {
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join("README.md");
+        std::fs::write(&path, format!("intro\n{README_START}\nold\n{README_END}\noutro\n"))
+            .unwrap();
+        update_readme(&path, "new\n").unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text, format!("intro\n{README_START}\nnew\n{README_END}\noutro\n"));
+    }
+}

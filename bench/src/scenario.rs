@@ -1,0 +1,562 @@
+//! Scenarios: what each run configures, and how one run is measured.
+//!
+//! Owns the catalogue (S0, S1, S10, the paced runs, plugins, a failing endpoint, and the rows
+//! that cannot run yet), the config each writes, and the order of a run: sink, router, load
+//! (warm-up, then the measured window with CPU and RSS sampled from `/proc`), drain, SIGTERM,
+//! then the figures. Everything here runs on loopback, bounded in time and in count.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use serde::Serialize;
+
+use crate::body::{Template, default_body_template};
+use crate::load::{self, LoadReport, LoadSpec, Pace, Target};
+use crate::procfs::{self, Sampler, Usage};
+use crate::router::Router;
+use crate::signature::WebhookKey;
+use crate::sink::{Arrival, Reply, Sink, SinkSpec};
+use crate::stats::Summary;
+
+/// The endpoints' signing secret (a Standard Webhooks test key, not a real one).
+pub const SIGNING_SECRET: &str = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
+/// The GitHub webhook secret of the verify scenario.
+pub const GITHUB_SECRET: &str = "bench-github-secret";
+/// The JSON pointer the redact scenario masks (present in the default body).
+pub const REDACT_POINTER: &str = "/data/card/number";
+/// How often RSS is sampled.
+const SAMPLE_INTERVAL: Duration = Duration::from_millis(200);
+/// A drain that makes no progress for this long is over.
+const DRAIN_STALL: Duration = Duration::from_secs(5);
+
+/// How a scenario's load is timed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PaceRule {
+    /// Closed loop: as fast as the router answers.
+    Saturate,
+    /// Paced at half the intake the named scenario reached.
+    HalfOf(&'static str),
+}
+
+/// A plugin on the route, between routing and the endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RoutePlugin {
+    /// The first-party Rust `redact` transform, fresh instance per event.
+    Redact,
+    /// A Python transform (componentize-py), warm instances.
+    Python(PathBuf),
+}
+
+/// One benchmark row.
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    pub id: &'static str,
+    pub title: &'static str,
+    /// Endpoints that answer 200.
+    pub endpoints: usize,
+    /// Adds an endpoint that answers 500 (retried after 1 s and 2 s, then dead-lettered).
+    pub failing: bool,
+    /// The source runs `verify-github`; the load generator signs every body.
+    pub verify: bool,
+    pub route_plugin: Option<RoutePlugin>,
+    /// `server.durability`.
+    pub durability: &'static str,
+    pub pace: PaceRule,
+    /// Why this row cannot run yet; it is reported, not measured.
+    pub not_yet: Option<String>,
+}
+
+/// Knobs shared by every scenario of one invocation.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub binary: PathBuf,
+    /// Where the first-party plugins' `.wasm` files are.
+    pub plugins_dir: PathBuf,
+    /// Closed-loop connections (DESIGN §11: 32).
+    pub connections: usize,
+    /// Connections of the paced runs; enough that none waits at half load.
+    pub paced_connections: usize,
+    pub warmup: Duration,
+    pub duration: Duration,
+    /// The longest wait for deliveries after the load stops.
+    pub drain_limit: Duration,
+    /// The sink checks the signature of one delivery in this many.
+    pub verify_every: u64,
+    /// Where each run's config and data directory go (a temp dir per run inside).
+    pub work_dir: PathBuf,
+    /// Runs the router under this command (a profiler); empty for none.
+    pub router_prefix: Vec<String>,
+}
+
+/// Every row, in the order they run. Paced rows follow the row they halve.
+pub fn catalogue(python_transform: Option<&Path>) -> Vec<Scenario> {
+    let base = Scenario {
+        id: "",
+        title: "",
+        endpoints: 1,
+        failing: false,
+        verify: false,
+        route_plugin: None,
+        durability: "fsync",
+        pace: PaceRule::Saturate,
+        not_yet: None,
+    };
+    vec![
+        Scenario { id: "S0", title: "ingest only (no routes)", endpoints: 0, ..base.clone() },
+        Scenario { id: "S1", title: "one endpoint", ..base.clone() },
+        Scenario {
+            id: "S1-half",
+            title: "one endpoint, paced at half of S1",
+            pace: PaceRule::HalfOf("S1"),
+            ..base.clone()
+        },
+        Scenario { id: "S10", title: "ten endpoints", endpoints: 10, ..base.clone() },
+        Scenario {
+            id: "S10-half",
+            title: "ten endpoints, paced at half of S10",
+            endpoints: 10,
+            pace: PaceRule::HalfOf("S10"),
+            ..base.clone()
+        },
+        Scenario {
+            id: "S1-os",
+            title: "one endpoint, durability = \"os\"",
+            durability: "os",
+            ..base.clone()
+        },
+        Scenario {
+            id: "S1-verify",
+            title: "one endpoint, Rust verify plugin (verify-github)",
+            verify: true,
+            ..base.clone()
+        },
+        Scenario {
+            id: "S1-redact",
+            title: "one endpoint, Rust route plugin (redact), fresh",
+            route_plugin: Some(RoutePlugin::Redact),
+            ..base.clone()
+        },
+        Scenario {
+            id: "S1-python",
+            title: "one endpoint, Python route transform, warm",
+            route_plugin: python_transform.map(|path| RoutePlugin::Python(path.to_path_buf())),
+            not_yet: python_transform
+                .is_none()
+                .then(|| "not yet: no Python transform given (`--python-transform <wasm>`)".into()),
+            ..base.clone()
+        },
+        Scenario {
+            id: "S1-failing",
+            title: "one healthy endpoint beside one answering 500",
+            failing: true,
+            ..base.clone()
+        },
+        Scenario {
+            id: "NATS",
+            title: "NATS JetStream in, webhook out",
+            not_yet: Some("not yet: NATS sources are being built".into()),
+            ..base
+        },
+    ]
+}
+
+/// A run's figures, as written to JSON.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ScenarioResult {
+    pub id: String,
+    pub title: String,
+    pub durability: String,
+    /// Why it was not measured.
+    pub not_measured: Option<String>,
+    pub connections: usize,
+    /// Requests per second asked of a paced run.
+    pub target_rate: Option<f64>,
+    pub window_seconds: f64,
+    pub requests: usize,
+    pub accepted: usize,
+    /// Answers other than 202, by status (0: the connection failed).
+    pub refused: std::collections::BTreeMap<u16, usize>,
+    /// Paced requests sent more than 1 ms after they were due.
+    pub late_sends: u64,
+    /// 202 answers per second in the window.
+    pub intake_per_second: f64,
+    /// Requests to healthy endpoints that arrived at the sink in the window, per second.
+    pub deliveries_per_second: f64,
+    /// Sink arrival − send stamp, for requests stamped in the window, microseconds.
+    pub e2e_us: Summary,
+    /// POST → 202 as the load generator saw it, for accepted requests in the window.
+    pub ingest_us: Summary,
+    pub router: Usage,
+    /// The load generator and sink together (this process).
+    pub harness_cpu_cores: f64,
+    /// Every other process on the machine: what the run competed with.
+    pub other_cpu_cores: f64,
+    /// Router CPU time per accepted event in the window: unlike rates, it hardly depends on
+    /// what else the machine was doing, so it is the figure to compare changes with.
+    pub router_cpu_us_per_event: f64,
+    /// Bytes the router wrote to storage per accepted event in the window, in KB (WAL,
+    /// checkpoints and the database file).
+    pub written_kb_per_event: f64,
+    /// Database growth over the run (after the router's clean stop) per stored delivery (per
+    /// event when there are no deliveries).
+    pub disk_bytes_per_delivery: f64,
+    pub database_bytes: u64,
+    pub expected_deliveries: u64,
+    pub delivered: u64,
+    /// Accepted requests that never reached a healthy endpoint.
+    pub lost: u64,
+    /// Arrivals beyond the first of a request at an endpoint.
+    pub duplicates: u64,
+    /// How long the backlog took to reach the sink after the load stopped.
+    pub drain_seconds: f64,
+    /// Requests that reached the failing endpoint (first attempts and retries).
+    pub failing_attempts: Option<u64>,
+    pub signatures_checked: u64,
+    pub signatures_failed: u64,
+    /// Connections the router opened to the sink.
+    pub sink_connections: u64,
+}
+
+impl ScenarioResult {
+    pub fn not_measured(scenario: &Scenario, reason: String) -> Self {
+        Self {
+            id: scenario.id.into(),
+            title: scenario.title.into(),
+            durability: scenario.durability.into(),
+            not_measured: Some(reason),
+            ..Self::default()
+        }
+    }
+}
+
+/// The config a scenario runs with; `sink` is the sink's base URL.
+pub fn config_text(scenario: &Scenario, sink: &str, plugins_dir: &Path) -> String {
+    let mut text = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = \"data\"\ndurability = \"{}\"\n\n\
+         [egress]\nallow_networks = [\"127.0.0.0/8\"]\n\n\
+         [secrets]\nsigning = {{ value = \"{SIGNING_SECRET}\" }}\n\
+         github = {{ value = \"{GITHUB_SECRET}\" }}\n\n",
+        scenario.durability
+    );
+    let wasm = |file: &str| plugins_dir.join(file).display().to_string();
+    if scenario.verify {
+        text.push_str(&format!(
+            "[plugins.verify-github]\npath = {:?}\nsecrets = [\"github\"]\n\
+             config = {{ secret = \"github\" }}\n\n",
+            wasm("verify_github.wasm")
+        ));
+    }
+    let route_plugin = match &scenario.route_plugin {
+        Some(RoutePlugin::Redact) => {
+            text.push_str(&format!(
+                "[plugins.redact]\npath = {:?}\nconfig = {{ pointers = \"{REDACT_POINTER}\" }}\n\n",
+                wasm("redact.wasm")
+            ));
+            Some("redact")
+        }
+        Some(RoutePlugin::Python(path)) => {
+            text.push_str(&format!(
+                "[plugins.python-transform]\npath = {:?}\ninstances = \"warm\"\n\n",
+                path.display().to_string()
+            ));
+            Some("python-transform")
+        }
+        None => None,
+    };
+    text.push_str("[sources.app]\ntype = \"http\"\n");
+    if scenario.verify {
+        text.push_str("verify = [\"verify-github\"]\n");
+    }
+    text.push('\n');
+    let mut endpoints: Vec<String> =
+        (0..scenario.endpoints).map(|index| format!("e{index}")).collect();
+    for id in &endpoints {
+        text.push_str(&format!(
+            "[endpoints.{id}]\nurl = \"{sink}/{id}\"\nsecret = \"signing\"\n\n"
+        ));
+    }
+    if scenario.failing {
+        text.push_str(&format!(
+            "[endpoints.failing]\nurl = \"{sink}/failing\"\nsecret = \"signing\"\n\
+             retry = {{ schedule = [\"1s\", \"2s\"] }}\n\n"
+        ));
+        endpoints.push("failing".into());
+    }
+    if !endpoints.is_empty() {
+        let to: Vec<String> = endpoints.iter().map(|id| format!("\"{id}\"")).collect();
+        text.push_str(&format!("[routes.all]\nfrom = [\"app\"]\nto = [{}]\n", to.join(", ")));
+        if let Some(plugin) = route_plugin {
+            text.push_str(&format!("plugins = [\"{plugin}\"]\n"));
+        }
+    }
+    text
+}
+
+/// Runs one scenario end to end; `rate` paces it (requests per second), else closed loop.
+pub async fn run(
+    scenario: &Scenario,
+    options: &RunOptions,
+    rate: Option<f64>,
+) -> anyhow::Result<ScenarioResult> {
+    std::fs::create_dir_all(&options.work_dir)?;
+    let directory = tempfile::Builder::new().prefix("run-").tempdir_in(&options.work_dir)?;
+    let mut paths: Vec<(String, Reply)> =
+        (0..scenario.endpoints).map(|index| (format!("/e{index}"), Reply::OK)).collect();
+    if scenario.failing {
+        paths.push(("/failing".into(), Reply { status: 500, delay: Duration::ZERO }));
+    }
+    let healthy = scenario.endpoints;
+    let sink = Sink::start(
+        ([127, 0, 0, 1], 0).into(),
+        SinkSpec {
+            paths,
+            key: Some(WebhookKey::parse(SIGNING_SECRET)?),
+            verify_every: options.verify_every,
+        },
+    )
+    .await?;
+    let config_path = directory.path().join("switchyard.toml");
+    std::fs::write(&config_path, config_text(scenario, &sink.url(""), &options.plugins_dir))?;
+    let (binary, prefix) = (options.binary.clone(), options.router_prefix.clone());
+    let mut router =
+        tokio::task::spawn_blocking(move || Router::start(&prefix, &binary, &config_path))
+            .await??;
+    let data_dir = directory.path().join("data");
+    let database_before = procfs::files_bytes(&data_dir, "switchyard.db");
+
+    let connections = if rate.is_some() { options.paced_connections } else { options.connections };
+    let mut headers = Vec::new();
+    if scenario.verify {
+        headers.push(("x-github-event".try_into()?, Template::parse("push")));
+        headers.push(("x-github-delivery".try_into()?, Template::parse("bench-{{seq}}")));
+    }
+    let spec = LoadSpec {
+        target: Target::resolve(&format!("http://{}/webhooks/app", router.address())).await?,
+        connections,
+        pace: rate.map_or(Pace::Closed, Pace::Rate),
+        warmup: options.warmup,
+        duration: options.duration,
+        body: Template::parse(&default_body_template()),
+        content_type: "application/json".into(),
+        headers,
+        github_secret: scenario.verify.then(|| GITHUB_SECRET.as_bytes().to_vec()),
+    };
+    let pid = router.pid();
+    let warmup = options.warmup;
+    let samplers = tokio::spawn(async move {
+        tokio::time::sleep(warmup).await;
+        let machine = (Instant::now(), procfs::machine_busy_seconds().unwrap_or(0.0));
+        let router = Sampler::start(pid, SAMPLE_INTERVAL);
+        (router, Sampler::start(std::process::id(), SAMPLE_INTERVAL), machine)
+    });
+    let report = load::run(spec).await.with_context(|| router.tail())?;
+    let (router_sampler, harness_sampler, (machine_started, machine_busy)) = samplers.await?;
+    let router_usage = router_sampler.finish();
+    let harness_usage = harness_sampler.finish();
+    let machine_cores = (procfs::machine_busy_seconds().unwrap_or(machine_busy) - machine_busy)
+        / machine_started.elapsed().as_secs_f64().max(f64::EPSILON);
+
+    let accepted = report.sent.iter().filter(|sent| sent.status == 202).count() as u64;
+    let expected = accepted * healthy as u64;
+    let drain_started = Instant::now();
+    let mut last = (0, Instant::now());
+    loop {
+        let delivered: u64 = (0..healthy).map(|index| sink.count(index)).sum();
+        if delivered >= expected || drain_started.elapsed() > options.drain_limit {
+            break;
+        }
+        if delivered != last.0 {
+            last = (delivered, Instant::now());
+        } else if last.1.elapsed() > DRAIN_STALL {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let drain_seconds = drain_started.elapsed().as_secs_f64();
+    let stopped = tokio::task::spawn_blocking(move || {
+        let status = router.stop();
+        (router, status)
+    })
+    .await?;
+    let (router, status) = stopped;
+    let status = status?;
+    if !status.success() {
+        anyhow::bail!("switchyard exited with {status}:\n{}", router.tail());
+    }
+    let database_after = procfs::files_bytes(&data_dir, "switchyard.db");
+    let arrivals = sink.take();
+    let mut result = figures(scenario, &report, &arrivals, healthy);
+    result.connections = connections;
+    result.target_rate = rate;
+    result.other_cpu_cores =
+        (machine_cores - router_usage.cpu_cores - harness_usage.cpu_cores).max(0.0);
+    let events = (result.intake_per_second * result.window_seconds).max(1.0);
+    result.router_cpu_us_per_event = router_usage.cpu_cores * result.window_seconds * 1e6 / events;
+    result.written_kb_per_event = router_usage.written_bytes as f64 / 1000.0 / events;
+    result.router = router_usage;
+    result.harness_cpu_cores = harness_usage.cpu_cores;
+    result.drain_seconds = drain_seconds;
+    result.database_bytes = database_after;
+    let stored = accepted * (healthy + usize::from(scenario.failing)).max(1) as u64;
+    result.disk_bytes_per_delivery =
+        database_after.saturating_sub(database_before) as f64 / stored.max(1) as f64;
+    result.signatures_checked =
+        sink.counters().signatures_checked.load(std::sync::atomic::Ordering::Relaxed);
+    result.signatures_failed =
+        sink.counters().signatures_failed.load(std::sync::atomic::Ordering::Relaxed);
+    result.sink_connections =
+        sink.counters().connections.load(std::sync::atomic::Ordering::Relaxed);
+    Ok(result)
+}
+
+/// The figures of a finished run, from what was sent and what arrived (pure).
+pub fn figures(
+    scenario: &Scenario,
+    report: &LoadReport,
+    arrivals: &[Arrival],
+    healthy: usize,
+) -> ScenarioResult {
+    let window = report.window_seconds().max(f64::EPSILON);
+    let (start, end) = (report.window_start_us, report.window_end_us);
+    let mut refused = std::collections::BTreeMap::new();
+    for sent in report.sent.iter().filter(|sent| sent.status != 202) {
+        *refused.entry(sent.status).or_insert(0) += 1;
+    }
+    let mut ingest: Vec<u64> =
+        report.measured().filter(|sent| sent.status == 202).map(|sent| sent.latency_us).collect();
+    let accepted_in_window = ingest.len();
+    let to_healthy = || arrivals.iter().filter(|arrival| arrival.path < healthy);
+    let delivered_in_window =
+        to_healthy().filter(|arrival| (start..end).contains(&arrival.arrival_us)).count();
+    let mut e2e: Vec<u64> = to_healthy()
+        .filter_map(|arrival| {
+            let sent = arrival.sent_us.filter(|sent| (start..end).contains(sent))?;
+            Some(arrival.arrival_us.saturating_sub(sent))
+        })
+        .collect();
+    // Lost and duplicated, per healthy endpoint, over the whole run (warm-up included).
+    let max_seq = report.sent.iter().map(|sent| sent.seq).max().unwrap_or(0) as usize;
+    let mut seen = vec![vec![0u32; max_seq + 1]; healthy];
+    for arrival in to_healthy() {
+        if let Some(seq) = arrival.seq.map(|seq| seq as usize).filter(|seq| *seq <= max_seq) {
+            seen[arrival.path][seq] += 1;
+        }
+    }
+    let accepted: Vec<usize> = report
+        .sent
+        .iter()
+        .filter(|sent| sent.status == 202)
+        .map(|sent| sent.seq as usize)
+        .collect();
+    let lost = seen
+        .iter()
+        .map(|counts| accepted.iter().filter(|&&seq| counts[seq] == 0).count() as u64)
+        .sum();
+    let duplicates = seen.iter().flatten().map(|&count| u64::from(count.saturating_sub(1))).sum();
+    ScenarioResult {
+        id: scenario.id.into(),
+        title: scenario.title.into(),
+        durability: scenario.durability.into(),
+        window_seconds: window,
+        requests: report.sent.len(),
+        accepted: accepted.len(),
+        refused,
+        late_sends: report.late,
+        intake_per_second: accepted_in_window as f64 / window,
+        deliveries_per_second: delivered_in_window as f64 / window,
+        e2e_us: Summary::of(&mut e2e),
+        ingest_us: Summary::of(&mut ingest),
+        expected_deliveries: (accepted.len() * healthy) as u64,
+        delivered: to_healthy().count() as u64,
+        lost,
+        duplicates,
+        failing_attempts: scenario
+            .failing
+            .then(|| arrivals.iter().filter(|arrival| arrival.path == healthy).count() as u64),
+        ..ScenarioResult::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::load::Sent;
+
+    fn scenario(endpoints: usize, failing: bool) -> Scenario {
+        let mut scenario = catalogue(None).remove(1);
+        scenario.endpoints = endpoints;
+        scenario.failing = failing;
+        scenario
+    }
+
+    /// Every file exists; no variables.
+    struct Files;
+
+    impl switchyard::config::Environment for Files {
+        fn var(&self, _: &str) -> Option<String> {
+            None
+        }
+        fn read_file(&self, path: &Path) -> std::io::Result<Vec<u8>> {
+            Err(std::io::Error::other(format!("{} is not readable here", path.display())))
+        }
+        fn is_file(&self, _: &Path) -> bool {
+            true
+        }
+    }
+
+    #[test]
+    fn every_scenario_writes_a_valid_config() {
+        for scenario in catalogue(Some(Path::new("/plugins/python.wasm"))) {
+            let text = config_text(&scenario, "http://127.0.0.1:9", Path::new("/plugins"));
+            let topology = switchyard::config::parse(&text, Path::new("/run"), &Files)
+                .unwrap_or_else(|errors| panic!("{}: {errors}\n{text}", scenario.id));
+            let endpoints = scenario.endpoints + usize::from(scenario.failing);
+            assert_eq!(topology.endpoints.len(), endpoints, "{}", scenario.id);
+            assert_eq!(topology.routes.len(), usize::from(endpoints > 0), "{}", scenario.id);
+        }
+        let text = config_text(&scenario(2, true), "http://127.0.0.1:9", Path::new("/p"));
+        assert!(text.contains("to = [\"e0\", \"e1\", \"failing\"]"), "{text}");
+    }
+
+    #[test]
+    fn figures_count_lost_and_duplicated_deliveries_per_endpoint() {
+        let sent = |seq, status| Sent { seq, sent_us: 1_000_000 + seq * 10, latency_us: 5, status };
+        let report = LoadReport {
+            sent: vec![sent(0, 202), sent(1, 202), sent(2, 503), sent(3, 202)],
+            window_start_us: 1_000_000,
+            window_end_us: 2_000_000,
+            late: 0,
+            connection_failures: 0,
+        };
+        let arrival = |seq, path| Arrival {
+            arrival_us: 1_000_500 + seq * 10,
+            seq: Some(seq),
+            sent_us: Some(1_000_000 + seq * 10),
+            path,
+        };
+        // Endpoint 0 gets 0, 1, 1 (a duplicate) and 3; endpoint 1 misses 3; the failing
+        // endpoint (index 2) gets two attempts.
+        let arrivals = vec![
+            arrival(0, 0),
+            arrival(1, 0),
+            arrival(1, 0),
+            arrival(3, 0),
+            arrival(0, 1),
+            arrival(1, 1),
+            arrival(0, 2),
+            arrival(0, 2),
+        ];
+        let result = figures(&scenario(2, true), &report, &arrivals, 2);
+        assert_eq!(result.accepted, 3);
+        assert_eq!(result.refused.get(&503), Some(&1));
+        assert_eq!(result.expected_deliveries, 6);
+        assert_eq!(result.delivered, 6);
+        assert_eq!(result.lost, 1);
+        assert_eq!(result.duplicates, 1);
+        assert_eq!(result.failing_attempts, Some(2));
+        assert_eq!(result.e2e_us.p50, 500);
+        assert_eq!(result.ingest_us.count, 3);
+        assert!((result.intake_per_second - 3.0).abs() < 1e-9);
+    }
+}
