@@ -38,7 +38,7 @@ enum Command {
         plugins: Option<PathBuf>,
         #[arg(long, default_value_t = 20_000)]
         calls: usize,
-        /// Only this plugin (`verify-github` or `redact`).
+        /// Only this plugin (`pass`, `verify-github` or `redact`).
         #[arg(long)]
         only: Option<String>,
     },

@@ -38,7 +38,7 @@ pub struct PluginStageResult {
     pub warm_round_trip_ns: Summary,
 }
 
-/// The first-party plugins measured (a verifier and a transform), with their config.
+/// The plugins measured (a do-nothing one, a verifier and a transform), with their config.
 fn plugins(plugins_dir: &Path) -> Vec<Plugin> {
     let plugin = |id: &str, file: &str, config: &[(&str, &str)], secrets: &[&str]| Plugin {
         id: id.into(),
@@ -51,6 +51,9 @@ fn plugins(plugins_dir: &Path) -> Vec<Plugin> {
         on_error: OnError::FailClosed,
     };
     vec![
+        // The test fixture `hostile` without a `mode` answers `pass` and does nothing else: the
+        // runtime's own cost per call, the least any plugin stage costs.
+        plugin("pass", "hostile.wasm", &[], &[]),
         plugin("verify-github", "verify_github.wasm", &[("secret", "github")], &["github"]),
         plugin("redact", "redact.wasm", &[("pointers", REDACT_POINTER)], &[]),
     ]

@@ -43,8 +43,11 @@ impl Machine {
             cpu,
             cores: std::thread::available_parallelism().map_or(1, usize::from),
             memory_gib: memory_kib / (1024.0 * 1024.0),
-            kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease")
-                .map_or_else(|_| "unknown".into(), |text| text.trim().to_owned()),
+            // The version only: the rest of the release string names the build, not the kernel.
+            kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease").map_or_else(
+                |_| "unknown".into(),
+                |text| text.trim().split('-').next().unwrap_or_default().to_owned(),
+            ),
         }
     }
 }

@@ -155,7 +155,7 @@ pub fn catalogue(python_transform: Option<&Path>) -> Vec<Scenario> {
         Scenario {
             id: "NATS",
             title: "NATS JetStream in, webhook out",
-            not_yet: Some("not yet: NATS sources are being built".into()),
+            not_yet: Some("not yet: the load generator has no JetStream publisher yet".into()),
             ..base
         },
     ]
@@ -177,7 +177,7 @@ pub struct ScenarioResult {
     pub accepted: usize,
     /// Answers other than 202, by status (0: the connection failed).
     pub refused: std::collections::BTreeMap<u16, usize>,
-    /// Paced requests sent more than 1 ms after they were due.
+    /// Paced requests sent more than 5 ms after they were due.
     pub late_sends: u64,
     /// 202 answers per second in the window.
     pub intake_per_second: f64,

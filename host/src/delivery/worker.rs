@@ -1,21 +1,29 @@
 //! One endpoint's worker: its due-queue, its concurrency limit, its attempts.
 //!
 //! Owns the in-memory queue of one endpoint's pending deliveries, ordered by due time, and
-//! runs at most `max_in_flight` attempts at once. Endpoints never share a queue or a limit,
-//! so a hanging or failing endpoint only ever delays itself. The store stays the source of
-//! truth: every attempt is recorded before its delivery is rescheduled or dropped from memory.
+//! keeps at most `max_in_flight` requests to the endpoint under way at once: an attempt holds
+//! one of the endpoint's slots until its exchange is over (`http::with_send_slot`), then
+//! records its outcome without one, so the commit it waits for never idles the endpoint.
+//! Endpoints never share a queue or a limit, so a hanging or failing endpoint only ever delays
+//! itself. The store stays the source of truth: every attempt is recorded before its delivery
+//! is rescheduled or dropped from memory.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
 
 use super::attempt::{Attempt, AttemptContext};
+use super::http::with_send_slot;
 use crate::event::now_millis;
 use crate::store::{DeliveryJob, NextStep};
+
+/// Attempts alive at once per in-flight slot, those recording their outcome included: bounds
+/// the memory a slow store can make a fast endpoint hold.
+const ATTEMPTS_PER_SLOT: usize = 4;
 
 /// What a finished attempt tells the worker.
 pub(super) struct Finished {
@@ -36,28 +44,35 @@ impl Worker {
         let mut due: BinaryHeap<Reverse<(u64, i64)>> = BinaryHeap::new();
         let mut waiting: HashMap<i64, DeliveryJob> = HashMap::new();
         let mut attempts: JoinSet<Finished> = JoinSet::new();
-        let limit = self.endpoint.max_in_flight as usize;
+        let slots = Arc::new(Semaphore::new(self.endpoint.max_in_flight as usize));
+        let most_attempts =
+            (self.endpoint.max_in_flight as usize).saturating_mul(ATTEMPTS_PER_SLOT);
         let metrics = self.context.metrics.clone();
         loop {
             if !self.disabled {
                 let now = now_millis();
-                while attempts.len() < limit {
+                while attempts.len() < most_attempts {
                     let Some(Reverse((due_at, id))) = due.peek().copied() else { break };
                     if due_at > now {
                         break;
                     }
+                    let Ok(slot) = slots.clone().try_acquire_owned() else { break };
                     due.pop();
                     if let Some(job) = waiting.remove(&id) {
                         let attempt = Attempt { job, endpoint: self.endpoint.clone() };
-                        attempts.spawn(attempt.run(self.context.clone()));
+                        attempts.spawn(with_send_slot(slot, attempt.run(self.context.clone())));
                     }
                 }
             }
             metrics.set_pending(&self.endpoint.id, (waiting.len() + attempts.len()) as i64);
             let next_due = due.peek().map(|Reverse((due_at, _))| *due_at);
+            let can_start = attempts.len() < most_attempts && !self.disabled;
+            let slot_free = slots.available_permits() > 0;
             let wake = next_due
-                .filter(|_| attempts.len() < limit && !self.disabled)
+                .filter(|_| can_start && slot_free)
                 .map(|due_at| Duration::from_millis(due_at.saturating_sub(now_millis())));
+            // Every slot busy with a job waiting: wake when an exchange gives one back.
+            let wait_for_slot = next_due.is_some() && can_start && !slot_free;
             tokio::select! {
                 job = self.jobs.recv() => match job {
                     Some(job) => {
@@ -85,6 +100,7 @@ impl Worker {
                     Err(error) => tracing::error!(%error, endpoint = %self.endpoint.id, "delivery attempt task failed"),
                 },
                 () = sleep_for(wake) => {}
+                _ = slots.acquire(), if wait_for_slot => {}
                 _ = self.stop.changed() => break,
             }
         }

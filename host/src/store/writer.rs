@@ -1,9 +1,10 @@
 //! The writer thread: group commit.
 //!
 //! Owns the only write connection. It blocks for one command, takes every other command
-//! already waiting (up to a bound), applies them in one transaction (each in its own
-//! savepoint, so one bad request fails alone), commits once, and only then hands new
-//! deliveries to the scheduler and answers each waiter. It must never answer before the commit.
+//! already waiting (up to a bound), applies them in one transaction (should one fail, the
+//! batch is applied again with each in its own savepoint, so one bad request fails alone),
+//! commits once, and only then hands new deliveries to the scheduler and answers each waiter.
+//! It must never answer before the commit.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -16,7 +17,7 @@ use tokio::sync::mpsc;
 
 use super::{
     AttemptRecord, Command, DeliveryJob, DeliveryState, IngestReceipt, NewDelivery, NewEvent,
-    NextStep, PruneReport, ReplaySelection, Reply, Retention, StoreError,
+    NextStep, PruneReport, ReplaySelection, Retention, StoreError,
 };
 use crate::event::{Event, EventId, now_millis};
 use crate::telemetry::Metrics;
@@ -31,12 +32,14 @@ pub(super) struct WriterContext {
     pub disabled: HashSet<String>,
 }
 
-/// A command waiting for the commit, with what applying it produced.
-enum Applied {
-    Ingest(Reply<IngestReceipt>, Result<IngestReceipt, StoreError>),
-    Attempt(Reply<()>, Result<(), StoreError>),
-    Replay(Reply<usize>, Result<usize, StoreError>),
-    Prune(Reply<PruneReport>, Result<PruneReport, StoreError>),
+/// What applying one command produced; answered to its waiter once the batch is committed.
+enum Done {
+    Ingest(Result<IngestReceipt, StoreError>),
+    Attempt(Result<(), StoreError>),
+    Replay(Result<usize, StoreError>),
+    Prune(Result<PruneReport, StoreError>),
+    /// `Shutdown` is never batched; nothing to apply.
+    Nothing,
 }
 
 pub(super) fn run(
@@ -74,44 +77,42 @@ fn commit_batch(
     let started = Instant::now();
     let now = now_millis();
     let size = batch.len();
+    let disabled = context.disabled.clone();
     let mut jobs = Vec::new();
-    let mut stored_events = 0;
     let mut transaction = match connection.transaction() {
         Ok(transaction) => transaction,
-        Err(error) => return fail_all(batch.drain(..), &error.to_string()),
+        Err(error) => {
+            tracing::error!(%error, "store transaction could not start");
+            return fail_all(batch.drain(..), &error.to_string());
+        }
     };
-    let mut applied = Vec::with_capacity(size);
-    for command in batch.drain(..) {
-        let item = match command {
-            Command::Ingest(event, reply) => {
-                let result = savepoint(&mut transaction, |tx| ingest(tx, &event, now, context));
-                let result = result.map(|(receipt, new_jobs)| {
-                    stored_events += usize::from(matches!(receipt, IngestReceipt::Stored(_)));
-                    jobs.extend(new_jobs);
-                    receipt
-                });
-                Applied::Ingest(reply, result)
+    // Optimistic: every request straight in the transaction, no savepoints (each costs a
+    // statement pair and a copy of every page it touches). When one fails, the whole batch is
+    // rolled back and applied again with each request in its own savepoint, so that request
+    // fails alone, as it always has.
+    let mut done = Vec::with_capacity(size);
+    for command in batch.iter() {
+        let outcome = apply(&mut transaction, command, false, now, &mut jobs, context);
+        if outcome.is_err() {
+            break;
+        }
+        done.push(outcome);
+    }
+    if done.len() < size {
+        let _ = transaction.rollback();
+        context.disabled = disabled;
+        jobs.clear();
+        transaction = match connection.transaction() {
+            Ok(transaction) => transaction,
+            Err(error) => {
+                tracing::error!(%error, "store transaction could not start");
+                return fail_all(batch.drain(..), &error.to_string());
             }
-            Command::RecordAttempt(record, reply) => {
-                let result = savepoint(&mut transaction, |tx| record_attempt(tx, &record, context));
-                Applied::Attempt(reply, result)
-            }
-            Command::Replay(selection, reply) => {
-                let result = savepoint(&mut transaction, |tx| replay(tx, &selection, now, context));
-                let result = result.map(|new_jobs| {
-                    let count = new_jobs.len();
-                    jobs.extend(new_jobs);
-                    count
-                });
-                Applied::Replay(reply, result)
-            }
-            Command::Prune(retention, reply) => {
-                let result = savepoint(&mut transaction, |tx| prune(tx, &retention, now));
-                Applied::Prune(reply, result)
-            }
-            Command::Shutdown => continue,
         };
-        applied.push(item);
+        done = batch
+            .iter()
+            .map(|command| apply(&mut transaction, command, true, now, &mut jobs, context))
+            .collect();
     }
     let committed = transaction.commit();
     let metrics = &context.metrics;
@@ -119,10 +120,12 @@ fn commit_batch(
     if let Err(error) = committed {
         tracing::error!(%error, requests = size, "store commit failed");
         // Nothing of this batch is durable: no job is scheduled, every waiter hears why.
-        let message = error.to_string();
-        applied.into_iter().for_each(|item| item.fail(&message));
-        return;
+        return fail_all(batch.drain(..), &error.to_string());
     }
+    let stored_events = done
+        .iter()
+        .filter(|outcome| matches!(outcome, Done::Ingest(Ok(IngestReceipt::Stored(_)))))
+        .count();
     metrics.store_commits.inc();
     metrics.store_commit_batch_size.observe(size as f64);
     metrics.store_committed_events.inc_by(stored_events as u64);
@@ -130,11 +133,76 @@ fn commit_batch(
         // The scheduler gone means we are shutting down; the job stays pending on disk.
         let _ = context.scheduler.send(job);
     }
-    applied.into_iter().for_each(Applied::answer);
+    for (command, outcome) in batch.drain(..).zip(done) {
+        answer(command, outcome);
+    }
+}
+
+/// Applies one command in the open transaction; with `isolated`, inside its own savepoint,
+/// so that a failure undoes its own changes only. New deliveries to schedule go to `jobs`.
+fn apply(
+    transaction: &mut Transaction<'_>,
+    command: &Command,
+    isolated: bool,
+    now: u64,
+    jobs: &mut Vec<DeliveryJob>,
+    context: &mut WriterContext,
+) -> Done {
+    match command {
+        Command::Ingest(event, _) => {
+            let result = guarded(transaction, isolated, |tx| ingest(tx, event, now, context));
+            Done::Ingest(result.map(|(receipt, new_jobs)| {
+                jobs.extend(new_jobs);
+                receipt
+            }))
+        }
+        Command::RecordAttempt(record, _) => {
+            Done::Attempt(guarded(transaction, isolated, |tx| record_attempt(tx, record, context)))
+        }
+        Command::Replay(selection, _) => {
+            let result = guarded(transaction, isolated, |tx| replay(tx, selection, now, context));
+            Done::Replay(result.map(|new_jobs| {
+                let count = new_jobs.len();
+                jobs.extend(new_jobs);
+                count
+            }))
+        }
+        Command::Prune(retention, _) => {
+            Done::Prune(guarded(transaction, isolated, |tx| prune(tx, retention, now)))
+        }
+        Command::Shutdown => Done::Nothing,
+    }
+}
+
+/// Runs `apply` in a savepoint when `isolated`, else straight in the transaction (a failure
+/// then spoils the whole transaction, and the caller starts over).
+fn guarded<T>(
+    transaction: &mut Transaction<'_>,
+    isolated: bool,
+    apply: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+) -> Result<T, StoreError> {
+    if isolated {
+        savepoint(transaction, apply)
+    } else {
+        apply(transaction).map_err(|error| StoreError::Write(error.to_string()))
+    }
+}
+
+/// Sends `outcome` to the waiter of `command`; a waiter that went away (client disconnected)
+/// needs no answer.
+fn answer(command: Command, outcome: Done) {
+    match (command, outcome) {
+        (Command::Ingest(_, reply), Done::Ingest(result)) => drop(reply.send(result)),
+        (Command::RecordAttempt(_, reply), Done::Attempt(result)) => drop(reply.send(result)),
+        (Command::Replay(_, reply), Done::Replay(result)) => drop(reply.send(result)),
+        (Command::Prune(_, reply), Done::Prune(result)) => drop(reply.send(result)),
+        // Never: `apply` answers each command in its own kind. Dropping the reply would tell
+        // the waiter that the store is closed.
+        _ => {}
+    }
 }
 
 fn fail_all(commands: impl Iterator<Item = Command>, message: &str) {
-    tracing::error!(error = message, "store transaction could not start");
     for command in commands {
         let failed = || StoreError::Write(message.to_owned());
         match command {
@@ -147,26 +215,16 @@ fn fail_all(commands: impl Iterator<Item = Command>, message: &str) {
     }
 }
 
-// === impl Applied ===
+// === impl Done ===
 
-impl Applied {
-    fn answer(self) {
-        // A waiter that went away (client disconnected) needs no answer.
+impl Done {
+    fn is_err(&self) -> bool {
         match self {
-            Self::Ingest(reply, result) => drop(reply.send(result)),
-            Self::Attempt(reply, result) => drop(reply.send(result)),
-            Self::Replay(reply, result) => drop(reply.send(result)),
-            Self::Prune(reply, result) => drop(reply.send(result)),
-        }
-    }
-
-    fn fail(self, message: &str) {
-        let error = StoreError::Write(message.to_owned());
-        match self {
-            Self::Ingest(reply, _) => drop(reply.send(Err(error))),
-            Self::Attempt(reply, _) => drop(reply.send(Err(error))),
-            Self::Replay(reply, _) => drop(reply.send(Err(error))),
-            Self::Prune(reply, _) => drop(reply.send(Err(error))),
+            Self::Ingest(result) => result.is_err(),
+            Self::Attempt(result) => result.is_err(),
+            Self::Replay(result) => result.is_err(),
+            Self::Prune(result) => result.is_err(),
+            Self::Nothing => false,
         }
     }
 }
@@ -212,25 +270,18 @@ fn ingest(
             )?
             .execute(params![event.source, key, event.id.to_bytes(), expires_at as i64])?;
     }
-    let event_seq = insert_event(connection, event, None)?;
-    let jobs = insert_fan_out(
-        connection,
-        event_seq,
-        event.id,
-        &new.derived,
-        &new.deliveries,
-        now,
-        context,
-    )?;
+    let (event_seq, payload_id) = insert_event(connection, event, None)?;
+    let origin = Origin { id: event.id, seq: event_seq, payload: Some((&event.body, payload_id)) };
+    let jobs = insert_fan_out(connection, origin, &new.derived, &new.deliveries, now, context)?;
     Ok((IngestReceipt::Stored(event.id), jobs))
 }
 
-/// Inserts `event` (its body content-addressed) and answers its position.
+/// Inserts `event` (its body content-addressed) and answers its position and its body's row.
 fn insert_event(
     connection: &Connection,
     event: &Event,
     parent_seq: Option<i64>,
-) -> rusqlite::Result<i64> {
+) -> rusqlite::Result<(i64, i64)> {
     let payload_id = insert_payload(connection, &event.body)?;
     let headers = serde_json::to_string(&event.headers).expect("strings always serialize");
     let metadata = (!event.metadata.is_empty())
@@ -252,37 +303,54 @@ fn insert_event(
             metadata,
             parent_seq,
         ])?;
-    Ok(connection.last_insert_rowid())
+    Ok((connection.last_insert_rowid(), payload_id))
 }
 
-/// Stores `body` once per distinct content and answers its row id.
+/// Stores `body` once per distinct content and answers its row id. No `RETURNING`: SQLite
+/// gathers returned rows in a temporary table, whose page cache it builds and tears down on
+/// every call.
 fn insert_payload(connection: &Connection, body: &[u8]) -> rusqlite::Result<i64> {
     let hash = Sha256::digest(body);
-    connection
+    let inserted = connection
         .prepare_cached(
-            "INSERT INTO payloads (hash, body) VALUES (?1, ?2) \
-             ON CONFLICT (hash) DO UPDATE SET hash = excluded.hash RETURNING id",
+            "INSERT INTO payloads (hash, body) VALUES (?1, ?2) ON CONFLICT (hash) DO NOTHING",
         )?
-        .query_row(params![hash.as_slice(), body], |row| row.get(0))
+        .execute(params![hash.as_slice(), body])?;
+    if inserted == 1 {
+        return Ok(connection.last_insert_rowid());
+    }
+    connection
+        .prepare_cached("SELECT id FROM payloads WHERE hash = ?1")?
+        .query_row(params![hash.as_slice()], |row| row.get(0))
 }
 
-/// Inserts the events split from the event at `origin_seq`, then its deliveries; answers the
-/// jobs to schedule once committed.
-fn insert_fan_out(
+/// The stored event a fan-out starts from.
+struct Origin<'a> {
+    id: EventId,
+    seq: i64,
+    /// Its body and that body's row, when known.
+    payload: Option<(&'a Bytes, i64)>,
+}
+
+/// Inserts the events split from `origin`, then its deliveries; answers the jobs to schedule
+/// once committed.
+fn insert_fan_out<'a>(
     connection: &Connection,
-    origin_seq: i64,
-    origin: EventId,
-    derived: &[Event],
-    deliveries: &[NewDelivery],
+    origin: Origin<'a>,
+    derived: &'a [Event],
+    deliveries: &'a [NewDelivery],
     now: u64,
     context: &WriterContext,
 ) -> rusqlite::Result<Vec<DeliveryJob>> {
-    let mut positions: Vec<(EventId, i64)> = vec![(origin, origin_seq)];
+    // Fan-out usually sends one body to many endpoints, most often the event's own: hash and
+    // store each body once.
+    let mut payload_ids: Vec<(&Bytes, i64)> = origin.payload.into_iter().collect();
+    let mut positions: Vec<(EventId, i64)> = vec![(origin.id, origin.seq)];
     for event in derived {
-        positions.push((event.id, insert_event(connection, event, Some(origin_seq))?));
+        let (seq, payload_id) = insert_event(connection, event, Some(origin.seq))?;
+        positions.push((event.id, seq));
+        payload_ids.push((&event.body, payload_id));
     }
-    // Fan-out usually sends one body to many endpoints: hash and store it once.
-    let mut payload_ids: Vec<(&Bytes, i64)> = Vec::new();
     let mut jobs = Vec::with_capacity(deliveries.len());
     for delivery in deliveries {
         let Some(&(_, event_seq)) = positions.iter().find(|(id, _)| *id == delivery.event) else {
@@ -464,10 +532,10 @@ fn replay(
                 let Some(Ok(id)) = id.map(|id| <[u8; 16]>::try_from(id.as_slice())) else {
                     continue;
                 };
+                let origin = Origin { id: EventId::from_bytes(id), seq: event.seq, payload: None };
                 jobs.extend(insert_fan_out(
                     connection,
-                    event.seq,
-                    EventId::from_bytes(id),
+                    origin,
                     &event.derived,
                     &event.deliveries,
                     now,
@@ -543,4 +611,68 @@ fn prune(
         )?
         .execute(params![now as i64, retention.batch as i64])?;
     Ok(PruneReport { events, dedupe_keys })
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::sync::oneshot;
+
+    use super::*;
+    use crate::store::{Payload, schema};
+
+    fn new_event(id: EventId) -> NewEvent {
+        let body = Bytes::from_static(br#"{"type":"test"}"#);
+        let event = Event {
+            id,
+            source: "app".into(),
+            event_type: "test".into(),
+            subject: None,
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: body.clone(),
+            received_at: 1,
+            dedupe_key: None,
+            metadata: Vec::new(),
+        };
+        let payload = Payload { body, content_type: None, subject: None };
+        let delivery =
+            NewDelivery { endpoint: "hook".into(), event: id, payload, dead_letter: None };
+        NewEvent { event, dedupe_window: None, derived: Vec::new(), deliveries: vec![delivery] }
+    }
+
+    fn count(connection: &Connection, table: &str) -> i64 {
+        connection
+            .query_row(&format!("SELECT count(*) FROM {table}"), [], |row| row.get(0))
+            .unwrap()
+    }
+
+    #[test]
+    fn a_failing_request_fails_alone_and_the_rest_of_its_batch_commits() {
+        let mut connection = Connection::open_in_memory().unwrap();
+        schema::migrate(&mut connection).unwrap();
+        let (scheduler, mut scheduled) = mpsc::unbounded_channel();
+        let mut context =
+            WriterContext { metrics: Metrics::new(), scheduler, disabled: HashSet::new() };
+        let (first, second) = (EventId::generate(), EventId::generate());
+        let mut answers = Vec::new();
+        let mut batch = Vec::new();
+        // The middle request reuses the first one's event id: the store refuses it.
+        for id in [first, first, second] {
+            let (reply, answer) = oneshot::channel();
+            batch.push(Command::Ingest(Box::new(new_event(id)), reply));
+            answers.push(answer);
+        }
+        commit_batch(&mut connection, &mut batch, &mut context);
+        let answers: Vec<_> =
+            answers.into_iter().map(|mut answer| answer.try_recv().unwrap()).collect();
+        assert!(matches!(answers[0], Ok(IngestReceipt::Stored(id)) if id == first));
+        assert!(matches!(answers[1], Err(StoreError::Write(_))), "{:?}", answers[1]);
+        assert!(matches!(answers[2], Ok(IngestReceipt::Stored(id)) if id == second));
+        assert_eq!(count(&connection, "events"), 2);
+        assert_eq!(count(&connection, "deliveries"), 2);
+        // One body, stored once; every delivery is scheduled once, the refused one's never.
+        assert_eq!(count(&connection, "payloads"), 1);
+        let jobs: Vec<EventId> =
+            std::iter::from_fn(|| scheduled.try_recv().ok()).map(|job| job.event_id).collect();
+        assert_eq!(jobs, vec![first, second]);
+    }
 }
