@@ -10,8 +10,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
+use arc_swap::ArcSwap;
 use tokio::net::TcpListener;
 
+use crate::admin::registry;
 use crate::config::Topology;
 use crate::delivery::DeliveryService;
 use crate::ingest::Ingestor;
@@ -32,11 +34,7 @@ pub async fn run(topology: Topology) -> anyhow::Result<()> {
         tracing::warn!("{warning}");
     }
     let metrics = Metrics::new();
-    let routes = Arc::new(crate::routing::RouteTable::new(
-        topology.routes.values().map(|route| route.spec.clone()).collect(),
-    ));
     let plugins = load_plugins(&topology).await?;
-    let pipeline = Pipeline::new(&topology, routes, plugins, metrics.clone());
     let nats = match &topology.nats {
         Some(config) => Some(NatsConnection::connect(config).await?),
         None => None,
@@ -46,21 +44,33 @@ pub async fn run(topology: Topology) -> anyhow::Result<()> {
     let store = Store::open(&server.data_dir, server.durability, metrics.clone(), scheduler)?;
     // Loaded before the ingress opens: every later delivery reaches the workers through
     // `jobs`, so none is scheduled twice.
-    let (pending, disabled) = {
+    let (pending, disabled, stored_endpoints) = {
         let reader = store.reader()?;
-        (reader.pending_deliveries()?, reader.disabled_endpoints()?)
+        (reader.pending_deliveries()?, reader.disabled_endpoints()?, reader.endpoints()?)
     };
     tracing::info!(pending = pending.len(), "loaded pending deliveries");
+    let dynamic = registry::load(stored_endpoints);
+    let config_routes: Vec<_> = topology.routes.values().map(|route| route.spec.clone()).collect();
+    let routes = Arc::new(ArcSwap::from_pointee(registry::route_table(&config_routes, &dynamic)));
+    let pipeline = Pipeline::new(&topology, routes.clone(), plugins, metrics.clone());
     let disabled = disabled.into_keys().collect();
-    let deliveries = DeliveryService::start(
+    let deliveries = Arc::new(DeliveryService::start(
         &topology,
+        registry::runtimes(&dynamic),
         store.clone(),
         metrics.clone(),
         nats.clone(),
         jobs,
         pending,
         &disabled,
-    )?;
+    )?);
+    let registry = Arc::new(registry::Registry::new(
+        store.clone(),
+        deliveries.clone(),
+        routes,
+        config_routes,
+        dynamic,
+    ));
     let (stop_retention, retention_stopped) = tokio::sync::watch::channel(false);
     let retention = tokio::spawn(crate::store::retention::run(
         store.clone(),
@@ -88,7 +98,14 @@ pub async fn run(topology: Topology) -> anyhow::Result<()> {
         nats: nats_readiness,
     };
     let admin = state.topology.server.admin_token.clone().map(|token| {
-        crate::admin::router(crate::admin::AdminState { token, store: store.clone(), pipeline })
+        let admin = crate::admin::AdminState {
+            topology: state.topology.clone(),
+            store: store.clone(),
+            pipeline,
+            registry,
+            openapi: crate::admin::openapi_value(),
+        };
+        crate::admin::router(token, admin)
     });
     let router = match admin {
         Some(admin) => http::router(state).merge(admin),

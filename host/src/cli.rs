@@ -37,6 +37,8 @@ enum Command {
     /// Create, build, run and test plugins.
     #[command(subcommand)]
     Plugin(PluginCommand),
+    /// Print the admin API's OpenAPI 3.1 document (what `/v1/admin/openapi.json` serves).
+    Openapi,
 }
 
 #[derive(Debug, Subcommand)]
@@ -144,6 +146,10 @@ pub fn main() -> ExitCode {
         Command::Run(arguments) => run(&arguments.config),
         Command::Validate(arguments) => validate(&arguments.config),
         Command::Replay(arguments) => replay(arguments),
+        Command::Openapi => {
+            print!("{}", crate::admin::openapi_json());
+            ExitCode::SUCCESS
+        }
         Command::Plugin(command) => plugin(command),
     }
 }

@@ -72,11 +72,15 @@ enum StageResult {
     DeadLetter(Box<Event>, String),
 }
 
+/// The route table in use, swapped whole when the admin API adds, changes or removes an
+/// endpoint's route: an event is always routed by one table, old or new, never a mix.
+pub type LiveRoutes = Arc<arc_swap::ArcSwap<RouteTable>>;
+
 /// The stages, with the plugins they call.
 #[derive(Debug, Clone)]
 pub struct Pipeline {
     plugins: Option<Arc<PluginHost>>,
-    routes: Arc<RouteTable>,
+    routes: LiveRoutes,
     policies: HashMap<String, OnError>,
     /// Endpoint id → its transform plugin.
     transforms: HashMap<String, String>,
@@ -88,7 +92,7 @@ pub struct Pipeline {
 impl Pipeline {
     pub fn new(
         topology: &Topology,
-        routes: Arc<RouteTable>,
+        routes: LiveRoutes,
         plugins: Option<Arc<PluginHost>>,
         metrics: Arc<Metrics>,
     ) -> Self {
@@ -113,8 +117,9 @@ impl Pipeline {
         Self { plugins, routes, policies, transforms, subjects: Arc::new(subjects), metrics }
     }
 
-    pub fn routes(&self) -> &RouteTable {
-        &self.routes
+    /// The route table events are routed by now.
+    pub fn routes(&self) -> Arc<RouteTable> {
+        self.routes.load_full()
     }
 
     /// Runs the source's verify plugins in order.
@@ -156,7 +161,8 @@ impl Pipeline {
         only_route: Option<&str>,
     ) -> Result<FanOut, StageError> {
         let mut fan_out = FanOut::new(event.id, self.subjects.clone());
-        for route in self.matching_routes(event, only_route) {
+        let table = self.routes.load_full();
+        for route in matching_routes(&table, event, only_route) {
             fan_out.routes_matched += 1;
             let mut events = vec![event.clone()];
             for plugin in &route.plugins {
@@ -203,7 +209,8 @@ impl Pipeline {
     /// `dead-letter`); no plugin runs.
     pub fn dead_letters(&self, event: &Event, reason: &str) -> FanOut {
         let mut fan_out = FanOut::new(event.id, self.subjects.clone());
-        for route in self.matching_routes(event, None) {
+        let table = self.routes.load_full();
+        for route in matching_routes(&table, event, None) {
             fan_out.routes_matched += 1;
             for endpoint in &route.endpoints {
                 if !fan_out.has(endpoint, event.id) {
@@ -212,28 +219,6 @@ impl Pipeline {
             }
         }
         fan_out
-    }
-
-    fn matching_routes<'a>(
-        &'a self,
-        event: &Event,
-        only_route: Option<&'a str>,
-    ) -> impl Iterator<Item = &'a RouteSpec> + 'a {
-        let id = event.id.to_string();
-        let decision = self.routes.evaluate(&EventView {
-            id: &id,
-            source: &event.source,
-            event_type: &event.event_type,
-            subject: event.subject.as_deref(),
-            headers: &event.headers,
-            body: &event.body,
-        });
-        for failure in &decision.filter_failures {
-            tracing::debug!(route = %failure.route, event = %event.id, error = %failure.error, "route filter failed; no match");
-        }
-        self.routes.routes().iter().filter(move |route| {
-            decision.routes.contains(&route.id) && only_route.is_none_or(|only| only == route.id)
-        })
     }
 
     /// One plugin on one event in a route or endpoint stage, with its policy applied.
@@ -363,4 +348,27 @@ impl FanOut {
             dead_letter,
         });
     }
+}
+
+/// The routes of `table` that match `event`, in table order; only `only_route` if given.
+fn matching_routes<'a>(
+    table: &'a RouteTable,
+    event: &Event,
+    only_route: Option<&'a str>,
+) -> impl Iterator<Item = &'a RouteSpec> + 'a {
+    let id = event.id.to_string();
+    let decision = table.evaluate(&EventView {
+        id: &id,
+        source: &event.source,
+        event_type: &event.event_type,
+        subject: event.subject.as_deref(),
+        headers: &event.headers,
+        body: &event.body,
+    });
+    for failure in &decision.filter_failures {
+        tracing::debug!(route = %failure.route, event = %event.id, error = %failure.error, "route filter failed; no match");
+    }
+    table.routes().iter().filter(move |route| {
+        decision.routes.contains(&route.id) && only_route.is_none_or(|only| only == route.id)
+    })
 }

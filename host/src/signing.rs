@@ -393,14 +393,14 @@ impl<'a> SignedContent<'a> {
 
 /// The `webhook-signature` value: one `v1,…` or `v1a,…` entry per key, in key order,
 /// separated by single spaces. Empty when `keys` is empty (then send no header at all).
-pub fn signature_header(
-    keys: &[SigningKey],
+pub fn signature_header<'a>(
+    keys: impl IntoIterator<Item = &'a SigningKey>,
     message_id: &str,
     timestamp_seconds: i64,
     body: &[u8],
 ) -> String {
     let content = SignedContent::new(message_id, timestamp_seconds, body);
-    keys.iter().map(|key| key.sign(&content)).collect::<Vec<_>>().join(" ")
+    keys.into_iter().map(|key| key.sign(&content)).collect::<Vec<_>>().join(" ")
 }
 
 /// Checks an inbound `webhook-signature` value against `keys`.
@@ -602,7 +602,7 @@ mod tests {
         );
         assert!(both.starts_with(&format!("{first_expected} v1,")), "{both}");
         assert!(!both.ends_with(first_expected), "{both}");
-        assert_eq!(signature_header(&[], message_id, timestamp, body.as_bytes()), "");
+        assert_eq!(signature_header([], message_id, timestamp, body.as_bytes()), "");
     }
 
     #[test]

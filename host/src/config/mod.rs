@@ -8,7 +8,7 @@
 pub mod raw;
 pub mod secret;
 pub mod topology;
-mod validate;
+pub(crate) mod validate;
 pub mod values;
 
 use std::fmt;

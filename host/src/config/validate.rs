@@ -23,7 +23,7 @@ use crate::routing::{Filter, RouteSpec, SubjectPattern, TypePattern};
 use crate::signing::SigningKey;
 
 /// Headers Switchyard sets on every delivery; an endpoint may not override them.
-const RESERVED_HEADERS: [&str; 8] = [
+pub(crate) const RESERVED_HEADERS: [&str; 8] = [
     "webhook-id",
     "webhook-timestamp",
     "webhook-signature",
@@ -35,9 +35,9 @@ const RESERVED_HEADERS: [&str; 8] = [
 ];
 const DEFAULT_PLUGIN_TIMEOUT: Duration = Duration::from_millis(100);
 const DEFAULT_PLUGIN_MEMORY: u64 = 64 << 20;
-const DEFAULT_ENDPOINT_TIMEOUT: Duration = Duration::from_secs(15);
-const DEFAULT_MAX_IN_FLIGHT: u32 = 16;
-const MAX_IN_FLIGHT_LIMIT: i64 = 4096;
+pub(crate) const DEFAULT_ENDPOINT_TIMEOUT: Duration = Duration::from_secs(15);
+pub(crate) const DEFAULT_MAX_IN_FLIGHT: u32 = 16;
+pub(crate) const MAX_IN_FLIGHT_LIMIT: i64 = 4096;
 const DEFAULT_ACK_WAIT: Duration = Duration::from_secs(30);
 const DEFAULT_MAX_ACK_PENDING: u32 = 1024;
 
@@ -860,7 +860,7 @@ impl Validator<'_> {
 }
 
 /// An HTTP header name: a non-empty RFC 9110 token.
-fn is_header_name(name: &str) -> bool {
+pub(crate) fn is_header_name(name: &str) -> bool {
     !name.is_empty()
         && name
             .bytes()

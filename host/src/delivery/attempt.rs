@@ -46,13 +46,15 @@ pub(super) struct Attempt {
 }
 
 /// The headers of a delivery, in order: content type, Standard Webhooks headers, then the
-/// endpoint's own headers. `user-agent` is added by the HTTP client.
+/// endpoint's own headers. `user-agent` is added by the HTTP client. `attempted_at` is unix
+/// milliseconds: its seconds are the signed timestamp.
 pub fn outbound_headers(
     endpoint: &EndpointRuntime,
     event_id: EventId,
-    timestamp_seconds: i64,
+    attempted_at: u64,
     payload: &Payload,
 ) -> Vec<(String, String)> {
+    let timestamp_seconds = (attempted_at / 1000) as i64;
     let message_id = event_id.to_string();
     let content_type = payload.content_type.clone().unwrap_or_else(|| "application/json".into());
     let mut headers = vec![
@@ -60,13 +62,12 @@ pub fn outbound_headers(
         ("webhook-id".to_owned(), message_id.clone()),
         ("webhook-timestamp".to_owned(), timestamp_seconds.to_string()),
     ];
-    if !endpoint.signing_keys.is_empty() {
-        let signature = signing::signature_header(
-            &endpoint.signing_keys,
-            &message_id,
-            timestamp_seconds,
-            &payload.body,
-        );
+    // A rotated-out key signs until its overlap ends, then no more.
+    let mut keys = endpoint.signing_keys.iter().filter(|key| key.signs_at(attempted_at)).peekable();
+    if keys.peek().is_some() {
+        let keys = keys.map(|key| &key.key);
+        let signature =
+            signing::signature_header(keys, &message_id, timestamp_seconds, &payload.body);
         headers.push(("webhook-signature".to_owned(), signature));
     }
     headers.extend(endpoint.headers.iter().cloned());
@@ -185,7 +186,7 @@ async fn send_http(
 ) -> Sent {
     let request = OutboundRequest {
         url: url.clone(),
-        headers: outbound_headers(endpoint, job.event_id, (attempted_at / 1000) as i64, payload),
+        headers: outbound_headers(endpoint, job.event_id, attempted_at, payload),
         body: payload.body.clone(),
         timeout: endpoint.timeout,
     };
@@ -221,8 +222,7 @@ async fn publish_nats(
     let Some(subject) = payload.subject.clone() else {
         return failed(AttemptError::Permanent, "the delivery has no NATS subject");
     };
-    let mut headers =
-        outbound_headers(endpoint, job.event_id, (attempted_at / 1000) as i64, &payload);
+    let mut headers = outbound_headers(endpoint, job.event_id, attempted_at, &payload);
     // The stream drops a repeat of a message id it has seen: retries are not duplicated.
     headers.push(("Nats-Msg-Id".to_owned(), job.event_id.to_string()));
     let message = OutboundMessage {
@@ -292,4 +292,52 @@ fn decide(
 
 fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::delivery::EndpointKey;
+    use crate::signing::SigningKey;
+
+    fn endpoint(keys: Vec<EndpointKey>) -> EndpointRuntime {
+        EndpointRuntime {
+            id: "hook".into(),
+            target: Target::Http(url::Url::parse("http://127.0.0.1/").unwrap()),
+            timeout: Duration::from_secs(1),
+            max_in_flight: 1,
+            schedule: retry::RetrySchedule::custom(Vec::new()),
+            headers: vec![("x-tenant".into(), "acme".into())],
+            signing_keys: keys,
+        }
+    }
+
+    fn signature_count(endpoint: &EndpointRuntime, attempted_at: u64) -> usize {
+        let payload =
+            Payload { body: Bytes::from_static(b"{}"), content_type: None, subject: None };
+        let headers = outbound_headers(endpoint, EventId::generate(), attempted_at, &payload);
+        headers
+            .iter()
+            .find(|(name, _)| name == "webhook-signature")
+            .map_or(0, |(_, value)| value.split(' ').count())
+    }
+
+    #[test]
+    fn a_rotated_out_key_signs_until_its_overlap_ends_to_the_millisecond() {
+        let key = |text: &str| SigningKey::parse(text).unwrap();
+        let ends = 1_700_000_000_500;
+        let endpoint = endpoint(vec![
+            EndpointKey { key: key("whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD"), expires_at: None },
+            EndpointKey {
+                key: key("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
+                expires_at: Some(ends),
+            },
+        ]);
+        assert_eq!(signature_count(&endpoint, ends - 1), 2);
+        // Same second as the last instant above: the millisecond decides, not the second.
+        assert_eq!(signature_count(&endpoint, ends), 1);
+        assert_eq!(signature_count(&endpoint, ends + 10_000), 1);
+        let unsigned = self::endpoint(Vec::new());
+        assert_eq!(signature_count(&unsigned, ends), 0);
+    }
 }

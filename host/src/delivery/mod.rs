@@ -1,7 +1,8 @@
 //! Delivery: from committed deliveries to attempts against endpoints.
 //!
 //! Owns the runtime side of endpoints (target, signing keys, retry schedule) and the fan-in
-//! of jobs from the store to one [`worker::Worker`] per endpoint. The pure parts live in
+//! of jobs from the store to one [`worker::Worker`] per endpoint, config-defined or created
+//! through the admin API (added, changed, disabled and removed at run time). The pure parts live in
 //! [`retry`] (timing and outcome classes) and [`crate::signing`]; the only HTTP client is
 //! [`http`], the only NATS publisher [`nats`]. Pending deliveries are loaded before the
 //! ingress opens, so no job arrives twice.
@@ -13,11 +14,12 @@ pub mod retry;
 mod worker;
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
+use std::fmt;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
-use tokio::task::JoinSet;
+use tokio::task::JoinHandle;
 use url::Url;
 
 use crate::config::{EndpointTarget, Topology};
@@ -56,17 +58,62 @@ pub struct EndpointRuntime {
     pub max_in_flight: u32,
     pub schedule: retry::RetrySchedule,
     pub headers: Vec<(String, String)>,
-    pub signing_keys: Vec<SigningKey>,
+    pub signing_keys: Vec<EndpointKey>,
 }
 
-/// The running workers; [`DeliveryService::stop`] lets in-flight attempts finish.
+/// A signing key of an endpoint, with the end of its rotation overlap if it was rotated out.
+#[derive(Clone)]
+pub struct EndpointKey {
+    pub key: SigningKey,
+    /// Unix milliseconds after which it no longer signs; `None` signs for good.
+    pub expires_at: Option<u64>,
+}
+
+impl fmt::Debug for EndpointKey {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The key itself never reaches a log.
+        formatter.debug_struct("EndpointKey").field("expires_at", &self.expires_at).finish()
+    }
+}
+
+impl EndpointKey {
+    /// Whether it signs a delivery attempted at `now` (unix ms).
+    pub fn signs_at(&self, now: u64) -> bool {
+        self.expires_at.is_none_or(|expires_at| now < expires_at)
+    }
+}
+
+/// What the delivery service is told about an endpoint at run time.
 #[derive(Debug)]
+enum Control {
+    /// New settings (URL, keys, limits…): attempts from now on use them.
+    Update(Arc<EndpointRuntime>),
+    /// Stop starting attempts; what is queued is parked in the store.
+    Disable,
+    /// Start attempts again; the store hands the resumed deliveries over as new jobs.
+    Enable,
+}
+
+/// One endpoint's worker as the service holds it.
+#[derive(Debug)]
+struct WorkerHandle {
+    inbox: mpsc::UnboundedSender<DeliveryJob>,
+    control: mpsc::UnboundedSender<Control>,
+    task: JoinHandle<()>,
+}
+
+/// The running workers, one per endpoint; endpoints can be added, changed, disabled and
+/// removed while it runs (the admin API). [`DeliveryService::stop`] lets in-flight attempts
+/// finish.
 pub struct DeliveryService {
     stop: watch::Sender<bool>,
-    tasks: JoinSet<()>,
+    stopped: watch::Receiver<bool>,
+    context: Arc<attempt::AttemptContext>,
+    workers: Arc<Mutex<HashMap<String, WorkerHandle>>>,
+    forwarder: Mutex<Option<JoinHandle<()>>>,
 }
 
-/// Builds every endpoint's runtime from the topology.
+/// Builds every config endpoint's runtime from the topology.
 pub fn endpoints(topology: &Topology) -> Result<Vec<EndpointRuntime>, DeliveryError> {
     let mut runtimes = Vec::new();
     for endpoint in topology.endpoints.values() {
@@ -86,7 +133,7 @@ pub fn endpoints(topology: &Topology) -> Result<Vec<EndpointRuntime>, DeliveryEr
                     secret: name.clone(),
                     reason,
                 })?;
-            signing_keys.push(key);
+            signing_keys.push(EndpointKey { key, expires_at: None });
         }
         runtimes.push(EndpointRuntime {
             id: endpoint.id.clone(),
@@ -102,10 +149,13 @@ pub fn endpoints(topology: &Topology) -> Result<Vec<EndpointRuntime>, DeliveryEr
 }
 
 impl DeliveryService {
-    /// Starts one worker per endpoint, seeds them with the `pending` deliveries loaded from
-    /// the store, and forwards every new job from `jobs` to its endpoint's worker.
+    /// Starts one worker per endpoint (config-defined and `dynamic`), seeds them with the
+    /// `pending` deliveries loaded from the store, and forwards every new job from `jobs` to
+    /// its endpoint's worker.
+    #[allow(clippy::too_many_arguments)]
     pub fn start(
         topology: &Topology,
+        dynamic: Vec<EndpointRuntime>,
         store: Store,
         metrics: Arc<Metrics>,
         nats: Option<NatsConnection>,
@@ -113,7 +163,6 @@ impl DeliveryService {
         pending: Vec<DeliveryJob>,
         disabled: &HashSet<String>,
     ) -> Result<Self, DeliveryError> {
-        let endpoints = endpoints(topology)?;
         let sender = http::HttpSender::new(topology.egress.clone(), USER_AGENT.to_owned())
             .map_err(|error| DeliveryError::Client(error.to_string()))?;
         let publisher = nats.map(nats::NatsPublisher::new);
@@ -126,46 +175,114 @@ impl DeliveryService {
             metrics,
         });
         let (stop, stopped) = watch::channel(false);
-        let mut tasks = JoinSet::new();
-        let mut inboxes = HashMap::new();
-        for endpoint in endpoints {
-            let (inbox, receiver) = mpsc::unbounded_channel();
-            let worker = worker::Worker {
-                disabled: disabled.contains(&endpoint.id),
-                endpoint: Arc::new(endpoint),
-                context: context.clone(),
-                jobs: receiver,
-                stop: stopped.clone(),
-            };
-            inboxes.insert(worker.endpoint.id.clone(), inbox);
-            tasks.spawn(worker.run());
-        }
-        let forward = move |job: DeliveryJob| match inboxes.get(&job.endpoint) {
-            Some(inbox) => drop(inbox.send(job)),
-            // Kept pending in the store: it resumes if the endpoint comes back to the config.
-            None => {
-                tracing::warn!(endpoint = %job.endpoint, delivery = job.delivery_id, "delivery for an endpoint that is not configured")
-            }
+        let workers = Arc::new(Mutex::new(HashMap::new()));
+        let service = Self {
+            stop,
+            stopped: stopped.clone(),
+            context,
+            workers: workers.clone(),
+            forwarder: Mutex::new(None),
         };
-        pending.into_iter().for_each(&forward);
-        let mut stopped_router = stopped;
-        tasks.spawn(async move {
+        for endpoint in endpoints(topology)?.into_iter().chain(dynamic) {
+            let is_disabled = disabled.contains(&endpoint.id);
+            service.add(endpoint, is_disabled);
+        }
+        pending.into_iter().for_each(|job| forward(&workers, job));
+        let mut stopped_forwarder = stopped;
+        let forwarder = tokio::spawn(async move {
             loop {
                 tokio::select! {
                     job = jobs.recv() => match job {
-                        Some(job) => forward(job),
+                        Some(job) => forward(&workers, job),
                         None => break,
                     },
-                    _ = stopped_router.changed() => break,
+                    _ = stopped_forwarder.changed() => break,
                 }
             }
         });
-        Ok(Self { stop, tasks })
+        *service.forwarder.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
+            Some(forwarder);
+        Ok(service)
+    }
+
+    /// Starts a worker for a new endpoint, or gives an existing one its new settings.
+    pub fn upsert(&self, endpoint: EndpointRuntime, disabled: bool) {
+        let existing = self.lock().get(&endpoint.id).map(|worker| worker.control.clone());
+        match existing {
+            Some(control) => drop(control.send(Control::Update(Arc::new(endpoint)))),
+            None => self.add(endpoint, disabled),
+        }
+    }
+
+    fn add(&self, endpoint: EndpointRuntime, disabled: bool) {
+        let (inbox, jobs) = mpsc::unbounded_channel();
+        let (control, controls) = mpsc::unbounded_channel();
+        let id = endpoint.id.clone();
+        let worker = worker::Worker {
+            disabled,
+            endpoint: Arc::new(endpoint),
+            context: self.context.clone(),
+            jobs,
+            controls,
+            stop: self.stopped.clone(),
+        };
+        let task = tokio::spawn(worker.run());
+        self.lock().insert(id, WorkerHandle { inbox, control, task });
+    }
+
+    /// Stops an endpoint's worker and waits for its attempts under way to be recorded.
+    /// Deliveries still queued stay as they are in the store.
+    pub async fn remove(&self, id: &str) {
+        let Some(worker) = self.lock().remove(id) else { return };
+        // Closing its inbox ends the worker once its attempts finish.
+        drop(worker.inbox);
+        drop(worker.control);
+        let _ = worker.task.await;
+    }
+
+    /// Stops (or resumes) starting attempts for an endpoint. The store parks and resumes the
+    /// deliveries; this only tells the worker.
+    pub fn set_disabled(&self, id: &str, disabled: bool) {
+        if let Some(worker) = self.lock().get(id) {
+            let _ = worker.control.send(if disabled { Control::Disable } else { Control::Enable });
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, WorkerHandle>> {
+        // A worker map is never left half-updated by a panic: insert and remove are single calls.
+        self.workers.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Stops dispatching and waits for attempts under way to finish and be recorded.
-    pub async fn stop(mut self) {
+    pub async fn stop(&self) {
         let _ = self.stop.send(true);
-        while self.tasks.join_next().await.is_some() {}
+        let forwarder =
+            self.forwarder.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+        if let Some(forwarder) = forwarder {
+            let _ = forwarder.await;
+        }
+        let workers: Vec<WorkerHandle> = self.lock().drain().map(|(_, worker)| worker).collect();
+        for worker in workers {
+            let _ = worker.task.await;
+        }
+    }
+}
+
+impl fmt::Debug for DeliveryService {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let endpoints: Vec<String> = self.lock().keys().cloned().collect();
+        formatter.debug_struct("DeliveryService").field("endpoints", &endpoints).finish()
+    }
+}
+
+/// Hands `job` to its endpoint's worker.
+fn forward(workers: &Mutex<HashMap<String, WorkerHandle>>, job: DeliveryJob) {
+    let workers = workers.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    match workers.get(&job.endpoint) {
+        Some(worker) => drop(worker.inbox.send(job)),
+        // Kept pending in the store: it resumes if the endpoint comes back to the config.
+        None => {
+            tracing::warn!(endpoint = %job.endpoint, delivery = job.delivery_id, "delivery for an endpoint that is not configured")
+        }
     }
 }

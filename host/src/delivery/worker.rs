@@ -35,6 +35,8 @@ pub(super) struct Worker {
     pub endpoint: Arc<super::EndpointRuntime>,
     pub context: Arc<AttemptContext>,
     pub jobs: mpsc::UnboundedReceiver<DeliveryJob>,
+    /// Settings changes, disable and enable, from the admin API.
+    pub controls: mpsc::UnboundedReceiver<super::Control>,
     pub stop: watch::Receiver<bool>,
     pub disabled: bool,
 }
@@ -44,8 +46,8 @@ impl Worker {
         let mut due: BinaryHeap<Reverse<(u64, i64)>> = BinaryHeap::new();
         let mut waiting: HashMap<i64, DeliveryJob> = HashMap::new();
         let mut attempts: JoinSet<Finished> = JoinSet::new();
-        let slots = Arc::new(Semaphore::new(self.endpoint.max_in_flight as usize));
-        let most_attempts =
+        let mut slots = Arc::new(Semaphore::new(self.endpoint.max_in_flight as usize));
+        let mut most_attempts =
             (self.endpoint.max_in_flight as usize).saturating_mul(ATTEMPTS_PER_SLOT);
         let metrics = self.context.metrics.clone();
         loop {
@@ -73,6 +75,7 @@ impl Worker {
                 .map(|due_at| Duration::from_millis(due_at.saturating_sub(now_millis())));
             // Every slot busy with a job waiting: wake when an exchange gives one back.
             let wait_for_slot = next_due.is_some() && can_start && !slot_free;
+            let mut new_limit = None;
             tokio::select! {
                 job = self.jobs.recv() => match job {
                     Some(job) => {
@@ -82,6 +85,8 @@ impl Worker {
                     None => break,
                 },
                 Some(finished) = attempts.join_next() => match finished {
+                    // Disabled meanwhile: the store has parked it.
+                    Ok(Finished { next: NextStep::RetryAt(_), .. }) if self.disabled => {}
                     Ok(Finished { mut job, next: NextStep::RetryAt(at) }) => {
                         job.attempts += 1;
                         job.due_at = at;
@@ -99,9 +104,27 @@ impl Worker {
                     Ok(_) => {}
                     Err(error) => tracing::error!(%error, endpoint = %self.endpoint.id, "delivery attempt task failed"),
                 },
+                Some(control) = self.controls.recv() => match control {
+                    super::Control::Update(endpoint) => {
+                        new_limit = (endpoint.max_in_flight != self.endpoint.max_in_flight)
+                            .then_some(endpoint.max_in_flight as usize);
+                        self.endpoint = endpoint;
+                    }
+                    super::Control::Disable => {
+                        self.disabled = true;
+                        due.clear();
+                        waiting.clear();
+                    }
+                    super::Control::Enable => self.disabled = false,
+                },
                 () = sleep_for(wake) => {}
                 _ = slots.acquire(), if wait_for_slot => {}
                 _ = self.stop.changed() => break,
+            }
+            if let Some(limit) = new_limit {
+                // Attempts under way keep their slots of the old limit.
+                slots = Arc::new(Semaphore::new(limit));
+                most_attempts = limit.saturating_mul(ATTEMPTS_PER_SLOT);
             }
         }
         // Drain: attempts already under way finish and are recorded; queued ones stay

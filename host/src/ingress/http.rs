@@ -209,6 +209,8 @@ pub struct ApiError {
     code: Cow<'static, str>,
     detail: String,
     retry_after: bool,
+    /// Problems by field (`[(field, detail)]`), for 422s that name what to fix.
+    fields: Vec<(String, String)>,
 }
 
 impl ApiError {
@@ -217,7 +219,20 @@ impl ApiError {
         code: impl Into<Cow<'static, str>>,
         detail: impl Into<String>,
     ) -> Self {
-        Self { status, code: code.into(), detail: detail.into(), retry_after: false }
+        Self {
+            status,
+            code: code.into(),
+            detail: detail.into(),
+            retry_after: false,
+            fields: Vec::new(),
+        }
+    }
+
+    /// The same error, naming the fields at fault: the answer gains `field` (the first one)
+    /// and `errors` (every one, `{field, detail}`).
+    pub fn with_fields(mut self, fields: Vec<(String, String)>) -> Self {
+        self.fields = fields;
+        self
     }
 
     fn unavailable(code: &'static str, detail: &str) -> Self {
@@ -262,7 +277,17 @@ impl From<IngestError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = Json(json!({"code": self.code, "detail": self.detail}));
+        let mut body = json!({"code": self.code, "detail": self.detail});
+        if let Some((first, _)) = self.fields.first() {
+            body["field"] = json!(first);
+            let errors: Vec<_> = self
+                .fields
+                .iter()
+                .map(|(field, detail)| json!({"field": field, "detail": detail}))
+                .collect();
+            body["errors"] = json!(errors);
+        }
+        let body = Json(body);
         let mut response = (self.status, body).into_response();
         if self.retry_after {
             response

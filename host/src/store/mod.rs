@@ -12,6 +12,9 @@ pub mod retention;
 mod schema;
 mod writer;
 
+#[cfg(test)]
+mod tests;
+
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -22,7 +25,10 @@ use bytes::Bytes;
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::{mpsc, oneshot};
 
-pub use reader::{AttemptRow, DeliveryRow, Reader, StoredEvent};
+pub use reader::{
+    AttemptRow, DeliveryQuery, DeliveryRow, DeliverySummary, EventQuery, EventSummary, Reader,
+    StoredEvent,
+};
 
 use crate::config::Durability;
 use crate::event::{Event, EventId};
@@ -193,6 +199,25 @@ pub enum ReplaySelection {
     DeadLetters { endpoint: Option<String> },
     /// New deliveries (and split events) for stored events.
     Events(Vec<ReplayedEvent>),
+    /// One delivery, sent again: a dead or delivered delivery becomes pending, due now, and is
+    /// scheduled. Answers 1, or 0 when it does not exist or is pending or parked. Its attempt
+    /// count starts over (its recorded attempts stay); should its endpoint be disabled, it is
+    /// parked instead, still answering 1, and sent once the endpoint is enabled.
+    Delivery(i64),
+}
+
+/// A dynamic endpoint (created through the admin API) as stored. The admin API owns the
+/// meaning of `spec` (a JSON document); the store keeps it as text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredEndpoint {
+    pub id: String,
+    /// "endpoint" or "subscription": how it was created.
+    pub kind: String,
+    pub spec: String,
+    /// Unix milliseconds.
+    pub created_at: u64,
+    /// Unix milliseconds.
+    pub updated_at: u64,
 }
 
 type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
@@ -202,6 +227,9 @@ enum Command {
     RecordAttempt(Box<AttemptRecord>, Reply<()>),
     Replay(ReplaySelection, Reply<usize>),
     Prune(Retention, Reply<PruneReport>),
+    PutEndpoint(Box<StoredEndpoint>, Reply<()>),
+    DeleteEndpoint { id: String, reason: String, reply: Reply<usize> },
+    SetEndpointEnabled { endpoint: String, enabled: bool, reason: String, reply: Reply<usize> },
     Shutdown,
 }
 
@@ -225,6 +253,9 @@ impl std::fmt::Debug for Command {
             Self::RecordAttempt(..) => "RecordAttempt",
             Self::Replay(..) => "Replay",
             Self::Prune(..) => "Prune",
+            Self::PutEndpoint(..) => "PutEndpoint",
+            Self::DeleteEndpoint { .. } => "DeleteEndpoint",
+            Self::SetEndpointEnabled { .. } => "SetEndpointEnabled",
             Self::Shutdown => "Shutdown",
         })
     }
@@ -309,6 +340,41 @@ impl Store {
     /// parked are never deleted.
     pub async fn prune(&self, retention: Retention) -> Result<PruneReport, StoreError> {
         self.request(|reply| Command::Prune(retention, reply)).await
+    }
+
+    /// Inserts or replaces a dynamic endpoint; resolves once committed. The row is stored as
+    /// given: a replacement keeps the caller's `created_at`, not the old row's.
+    pub async fn put_endpoint(&self, endpoint: StoredEndpoint) -> Result<(), StoreError> {
+        self.request(|reply| Command::PutEndpoint(Box::new(endpoint), reply)).await
+    }
+
+    /// Deletes a dynamic endpoint (a missing one is not an error) and its `endpoint_state`
+    /// row; its pending and parked deliveries become dead letters with `last_error = reason`.
+    /// Answers how many deliveries were dead-lettered.
+    ///
+    /// Jobs already handed to the scheduler stay queued there: the delivery runtime is to drop
+    /// those of a deleted endpoint. An attempt in flight still records its outcome, but its
+    /// [`NextStep::RetryAt`] never brings the dead letter back to pending.
+    pub async fn delete_endpoint(&self, id: String, reason: String) -> Result<usize, StoreError> {
+        self.request(|reply| Command::DeleteEndpoint { id, reason, reply }).await
+    }
+
+    /// Disable (`enabled = false`): records the endpoint disabled (`endpoint_state`,
+    /// `disabled_at` = now, `reason`), parks its pending deliveries, and adds it to the
+    /// writer's disabled set (so new deliveries are created parked and attempts recorded with
+    /// [`NextStep::RetryAt`] park). Answers how many were parked.
+    ///
+    /// Enable (`enabled = true`): clears the disabled mark, removes it from the disabled set,
+    /// makes its parked deliveries pending, due now, and hands them to the scheduler after the
+    /// commit (like replay does; the jobs carry no payload). Their attempt counts are kept: a
+    /// resumed delivery continues its retry schedule. Answers how many were resumed.
+    pub async fn set_endpoint_enabled(
+        &self,
+        endpoint: String,
+        enabled: bool,
+        reason: String,
+    ) -> Result<usize, StoreError> {
+        self.request(|reply| Command::SetEndpointEnabled { endpoint, enabled, reason, reply }).await
     }
 
     /// A new read-only connection.

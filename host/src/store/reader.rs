@@ -1,19 +1,39 @@
 //! Read-only queries on the store, each on its own connection.
 //!
-//! Owns the SELECTs that turn rows back into [`Event`]s. Used by the admin surfaces and by
-//! tests that check what is on disk; never writes.
+//! Owns the SELECTs that turn rows back into [`Event`]s, summaries and stored endpoints. Used
+//! by the admin surfaces and by tests that check what is on disk; never writes. Admin listings
+//! walk a table's primary key downwards, filtering as they go, and stop at their limit: they
+//! add no index, so ingest does no more work for them.
 
 use std::collections::HashMap;
 use std::path::Path;
 
 use bytes::Bytes;
-use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, ToSql, params};
 
-use super::{DATABASE_FILE, DeliveryJob, DeliveryState, Payload, StoreError};
+use super::{DATABASE_FILE, DeliveryJob, DeliveryState, Payload, StoreError, StoredEndpoint};
 use crate::event::{Event, EventId};
 
 const EVENT_COLUMNS: &str = "e.id, e.source, e.type, e.subject, e.headers, p.body, \
      e.received_at, e.dedupe_key, e.metadata, e.seq";
+
+const ENDPOINT_COLUMNS: &str = "id, kind, spec, created_at, updated_at";
+
+/// Events newest first; `length()` reads a body's size without reading the body.
+const LIST_EVENTS: &str = "SELECT e.seq, e.id, e.source, e.type, e.subject, e.received_at, \
+     e.dedupe_key, parent.id, length(p.body) FROM events e \
+     JOIN payloads p ON p.id = e.payload_id LEFT JOIN events parent ON parent.seq = e.parent_seq \
+     WHERE e.seq < ?1 AND (?2 IS NULL OR e.source = ?2) AND (?3 IS NULL OR e.type = ?3) \
+     AND (?4 IS NULL OR e.received_at >= ?4) AND (?5 IS NULL OR e.received_at < ?5) \
+     ORDER BY e.seq DESC LIMIT ?6";
+
+const DELIVERY_SUMMARY_COLUMNS: &str = "d.id, e.id, d.endpoint, d.state, d.attempts, \
+     d.next_attempt_at, d.last_error, e.received_at";
+
+/// The filters of [`Reader::list_deliveries`], after `WHERE`, for parameters ?1 to ?5.
+const DELIVERY_FILTERS: &str = "d.id < ?1 AND (?2 IS NULL OR d.endpoint = ?2) \
+     AND (?3 IS NULL OR d.state = ?3) AND (?4 IS NULL OR e.received_at >= ?4) \
+     AND (?5 IS NULL OR e.received_at < ?5)";
 
 /// A read-only connection to the store.
 #[derive(Debug)]
@@ -136,11 +156,12 @@ impl Reader {
     /// A delivery's attempts, oldest first.
     pub fn attempts(&self, delivery_id: i64) -> Result<Vec<AttemptRow>, StoreError> {
         let mut statement = self.connection.prepare(
-            "SELECT attempted_at, duration_us, status, error, response FROM attempts \
+            "SELECT attempted_at, duration_us, status, error, response, id FROM attempts \
              WHERE delivery_id = ?1 ORDER BY id",
         )?;
         let rows = statement.query_map(params![delivery_id], |row| {
             Ok(AttemptRow {
+                id: row.get(5)?,
                 attempted_at: row.get::<_, i64>(0)? as u64,
                 duration_micros: row.get::<_, i64>(1)? as u64,
                 status: row.get(2)?,
@@ -154,6 +175,98 @@ impl Reader {
     /// Endpoints disabled by a 410, with when (unix ms) and why.
     pub fn disabled_endpoints(&self) -> Result<HashMap<String, (u64, String)>, StoreError> {
         Ok(disabled_endpoints(&self.connection)?)
+    }
+
+    /// Dynamic endpoints, oldest first.
+    pub fn endpoints(&self) -> Result<Vec<StoredEndpoint>, StoreError> {
+        let sql = format!("SELECT {ENDPOINT_COLUMNS} FROM endpoints ORDER BY created_at, id");
+        let mut statement = self.connection.prepare_cached(&sql)?;
+        let rows = statement.query_map([], stored_endpoint)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    pub fn endpoint(&self, id: &str) -> Result<Option<StoredEndpoint>, StoreError> {
+        let sql = format!("SELECT {ENDPOINT_COLUMNS} FROM endpoints WHERE id = ?1");
+        let mut statement = self.connection.prepare_cached(&sql)?;
+        Ok(statement.query_row(params![id], stored_endpoint).optional()?)
+    }
+
+    /// Up to `query.limit` events matching `query`, newest first. The next page starts
+    /// `before_seq` the last one's `seq`.
+    pub fn list_events(&self, query: &EventQuery) -> Result<Vec<EventSummary>, StoreError> {
+        let mut statement = self.connection.prepare_cached(LIST_EVENTS)?;
+        let rows = statement.query_map(
+            params![
+                query.before_seq.unwrap_or(i64::MAX),
+                query.source,
+                query.event_type,
+                query.since.map(|since| since as i64),
+                query.until.map(|until| until as i64),
+                query.limit,
+            ],
+            |row| {
+                Ok(EventSummary {
+                    seq: row.get(0)?,
+                    id: event_id(row, 1)?,
+                    source: row.get(2)?,
+                    event_type: row.get(3)?,
+                    subject: row.get(4)?,
+                    received_at: row.get::<_, i64>(5)? as u64,
+                    dedupe_key: row.get(6)?,
+                    parent: match row.get_ref(7)? {
+                        rusqlite::types::ValueRef::Null => None,
+                        _ => Some(event_id(row, 7)?),
+                    },
+                    body_size: row.get::<_, i64>(8)? as u64,
+                })
+            },
+        )?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Up to `query.limit` deliveries matching `query`, newest first. The next page starts
+    /// `before_id` the last one's `id`.
+    pub fn list_deliveries(
+        &self,
+        query: &DeliveryQuery,
+    ) -> Result<Vec<DeliverySummary>, StoreError> {
+        // An event has few deliveries: found through `deliveries_by_event`, not by a walk over
+        // every delivery.
+        let sql = match query.event {
+            None => format!(
+                "SELECT {DELIVERY_SUMMARY_COLUMNS} FROM deliveries d \
+                 JOIN events e ON e.seq = d.event_seq WHERE {DELIVERY_FILTERS} \
+                 ORDER BY d.id DESC LIMIT ?6"
+            ),
+            Some(_) => format!(
+                "SELECT {DELIVERY_SUMMARY_COLUMNS} FROM deliveries d \
+                 JOIN events e ON e.seq = d.event_seq \
+                 WHERE d.event_seq = (SELECT seq FROM events WHERE id = ?7) AND {DELIVERY_FILTERS} \
+                 ORDER BY d.id DESC LIMIT ?6"
+            ),
+        };
+        let mut statement = self.connection.prepare_cached(&sql)?;
+        let before_id = query.before_id.unwrap_or(i64::MAX);
+        let state = query.state.map(|state| state as i64);
+        let since = query.since.map(|since| since as i64);
+        let until = query.until.map(|until| until as i64);
+        let event = query.event.map(EventId::to_bytes);
+        let mut parameters: Vec<&dyn ToSql> =
+            vec![&before_id, &query.endpoint, &state, &since, &until, &query.limit];
+        if let Some(event) = &event {
+            parameters.push(event);
+        }
+        let rows = statement.query_map(parameters.as_slice(), delivery_summary)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    pub fn delivery(&self, id: i64) -> Result<Option<DeliverySummary>, StoreError> {
+        let sql = format!(
+            "SELECT {DELIVERY_SUMMARY_COLUMNS} FROM deliveries d \
+             JOIN events e ON e.seq = d.event_seq WHERE d.id = ?1"
+        );
+        let mut statement = self.connection.prepare_cached(&sql)?;
+        Ok(statement.query_row(params![id], delivery_summary).optional()?)
     }
 
     /// Events received in `[since, until)` (unix ms), in commit order; events made by splits are not
@@ -194,11 +307,75 @@ pub struct DeliveryRow {
 /// One recorded attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AttemptRow {
+    pub id: i64,
     pub attempted_at: u64,
     pub duration_micros: u64,
     pub status: Option<u16>,
     pub error: Option<String>,
     pub response_excerpt: Vec<u8>,
+}
+
+/// Which events [`Reader::list_events`] answers; every filter set must match.
+#[derive(Debug, Clone, Default)]
+pub struct EventQuery {
+    pub source: Option<String>,
+    /// Matched exactly.
+    pub event_type: Option<String>,
+    /// Received at or after (unix ms).
+    pub since: Option<u64>,
+    /// Received before (unix ms).
+    pub until: Option<u64>,
+    /// Cursor: only events with a smaller `seq`.
+    pub before_seq: Option<i64>,
+    pub limit: u32,
+}
+
+/// An event without its headers, body and metadata, as listed newest first (`seq`
+/// descending): stable under inserts, because new events only get larger positions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventSummary {
+    pub seq: i64,
+    pub id: EventId,
+    pub source: String,
+    pub event_type: String,
+    pub subject: Option<String>,
+    /// Unix milliseconds.
+    pub received_at: u64,
+    pub dedupe_key: Option<String>,
+    /// The event a split made this one from.
+    pub parent: Option<EventId>,
+    /// The body's length in bytes.
+    pub body_size: u64,
+}
+
+/// Which deliveries [`Reader::list_deliveries`] answers; every filter set must match.
+#[derive(Debug, Clone, Default)]
+pub struct DeliveryQuery {
+    pub endpoint: Option<String>,
+    pub state: Option<DeliveryState>,
+    pub event: Option<EventId>,
+    /// Its event received at or after (unix ms).
+    pub since: Option<u64>,
+    /// Its event received before (unix ms).
+    pub until: Option<u64>,
+    /// Cursor: only deliveries with a smaller `id`.
+    pub before_id: Option<i64>,
+    pub limit: u32,
+}
+
+/// A delivery with its event's id and arrival, as listed newest first (`id` descending).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliverySummary {
+    pub id: i64,
+    pub event_id: EventId,
+    pub endpoint: String,
+    pub state: DeliveryState,
+    pub attempts: u32,
+    /// Unix milliseconds.
+    pub next_attempt_at: u64,
+    pub last_error: Option<String>,
+    /// When its event was received (unix ms).
+    pub received_at: u64,
 }
 
 pub(super) fn disabled_endpoints(
@@ -218,17 +395,44 @@ fn conversion_error(index: usize, kind: rusqlite::types::Type, message: String) 
     rusqlite::Error::FromSqlConversionFailure(index, kind, message.into())
 }
 
+fn delivery_state(row: &Row<'_>, index: usize) -> rusqlite::Result<DeliveryState> {
+    let state: i64 = row.get(index)?;
+    DeliveryState::from_code(state).ok_or_else(|| {
+        conversion_error(index, rusqlite::types::Type::Integer, format!("unknown state {state}"))
+    })
+}
+
 fn delivery_row(row: &Row<'_>) -> rusqlite::Result<DeliveryRow> {
-    let state: i64 = row.get(2)?;
     Ok(DeliveryRow {
         id: row.get(0)?,
         endpoint: row.get(1)?,
-        state: DeliveryState::from_code(state).ok_or_else(|| {
-            conversion_error(2, rusqlite::types::Type::Integer, format!("unknown state {state}"))
-        })?,
+        state: delivery_state(row, 2)?,
         attempts: row.get(3)?,
         next_attempt_at: row.get::<_, i64>(4)? as u64,
         last_error: row.get(5)?,
+    })
+}
+
+fn delivery_summary(row: &Row<'_>) -> rusqlite::Result<DeliverySummary> {
+    Ok(DeliverySummary {
+        id: row.get(0)?,
+        event_id: event_id(row, 1)?,
+        endpoint: row.get(2)?,
+        state: delivery_state(row, 3)?,
+        attempts: row.get(4)?,
+        next_attempt_at: row.get::<_, i64>(5)? as u64,
+        last_error: row.get(6)?,
+        received_at: row.get::<_, i64>(7)? as u64,
+    })
+}
+
+fn stored_endpoint(row: &Row<'_>) -> rusqlite::Result<StoredEndpoint> {
+    Ok(StoredEndpoint {
+        id: row.get(0)?,
+        kind: row.get(1)?,
+        spec: row.get(2)?,
+        created_at: row.get::<_, i64>(3)? as u64,
+        updated_at: row.get::<_, i64>(4)? as u64,
     })
 }
 

@@ -83,6 +83,17 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX deliveries_by_payload ON deliveries(payload_id);
     ALTER TABLE events ADD COLUMN parent_seq INTEGER REFERENCES events(seq);
     "#,
+    // 4: dynamic endpoints and subscriptions, created through the admin API. Nothing here
+    // touches `events` or `deliveries`: ingest does no more work than before.
+    r#"
+    CREATE TABLE endpoints (
+        id         TEXT PRIMARY KEY,
+        kind       TEXT NOT NULL,          -- "endpoint" or "subscription"
+        spec       TEXT NOT NULL,          -- JSON, owned by the admin API
+        created_at INTEGER NOT NULL,       -- unix milliseconds
+        updated_at INTEGER NOT NULL        -- unix milliseconds
+    ) WITHOUT ROWID;
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 
 use super::{
     AttemptRecord, Command, DeliveryJob, DeliveryState, IngestReceipt, NewDelivery, NewEvent,
-    NextStep, PruneReport, ReplaySelection, Retention, StoreError,
+    NextStep, PruneReport, ReplaySelection, Retention, StoreError, StoredEndpoint,
 };
 use crate::event::{Event, EventId, now_millis};
 use crate::telemetry::Metrics;
@@ -28,7 +28,9 @@ const MAX_BATCH: usize = 1024;
 pub(super) struct WriterContext {
     pub metrics: Arc<Metrics>,
     pub scheduler: mpsc::UnboundedSender<DeliveryJob>,
-    /// Endpoints disabled by a 410: their new deliveries are parked, not scheduled.
+    /// Endpoints disabled (by a 410 or the admin API): their new deliveries are parked, not
+    /// scheduled. Changed only by a command whose writes succeeded, and restored whenever the
+    /// batch's writes are undone, so that it always matches `endpoint_state` on disk.
     pub disabled: HashSet<String>,
 }
 
@@ -38,6 +40,9 @@ enum Done {
     Attempt(Result<(), StoreError>),
     Replay(Result<usize, StoreError>),
     Prune(Result<PruneReport, StoreError>),
+    PutEndpoint(Result<(), StoreError>),
+    /// How many deliveries a `DeleteEndpoint` or `SetEndpointEnabled` changed.
+    Count(Result<usize, StoreError>),
     /// `Shutdown` is never batched; nothing to apply.
     Nothing,
 }
@@ -100,7 +105,7 @@ fn commit_batch(
     }
     if done.len() < size {
         let _ = transaction.rollback();
-        context.disabled = disabled;
+        context.disabled = disabled.clone();
         jobs.clear();
         transaction = match connection.transaction() {
             Ok(transaction) => transaction,
@@ -119,6 +124,7 @@ fn commit_batch(
     metrics.store_commit_seconds.observe(started.elapsed().as_secs_f64());
     if let Err(error) = committed {
         tracing::error!(%error, requests = size, "store commit failed");
+        context.disabled = disabled;
         // Nothing of this batch is durable: no job is scheduled, every waiter hears why.
         return fail_all(batch.drain(..), &error.to_string());
     }
@@ -130,6 +136,10 @@ fn commit_batch(
     metrics.store_commit_batch_size.observe(size as f64);
     metrics.store_committed_events.inc_by(stored_events as u64);
     for job in jobs {
+        // Disabled by a later request of this batch: parked on disk, not to be sent.
+        if !context.disabled.is_empty() && context.disabled.contains(&job.endpoint) {
+            continue;
+        }
         // The scheduler gone means we are shutting down; the job stays pending on disk.
         let _ = context.scheduler.send(job);
     }
@@ -157,18 +167,50 @@ fn apply(
             }))
         }
         Command::RecordAttempt(record, _) => {
-            Done::Attempt(guarded(transaction, isolated, |tx| record_attempt(tx, record, context)))
+            let result = guarded(transaction, isolated, |tx| record_attempt(tx, record, context));
+            if result.is_ok() && record.next == NextStep::DisableEndpoint {
+                context.disabled.insert(record.endpoint.clone());
+            }
+            Done::Attempt(result)
         }
         Command::Replay(selection, _) => {
             let result = guarded(transaction, isolated, |tx| replay(tx, selection, now, context));
-            Done::Replay(result.map(|new_jobs| {
-                let count = new_jobs.len();
+            Done::Replay(result.map(|(count, new_jobs)| {
                 jobs.extend(new_jobs);
                 count
             }))
         }
         Command::Prune(retention, _) => {
             Done::Prune(guarded(transaction, isolated, |tx| prune(tx, retention, now)))
+        }
+        Command::PutEndpoint(endpoint, _) => {
+            Done::PutEndpoint(guarded(transaction, isolated, |tx| put_endpoint(tx, endpoint)))
+        }
+        Command::DeleteEndpoint { id, reason, .. } => {
+            let result = guarded(transaction, isolated, |tx| delete_endpoint(tx, id, reason));
+            // Its `endpoint_state` row is gone: an endpoint made again under this id starts
+            // enabled.
+            if result.is_ok() {
+                context.disabled.remove(id);
+            }
+            Done::Count(result)
+        }
+        Command::SetEndpointEnabled { endpoint, enabled: false, reason, .. } => {
+            let result =
+                guarded(transaction, isolated, |tx| disable_endpoint(tx, endpoint, reason, now));
+            if result.is_ok() {
+                context.disabled.insert(endpoint.clone());
+            }
+            Done::Count(result)
+        }
+        Command::SetEndpointEnabled { endpoint, enabled: true, .. } => {
+            let result = guarded(transaction, isolated, |tx| enable_endpoint(tx, endpoint, now));
+            Done::Count(result.map(|new_jobs| {
+                context.disabled.remove(endpoint);
+                let count = new_jobs.len();
+                jobs.extend(new_jobs);
+                count
+            }))
         }
         Command::Shutdown => Done::Nothing,
     }
@@ -196,6 +238,11 @@ fn answer(command: Command, outcome: Done) {
         (Command::RecordAttempt(_, reply), Done::Attempt(result)) => drop(reply.send(result)),
         (Command::Replay(_, reply), Done::Replay(result)) => drop(reply.send(result)),
         (Command::Prune(_, reply), Done::Prune(result)) => drop(reply.send(result)),
+        (Command::PutEndpoint(_, reply), Done::PutEndpoint(result)) => drop(reply.send(result)),
+        (Command::DeleteEndpoint { reply, .. }, Done::Count(result))
+        | (Command::SetEndpointEnabled { reply, .. }, Done::Count(result)) => {
+            drop(reply.send(result))
+        }
         // Never: `apply` answers each command in its own kind. Dropping the reply would tell
         // the waiter that the store is closed.
         _ => {}
@@ -210,6 +257,10 @@ fn fail_all(commands: impl Iterator<Item = Command>, message: &str) {
             Command::RecordAttempt(_, reply) => drop(reply.send(Err(failed()))),
             Command::Replay(_, reply) => drop(reply.send(Err(failed()))),
             Command::Prune(_, reply) => drop(reply.send(Err(failed()))),
+            Command::PutEndpoint(_, reply) => drop(reply.send(Err(failed()))),
+            Command::DeleteEndpoint { reply, .. } | Command::SetEndpointEnabled { reply, .. } => {
+                drop(reply.send(Err(failed())))
+            }
             Command::Shutdown => {}
         }
     }
@@ -224,6 +275,8 @@ impl Done {
             Self::Attempt(result) => result.is_err(),
             Self::Replay(result) => result.is_err(),
             Self::Prune(result) => result.is_err(),
+            Self::PutEndpoint(result) => result.is_err(),
+            Self::Count(result) => result.is_err(),
             Self::Nothing => false,
         }
     }
@@ -432,10 +485,12 @@ fn insert_delivery(
     Ok((state == DeliveryState::Pending).then(|| connection.last_insert_rowid()))
 }
 
+/// Records an attempt and moves its delivery on; a 410 also disables the endpoint on disk
+/// (the caller adds it to the disabled set once this succeeded).
 fn record_attempt(
     connection: &Connection,
     record: &AttemptRecord,
-    context: &mut WriterContext,
+    context: &WriterContext,
 ) -> rusqlite::Result<()> {
     connection
         .prepare_cached(
@@ -460,12 +515,22 @@ fn record_attempt(
         NextStep::DeadLetter => (DeliveryState::Dead, record.attempted_at),
         NextStep::DisableEndpoint => (DeliveryState::Parked, record.attempted_at),
     };
+    // A dead letter stays dead should an attempt that was in flight when it died (its endpoint
+    // deleted) ask for a retry; a success is still recorded as one.
+    let reopens = matches!(state, DeliveryState::Pending | DeliveryState::Parked);
     connection
         .prepare_cached(
             "UPDATE deliveries SET attempts = attempts + 1, state = ?2, next_attempt_at = ?3, \
-             last_error = ?4 WHERE id = ?1",
+             last_error = ?4 WHERE id = ?1 AND NOT (?5 AND state = ?6)",
         )?
-        .execute(params![record.delivery_id, state as i64, next_attempt_at as i64, record.error])?;
+        .execute(params![
+            record.delivery_id,
+            state as i64,
+            next_attempt_at as i64,
+            record.error,
+            reopens,
+            DeliveryState::Dead as i64,
+        ])?;
     if record.next == NextStep::DisableEndpoint {
         connection
             .prepare_cached(
@@ -473,30 +538,144 @@ fn record_attempt(
                  VALUES (?1, ?2, ?3)",
             )?
             .execute(params![record.endpoint, record.attempted_at as i64, "410 Gone"])?;
-        connection
-            .prepare_cached("UPDATE deliveries SET state = ?2 WHERE endpoint = ?1 AND state = ?3")?
-            .execute(params![
-                record.endpoint,
-                DeliveryState::Parked as i64,
-                DeliveryState::Pending as i64
-            ])?;
-        context.disabled.insert(record.endpoint.clone());
+        park_pending(connection, &record.endpoint)?;
     }
     Ok(())
 }
 
+/// Parks the pending deliveries of `endpoint`; answers how many.
+fn park_pending(connection: &Connection, endpoint: &str) -> rusqlite::Result<usize> {
+    // `state <> 1` (not delivered) lets the planner use the partial index `deliveries_open`
+    // instead of scanning every delivery: it cannot see that through a bound parameter.
+    connection
+        .prepare_cached(
+            "UPDATE deliveries SET state = ?2 WHERE endpoint = ?1 AND state = ?3 AND state <> 1",
+        )?
+        .execute(params![endpoint, DeliveryState::Parked as i64, DeliveryState::Pending as i64])
+}
+
+fn put_endpoint(connection: &Connection, endpoint: &StoredEndpoint) -> rusqlite::Result<()> {
+    connection
+        .prepare_cached(
+            "INSERT OR REPLACE INTO endpoints (id, kind, spec, created_at, updated_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?
+        .execute(params![
+            endpoint.id,
+            endpoint.kind,
+            endpoint.spec,
+            endpoint.created_at as i64,
+            endpoint.updated_at as i64,
+        ])?;
+    Ok(())
+}
+
+/// Deletes endpoint `id` and its state; its pending and parked deliveries become dead letters
+/// with `reason`. Answers how many.
+fn delete_endpoint(connection: &Connection, id: &str, reason: &str) -> rusqlite::Result<usize> {
+    connection.prepare_cached("DELETE FROM endpoints WHERE id = ?1")?.execute(params![id])?;
+    connection
+        .prepare_cached("DELETE FROM endpoint_state WHERE endpoint = ?1")?
+        .execute(params![id])?;
+    // `state <> 1`: see `park_pending`.
+    connection
+        .prepare_cached(
+            "UPDATE deliveries SET state = ?2, last_error = ?3 \
+             WHERE endpoint = ?1 AND state IN (?4, ?5) AND state <> 1",
+        )?
+        .execute(params![
+            id,
+            DeliveryState::Dead as i64,
+            reason,
+            DeliveryState::Pending as i64,
+            DeliveryState::Parked as i64,
+        ])
+}
+
+/// Marks `endpoint` disabled since `now` and parks its pending deliveries; answers how many
+/// (the caller adds it to the disabled set once this succeeded).
+fn disable_endpoint(
+    connection: &Connection,
+    endpoint: &str,
+    reason: &str,
+    now: u64,
+) -> rusqlite::Result<usize> {
+    connection
+        .prepare_cached(
+            "INSERT OR REPLACE INTO endpoint_state (endpoint, disabled_at, reason) \
+             VALUES (?1, ?2, ?3)",
+        )?
+        .execute(params![endpoint, now as i64, reason])?;
+    park_pending(connection, endpoint)
+}
+
+/// Clears the disabled mark of `endpoint` and makes its parked deliveries pending, due now;
+/// answers them as jobs to schedule once committed (the caller removes it from the disabled
+/// set once this succeeded). Attempt counts are kept: a resumed delivery continues its retry
+/// schedule.
+fn enable_endpoint(
+    connection: &Connection,
+    endpoint: &str,
+    now: u64,
+) -> rusqlite::Result<Vec<DeliveryJob>> {
+    connection
+        .prepare_cached(
+            "UPDATE endpoint_state SET disabled_at = NULL, reason = NULL WHERE endpoint = ?1",
+        )?
+        .execute(params![endpoint])?;
+    // `state <> 1`: see `park_pending`.
+    let parked: Vec<(i64, Vec<u8>, u32)> = connection
+        .prepare_cached(
+            "SELECT d.id, e.id, d.attempts FROM deliveries d JOIN events e ON e.seq = d.event_seq \
+             WHERE d.endpoint = ?1 AND d.state = ?2 AND d.state <> 1 ORDER BY d.id",
+        )?
+        .query_map(params![endpoint, DeliveryState::Parked as i64], |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+        })?
+        .collect::<Result<_, _>>()?;
+    let mut resume = connection
+        .prepare_cached("UPDATE deliveries SET state = ?2, next_attempt_at = ?3 WHERE id = ?1")?;
+    let mut jobs = Vec::with_capacity(parked.len());
+    for (delivery_id, event_id, attempts) in parked {
+        resume.execute(params![delivery_id, DeliveryState::Pending as i64, now as i64])?;
+        jobs.push(DeliveryJob {
+            delivery_id,
+            event_id: stored_event_id(&event_id)?,
+            endpoint: endpoint.to_owned(),
+            attempts,
+            due_at: now,
+            payload: None,
+        });
+    }
+    Ok(jobs)
+}
+
+/// An event id as stored: its 16 ULID bytes.
+fn stored_event_id(bytes: &[u8]) -> rusqlite::Result<EventId> {
+    let bytes = <[u8; 16]>::try_from(bytes).map_err(|_| {
+        rusqlite::Error::FromSqlConversionFailure(
+            1,
+            rusqlite::types::Type::Blob,
+            "event id is not 16 bytes".into(),
+        )
+    })?;
+    Ok(EventId::from_bytes(bytes))
+}
+
+/// Answers how many deliveries the replay counts, and the jobs to schedule once committed.
 fn replay(
     connection: &Connection,
     selection: &ReplaySelection,
     now: u64,
     context: &WriterContext,
-) -> rusqlite::Result<Vec<DeliveryJob>> {
+) -> rusqlite::Result<(usize, Vec<DeliveryJob>)> {
     let mut jobs = Vec::new();
     match selection {
         ReplaySelection::DeadLetters { endpoint } => {
+            // `state <> 1`: see `park_pending`.
             let mut select = connection.prepare_cached(
                 "SELECT d.id, d.endpoint, e.id FROM deliveries d JOIN events e ON e.seq = d.event_seq \
-                 WHERE d.state = ?1 AND (?2 IS NULL OR d.endpoint = ?2)",
+                 WHERE d.state = ?1 AND d.state <> 1 AND (?2 IS NULL OR d.endpoint = ?2)",
             )?;
             let dead: Vec<(i64, String, Vec<u8>)> = select
                 .query_map(params![DeliveryState::Dead as i64, endpoint], |row| {
@@ -543,8 +722,56 @@ fn replay(
                 )?);
             }
         }
+        ReplaySelection::Delivery(delivery_id) => {
+            return retry_delivery(connection, *delivery_id, now, context);
+        }
     }
-    Ok(jobs)
+    Ok((jobs.len(), jobs))
+}
+
+/// Sends one dead or delivered delivery again, its attempt count started over: pending and
+/// scheduled, or parked should its endpoint be disabled. Answers 1, or 0 when it does not
+/// exist or is still pending or parked.
+fn retry_delivery(
+    connection: &Connection,
+    delivery_id: i64,
+    now: u64,
+    context: &WriterContext,
+) -> rusqlite::Result<(usize, Vec<DeliveryJob>)> {
+    let found: Option<(String, Vec<u8>, i64)> = connection
+        .prepare_cached(
+            "SELECT d.endpoint, e.id, d.state FROM deliveries d \
+             JOIN events e ON e.seq = d.event_seq WHERE d.id = ?1",
+        )?
+        .query_row(params![delivery_id], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+        .optional()?;
+    let Some((endpoint, event_id, state)) = found else { return Ok((0, Vec::new())) };
+    let done = [DeliveryState::Dead as i64, DeliveryState::Delivered as i64];
+    if !done.contains(&state) {
+        return Ok((0, Vec::new()));
+    }
+    let event_id = stored_event_id(&event_id)?;
+    let parked = context.disabled.contains(&endpoint);
+    let state = if parked { DeliveryState::Parked } else { DeliveryState::Pending };
+    connection
+        .prepare_cached(
+            "UPDATE deliveries SET state = ?2, attempts = 0, next_attempt_at = ?3, \
+             last_error = NULL WHERE id = ?1",
+        )?
+        .execute(params![delivery_id, state as i64, now as i64])?;
+    let jobs = if parked {
+        Vec::new()
+    } else {
+        vec![DeliveryJob {
+            delivery_id,
+            event_id,
+            endpoint,
+            attempts: 0,
+            due_at: now,
+            payload: None,
+        }]
+    };
+    Ok((1, jobs))
 }
 
 /// One retention pass: the oldest events that `retention` allows to go, with their
@@ -674,5 +901,57 @@ mod tests {
         let jobs: Vec<EventId> =
             std::iter::from_fn(|| scheduled.try_recv().ok()).map(|job| job.event_id).collect();
         assert_eq!(jobs, vec![first, second]);
+    }
+
+    fn state_of_event(connection: &Connection, id: EventId) -> i64 {
+        connection
+            .query_row(
+                "SELECT d.state FROM deliveries d JOIN events e ON e.seq = d.event_seq \
+                 WHERE e.id = ?1",
+                params![id.to_bytes()],
+                |row| row.get(0),
+            )
+            .unwrap()
+    }
+
+    #[test]
+    fn a_disable_in_a_batch_that_starts_over_is_applied_once_and_parks_the_whole_batch() {
+        let mut connection = Connection::open_in_memory().unwrap();
+        schema::migrate(&mut connection).unwrap();
+        let (scheduler, mut scheduled) = mpsc::unbounded_channel();
+        let mut context =
+            WriterContext { metrics: Metrics::new(), scheduler, disabled: HashSet::new() };
+        let (first, second) = (EventId::generate(), EventId::generate());
+        let (disable, disabled) = oneshot::channel();
+        let (mut batch, mut answers) = (Vec::new(), Vec::new());
+        let command = |id, reply| Command::Ingest(Box::new(new_event(id)), reply);
+        let (reply, answer) = oneshot::channel();
+        batch.push(command(first, reply));
+        answers.push(answer);
+        batch.push(Command::SetEndpointEnabled {
+            endpoint: "hook".into(),
+            enabled: false,
+            reason: "paused".into(),
+            reply: disable,
+        });
+        // Refused (the event id is taken): the batch is applied again, one savepoint each.
+        for id in [first, second] {
+            let (reply, answer) = oneshot::channel();
+            batch.push(command(id, reply));
+            answers.push(answer);
+        }
+        commit_batch(&mut connection, &mut batch, &mut context);
+        let mut disabled = disabled;
+        assert_eq!(disabled.try_recv().unwrap().unwrap(), 1, "the first delivery was parked");
+        let answers: Vec<_> =
+            answers.into_iter().map(|mut answer| answer.try_recv().unwrap()).collect();
+        assert!(matches!(answers[1], Err(StoreError::Write(_))), "{:?}", answers[1]);
+        assert_eq!(context.disabled, HashSet::from(["hook".to_owned()]));
+        let parked = DeliveryState::Parked as i64;
+        assert_eq!(state_of_event(&connection, first), parked);
+        assert_eq!(state_of_event(&connection, second), parked);
+        // Nothing of a parked endpoint reaches the scheduler, not even the delivery made
+        // before the disable in the same commit.
+        assert!(scheduled.try_recv().is_err());
     }
 }

@@ -1,0 +1,161 @@
+//! What every admin handler shares: the bearer check, JSON bodies and query strings read
+//! with errors that name the field, cursors, and the error schema of the OpenAPI document.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request, State};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::middleware::Next;
+use axum::response::Response;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use utoipa::ToSchema;
+
+use super::model::FieldError;
+use crate::config::Secret;
+use crate::ingress::http::{ApiError, require_bearer};
+use crate::store::StoreError;
+
+/// Items per page when `limit` is not given, and the most a page holds.
+pub const DEFAULT_LIMIT: u32 = 50;
+pub const MAX_LIMIT: u32 = 500;
+
+/// The error answer of every admin operation.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// Machine-readable, snake_case: `unauthorized`, `not_found`, `invalid_field`…
+    pub code: String,
+    pub detail: String,
+    /// The first field at fault (422 only).
+    pub field: Option<String>,
+    /// Every field at fault (422 only).
+    pub errors: Option<Vec<FieldError>>,
+}
+
+/// Layer: every admin route needs `authorization: Bearer <server.admin_token>`.
+pub async fn require_admin(
+    State(token): State<Secret>,
+    request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    require_bearer(&token, request.headers())?;
+    Ok(next.run(request).await)
+}
+
+/// A JSON request body. Unlike axum's `Json`, any content type is read as JSON, and a body
+/// that does not fit the schema is a 422 naming the field.
+#[derive(Debug)]
+pub struct Body<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = Bytes::from_request(request, state).await.map_err(|rejection| {
+            ApiError::new(rejection.status(), "invalid_body", rejection.body_text())
+        })?;
+        let bytes = if bytes.iter().all(u8::is_ascii_whitespace) { &b"{}"[..] } else { &bytes };
+        let deserializer = &mut serde_json::Deserializer::from_slice(bytes);
+        match serde_path_to_error::deserialize(deserializer) {
+            Ok(value) => Ok(Self(value)),
+            Err(error) => {
+                let path = error.path().to_string();
+                let field = if path == "." { String::new() } else { path };
+                let detail = error.inner().to_string();
+                Err(invalid(vec![FieldError::new(field, detail)]))
+            }
+        }
+    }
+}
+
+/// A query string; one that does not fit is a 422 naming the parameter.
+#[derive(Debug)]
+pub struct Query<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or_default();
+        let deserializer =
+            serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+        serde_path_to_error::deserialize(deserializer).map(Self).map_err(|error| {
+            let field = error.path().to_string();
+            invalid(vec![FieldError::new(field, error.inner().to_string())])
+        })
+    }
+}
+
+/// 422 with every field at fault.
+pub fn invalid(errors: Vec<FieldError>) -> ApiError {
+    let detail = errors
+        .iter()
+        .map(|error| {
+            if error.field.is_empty() {
+                error.detail.clone()
+            } else {
+                format!("{}: {}", error.field, error.detail)
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("; ");
+    let fields = errors.into_iter().map(|error| (error.field, error.detail)).collect();
+    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", detail).with_fields(fields)
+}
+
+pub fn not_found(what: &str, id: &str) -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no {what} `{id}`"))
+}
+
+pub fn conflict(code: &'static str, detail: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::CONFLICT, code, detail)
+}
+
+pub fn unavailable() -> ApiError {
+    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the store is unavailable; retry")
+}
+
+/// Logged here, once; the client only learns that it may retry.
+pub fn store_failure(error: StoreError) -> ApiError {
+    tracing::error!(%error, "admin request failed in the store");
+    unavailable()
+}
+
+/// Runs a read on a store connection off the async threads.
+pub async fn read<T: Send + 'static>(
+    store: &crate::store::Store,
+    query: impl FnOnce(crate::store::Reader) -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let store = store.clone();
+    tokio::task::spawn_blocking(move || query(store.reader()?))
+        .await
+        .map_err(|_| unavailable())?
+        .map_err(store_failure)
+}
+
+/// `limit`, checked: 1 to [`MAX_LIMIT`], [`DEFAULT_LIMIT`] when absent.
+pub fn page_limit(limit: Option<u32>) -> Result<u32, ApiError> {
+    match limit {
+        None => Ok(DEFAULT_LIMIT),
+        Some(limit) if (1..=MAX_LIMIT).contains(&limit) => Ok(limit),
+        Some(limit) => Err(invalid(vec![FieldError::new(
+            "limit",
+            format!("`{limit}` is not in 1..={MAX_LIMIT}"),
+        )])),
+    }
+}
+
+/// A cursor is the position of the last item of the previous page; pages run newest first,
+/// so items inserted meanwhile never shift a page. Opaque to clients.
+pub fn decode_cursor(cursor: Option<&str>) -> Result<Option<i64>, ApiError> {
+    let Some(text) = cursor else { return Ok(None) };
+    match text.strip_prefix('c').and_then(|rest| rest.parse::<i64>().ok()) {
+        Some(position) if position > 0 => Ok(Some(position)),
+        _ => Err(invalid(vec![FieldError::new("cursor", "not a cursor this API gave out")])),
+    }
+}
+
+/// The cursor of the next page: present when this page is full.
+pub fn next_cursor(page_len: usize, limit: u32, last_position: Option<i64>) -> Option<String> {
+    (page_len == limit as usize).then_some(last_position).flatten().map(|p| format!("c{p}"))
+}

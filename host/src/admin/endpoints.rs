@@ -1,0 +1,671 @@
+//! `/v1/admin/endpoints` and `/v1/admin/subscriptions`: dynamic endpoints created, changed,
+//! rotated and deleted at run time; every endpoint (config-defined ones read-only) listed,
+//! disabled and re-enabled.
+//!
+//! A subscription is a dynamic endpoint created from a callback URL and the event types it
+//! wants; it is listed under both paths. The signing secret is answered once, at creation
+//! (and at rotation, the new one); it is never listed.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use tokio::net::lookup_host;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::AdminState;
+use super::api::{Body, ErrorBody, conflict, invalid, not_found, read, store_failure};
+use super::model::{
+    self, CheckContext, DEFAULT_ROTATION_OVERLAP, EndpointInput, EndpointKind, EndpointRecord,
+    FieldError, KeyRecord, MAX_ROTATION_OVERLAP, SubscriptionInput,
+};
+use super::registry::{DynamicEndpoint, RegistryError};
+use crate::config::values::parse_duration;
+use crate::config::{Endpoint, EndpointTarget};
+use crate::event::now_millis;
+use crate::ingress::http::ApiError;
+use crate::signing::SigningKey;
+
+/// How long creating an endpoint waits for its host name to resolve (SSRF check).
+const RESOLVE_TIMEOUT: Duration = Duration::from_secs(3);
+
+pub fn router() -> OpenApiRouter<AdminState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_endpoints, create_endpoint))
+        .routes(routes!(get_endpoint, replace_endpoint, delete_endpoint))
+        .routes(routes!(disable_endpoint))
+        .routes(routes!(enable_endpoint))
+        .routes(routes!(rotate_secret))
+        .routes(routes!(list_subscriptions, create_subscription))
+        .routes(routes!(get_subscription, delete_subscription))
+}
+
+/// Where an endpoint comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Origin {
+    /// `switchyard.toml`: read-only here.
+    Config,
+    /// Created through this API; stored, survives restarts.
+    Dynamic,
+}
+
+/// An endpoint as the API shows it. Secrets are never shown.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct EndpointView {
+    pub id: String,
+    pub origin: Origin,
+    /// How a dynamic endpoint was created; absent for config endpoints.
+    pub kind: Option<EndpointKind>,
+    /// `http` or `nats`.
+    pub target: String,
+    pub url: Option<String>,
+    /// The subject template of a NATS endpoint.
+    pub subject: Option<String>,
+    pub description: Option<String>,
+    /// Dynamic endpoints: the source ids they receive (empty: all).
+    pub sources: Vec<String>,
+    /// Dynamic endpoints: the event-type globs they receive (empty: all).
+    pub types: Vec<String>,
+    pub filter: Option<String>,
+    pub headers: BTreeMap<String, String>,
+    pub timeout: String,
+    pub max_in_flight: u32,
+    /// Delays between attempts.
+    pub retry_schedule: Vec<String>,
+    /// Signing keys in use: how many, and when rotated-out ones stop signing.
+    pub signing_keys: Vec<KeyView>,
+    pub disabled: bool,
+    pub disabled_at: Option<u64>,
+    pub disabled_reason: Option<String>,
+    pub created_at: Option<u64>,
+    pub updated_at: Option<u64>,
+}
+
+/// A signing key, without the key.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct KeyView {
+    /// Unix ms; absent for config endpoints' keys.
+    pub created_at: Option<u64>,
+    /// Unix ms after which it stops signing; absent: it signs until rotated out.
+    pub expires_at: Option<u64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EndpointList {
+    pub data: Vec<EndpointView>,
+}
+
+/// A new endpoint and its signing secret, shown this once.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EndpointCreated {
+    pub endpoint: EndpointView,
+    /// `whsec_<base64>`: the receiver verifies deliveries with it.
+    pub secret: String,
+}
+
+/// A state change and how many deliveries it parked or resumed.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EndpointChanged {
+    pub endpoint: EndpointView,
+    pub deliveries: u64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Deleted {
+    pub id: String,
+    /// Its queued deliveries, now dead letters.
+    pub dead_lettered: u64,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RotateInput {
+    /// The new key, `whsec_<base64>`; generated when absent.
+    pub secret: Option<String>,
+    /// How long the keys in use keep signing beside the new one (default `"24h"`, at most
+    /// `"30d"`; `"0s"` retires them now).
+    pub overlap: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Rotated {
+    pub endpoint: EndpointView,
+    /// The new key, shown this once.
+    pub secret: String,
+    /// Unix ms: until then the previous keys sign too.
+    pub previous_expire_at: u64,
+}
+
+/// A subscription as the API shows it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct SubscriptionView {
+    pub id: String,
+    pub url: String,
+    pub types: Vec<String>,
+    pub filter: Option<String>,
+    pub headers: BTreeMap<String, String>,
+    pub description: Option<String>,
+    pub disabled: bool,
+    pub created_at: u64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SubscriptionList {
+    pub data: Vec<SubscriptionView>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SubscriptionCreated {
+    pub subscription: SubscriptionView,
+    /// `whsec_<base64>`, shown this once.
+    pub secret: String,
+}
+
+/// Disabled endpoints: when and why.
+type DisabledMap = HashMap<String, (u64, String)>;
+
+#[utoipa::path(
+    get, path = "/v1/admin/endpoints", tag = "endpoints",
+    description = "Every endpoint: config-defined ones (read-only) first, then dynamic ones, oldest first.",
+    responses(
+        (status = 200, body = EndpointList),
+        (status = 401, body = ErrorBody),
+    ),
+)]
+async fn list_endpoints(State(state): State<AdminState>) -> Result<Json<EndpointList>, ApiError> {
+    let disabled = disabled(&state).await?;
+    let mut data: Vec<EndpointView> = state
+        .topology
+        .endpoints
+        .values()
+        .map(|endpoint| config_view(endpoint, &disabled))
+        .collect();
+    let dynamic = state.registry.list().await;
+    data.extend(dynamic.iter().map(|endpoint| dynamic_view(endpoint, &disabled)));
+    Ok(Json(EndpointList { data }))
+}
+
+#[utoipa::path(
+    post, path = "/v1/admin/endpoints", tag = "endpoints",
+    description = "Creates a dynamic endpoint with its own route (sources, types, filter). \
+                   The signing secret is answered once.",
+    request_body = EndpointInput,
+    responses(
+        (status = 201, body = EndpointCreated),
+        (status = 401, body = ErrorBody),
+        (status = 422, body = ErrorBody),
+    ),
+)]
+async fn create_endpoint(
+    State(state): State<AdminState>,
+    Body(input): Body<EndpointInput>,
+) -> Result<(StatusCode, Json<EndpointCreated>), ApiError> {
+    let (endpoint, secret) = create(&state, input, EndpointKind::Endpoint).await?;
+    let disabled = disabled(&state).await?;
+    let endpoint = dynamic_view(&endpoint, &disabled);
+    Ok((StatusCode::CREATED, Json(EndpointCreated { endpoint, secret })))
+}
+
+#[utoipa::path(
+    get, path = "/v1/admin/endpoints/{id}", tag = "endpoints",
+    params(("id" = String, Path, description = "Endpoint id")),
+    responses(
+        (status = 200, body = EndpointView),
+        (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+    ),
+)]
+async fn get_endpoint(
+    State(state): State<AdminState>,
+    Path(id): Path<String>,
+) -> Result<Json<EndpointView>, ApiError> {
+    let disabled = disabled(&state).await?;
+    find_view(&state, &id, &disabled).await.map(Json)
+}
+
+#[utoipa::path(
+    put, path = "/v1/admin/endpoints/{id}", tag = "endpoints",
+    description = "Replaces a dynamic endpoint's settings (its keys stay; rotate them with \
+                   `secret/rotate`). Deliveries from now on use the new settings.",
+    params(("id" = String, Path, description = "Endpoint id")),
+    request_body = EndpointInput,
+    responses(
+        (status = 200, body = EndpointView),
+        (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "A config-defined endpoint"),
+        (status = 422, body = ErrorBody),
+    ),
+)]
+async fn replace_endpoint(
+    State(state): State<AdminState>,
+    Path(id): Path<String>,
+    Body(input): Body<EndpointInput>,
+) -> Result<Json<EndpointView>, ApiError> {
+    let mut endpoint = find_dynamic(&state, &id).await?;
+    if input.secret.is_some() {
+        let detail = "the secret is not replaced here: rotate it with POST …/secret/rotate";
+        return Err(invalid(vec![FieldError::new("secret", detail)]));
+    }
+    endpoint.record.settings = check(&state, &input).await?;
+    endpoint.updated_at = now_millis();
+    state.registry.put(endpoint.clone()).await.map_err(registry_failure)?;
+    let disabled = disabled(&state).await?;
+    Ok(Json(dynamic_view(&endpoint, &disabled)))
+}
+
+#[utoipa::path(
+    delete, path = "/v1/admin/endpoints/{id}", tag = "endpoints",
+    description = "Deletes a dynamic endpoint. Its queued deliveries become dead letters.",
+    params(("id" = String, Path, description = "Endpoint id")),
+    responses(
+        (status = 200, body = Deleted),
+        (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "A config-defined endpoint"),
+    ),
+)]
+async fn delete_endpoint(
+    State(state): State<AdminState>,
+    Path(id): Path<String>,
+) -> Result<Json<Deleted>, ApiError> {
+    find_dynamic(&state, &id).await?;
+    delete(&state, &id, "endpoint").await.map(Json)
+}
+
+#[utoipa::path(
+    post, path = "/v1/admin/endpoints/{id}/disable", tag = "endpoints",
+    description = "Stops deliveries to any endpoint; its pending deliveries are parked.",
+    params(("id" = String, Path, description = "Endpoint id")),
+    responses(
+        (status = 200, body = EndpointChanged),
+        (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+    ),
+)]
+async fn disable_endpoint(
+    State(state): State<AdminState>,
+    Path(id): Path<String>,
+) -> Result<Json<EndpointChanged>, ApiError> {
+    set_enabled(&state, &id, false).await.map(Json)
+}
+
+#[utoipa::path(
+    post, path = "/v1/admin/endpoints/{id}/enable", tag = "endpoints",
+    description = "Re-enables an endpoint (disabled here or by a 410 Gone); its parked \
+                   deliveries are sent.",
+    params(("id" = String, Path, description = "Endpoint id")),
+    responses(
+        (status = 200, body = EndpointChanged),
+        (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+    ),
+)]
+async fn enable_endpoint(
+    State(state): State<AdminState>,
+    Path(id): Path<String>,
+) -> Result<Json<EndpointChanged>, ApiError> {
+    set_enabled(&state, &id, true).await.map(Json)
+}
+
+#[utoipa::path(
+    post, path = "/v1/admin/endpoints/{id}/secret/rotate", tag = "endpoints",
+    description = "Adds a new signing key. Until the overlap ends, deliveries carry a \
+                   signature by the new key and one by each previous key; after it, only the \
+                   new one.",
+    params(("id" = String, Path, description = "Endpoint id")),
+    request_body = RotateInput,
+    responses(
+        (status = 200, body = Rotated),
+        (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "A config-defined endpoint"),
+        (status = 422, body = ErrorBody),
+    ),
+)]
+async fn rotate_secret(
+    State(state): State<AdminState>,
+    Path(id): Path<String>,
+    Body(input): Body<RotateInput>,
+) -> Result<Json<Rotated>, ApiError> {
+    let mut endpoint = find_dynamic(&state, &id).await?;
+    let mut errors = Vec::new();
+    let overlap = match input.overlap.as_deref().map(parse_duration) {
+        None => DEFAULT_ROTATION_OVERLAP,
+        Some(Ok(overlap)) if overlap <= MAX_ROTATION_OVERLAP => overlap,
+        Some(Ok(_)) => {
+            errors.push(FieldError::new("overlap", "longer than 30d"));
+            DEFAULT_ROTATION_OVERLAP
+        }
+        Some(Err(message)) => {
+            errors.push(FieldError::new("overlap", message));
+            DEFAULT_ROTATION_OVERLAP
+        }
+    };
+    if let Some(Err(error)) = input.secret.as_deref().map(SigningKey::parse) {
+        errors.push(FieldError::new("secret", error.to_string()));
+    }
+    if !errors.is_empty() {
+        return Err(invalid(errors));
+    }
+    let secret = new_secret(input.secret)?;
+    let now = now_millis();
+    let previous_expire_at = now.saturating_add(overlap.as_millis() as u64);
+    let record = &mut endpoint.record;
+    // Keys already past their overlap are dropped; live ones end no later than this overlap.
+    record.keys.retain(|key| key.expires_at.is_none_or(|at| now < at));
+    for key in &mut record.keys {
+        key.expires_at =
+            Some(key.expires_at.map_or(previous_expire_at, |at| at.min(previous_expire_at)));
+    }
+    record.keys.insert(0, KeyRecord { secret: secret.clone(), created_at: now, expires_at: None });
+    endpoint.updated_at = now;
+    state.registry.put(endpoint.clone()).await.map_err(registry_failure)?;
+    let disabled = disabled(&state).await?;
+    let endpoint = dynamic_view(&endpoint, &disabled);
+    Ok(Json(Rotated { endpoint, secret, previous_expire_at }))
+}
+
+#[utoipa::path(
+    get, path = "/v1/admin/subscriptions", tag = "subscriptions",
+    responses(
+        (status = 200, body = SubscriptionList),
+        (status = 401, body = ErrorBody),
+    ),
+)]
+async fn list_subscriptions(
+    State(state): State<AdminState>,
+) -> Result<Json<SubscriptionList>, ApiError> {
+    let disabled = disabled(&state).await?;
+    let data = state
+        .registry
+        .list()
+        .await
+        .iter()
+        .filter(|endpoint| endpoint.kind == EndpointKind::Subscription)
+        .map(|endpoint| subscription_view(endpoint, &disabled))
+        .collect();
+    Ok(Json(SubscriptionList { data }))
+}
+
+#[utoipa::path(
+    post, path = "/v1/admin/subscriptions", tag = "subscriptions",
+    description = "Subscribes a callback URL to event types: creates an endpoint and its route \
+                   in one call. The signing secret is answered once.",
+    request_body = SubscriptionInput,
+    responses(
+        (status = 201, body = SubscriptionCreated),
+        (status = 401, body = ErrorBody),
+        (status = 422, body = ErrorBody),
+    ),
+)]
+async fn create_subscription(
+    State(state): State<AdminState>,
+    Body(input): Body<SubscriptionInput>,
+) -> Result<(StatusCode, Json<SubscriptionCreated>), ApiError> {
+    let (endpoint, secret) = create(&state, input.into(), EndpointKind::Subscription).await?;
+    let subscription = subscription_view(&endpoint, &DisabledMap::new());
+    Ok((StatusCode::CREATED, Json(SubscriptionCreated { subscription, secret })))
+}
+
+#[utoipa::path(
+    get, path = "/v1/admin/subscriptions/{id}", tag = "subscriptions",
+    params(("id" = String, Path, description = "Subscription id")),
+    responses(
+        (status = 200, body = SubscriptionView),
+        (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+    ),
+)]
+async fn get_subscription(
+    State(state): State<AdminState>,
+    Path(id): Path<String>,
+) -> Result<Json<SubscriptionView>, ApiError> {
+    let endpoint = find_subscription(&state, &id).await?;
+    let disabled = disabled(&state).await?;
+    Ok(Json(subscription_view(&endpoint, &disabled)))
+}
+
+#[utoipa::path(
+    delete, path = "/v1/admin/subscriptions/{id}", tag = "subscriptions",
+    description = "Deletes a subscription and its endpoint; queued deliveries become dead letters.",
+    params(("id" = String, Path, description = "Subscription id")),
+    responses(
+        (status = 200, body = Deleted),
+        (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+    ),
+)]
+async fn delete_subscription(
+    State(state): State<AdminState>,
+    Path(id): Path<String>,
+) -> Result<Json<Deleted>, ApiError> {
+    find_subscription(&state, &id).await?;
+    delete(&state, &id, "subscription").await.map(Json)
+}
+
+// --- the operations behind the handlers ---
+
+async fn create(
+    state: &AdminState,
+    input: EndpointInput,
+    kind: EndpointKind,
+) -> Result<(DynamicEndpoint, String), ApiError> {
+    let settings = check(state, &input).await?;
+    let secret = new_secret(input.secret)?;
+    let now = now_millis();
+    let endpoint = DynamicEndpoint {
+        id: model::new_endpoint_id(),
+        kind,
+        record: EndpointRecord {
+            settings,
+            keys: vec![KeyRecord { secret: secret.clone(), created_at: now, expires_at: None }],
+        },
+        created_at: now,
+        updated_at: now,
+    };
+    state.registry.put(endpoint.clone()).await.map_err(registry_failure)?;
+    Ok((endpoint, secret))
+}
+
+/// The field checks, then the SSRF rule for host names: every address the name resolves to
+/// now must be allowed (delivery checks again at connect time, against DNS rebinding). A name
+/// that does not resolve yet is accepted; its deliveries fail with the reason until it does.
+async fn check(
+    state: &AdminState,
+    input: &EndpointInput,
+) -> Result<model::EndpointSettings, ApiError> {
+    let context = CheckContext { topology: &state.topology };
+    let settings = model::check_endpoint(input, context).map_err(invalid)?;
+    let url = url::Url::parse(&settings.url).map_err(|_| unparsable_url())?;
+    if let model::UrlHost::Name(host) = model::url_host(&url) {
+        let port = url.port_or_known_default().unwrap_or(443);
+        let resolved = tokio::time::timeout(RESOLVE_TIMEOUT, lookup_host((host, port))).await;
+        if let Ok(Ok(addresses)) = resolved {
+            for address in addresses {
+                if let Err(blocked) = state.topology.egress.check(address.ip()) {
+                    let detail = format!("`{host}` resolves to {blocked}");
+                    return Err(invalid(vec![FieldError::new("url", detail)]));
+                }
+            }
+        }
+    }
+    Ok(settings)
+}
+
+fn unparsable_url() -> ApiError {
+    invalid(vec![FieldError::new("url", "not an absolute URL")])
+}
+
+fn new_secret(given: Option<String>) -> Result<String, ApiError> {
+    match given {
+        Some(secret) => Ok(secret),
+        None => model::generate_secret().map_err(|error| {
+            tracing::error!(%error, "no randomness for a signing key");
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "retry")
+        }),
+    }
+}
+
+async fn delete(state: &AdminState, id: &str, what: &str) -> Result<Deleted, ApiError> {
+    match state.registry.delete(id).await.map_err(registry_failure)? {
+        Some(dead) => Ok(Deleted { id: id.to_owned(), dead_lettered: dead as u64 }),
+        None => Err(not_found(what, id)),
+    }
+}
+
+async fn set_enabled(
+    state: &AdminState,
+    id: &str,
+    enabled: bool,
+) -> Result<EndpointChanged, ApiError> {
+    let known = state.topology.endpoints.contains_key(id) || state.registry.get(id).await.is_some();
+    if !known {
+        return Err(not_found("endpoint", id));
+    }
+    let moved = state.registry.set_enabled(id, enabled).await.map_err(registry_failure)?;
+    let disabled = disabled(state).await?;
+    let endpoint = find_view(state, id, &disabled).await?;
+    Ok(EndpointChanged { endpoint, deliveries: moved as u64 })
+}
+
+async fn disabled(state: &AdminState) -> Result<DisabledMap, ApiError> {
+    read(&state.store, |reader| reader.disabled_endpoints()).await
+}
+
+async fn find_view(
+    state: &AdminState,
+    id: &str,
+    disabled: &DisabledMap,
+) -> Result<EndpointView, ApiError> {
+    if let Some(endpoint) = state.topology.endpoints.get(id) {
+        return Ok(config_view(endpoint, disabled));
+    }
+    match state.registry.get(id).await {
+        Some(endpoint) => Ok(dynamic_view(&endpoint, disabled)),
+        None => Err(not_found("endpoint", id)),
+    }
+}
+
+async fn find_dynamic(state: &AdminState, id: &str) -> Result<DynamicEndpoint, ApiError> {
+    if state.topology.endpoints.contains_key(id) {
+        return Err(conflict(
+            "read_only",
+            format!("endpoint `{id}` is defined in the config file; change it there"),
+        ));
+    }
+    state.registry.get(id).await.ok_or_else(|| not_found("endpoint", id))
+}
+
+async fn find_subscription(state: &AdminState, id: &str) -> Result<DynamicEndpoint, ApiError> {
+    match state.registry.get(id).await {
+        Some(endpoint) if endpoint.kind == EndpointKind::Subscription => Ok(endpoint),
+        _ => Err(not_found("subscription", id)),
+    }
+}
+
+fn registry_failure(error: RegistryError) -> ApiError {
+    match error {
+        RegistryError::Store(error) => store_failure(error),
+        RegistryError::Invalid { .. } => {
+            tracing::error!(%error, "admin change refused");
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "the change could not be made",
+            )
+        }
+    }
+}
+
+// --- views ---
+
+fn config_view(endpoint: &Endpoint, disabled: &DisabledMap) -> EndpointView {
+    let (target, url, subject) = match &endpoint.target {
+        EndpointTarget::Http { url } => ("http", Some(url.to_string()), None),
+        EndpointTarget::Nats { subject, .. } => ("nats", None, Some(subject.clone())),
+    };
+    let state = disabled.get(&endpoint.id);
+    EndpointView {
+        id: endpoint.id.clone(),
+        origin: Origin::Config,
+        kind: None,
+        target: target.to_owned(),
+        url,
+        subject,
+        description: None,
+        sources: Vec::new(),
+        types: Vec::new(),
+        filter: None,
+        headers: endpoint.headers.iter().cloned().collect(),
+        timeout: model::format_duration(endpoint.timeout),
+        max_in_flight: endpoint.max_in_flight,
+        retry_schedule: endpoint.retry_delays.iter().copied().map(model::format_duration).collect(),
+        signing_keys: endpoint
+            .secrets
+            .iter()
+            .map(|_| KeyView { created_at: None, expires_at: None })
+            .collect(),
+        disabled: state.is_some(),
+        disabled_at: state.map(|(at, _)| *at),
+        disabled_reason: state.map(|(_, reason)| reason.clone()),
+        created_at: None,
+        updated_at: None,
+    }
+}
+
+fn dynamic_view(endpoint: &DynamicEndpoint, disabled: &DisabledMap) -> EndpointView {
+    let settings = &endpoint.record.settings;
+    let state = disabled.get(&endpoint.id);
+    let retry_schedule = match &settings.retry_ms {
+        None => crate::config::STANDARD_RETRY_DELAYS.to_vec(),
+        Some(delays) => delays.iter().copied().map(Duration::from_millis).collect(),
+    };
+    let now = now_millis();
+    EndpointView {
+        id: endpoint.id.clone(),
+        origin: Origin::Dynamic,
+        kind: Some(endpoint.kind),
+        target: "http".to_owned(),
+        url: Some(settings.url.clone()),
+        subject: None,
+        description: settings.description.clone(),
+        sources: settings.sources.clone(),
+        types: settings.types.clone(),
+        filter: settings.filter.clone(),
+        headers: settings.headers.clone(),
+        timeout: model::format_duration(Duration::from_millis(settings.timeout_ms)),
+        max_in_flight: settings.max_in_flight,
+        retry_schedule: retry_schedule.into_iter().map(model::format_duration).collect(),
+        signing_keys: endpoint
+            .record
+            .live_keys(now)
+            .map(|key| KeyView { created_at: Some(key.created_at), expires_at: key.expires_at })
+            .collect(),
+        disabled: state.is_some(),
+        disabled_at: state.map(|(at, _)| *at),
+        disabled_reason: state.map(|(_, reason)| reason.clone()),
+        created_at: Some(endpoint.created_at),
+        updated_at: Some(endpoint.updated_at),
+    }
+}
+
+fn subscription_view(endpoint: &DynamicEndpoint, disabled: &DisabledMap) -> SubscriptionView {
+    let settings = &endpoint.record.settings;
+    SubscriptionView {
+        id: endpoint.id.clone(),
+        url: settings.url.clone(),
+        types: settings.types.clone(),
+        filter: settings.filter.clone(),
+        headers: settings.headers.clone(),
+        description: settings.description.clone(),
+        disabled: disabled.contains_key(&endpoint.id),
+        created_at: endpoint.created_at,
+    }
+}

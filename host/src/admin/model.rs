@@ -1,0 +1,467 @@
+//! What the admin API accepts for a dynamic endpoint, checked field by field, and what the
+//! store keeps of one.
+//!
+//! Pure: no I/O and no clock. [`check_endpoint`] reports every problem at once, each naming its
+//! field (`url`, `types[1]`, `retry.schedule[0]`…), so a client can fix a request in one go.
+//! Name resolution of the URL's host (the SSRF rule for host names) needs the network and
+//! lives with the handlers.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+use url::Url;
+use utoipa::ToSchema;
+
+use crate::config::validate::{
+    DEFAULT_ENDPOINT_TIMEOUT, DEFAULT_MAX_IN_FLIGHT, MAX_IN_FLIGHT_LIMIT, RESERVED_HEADERS,
+    is_header_name,
+};
+use crate::config::values::parse_duration;
+use crate::config::{STANDARD_RETRY_DELAYS, Topology};
+use crate::delivery::{EndpointKey, EndpointRuntime, Target, retry::RetrySchedule};
+use crate::egress::EgressPolicy;
+use crate::routing::{Filter, RouteSpec, TypePattern};
+use crate::signing::SigningKey;
+
+/// Dynamic endpoint ids start with this; config ids are kebab-case (no `_`), so the two
+/// never collide.
+pub const ENDPOINT_ID_PREFIX: &str = "ep_";
+/// The longest timeout a dynamic endpoint may set.
+const MAX_TIMEOUT: Duration = Duration::from_secs(300);
+/// The most retry steps a schedule may have, and the longest step.
+const MAX_RETRY_STEPS: usize = 50;
+const MAX_RETRY_STEP: Duration = Duration::from_secs(7 * 24 * 3600);
+/// Generous bounds on free-form fields, so that one request cannot bloat the store.
+const MAX_DESCRIPTION: usize = 1024;
+const MAX_LIST_ITEMS: usize = 100;
+const MAX_HEADERS: usize = 50;
+const MAX_HEADER_VALUE: usize = 4096;
+const MAX_URL: usize = 2048;
+/// Bytes of a generated `whsec_` key (Standard Webhooks asks for 24 to 64).
+const GENERATED_KEY_BYTES: usize = 32;
+/// How long a rotated-out key keeps signing when the request does not say.
+pub const DEFAULT_ROTATION_OVERLAP: Duration = Duration::from_secs(24 * 3600);
+/// The longest overlap a rotation may ask for.
+pub const MAX_ROTATION_OVERLAP: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// One problem with a request, naming the field.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct FieldError {
+    /// Path of the field: `url`, `types[1]`, `retry.schedule[0]`, `headers.x-tenant`.
+    pub field: String,
+    pub detail: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, detail: impl Into<String>) -> Self {
+        Self { field: field.into(), detail: detail.into() }
+    }
+}
+
+/// `"standard"` (10 attempts over about 3 days) or an explicit schedule of delays between
+/// attempts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum RetryInput {
+    /// Only `"standard"`.
+    Named(String),
+    Schedule {
+        /// Delays between attempts (`"5s"`, `"5m"`…); the first attempt is immediate, so
+        /// three delays make four attempts.
+        schedule: Vec<String>,
+    },
+}
+
+/// A dynamic endpoint's settings, as a request gives them (`POST` creates, `PUT` replaces).
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EndpointInput {
+    /// Where deliveries are POSTed: an `http` or `https` URL.
+    pub url: String,
+    pub description: Option<String>,
+    /// Source ids whose events it receives; empty or absent: every source.
+    #[serde(default)]
+    pub sources: Vec<String>,
+    /// Event-type globs (`github.*`); empty or absent: every type.
+    #[serde(default)]
+    pub types: Vec<String>,
+    /// A CEL expression over `{id, source, type, subject, headers, body}`.
+    pub filter: Option<String>,
+    /// Extra headers sent with every delivery.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Per attempt, e.g. `"15s"` (default).
+    pub timeout: Option<String>,
+    /// Attempts under way at once (default 16).
+    pub max_in_flight: Option<u32>,
+    pub retry: Option<RetryInput>,
+    /// The signing key, `whsec_<base64>`; generated when absent. Only on creation: rotate it
+    /// with `POST /v1/admin/endpoints/{id}/secret/rotate`.
+    pub secret: Option<String>,
+}
+
+/// A subscription: a callback URL and the events it wants.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SubscriptionInput {
+    pub url: String,
+    /// Event-type globs; empty or absent: every type.
+    #[serde(default)]
+    pub types: Vec<String>,
+    pub filter: Option<String>,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    pub description: Option<String>,
+    /// `whsec_<base64>`; generated when absent.
+    pub secret: Option<String>,
+}
+
+impl From<SubscriptionInput> for EndpointInput {
+    fn from(input: SubscriptionInput) -> Self {
+        Self {
+            url: input.url,
+            description: input.description,
+            types: input.types,
+            filter: input.filter,
+            headers: input.headers,
+            secret: input.secret,
+            ..Self::default()
+        }
+    }
+}
+
+/// How a dynamic endpoint was created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum EndpointKind {
+    Endpoint,
+    Subscription,
+}
+
+impl EndpointKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Endpoint => "endpoint",
+            Self::Subscription => "subscription",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        [Self::Endpoint, Self::Subscription].into_iter().find(|kind| kind.as_str() == text)
+    }
+}
+
+/// A dynamic endpoint's checked settings; also its stored form (inside [`EndpointRecord`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EndpointSettings {
+    pub url: String,
+    pub description: Option<String>,
+    pub sources: Vec<String>,
+    pub types: Vec<String>,
+    pub filter: Option<String>,
+    /// Names in lower case.
+    pub headers: BTreeMap<String, String>,
+    pub timeout_ms: u64,
+    pub max_in_flight: u32,
+    /// Delays between attempts in milliseconds; `None` is the standard schedule.
+    pub retry_ms: Option<Vec<u64>>,
+}
+
+/// A signing key as stored, with the end of its overlap once rotated out.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyRecord {
+    pub secret: String,
+    pub created_at: u64,
+    pub expires_at: Option<u64>,
+}
+
+/// What the store keeps of a dynamic endpoint (the `spec` JSON).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EndpointRecord {
+    pub settings: EndpointSettings,
+    /// Newest first; the newest signs first.
+    pub keys: Vec<KeyRecord>,
+}
+
+/// What a check needs to know about the running configuration.
+#[derive(Debug, Clone, Copy)]
+pub struct CheckContext<'a> {
+    pub topology: &'a Topology,
+}
+
+/// Checks `input` and answers its settings, or every problem found.
+pub fn check_endpoint(
+    input: &EndpointInput,
+    context: CheckContext<'_>,
+) -> Result<EndpointSettings, Vec<FieldError>> {
+    let mut errors = Vec::new();
+    check_url(&input.url, &context.topology.egress, &mut errors);
+    if input.description.as_ref().is_some_and(|text| text.len() > MAX_DESCRIPTION) {
+        errors.push(FieldError::new("description", format!("longer than {MAX_DESCRIPTION} bytes")));
+    }
+    check_list_length("sources", &input.sources, &mut errors);
+    for (index, source) in input.sources.iter().enumerate() {
+        if !context.topology.sources.contains_key(source) {
+            errors.push(FieldError::new(
+                format!("sources[{index}]"),
+                format!("`{source}` is not a configured source"),
+            ));
+        }
+    }
+    check_list_length("types", &input.types, &mut errors);
+    for (index, pattern) in input.types.iter().enumerate() {
+        if let Err(error) = TypePattern::parse(pattern) {
+            errors.push(FieldError::new(format!("types[{index}]"), error.to_string()));
+        }
+    }
+    if let Some(Err(error)) = input.filter.as_deref().map(Filter::compile) {
+        errors.push(FieldError::new("filter", error.to_string()));
+    }
+    let headers = check_headers(&input.headers, &mut errors);
+    let timeout = match input.timeout.as_deref().map(parse_duration) {
+        None => DEFAULT_ENDPOINT_TIMEOUT,
+        Some(Ok(timeout)) if !timeout.is_zero() && timeout <= MAX_TIMEOUT => timeout,
+        Some(Ok(_)) => {
+            errors.push(FieldError::new("timeout", "must be more than 0 and at most 5m"));
+            DEFAULT_ENDPOINT_TIMEOUT
+        }
+        Some(Err(message)) => {
+            errors.push(FieldError::new("timeout", message));
+            DEFAULT_ENDPOINT_TIMEOUT
+        }
+    };
+    let max_in_flight = match input.max_in_flight {
+        None => DEFAULT_MAX_IN_FLIGHT,
+        Some(n) if n >= 1 && i64::from(n) <= MAX_IN_FLIGHT_LIMIT => n,
+        Some(n) => {
+            errors.push(FieldError::new(
+                "max_in_flight",
+                format!("`{n}` is out of range 1..={MAX_IN_FLIGHT_LIMIT}"),
+            ));
+            DEFAULT_MAX_IN_FLIGHT
+        }
+    };
+    let retry_ms = check_retry(input.retry.as_ref(), &mut errors);
+    if let Some(Err(error)) = input.secret.as_deref().map(SigningKey::parse) {
+        errors.push(FieldError::new("secret", error.to_string()));
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    Ok(EndpointSettings {
+        url: input.url.clone(),
+        description: input.description.clone(),
+        sources: input.sources.clone(),
+        types: input.types.clone(),
+        filter: input.filter.clone(),
+        headers,
+        timeout_ms: millis(timeout),
+        max_in_flight,
+        retry_ms,
+    })
+}
+
+fn check_list_length(field: &str, items: &[String], errors: &mut Vec<FieldError>) {
+    if items.len() > MAX_LIST_ITEMS {
+        errors.push(FieldError::new(field, format!("more than {MAX_LIST_ITEMS} entries")));
+    }
+}
+
+/// The URL rules of config endpoints: absolute, http(s) (https only when the egress policy
+/// says so), a host, and a literal address only if the egress policy allows it.
+fn check_url(text: &str, egress: &EgressPolicy, errors: &mut Vec<FieldError>) {
+    if text.len() > MAX_URL {
+        errors.push(FieldError::new("url", format!("longer than {MAX_URL} bytes")));
+        return;
+    }
+    let url = match Url::parse(text) {
+        Ok(url) => url,
+        Err(error) => {
+            errors.push(FieldError::new("url", format!("not an absolute URL: {error}")));
+            return;
+        }
+    };
+    match url.scheme() {
+        "https" => {}
+        "http" if egress.https_only => {
+            errors.push(FieldError::new("url", "not https, and the egress policy is https only"));
+        }
+        "http" => {}
+        other => errors.push(FieldError::new(
+            "url",
+            format!("scheme `{other}` is not supported; expected `https` or `http`"),
+        )),
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        errors.push(FieldError::new("url", "credentials in the URL are not allowed; use headers"));
+    }
+    match url_host(&url) {
+        UrlHost::Address(address) => {
+            if let Err(blocked) = egress.check(address) {
+                errors.push(FieldError::new("url", blocked.to_string()));
+            }
+        }
+        UrlHost::Name(_) => {}
+        UrlHost::Missing => errors.push(FieldError::new("url", "the URL has no host")),
+    }
+}
+
+/// The host of a URL: an address, a name, or none at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UrlHost<'a> {
+    Address(IpAddr),
+    Name(&'a str),
+    Missing,
+}
+
+pub fn url_host(url: &Url) -> UrlHost<'_> {
+    match url.host() {
+        Some(url::Host::Ipv4(v4)) => UrlHost::Address(IpAddr::V4(v4)),
+        Some(url::Host::Ipv6(v6)) => UrlHost::Address(IpAddr::V6(v6)),
+        Some(url::Host::Domain(name)) => UrlHost::Name(name),
+        None => UrlHost::Missing,
+    }
+}
+
+fn check_headers(
+    headers: &BTreeMap<String, String>,
+    errors: &mut Vec<FieldError>,
+) -> BTreeMap<String, String> {
+    if headers.len() > MAX_HEADERS {
+        errors.push(FieldError::new("headers", format!("more than {MAX_HEADERS} headers")));
+    }
+    let mut checked = BTreeMap::new();
+    for (name, value) in headers {
+        let field = format!("headers.{name}");
+        let lower = name.to_ascii_lowercase();
+        if !is_header_name(name) {
+            errors.push(FieldError::new(field, "not a header name"));
+        } else if RESERVED_HEADERS.contains(&lower.as_str()) {
+            errors.push(FieldError::new(field, "set by Switchyard; it cannot be overridden"));
+        } else if value.len() > MAX_HEADER_VALUE {
+            errors.push(FieldError::new(field, format!("longer than {MAX_HEADER_VALUE} bytes")));
+        } else if value.bytes().any(|byte| byte < 0x20 && byte != b'\t' || byte == 0x7f) {
+            errors.push(FieldError::new(field, "the value has control characters"));
+        } else {
+            checked.insert(lower, value.clone());
+        }
+    }
+    checked
+}
+
+fn check_retry(retry: Option<&RetryInput>, errors: &mut Vec<FieldError>) -> Option<Vec<u64>> {
+    match retry {
+        None => None,
+        Some(RetryInput::Named(name)) if name == "standard" => None,
+        Some(RetryInput::Named(name)) => {
+            errors.push(FieldError::new(
+                "retry",
+                format!("`{name}` is not a retry policy; use \"standard\" or {{\"schedule\": [\"5s\", \"5m\"]}}"),
+            ));
+            None
+        }
+        Some(RetryInput::Schedule { schedule }) => {
+            if schedule.len() > MAX_RETRY_STEPS {
+                errors.push(FieldError::new(
+                    "retry.schedule",
+                    format!("more than {MAX_RETRY_STEPS} steps"),
+                ));
+            }
+            let mut delays = Vec::with_capacity(schedule.len());
+            for (index, step) in schedule.iter().enumerate() {
+                let field = format!("retry.schedule[{index}]");
+                match parse_duration(step) {
+                    Ok(delay) if delay <= MAX_RETRY_STEP => delays.push(millis(delay)),
+                    Ok(_) => errors.push(FieldError::new(field, "longer than 7d")),
+                    Err(message) => errors.push(FieldError::new(field, message)),
+                }
+            }
+            Some(delays)
+        }
+    }
+}
+
+/// A new random `whsec_` signing key.
+pub fn generate_secret() -> Result<String, getrandom::Error> {
+    let mut bytes = [0u8; GENERATED_KEY_BYTES];
+    getrandom::fill(&mut bytes)?;
+    Ok(format!("whsec_{}", base64::engine::general_purpose::STANDARD.encode(bytes)))
+}
+
+/// A new dynamic endpoint id: `ep_` and a lower-case ULID (time-ordered, so ids sort by
+/// creation).
+pub fn new_endpoint_id() -> String {
+    format!("{ENDPOINT_ID_PREFIX}{}", ulid::Ulid::new().to_string().to_ascii_lowercase())
+}
+
+// === impl EndpointRecord ===
+
+impl EndpointRecord {
+    /// What the delivery workers need. Fails only if a stored key no longer parses.
+    pub fn runtime(&self, id: &str) -> Result<EndpointRuntime, String> {
+        let settings = &self.settings;
+        let url = Url::parse(&settings.url).map_err(|error| format!("stored URL: {error}"))?;
+        let mut signing_keys = Vec::with_capacity(self.keys.len());
+        for key in &self.keys {
+            let parsed = SigningKey::parse(&key.secret).map_err(|error| error.to_string())?;
+            signing_keys.push(EndpointKey { key: parsed, expires_at: key.expires_at });
+        }
+        let delays = match &settings.retry_ms {
+            None => STANDARD_RETRY_DELAYS.to_vec(),
+            Some(delays) => delays.iter().copied().map(Duration::from_millis).collect(),
+        };
+        Ok(EndpointRuntime {
+            id: id.to_owned(),
+            target: Target::Http(url),
+            timeout: Duration::from_millis(settings.timeout_ms),
+            max_in_flight: settings.max_in_flight,
+            schedule: RetrySchedule::custom(delays),
+            headers: settings.headers.clone().into_iter().collect(),
+            signing_keys,
+        })
+    }
+
+    /// The endpoint's own route: its sources, types and filter, to itself alone. Its id is the
+    /// endpoint's, which no config route can have.
+    pub fn route(&self, id: &str) -> Result<RouteSpec, String> {
+        let settings = &self.settings;
+        let types = settings
+            .types
+            .iter()
+            .map(|pattern| TypePattern::parse(pattern).map_err(|error| error.to_string()))
+            .collect::<Result<_, _>>()?;
+        let filter = match &settings.filter {
+            Some(expression) => {
+                Some(Filter::compile(expression).map_err(|error| error.to_string())?)
+            }
+            None => None,
+        };
+        Ok(RouteSpec {
+            id: id.to_owned(),
+            sources: settings.sources.clone(),
+            types,
+            subjects: Vec::new(),
+            filter,
+            plugins: Vec::new(),
+            endpoints: vec![id.to_owned()],
+        })
+    }
+
+    /// Keys still signing at `now`, newest first.
+    pub fn live_keys(&self, now: u64) -> impl Iterator<Item = &KeyRecord> {
+        self.keys.iter().filter(move |key| key.expires_at.is_none_or(|at| now < at))
+    }
+}
+
+/// A duration as the API writes it: `"15s"`, or `"1500ms"` when not whole seconds.
+pub fn format_duration(duration: Duration) -> String {
+    let millis = millis(duration);
+    if millis.is_multiple_of(1000) { format!("{}s", millis / 1000) } else { format!("{millis}ms") }
+}
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}

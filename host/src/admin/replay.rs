@@ -1,0 +1,127 @@
+//! `POST /v1/admin/replay`: dead letters sent again, or every event of a time range routed
+//! again by the current routes.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::AdminState;
+use super::api::{Body, ErrorBody, read, store_failure};
+use crate::event::now_millis;
+use crate::ingress::http::ApiError;
+use crate::pipeline::Pipeline;
+use crate::store::{DeliveryState, ReplaySelection, ReplayedEvent};
+
+pub fn router() -> OpenApiRouter<AdminState> {
+    OpenApiRouter::new().routes(routes!(replay))
+}
+
+/// `POST /v1/admin/replay`. Without `since`: dead letters (optionally of one endpoint) are
+/// sent again. With `since`: every event received in `[since, until)` is routed again by the
+/// current routes (optionally only `route`, only `endpoint`) and gets new deliveries.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReplayRequest {
+    /// Unix milliseconds.
+    pub since: Option<u64>,
+    /// Unix milliseconds; default now.
+    pub until: Option<u64>,
+    pub endpoint: Option<String>,
+    pub route: Option<String>,
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ReplayAnswer {
+    pub deliveries: usize,
+    pub dry_run: bool,
+}
+
+#[utoipa::path(
+    post, path = "/v1/admin/replay", tag = "log",
+    request_body = ReplayRequest,
+    responses(
+        (status = 200, body = ReplayAnswer),
+        (status = 401, body = ErrorBody),
+        (status = 422, body = ErrorBody),
+        (status = 503, body = ErrorBody, description = "A plugin could not run; nothing was replayed"),
+    ),
+)]
+async fn replay(
+    State(state): State<AdminState>,
+    Body(request): Body<ReplayRequest>,
+) -> Result<Response, ApiError> {
+    let selection = match request.since {
+        None if request.route.is_some() => {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_request",
+                "`route` selects events by time: give `since` too",
+            ));
+        }
+        None => ReplaySelection::DeadLetters { endpoint: request.endpoint.clone() },
+        Some(since) => {
+            let until = request.until.unwrap_or_else(|| now_millis() + 1);
+            let events =
+                read(&state.store, move |reader| reader.events_received_between(since, until))
+                    .await?;
+            ReplaySelection::Events(route_again(&state.pipeline, &events, &request).await?)
+        }
+    };
+    let deliveries = if request.dry_run {
+        match &selection {
+            ReplaySelection::Events(replayed) => {
+                replayed.iter().map(|event| event.deliveries.len()).sum()
+            }
+            ReplaySelection::DeadLetters { endpoint } => {
+                let endpoint = endpoint.clone();
+                read(&state.store, move |reader| {
+                    reader.deliveries_in_state(DeliveryState::Dead, endpoint.as_deref())
+                })
+                .await?
+                .len()
+            }
+            // Not built by this handler.
+            ReplaySelection::Delivery(_) => 1,
+        }
+    } else {
+        state.store.replay(selection).await.map_err(store_failure)?
+    };
+    Ok(Json(ReplayAnswer { deliveries, dry_run: request.dry_run }).into_response())
+}
+
+/// The deliveries the current routes, route plugins and transforms give each event, limited
+/// to the request's route and endpoint.
+async fn route_again(
+    pipeline: &Pipeline,
+    events: &[crate::store::StoredEvent],
+    request: &ReplayRequest,
+) -> Result<Vec<ReplayedEvent>, ApiError> {
+    let mut replayed = Vec::new();
+    for stored in events {
+        let fan_out =
+            pipeline.fan_out(&stored.event, request.route.as_deref()).await.map_err(|error| {
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "plugin_unavailable",
+                    format!("nothing was replayed: {error}"),
+                )
+            })?;
+        let mut deliveries = fan_out.deliveries;
+        if let Some(wanted) = &request.endpoint {
+            deliveries.retain(|delivery| delivery.endpoint == *wanted);
+        }
+        let mut derived = fan_out.derived;
+        derived.retain(|event| deliveries.iter().any(|delivery| delivery.event == event.id));
+        if !deliveries.is_empty() {
+            replayed.push(ReplayedEvent { seq: stored.seq, derived, deliveries });
+        }
+    }
+    Ok(replayed)
+}
