@@ -343,6 +343,12 @@ async fn requests_are_checked_config_endpoints_are_read_only_and_dynamic_ones_su
         .map(|e| (e["id"].as_str().unwrap().to_owned(), e["origin"].as_str().unwrap().to_owned()))
         .collect();
     assert_eq!(origins, vec![("audit".into(), "config".into()), (id.clone(), "dynamic".into())]);
+    let first = admin.get(&host, "/v1/admin/endpoints?limit=1").await;
+    assert_eq!(first["data"][0]["id"], "audit");
+    let cursor = first["next_cursor"].as_str().expect("a second page");
+    let second = admin.get(&host, &format!("/v1/admin/endpoints?limit=1&cursor={cursor}")).await;
+    assert_eq!(second["data"][0]["id"], id.as_str());
+    assert!(second["next_cursor"].is_null(), "{second}");
     let (status, read_only) =
         admin.call(&host, Method::DELETE, "/v1/admin/endpoints/audit", None).await;
     assert_eq!((status, read_only["code"].as_str()), (StatusCode::CONFLICT, Some("read_only")));

@@ -155,6 +155,37 @@ pub fn decode_cursor(cursor: Option<&str>) -> Result<Option<i64>, ApiError> {
     }
 }
 
+/// Endpoints are listed oldest first and new ones only ever come last, so a cursor naming the
+/// last id seen is stable too. Ids are `[a-z0-9_-]`, safe in a query string.
+pub fn decode_id_cursor(cursor: Option<&str>) -> Result<Option<String>, ApiError> {
+    let Some(text) = cursor else { return Ok(None) };
+    match text.strip_prefix("i").filter(|id| !id.is_empty()) {
+        Some(id) => Ok(Some(id.to_owned())),
+        None => Err(invalid(vec![FieldError::new("cursor", "not a cursor this API gave out")])),
+    }
+}
+
+/// One page of `items` (already in list order) after the item with id `after`, and the
+/// cursor of the next page.
+pub fn page_after<T>(
+    items: Vec<T>,
+    id: impl Fn(&T) -> &str,
+    after: Option<&str>,
+    limit: u32,
+) -> (Vec<T>, Option<String>) {
+    let start = match after {
+        Some(after) => {
+            items.iter().position(|item| id(item) == after).map_or(items.len(), |at| at + 1)
+        }
+        None => 0,
+    };
+    let mut page: Vec<T> = items.into_iter().skip(start).collect();
+    let more = page.len() > limit as usize;
+    page.truncate(limit as usize);
+    let next = more.then(|| page.last().map(|item| format!("i{}", id(item)))).flatten();
+    (page, next)
+}
+
 /// The cursor of the next page: present when this page is full.
 pub fn next_cursor(page_len: usize, limit: u32, last_position: Option<i64>) -> Option<String> {
     (page_len == limit as usize).then_some(last_position).flatten().map(|p| format!("c{p}"))

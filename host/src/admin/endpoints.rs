@@ -14,12 +14,15 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use tokio::net::lookup_host;
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::AdminState;
-use super::api::{Body, ErrorBody, conflict, invalid, not_found, read, store_failure};
+use super::api::{
+    Body, ErrorBody, Query, conflict, decode_id_cursor, invalid, not_found, page_after, page_limit,
+    read, store_failure,
+};
 use super::model::{
     self, CheckContext, DEFAULT_ROTATION_OVERLAP, EndpointInput, EndpointKind, EndpointRecord,
     FieldError, KeyRecord, MAX_ROTATION_OVERLAP, SubscriptionInput,
@@ -99,6 +102,19 @@ pub struct KeyView {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct EndpointList {
     pub data: Vec<EndpointView>,
+    /// Give it as `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// Paging of endpoint and subscription lists.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct ListPage {
+    /// From a previous page's `next_cursor`.
+    cursor: Option<String>,
+    /// Items per page, 1 to 500 (default 50).
+    limit: Option<u32>,
 }
 
 /// A new endpoint and its signing secret, shown this once.
@@ -158,6 +174,7 @@ pub struct SubscriptionView {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SubscriptionList {
     pub data: Vec<SubscriptionView>,
+    pub next_cursor: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -173,12 +190,19 @@ type DisabledMap = HashMap<String, (u64, String)>;
 #[utoipa::path(
     get, path = "/v1/admin/endpoints", tag = "endpoints",
     description = "Every endpoint: config-defined ones (read-only) first, then dynamic ones, oldest first.",
+    params(ListPage),
     responses(
         (status = 200, body = EndpointList),
         (status = 401, body = ErrorBody),
+        (status = 422, body = ErrorBody),
     ),
 )]
-async fn list_endpoints(State(state): State<AdminState>) -> Result<Json<EndpointList>, ApiError> {
+async fn list_endpoints(
+    State(state): State<AdminState>,
+    Query(paging): Query<ListPage>,
+) -> Result<Json<EndpointList>, ApiError> {
+    let limit = page_limit(paging.limit)?;
+    let after = decode_id_cursor(paging.cursor.as_deref())?;
     let disabled = disabled(&state).await?;
     let mut data: Vec<EndpointView> = state
         .topology
@@ -188,7 +212,8 @@ async fn list_endpoints(State(state): State<AdminState>) -> Result<Json<Endpoint
         .collect();
     let dynamic = state.registry.list().await;
     data.extend(dynamic.iter().map(|endpoint| dynamic_view(endpoint, &disabled)));
-    Ok(Json(EndpointList { data }))
+    let (data, next_cursor) = page_after(data, |view| &view.id, after.as_deref(), limit);
+    Ok(Json(EndpointList { data, next_cursor }))
 }
 
 #[utoipa::path(
@@ -374,14 +399,20 @@ async fn rotate_secret(
 
 #[utoipa::path(
     get, path = "/v1/admin/subscriptions", tag = "subscriptions",
+    description = "Subscriptions, oldest first.",
+    params(ListPage),
     responses(
         (status = 200, body = SubscriptionList),
         (status = 401, body = ErrorBody),
+        (status = 422, body = ErrorBody),
     ),
 )]
 async fn list_subscriptions(
     State(state): State<AdminState>,
+    Query(paging): Query<ListPage>,
 ) -> Result<Json<SubscriptionList>, ApiError> {
+    let limit = page_limit(paging.limit)?;
+    let after = decode_id_cursor(paging.cursor.as_deref())?;
     let disabled = disabled(&state).await?;
     let data = state
         .registry
@@ -391,7 +422,8 @@ async fn list_subscriptions(
         .filter(|endpoint| endpoint.kind == EndpointKind::Subscription)
         .map(|endpoint| subscription_view(endpoint, &disabled))
         .collect();
-    Ok(Json(SubscriptionList { data }))
+    let (data, next_cursor) = page_after(data, |view| &view.id, after.as_deref(), limit);
+    Ok(Json(SubscriptionList { data, next_cursor }))
 }
 
 #[utoipa::path(

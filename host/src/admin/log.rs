@@ -210,6 +210,17 @@ pub struct AttemptView {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AttemptList {
     pub data: Vec<AttemptView>,
+    /// Give it as `cursor` for the next (newer) page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct AttemptPage {
+    cursor: Option<String>,
+    /// Items per page, 1 to 500 (default 50).
+    limit: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -360,19 +371,23 @@ async fn get_delivery(
 
 #[utoipa::path(
     get, path = "/v1/admin/deliveries/{id}/attempts", tag = "log",
-    description = "A delivery's attempts, oldest first.",
-    params(("id" = String, Path, description = "Delivery id")),
+    description = "A delivery's attempts, oldest first (new attempts only ever come last).",
+    params(("id" = String, Path, description = "Delivery id"), AttemptPage),
     responses(
         (status = 200, body = AttemptList),
         (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody),
+        (status = 422, body = ErrorBody),
     ),
 )]
 async fn list_attempts(
     State(state): State<AdminState>,
     Path(id): Path<String>,
+    Query(paging): Query<AttemptPage>,
 ) -> Result<Json<AttemptList>, ApiError> {
     let delivery_id = parse_delivery_id(&id)?;
+    let limit = page_limit(paging.limit)?;
+    let after = decode_cursor(paging.cursor.as_deref())?.unwrap_or(0);
     let found = read(&state.store, move |reader| {
         if reader.delivery(delivery_id)?.is_none() {
             return Ok(None);
@@ -381,7 +396,12 @@ async fn list_attempts(
     })
     .await?;
     let Some(attempts) = found else { return Err(not_found("delivery", &id)) };
-    Ok(Json(AttemptList { data: attempts.into_iter().map(attempt_view).collect() }))
+    let mut page: Vec<AttemptRow> =
+        attempts.into_iter().filter(|attempt| attempt.id > after).collect();
+    let more = page.len() > limit as usize;
+    page.truncate(limit as usize);
+    let next_cursor = more.then(|| page.last().map(|attempt| format!("c{}", attempt.id))).flatten();
+    Ok(Json(AttemptList { data: page.into_iter().map(attempt_view).collect(), next_cursor }))
 }
 
 #[utoipa::path(
