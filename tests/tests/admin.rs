@@ -316,7 +316,16 @@ async fn requests_are_checked_config_endpoints_are_read_only_and_dynamic_ones_su
     let (status, unknown) = admin
         .post(&host, "/v1/admin/subscriptions", json!({"url": receiver.url("/x"), "colour": "red"}))
         .await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{unknown}");
+    assert_eq!(
+        (status, unknown["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("colour"))
+    );
+    let (status, missing) =
+        admin.post(&host, "/v1/admin/subscriptions", json!({"types": []})).await;
+    assert_eq!(
+        (status, missing["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("url"))
+    );
     let (status, bad_limit) =
         admin.call(&host, Method::GET, "/v1/admin/events?limit=0", None).await;
     assert_eq!(

@@ -56,16 +56,33 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
         })?;
         let bytes = if bytes.iter().all(u8::is_ascii_whitespace) { &b"{}"[..] } else { &bytes };
         let deserializer = &mut serde_json::Deserializer::from_slice(bytes);
-        match serde_path_to_error::deserialize(deserializer) {
+        match serde_path_to_error::deserialize::<_, T>(deserializer) {
             Ok(value) => Ok(Self(value)),
+            Err(error) if !error.inner().is_data() => Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_json",
+                format!("the body is not JSON: {}", error.inner()),
+            )),
             Err(error) => {
-                let path = error.path().to_string();
-                let field = if path == "." { String::new() } else { path };
                 let detail = error.inner().to_string();
+                let path = error.path().to_string();
+                let field = match path.as_str() {
+                    // A missing or unknown field is reported at its parent: name it.
+                    "." => named_field(&detail).unwrap_or_default(),
+                    _ => path,
+                };
                 Err(invalid(vec![FieldError::new(field, detail)]))
             }
         }
     }
+}
+
+/// The field serde names in "missing field `x`" or "unknown field `x`, expected …".
+fn named_field(message: &str) -> Option<String> {
+    let rest = message
+        .strip_prefix("missing field `")
+        .or_else(|| message.strip_prefix("unknown field `"))?;
+    rest.split('`').next().map(str::to_owned)
 }
 
 /// A query string; one that does not fit is a 422 naming the parameter.
