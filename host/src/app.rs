@@ -69,6 +69,7 @@ pub async fn run(topology: Topology) -> anyhow::Result<()> {
         deliveries.clone(),
         routes,
         config_routes,
+        topology.endpoints.keys().cloned().collect(),
         dynamic,
     ));
     let (stop_retention, retention_stopped) = tokio::sync::watch::channel(false);

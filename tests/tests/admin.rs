@@ -258,6 +258,46 @@ async fn disabled_endpoints_park_enabled_ones_deliver_and_dead_letters_redrive()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disabling_and_enabling_during_an_attempt_does_not_send_the_delivery_twice() {
+    // The first answer takes a while: the attempt is under way through disable and enable.
+    let slow = Reply::Delayed(Duration::from_millis(1500), 200);
+    let mut receiver = TestReceiver::scripted(vec![slow], Reply::Status(200)).await;
+    let host = TestHost::start(SERVER, &config(&receiver.url("/audit"))).await.unwrap();
+    let admin = Admin::new();
+    let (_, created) =
+        admin.post(&host, "/v1/admin/endpoints", json!({"url": receiver.url("/hook")})).await;
+    let id = created["endpoint"]["id"].as_str().unwrap().to_owned();
+    let first = publish(&host, "app", "thing.happened").await;
+    let arrived = receiver.next(WAIT).await.expect("the first attempt arrives");
+    assert_eq!(arrived.header("webhook-id"), Some(first.as_str()));
+    let (status, _) =
+        admin.post(&host, &format!("/v1/admin/endpoints/{id}/disable"), json!({})).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, enabled) =
+        admin.post(&host, &format!("/v1/admin/endpoints/{id}/enable"), json!({})).await;
+    assert_eq!((status, enabled["deliveries"].as_u64()), (StatusCode::OK, Some(1)), "{enabled}");
+    // The attempt under way decides: it succeeds, and the delivery is not sent again. A second
+    // send would come at once on re-enabling, before the next event.
+    delivery_in(&admin, &host, &first, "delivered").await;
+    let second = publish(&host, "app", "thing.happened").await;
+    let next = receiver.next(WAIT).await.expect("the second event arrives");
+    assert_eq!(next.header("webhook-id"), Some(second.as_str()), "the first was sent twice");
+    let delivery = delivery_in(&admin, &host, &first, "delivered").await;
+    assert_eq!(delivery["attempts"], 1, "{delivery}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_an_admin_token_there_is_no_admin_api() {
+    let receiver = TestReceiver::start().await;
+    let host = TestHost::start("", &config(&receiver.url("/audit"))).await.unwrap();
+    for path in ["/v1/admin/endpoints", "/v1/admin/openapi.json"] {
+        let response =
+            reqwest::Client::new().get(host.url(path)).bearer_auth(TOKEN).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::NOT_FOUND, "{path}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_are_checked_config_endpoints_are_read_only_and_dynamic_ones_survive_restarts() {
     let mut receiver = TestReceiver::start().await;
     let mut host = TestHost::start(SERVER, &config(&receiver.url("/audit"))).await.unwrap();
@@ -384,10 +424,15 @@ async fn requests_are_checked_config_endpoints_are_read_only_and_dynamic_ones_su
     let event = publish(&host, "app", "a.two").await;
     assert_eq!(next_of(&mut receiver, &event).await.path, "/moved");
 
-    // Deleted: no more deliveries, and it is gone after a restart too.
+    // Deleted: no more deliveries, none of its old ones sent again, and it is gone after a
+    // restart too.
+    let delivered = delivery_in(&admin, &host, &event, "delivered").await;
     let (status, deleted) =
         admin.call(&host, Method::DELETE, &format!("/v1/admin/endpoints/{id}"), None).await;
     assert_eq!(status, StatusCode::OK, "{deleted}");
+    let retry = format!("/v1/admin/deliveries/{}/retry", delivered["id"]);
+    let (status, refused) = admin.post(&host, &retry, json!({})).await;
+    assert_eq!((status, refused["code"].as_str()), (StatusCode::CONFLICT, Some("endpoint_gone")));
     let unrouted = publish(&host, "app", "a.three").await;
     let none = admin.get(&host, &format!("/v1/admin/deliveries?event={unrouted}")).await;
     assert_eq!(none["data"], json!([]));

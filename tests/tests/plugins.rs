@@ -355,7 +355,7 @@ async fn hostile_plugins_are_contained_and_the_router_keeps_serving() {
             started.elapsed()
         );
     }
-    let logs = host.logs.snapshot().join("\n");
+    // Lines reach the log a moment after the answer: wait for each.
     for expected in [
         "timed out after 50ms",
         "exceeded its memory limit of 16777216 bytes",
@@ -365,7 +365,9 @@ async fn hostile_plugins_are_contained_and_the_router_keeps_serving() {
         "read:",
         "not-allowed: github",
     ] {
-        assert!(logs.contains(expected), "no `{expected}` in the logs:\n{logs}");
+        let found = host.logs.wait_for(WAIT, |line| line.contains(expected).then_some(()));
+        let logs = host.logs.snapshot().join("\n");
+        assert!(found.is_some(), "no `{expected}` in the logs:\n{logs}");
     }
     // A plugin that logs without end is cut at its budget; its event goes through.
     let spam = post_webhook(&client, &host, "log-spam", &[], "{}").await.unwrap();

@@ -141,10 +141,10 @@ pub fn store_failure(error: StoreError) -> ApiError {
 /// Runs a read on a store connection off the async threads.
 pub async fn read<T: Send + 'static>(
     store: &crate::store::Store,
-    query: impl FnOnce(crate::store::Reader) -> Result<T, StoreError> + Send + 'static,
+    query: impl FnOnce(&crate::store::Reader) -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, ApiError> {
     let store = store.clone();
-    tokio::task::spawn_blocking(move || query(store.reader()?))
+    tokio::task::spawn_blocking(move || query(&*store.pooled_reader()?))
         .await
         .map_err(|_| unavailable())?
         .map_err(store_failure)
@@ -182,25 +182,29 @@ pub fn decode_id_cursor(cursor: Option<&str>) -> Result<Option<String>, ApiError
     }
 }
 
-/// One page of `items` (already in list order) after the item with id `after`, and the
-/// cursor of the next page.
+/// One page of endpoints (listed config-defined first, then dynamic, each by id: the order of
+/// [`list_order`]) after the id `after`, and the cursor of the next page. The cursor need not
+/// name an item still there: the page starts at the first item past it.
 pub fn page_after<T>(
     items: Vec<T>,
     id: impl Fn(&T) -> &str,
     after: Option<&str>,
     limit: u32,
 ) -> (Vec<T>, Option<String>) {
-    let start = match after {
-        Some(after) => {
-            items.iter().position(|item| id(item) == after).map_or(items.len(), |at| at + 1)
-        }
-        None => 0,
-    };
-    let mut page: Vec<T> = items.into_iter().skip(start).collect();
+    let mut page: Vec<T> = items
+        .into_iter()
+        .filter(|item| after.is_none_or(|after| list_order(id(item)) > list_order(after)))
+        .collect();
     let more = page.len() > limit as usize;
     page.truncate(limit as usize);
     let next = more.then(|| page.last().map(|item| format!("i{}", id(item)))).flatten();
     (page, next)
+}
+
+/// Endpoints' list order: config-defined ones (kebab-case ids) first, then dynamic ones
+/// (`ep_<ulid>`, by creation), each by id.
+pub fn list_order(id: &str) -> (bool, &str) {
+    (id.starts_with(super::model::ENDPOINT_ID_PREFIX), id)
 }
 
 /// The cursor of the next page: present when this page is full.

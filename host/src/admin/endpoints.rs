@@ -25,7 +25,7 @@ use super::api::{
 };
 use super::model::{
     self, CheckContext, DEFAULT_ROTATION_OVERLAP, EndpointInput, EndpointKind, EndpointRecord,
-    FieldError, KeyRecord, MAX_ROTATION_OVERLAP, SubscriptionInput,
+    FieldError, KeyRecord, MAX_ROTATION_OVERLAP, SecretText, SubscriptionInput,
 };
 use super::registry::{DynamicEndpoint, RegistryError};
 use crate::config::values::parse_duration;
@@ -122,7 +122,7 @@ pub struct ListPage {
 pub struct EndpointCreated {
     pub endpoint: EndpointView,
     /// `whsec_<base64>`: the receiver verifies deliveries with it.
-    pub secret: String,
+    pub secret: SecretText,
 }
 
 /// A state change and how many deliveries it parked or resumed.
@@ -143,7 +143,7 @@ pub struct Deleted {
 #[serde(deny_unknown_fields)]
 pub struct RotateInput {
     /// The new key, `whsec_<base64>`; generated when absent.
-    pub secret: Option<String>,
+    pub secret: Option<SecretText>,
     /// How long the keys in use keep signing beside the new one (default `"24h"`, at most
     /// `"30d"`; `"0s"` retires them now).
     pub overlap: Option<String>,
@@ -153,7 +153,7 @@ pub struct RotateInput {
 pub struct Rotated {
     pub endpoint: EndpointView,
     /// The new key, shown this once.
-    pub secret: String,
+    pub secret: SecretText,
     /// Unix ms: until then the previous keys sign too.
     pub previous_expire_at: u64,
 }
@@ -181,7 +181,7 @@ pub struct SubscriptionList {
 pub struct SubscriptionCreated {
     pub subscription: SubscriptionView,
     /// `whsec_<base64>`, shown this once.
-    pub secret: String,
+    pub secret: SecretText,
 }
 
 /// Disabled endpoints: when and why.
@@ -210,7 +210,7 @@ async fn list_endpoints(
         .values()
         .map(|endpoint| config_view(endpoint, &disabled))
         .collect();
-    let dynamic = state.registry.list().await;
+    let dynamic = state.registry.list();
     data.extend(dynamic.iter().map(|endpoint| dynamic_view(endpoint, &disabled)));
     let (data, next_cursor) = page_after(data, |view| &view.id, after.as_deref(), limit);
     Ok(Json(EndpointList { data, next_cursor }))
@@ -251,7 +251,7 @@ async fn get_endpoint(
     Path(id): Path<String>,
 ) -> Result<Json<EndpointView>, ApiError> {
     let disabled = disabled(&state).await?;
-    find_view(&state, &id, &disabled).await.map(Json)
+    find_view(&state, &id, &disabled).map(Json)
 }
 
 #[utoipa::path(
@@ -273,14 +273,18 @@ async fn replace_endpoint(
     Path(id): Path<String>,
     Body(input): Body<EndpointInput>,
 ) -> Result<Json<EndpointView>, ApiError> {
-    let mut endpoint = find_dynamic(&state, &id).await?;
+    find_dynamic(&state, &id)?;
     if input.secret.is_some() {
         let detail = "the secret is not replaced here: rotate it with POST …/secret/rotate";
         return Err(invalid(vec![FieldError::new("secret", detail)]));
     }
-    endpoint.record.settings = check(&state, &input).await?;
-    endpoint.updated_at = now_millis();
-    state.registry.put(endpoint.clone()).await.map_err(registry_failure)?;
+    let settings = check(&state, &input).await?;
+    let replace = move |endpoint: &mut DynamicEndpoint| {
+        endpoint.record.settings = settings;
+        endpoint.updated_at = now_millis();
+    };
+    let updated = state.registry.update(&id, replace).await.map_err(registry_failure)?;
+    let endpoint = updated.ok_or_else(|| not_found("endpoint", &id))?;
     let disabled = disabled(&state).await?;
     Ok(Json(dynamic_view(&endpoint, &disabled)))
 }
@@ -300,7 +304,7 @@ async fn delete_endpoint(
     State(state): State<AdminState>,
     Path(id): Path<String>,
 ) -> Result<Json<Deleted>, ApiError> {
-    find_dynamic(&state, &id).await?;
+    find_dynamic(&state, &id)?;
     delete(&state, &id, "endpoint").await.map(Json)
 }
 
@@ -359,7 +363,7 @@ async fn rotate_secret(
     Path(id): Path<String>,
     Body(input): Body<RotateInput>,
 ) -> Result<Json<Rotated>, ApiError> {
-    let mut endpoint = find_dynamic(&state, &id).await?;
+    find_dynamic(&state, &id)?;
     let mut errors = Vec::new();
     let overlap = match input.overlap.as_deref().map(parse_duration) {
         None => DEFAULT_ROTATION_OVERLAP,
@@ -373,7 +377,7 @@ async fn rotate_secret(
             DEFAULT_ROTATION_OVERLAP
         }
     };
-    if let Some(Err(error)) = input.secret.as_deref().map(SigningKey::parse) {
+    if let Some(Err(error)) = input.secret.as_ref().map(|secret| SigningKey::parse(&secret.0)) {
         errors.push(FieldError::new("secret", error.to_string()));
     }
     if !errors.is_empty() {
@@ -382,16 +386,22 @@ async fn rotate_secret(
     let secret = new_secret(input.secret)?;
     let now = now_millis();
     let previous_expire_at = now.saturating_add(overlap.as_millis() as u64);
-    let record = &mut endpoint.record;
-    // Keys already past their overlap are dropped; live ones end no later than this overlap.
-    record.keys.retain(|key| key.expires_at.is_none_or(|at| now < at));
-    for key in &mut record.keys {
-        key.expires_at =
-            Some(key.expires_at.map_or(previous_expire_at, |at| at.min(previous_expire_at)));
-    }
-    record.keys.insert(0, KeyRecord { secret: secret.clone(), created_at: now, expires_at: None });
-    endpoint.updated_at = now;
-    state.registry.put(endpoint.clone()).await.map_err(registry_failure)?;
+    let new_key = KeyRecord { secret: secret.clone(), created_at: now, expires_at: None };
+    let rotate = move |endpoint: &mut DynamicEndpoint| {
+        let keys = &mut endpoint.record.keys;
+        // Keys past their overlap are dropped; live ones end no later than this overlap, and
+        // beyond MAX_LIVE_KEYS the oldest go now.
+        keys.retain(|key| key.expires_at.is_none_or(|at| now < at));
+        for key in keys.iter_mut() {
+            key.expires_at =
+                Some(key.expires_at.map_or(previous_expire_at, |at| at.min(previous_expire_at)));
+        }
+        keys.insert(0, new_key);
+        keys.truncate(model::MAX_LIVE_KEYS);
+        endpoint.updated_at = now;
+    };
+    let updated = state.registry.update(&id, rotate).await.map_err(registry_failure)?;
+    let endpoint = updated.ok_or_else(|| not_found("endpoint", &id))?;
     let disabled = disabled(&state).await?;
     let endpoint = dynamic_view(&endpoint, &disabled);
     Ok(Json(Rotated { endpoint, secret, previous_expire_at }))
@@ -417,7 +427,6 @@ async fn list_subscriptions(
     let data = state
         .registry
         .list()
-        .await
         .iter()
         .filter(|endpoint| endpoint.kind == EndpointKind::Subscription)
         .map(|endpoint| subscription_view(endpoint, &disabled))
@@ -459,7 +468,7 @@ async fn get_subscription(
     State(state): State<AdminState>,
     Path(id): Path<String>,
 ) -> Result<Json<SubscriptionView>, ApiError> {
-    let endpoint = find_subscription(&state, &id).await?;
+    let endpoint = find_subscription(&state, &id)?;
     let disabled = disabled(&state).await?;
     Ok(Json(subscription_view(&endpoint, &disabled)))
 }
@@ -478,7 +487,7 @@ async fn delete_subscription(
     State(state): State<AdminState>,
     Path(id): Path<String>,
 ) -> Result<Json<Deleted>, ApiError> {
-    find_subscription(&state, &id).await?;
+    find_subscription(&state, &id)?;
     delete(&state, &id, "subscription").await.map(Json)
 }
 
@@ -488,7 +497,7 @@ async fn create(
     state: &AdminState,
     input: EndpointInput,
     kind: EndpointKind,
-) -> Result<(DynamicEndpoint, String), ApiError> {
+) -> Result<(DynamicEndpoint, SecretText), ApiError> {
     let settings = check(state, &input).await?;
     let secret = new_secret(input.secret)?;
     let now = now_millis();
@@ -502,7 +511,7 @@ async fn create(
         created_at: now,
         updated_at: now,
     };
-    state.registry.put(endpoint.clone()).await.map_err(registry_failure)?;
+    state.registry.create(endpoint.clone()).await.map_err(registry_failure)?;
     Ok((endpoint, secret))
 }
 
@@ -535,7 +544,7 @@ fn unparsable_url() -> ApiError {
     invalid(vec![FieldError::new("url", "not an absolute URL")])
 }
 
-fn new_secret(given: Option<String>) -> Result<String, ApiError> {
+fn new_secret(given: Option<SecretText>) -> Result<SecretText, ApiError> {
     match given {
         Some(secret) => Ok(secret),
         None => model::generate_secret().map_err(|error| {
@@ -557,13 +566,10 @@ async fn set_enabled(
     id: &str,
     enabled: bool,
 ) -> Result<EndpointChanged, ApiError> {
-    let known = state.topology.endpoints.contains_key(id) || state.registry.get(id).await.is_some();
-    if !known {
-        return Err(not_found("endpoint", id));
-    }
     let moved = state.registry.set_enabled(id, enabled).await.map_err(registry_failure)?;
+    let moved = moved.ok_or_else(|| not_found("endpoint", id))?;
     let disabled = disabled(state).await?;
-    let endpoint = find_view(state, id, &disabled).await?;
+    let endpoint = find_view(state, id, &disabled)?;
     Ok(EndpointChanged { endpoint, deliveries: moved as u64 })
 }
 
@@ -571,7 +577,7 @@ async fn disabled(state: &AdminState) -> Result<DisabledMap, ApiError> {
     read(&state.store, |reader| reader.disabled_endpoints()).await
 }
 
-async fn find_view(
+fn find_view(
     state: &AdminState,
     id: &str,
     disabled: &DisabledMap,
@@ -579,24 +585,22 @@ async fn find_view(
     if let Some(endpoint) = state.topology.endpoints.get(id) {
         return Ok(config_view(endpoint, disabled));
     }
-    match state.registry.get(id).await {
+    match state.registry.get(id) {
         Some(endpoint) => Ok(dynamic_view(&endpoint, disabled)),
         None => Err(not_found("endpoint", id)),
     }
 }
 
-async fn find_dynamic(state: &AdminState, id: &str) -> Result<DynamicEndpoint, ApiError> {
+fn find_dynamic(state: &AdminState, id: &str) -> Result<DynamicEndpoint, ApiError> {
     if state.topology.endpoints.contains_key(id) {
-        return Err(conflict(
-            "read_only",
-            format!("endpoint `{id}` is defined in the config file; change it there"),
-        ));
+        let detail = format!("endpoint `{id}` is defined in the config file; change it there");
+        return Err(conflict("read_only", detail));
     }
-    state.registry.get(id).await.ok_or_else(|| not_found("endpoint", id))
+    state.registry.get(id).ok_or_else(|| not_found("endpoint", id))
 }
 
-async fn find_subscription(state: &AdminState, id: &str) -> Result<DynamicEndpoint, ApiError> {
-    match state.registry.get(id).await {
+fn find_subscription(state: &AdminState, id: &str) -> Result<DynamicEndpoint, ApiError> {
+    match state.registry.get(id) {
         Some(endpoint) if endpoint.kind == EndpointKind::Subscription => Ok(endpoint),
         _ => Err(not_found("subscription", id)),
     }
@@ -605,13 +609,10 @@ async fn find_subscription(state: &AdminState, id: &str) -> Result<DynamicEndpoi
 fn registry_failure(error: RegistryError) -> ApiError {
     match error {
         RegistryError::Store(error) => store_failure(error),
-        RegistryError::Invalid { .. } => {
-            tracing::error!(%error, "admin change refused");
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                "the change could not be made",
-            )
+        // Not the client's doing, and nothing of it is theirs to read: logged, answered 503.
+        error @ (RegistryError::Invalid { .. } | RegistryError::Stopped(_)) => {
+            tracing::error!(%error, "admin change not made");
+            super::api::unavailable()
         }
     }
 }
@@ -635,7 +636,7 @@ fn config_view(endpoint: &Endpoint, disabled: &DisabledMap) -> EndpointView {
         sources: Vec::new(),
         types: Vec::new(),
         filter: None,
-        headers: endpoint.headers.iter().cloned().collect(),
+        headers: model::shown_headers(endpoint.headers.iter().map(|(name, value)| (name, value))),
         timeout: model::format_duration(endpoint.timeout),
         max_in_flight: endpoint.max_in_flight,
         retry_schedule: endpoint.retry_delays.iter().copied().map(model::format_duration).collect(),
@@ -671,7 +672,7 @@ fn dynamic_view(endpoint: &DynamicEndpoint, disabled: &DisabledMap) -> EndpointV
         sources: settings.sources.clone(),
         types: settings.types.clone(),
         filter: settings.filter.clone(),
-        headers: settings.headers.clone(),
+        headers: model::shown_headers(&settings.headers),
         timeout: model::format_duration(Duration::from_millis(settings.timeout_ms)),
         max_in_flight: settings.max_in_flight,
         retry_schedule: retry_schedule.into_iter().map(model::format_duration).collect(),
@@ -695,7 +696,7 @@ fn subscription_view(endpoint: &DynamicEndpoint, disabled: &DisabledMap) -> Subs
         url: settings.url.clone(),
         types: settings.types.clone(),
         filter: settings.filter.clone(),
-        headers: settings.headers.clone(),
+        headers: model::shown_headers(&settings.headers),
         description: settings.description.clone(),
         disabled: disabled.contains_key(&endpoint.id),
         created_at: endpoint.created_at,

@@ -412,7 +412,7 @@ async fn list_attempts(
         (status = 202, body = DeliveryView),
         (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody),
-        (status = 409, body = ErrorBody, description = "Pending already, or parked (enable its endpoint)"),
+        (status = 409, body = ErrorBody, description = "Pending already, parked (enable its endpoint), or its endpoint is gone"),
     ),
 )]
 async fn retry_delivery(
@@ -435,6 +435,11 @@ async fn retry_delivery(
             ));
         }
         DeliveryState::Dead | DeliveryState::Delivered => {}
+    }
+    if !state.registry.knows(&delivery.endpoint) {
+        let detail =
+            format!("its endpoint `{}` was deleted (or left the config)", delivery.endpoint);
+        return Err(conflict("endpoint_gone", detail));
     }
     let retried =
         state.store.replay(ReplaySelection::Delivery(delivery_id)).await.map_err(store_failure)?;

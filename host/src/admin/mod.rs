@@ -69,6 +69,42 @@ impl Modify for BearerAuth {
     }
 }
 
+/// Answers any operation may give, documented once here: 503 when the store (or a plugin) is
+/// unavailable, and 413 for a body over the limit where there is a body.
+struct CommonAnswers;
+
+impl Modify for CommonAnswers {
+    fn modify(&self, document: &mut OpenApiDocument) {
+        use utoipa::openapi::{RefOr, ResponseBuilder};
+        let error = |description: &str| {
+            let content = utoipa::openapi::ContentBuilder::new()
+                .schema(Some(RefOr::Ref(utoipa::openapi::Ref::from_schema_name("ErrorBody"))))
+                .build();
+            RefOr::T(
+                ResponseBuilder::new()
+                    .description(description)
+                    .content("application/json", content)
+                    .build(),
+            )
+        };
+        for item in document.paths.paths.values_mut() {
+            let operations =
+                [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch];
+            for operation in operations.into_iter().flatten() {
+                let responses = &mut operation.responses.responses;
+                responses
+                    .entry("503".to_owned())
+                    .or_insert_with(|| error("Unavailable for now (the store); retry"));
+                if operation.request_body.is_some() {
+                    responses
+                        .entry("413".to_owned())
+                        .or_insert_with(|| error("The body is over the size limit"));
+                }
+            }
+        }
+    }
+}
+
 fn routes() -> OpenApiRouter<AdminState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(endpoints::router())
@@ -79,6 +115,8 @@ fn routes() -> OpenApiRouter<AdminState> {
 /// The OpenAPI document of the admin API, as served and as committed.
 pub fn openapi() -> OpenApiDocument {
     let (_, mut document) = routes().split_for_parts();
+    // After the merge: the derive's modifiers run before the handlers' paths are in.
+    CommonAnswers.modify(&mut document);
     document.info.version = env!("CARGO_PKG_VERSION").to_owned();
     document
 }

@@ -47,6 +47,39 @@ pub const DEFAULT_ROTATION_OVERLAP: Duration = Duration::from_secs(24 * 3600);
 /// The longest overlap a rotation may ask for.
 pub const MAX_ROTATION_OVERLAP: Duration = Duration::from_secs(30 * 24 * 3600);
 
+/// The text of a signing key: serialized as is, never shown by `Debug` (so never logged).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(transparent)]
+pub struct SecretText(pub String);
+
+impl std::fmt::Debug for SecretText {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("SecretText(redacted)")
+    }
+}
+
+/// At most this many keys sign at once: each adds a signature to every delivery, and a header
+/// that keeps growing would soon be refused by receivers.
+pub const MAX_LIVE_KEYS: usize = 5;
+
+/// Header names whose values are credentials; listings show them as `[redacted]`.
+const SENSITIVE_HEADER_WORDS: [&str; 6] =
+    ["authorization", "cookie", "token", "secret", "key", "password"];
+
+/// `headers` as the API shows them: values of credential-like headers redacted.
+pub fn shown_headers<'a>(
+    headers: impl IntoIterator<Item = (&'a String, &'a String)>,
+) -> BTreeMap<String, String> {
+    headers
+        .into_iter()
+        .map(|(name, value)| {
+            let lower = name.to_ascii_lowercase();
+            let sensitive = SENSITIVE_HEADER_WORDS.iter().any(|word| lower.contains(word));
+            (name.clone(), if sensitive { "[redacted]".to_owned() } else { value.clone() })
+        })
+        .collect()
+}
+
 /// One problem with a request, naming the field.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct FieldError {
@@ -100,7 +133,7 @@ pub struct EndpointInput {
     pub retry: Option<RetryInput>,
     /// The signing key, `whsec_<base64>`; generated when absent. Only on creation: rotate it
     /// with `POST /v1/admin/endpoints/{id}/secret/rotate`.
-    pub secret: Option<String>,
+    pub secret: Option<SecretText>,
 }
 
 /// A subscription: a callback URL and the events it wants.
@@ -116,7 +149,7 @@ pub struct SubscriptionInput {
     pub headers: BTreeMap<String, String>,
     pub description: Option<String>,
     /// `whsec_<base64>`; generated when absent.
-    pub secret: Option<String>,
+    pub secret: Option<SecretText>,
 }
 
 impl From<SubscriptionInput> for EndpointInput {
@@ -173,7 +206,7 @@ pub struct EndpointSettings {
 /// A signing key as stored, with the end of its overlap once rotated out.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyRecord {
-    pub secret: String,
+    pub secret: SecretText,
     pub created_at: u64,
     pub expires_at: Option<u64>,
 }
@@ -245,7 +278,7 @@ pub fn check_endpoint(
         }
     };
     let retry_ms = check_retry(input.retry.as_ref(), &mut errors);
-    if let Some(Err(error)) = input.secret.as_deref().map(SigningKey::parse) {
+    if let Some(Err(error)) = input.secret.as_ref().map(|secret| SigningKey::parse(&secret.0)) {
         errors.push(FieldError::new("secret", error.to_string()));
     }
     if !errors.is_empty() {
@@ -385,10 +418,10 @@ fn check_retry(retry: Option<&RetryInput>, errors: &mut Vec<FieldError>) -> Opti
 }
 
 /// A new random `whsec_` signing key.
-pub fn generate_secret() -> Result<String, getrandom::Error> {
+pub fn generate_secret() -> Result<SecretText, getrandom::Error> {
     let mut bytes = [0u8; GENERATED_KEY_BYTES];
     getrandom::fill(&mut bytes)?;
-    Ok(format!("whsec_{}", base64::engine::general_purpose::STANDARD.encode(bytes)))
+    Ok(SecretText(format!("whsec_{}", base64::engine::general_purpose::STANDARD.encode(bytes))))
 }
 
 /// A new dynamic endpoint id: `ep_` and a lower-case ULID (time-ordered, so ids sort by
@@ -406,7 +439,7 @@ impl EndpointRecord {
         let url = Url::parse(&settings.url).map_err(|error| format!("stored URL: {error}"))?;
         let mut signing_keys = Vec::with_capacity(self.keys.len());
         for key in &self.keys {
-            let parsed = SigningKey::parse(&key.secret).map_err(|error| error.to_string())?;
+            let parsed = SigningKey::parse(&key.secret.0).map_err(|error| error.to_string())?;
             signing_keys.push(EndpointKey { key: parsed, expires_at: key.expires_at });
         }
         let delays = match &settings.retry_ms {

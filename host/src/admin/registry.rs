@@ -5,11 +5,13 @@
 //! worker before its route is swapped in (no event is routed to an endpoint that cannot take
 //! it); a deleted one loses its route first, then its worker (attempts under way are
 //! recorded), then its queued deliveries become dead letters in the store. Changes are
-//! serialised by one lock; routing never waits for it (the table is swapped whole).
+//! serialised by one lock and run on their own task (a dropped request cannot stop one
+//! half-way); reads and routing never wait for it (both are snapshots, swapped whole).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
 use tokio::sync::Mutex;
 
 use super::model::{EndpointKind, EndpointRecord};
@@ -37,6 +39,9 @@ pub enum RegistryError {
     /// by hand.
     #[error("endpoint `{id}` cannot run: {reason}")]
     Invalid { id: String, reason: String },
+    /// The task making the change stopped (the router is shutting down).
+    #[error("the change stopped: {0}")]
+    Stopped(String),
 }
 
 #[derive(Debug)]
@@ -45,8 +50,12 @@ pub struct Registry {
     deliveries: Arc<DeliveryService>,
     routes: LiveRoutes,
     config_routes: Vec<RouteSpec>,
-    /// By id, which sorts by creation (ids are ULIDs).
-    dynamic: Mutex<BTreeMap<String, DynamicEndpoint>>,
+    /// Ids of the config-defined endpoints (they can be disabled and enabled, not changed).
+    config_endpoints: HashSet<String>,
+    /// What readers see: swapped whole after each change, so reads never wait for one.
+    snapshot: ArcSwap<BTreeMap<String, DynamicEndpoint>>,
+    /// Held by a change from start to end: changes never interleave.
+    changes: Mutex<()>,
 }
 
 /// Reads the stored dynamic endpoints; one that cannot be read is logged and left out (it stays
@@ -91,27 +100,133 @@ impl Registry {
         deliveries: Arc<DeliveryService>,
         routes: LiveRoutes,
         config_routes: Vec<RouteSpec>,
+        config_endpoints: HashSet<String>,
         endpoints: Vec<DynamicEndpoint>,
     ) -> Self {
         let dynamic = endpoints.into_iter().map(|endpoint| (endpoint.id.clone(), endpoint));
-        Self { store, deliveries, routes, config_routes, dynamic: Mutex::new(dynamic.collect()) }
+        Self {
+            store,
+            deliveries,
+            routes,
+            config_routes,
+            config_endpoints,
+            snapshot: ArcSwap::from_pointee(dynamic.collect()),
+            changes: Mutex::new(()),
+        }
     }
 
-    pub async fn list(&self) -> Vec<DynamicEndpoint> {
-        self.dynamic.lock().await.values().cloned().collect()
+    /// Dynamic endpoints, oldest first.
+    pub fn list(&self) -> Vec<DynamicEndpoint> {
+        self.snapshot.load().values().cloned().collect()
     }
 
-    pub async fn get(&self, id: &str) -> Option<DynamicEndpoint> {
-        self.dynamic.lock().await.get(id).cloned()
+    pub fn get(&self, id: &str) -> Option<DynamicEndpoint> {
+        self.snapshot.load().get(id).cloned()
+    }
+
+    /// Whether `id` names an endpoint, config-defined or dynamic.
+    pub fn knows(&self, id: &str) -> bool {
+        self.config_endpoints.contains(id) || self.snapshot.load().contains_key(id)
+    }
+
+    /// Adds a new endpoint: stored, then given a worker, then its route swapped in.
+    pub async fn create(self: &Arc<Self>, endpoint: DynamicEndpoint) -> Result<(), RegistryError> {
+        self.change(move |registry| async move {
+            let _change = registry.changes.lock().await;
+            registry.put(endpoint).await.map(drop)
+        })
+        .await
+    }
+
+    /// Changes endpoint `id` with `edit`, reading and writing under the change lock so that
+    /// concurrent changes (a rotation and a replacement) never undo each other. Answers the
+    /// endpoint as changed, or `None` if there is no such endpoint (deleted meanwhile).
+    pub async fn update(
+        self: &Arc<Self>,
+        id: &str,
+        edit: impl FnOnce(&mut DynamicEndpoint) + Send + 'static,
+    ) -> Result<Option<DynamicEndpoint>, RegistryError> {
+        let id = id.to_owned();
+        self.change(move |registry| async move {
+            let _change = registry.changes.lock().await;
+            let Some(mut endpoint) = registry.get(&id) else { return Ok(None) };
+            edit(&mut endpoint);
+            registry.put(endpoint).await.map(Some)
+        })
+        .await
+    }
+
+    /// Removes `id`: its route, its worker (attempts under way are recorded), then its queued
+    /// deliveries become dead letters. Answers how many, or `None` if there is no such endpoint.
+    pub async fn delete(self: &Arc<Self>, id: &str) -> Result<Option<usize>, RegistryError> {
+        let id = id.to_owned();
+        self.change(move |registry| async move {
+            let _change = registry.changes.lock().await;
+            let Some(removed) = registry.get(&id) else { return Ok(None) };
+            registry.publish(|dynamic| drop(dynamic.remove(&id)));
+            registry.deliveries.remove(&id).await;
+            let reason = format!("endpoint `{id}` was deleted");
+            match registry.store.delete_endpoint(id.clone(), reason).await {
+                Ok(dead) => Ok(Some(dead)),
+                Err(error) => {
+                    // Not deleted on disk: put it back as it was, so memory matches the store.
+                    if let Ok(runtime) = removed.record.runtime(&id) {
+                        registry.deliveries.upsert(runtime, false);
+                    }
+                    registry.publish(|dynamic| drop(dynamic.insert(id, removed)));
+                    Err(error.into())
+                }
+            }
+        })
+        .await
+    }
+
+    /// Disables or re-enables any endpoint, config-defined or dynamic: the store parks (or
+    /// resumes) its deliveries, then the worker is told. Answers how many deliveries moved, or
+    /// `None` if there is no such endpoint.
+    pub async fn set_enabled(
+        self: &Arc<Self>,
+        id: &str,
+        enabled: bool,
+    ) -> Result<Option<usize>, RegistryError> {
+        let id = id.to_owned();
+        self.change(move |registry| async move {
+            let _change = registry.changes.lock().await;
+            if !registry.knows(&id) {
+                return Ok(None);
+            }
+            let reason = "disabled through the admin API".to_owned();
+            let moved = registry.store.set_endpoint_enabled(id.clone(), enabled, reason).await?;
+            // Told after the commit: should the commit fail, the worker keeps its queue. An
+            // attempt the worker starts in between is a real send, recorded as usual.
+            registry.deliveries.set_disabled(&id, !enabled);
+            Ok(Some(moved))
+        })
+        .await
+    }
+
+    /// Runs a change on its own task: a client that goes away mid-change (its request dropped)
+    /// cannot leave the store, the workers and the routes out of step.
+    async fn change<T, F>(
+        self: &Arc<Self>,
+        change: impl FnOnce(Arc<Self>) -> F,
+    ) -> Result<T, RegistryError>
+    where
+        T: Send + 'static,
+        F: Future<Output = Result<T, RegistryError>> + Send + 'static,
+    {
+        match tokio::spawn(change(self.clone())).await {
+            Ok(result) => result,
+            Err(error) => Err(RegistryError::Stopped(error.to_string())),
+        }
     }
 
     /// Stores `endpoint` (new or changed), then gives it a worker (or its worker the new
-    /// settings), then swaps in its route.
-    pub async fn put(&self, endpoint: DynamicEndpoint) -> Result<(), RegistryError> {
+    /// settings), then swaps in its route. The caller holds the change lock.
+    async fn put(&self, endpoint: DynamicEndpoint) -> Result<DynamicEndpoint, RegistryError> {
         let invalid = |reason| RegistryError::Invalid { id: endpoint.id.clone(), reason };
         let runtime = endpoint.record.runtime(&endpoint.id).map_err(invalid)?;
         endpoint.record.route(&endpoint.id).map_err(invalid)?;
-        let mut dynamic = self.dynamic.lock().await;
         let spec = serde_json::to_string(&endpoint.record).expect("records always serialize");
         self.store
             .put_endpoint(StoredEndpoint {
@@ -124,45 +239,17 @@ impl Registry {
             .await?;
         // A new endpoint starts enabled; an existing one keeps its state.
         self.deliveries.upsert(runtime, false);
-        dynamic.insert(endpoint.id.clone(), endpoint);
-        self.swap_routes(&dynamic);
-        Ok(())
+        let stored = endpoint.clone();
+        self.publish(|dynamic| drop(dynamic.insert(endpoint.id.clone(), endpoint)));
+        Ok(stored)
     }
 
-    /// Removes `id`: its route, its worker (attempts under way are recorded), then its queued
-    /// deliveries become dead letters. Answers how many, or `None` if there is no such endpoint.
-    pub async fn delete(&self, id: &str) -> Result<Option<usize>, RegistryError> {
-        let mut dynamic = self.dynamic.lock().await;
-        let Some(removed) = dynamic.remove(id) else { return Ok(None) };
-        self.swap_routes(&dynamic);
-        self.deliveries.remove(id).await;
-        let reason = format!("endpoint `{id}` was deleted");
-        match self.store.delete_endpoint(id.to_owned(), reason).await {
-            Ok(dead) => Ok(Some(dead)),
-            Err(error) => {
-                // Not deleted on disk: put it back as it was, so memory matches the store.
-                if let Ok(runtime) = removed.record.runtime(id) {
-                    self.deliveries.upsert(runtime, false);
-                }
-                dynamic.insert(id.to_owned(), removed);
-                self.swap_routes(&dynamic);
-                Err(error.into())
-            }
-        }
-    }
-
-    /// Disables or re-enables any endpoint, config-defined or dynamic: the store parks (or
-    /// resumes) its deliveries, then the worker is told. Answers how many deliveries moved.
-    pub async fn set_enabled(&self, id: &str, enabled: bool) -> Result<usize, RegistryError> {
-        let _changes = self.dynamic.lock().await;
-        let reason = "disabled through the admin API".to_owned();
-        let moved = self.store.set_endpoint_enabled(id.to_owned(), enabled, reason).await?;
-        self.deliveries.set_disabled(id, !enabled);
-        Ok(moved)
-    }
-
-    fn swap_routes(&self, dynamic: &BTreeMap<String, DynamicEndpoint>) {
+    /// Applies `edit` to a copy of the endpoints, then makes it what readers and routing see.
+    fn publish(&self, edit: impl FnOnce(&mut BTreeMap<String, DynamicEndpoint>)) {
+        let mut dynamic = BTreeMap::clone(&self.snapshot.load());
+        edit(&mut dynamic);
         let endpoints: Vec<DynamicEndpoint> = dynamic.values().cloned().collect();
         self.routes.store(Arc::new(route_table(&self.config_routes, &endpoints)));
+        self.snapshot.store(Arc::new(dynamic));
     }
 }

@@ -11,7 +11,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::AdminState;
-use super::api::{Body, ErrorBody, read, store_failure};
+use super::api::{Body, ErrorBody, invalid, read, store_failure};
+use super::model::FieldError;
 use crate::event::now_millis;
 use crate::ingress::http::ApiError;
 use crate::pipeline::Pipeline;
@@ -57,14 +58,8 @@ async fn replay(
     State(state): State<AdminState>,
     Body(request): Body<ReplayRequest>,
 ) -> Result<Response, ApiError> {
+    check(&state, &request)?;
     let selection = match request.since {
-        None if request.route.is_some() => {
-            return Err(ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_request",
-                "`route` selects events by time: give `since` too",
-            ));
-        }
         None => ReplaySelection::DeadLetters { endpoint: request.endpoint.clone() },
         Some(since) => {
             let until = request.until.unwrap_or_else(|| now_millis() + 1);
@@ -96,6 +91,33 @@ async fn replay(
     Ok(Json(ReplayAnswer { deliveries, dry_run: request.dry_run }).into_response())
 }
 
+/// Every problem with `request`, each naming its field.
+fn check(state: &AdminState, request: &ReplayRequest) -> Result<(), ApiError> {
+    let mut errors = Vec::new();
+    if request.since.is_none() && request.route.is_some() {
+        errors.push(FieldError::new("route", "`route` selects events by time: give `since` too"));
+    }
+    if request.since.is_none() && request.until.is_some() {
+        errors.push(FieldError::new("until", "`until` goes with `since`"));
+    }
+    if let (Some(since), Some(until)) = (request.since, request.until)
+        && until < since
+    {
+        errors.push(FieldError::new("until", "earlier than `since`"));
+    }
+    if let Some(route) = &request.route
+        && !state.topology.routes.contains_key(route)
+    {
+        errors.push(FieldError::new("route", format!("no route `{route}` in the config")));
+    }
+    if let Some(endpoint) = &request.endpoint
+        && !state.registry.knows(endpoint)
+    {
+        errors.push(FieldError::new("endpoint", format!("no endpoint `{endpoint}`")));
+    }
+    if errors.is_empty() { Ok(()) } else { Err(invalid(errors)) }
+}
+
 /// The deliveries the current routes, route plugins and transforms give each event, limited
 /// to the request's route and endpoint.
 async fn route_again(
@@ -107,10 +129,12 @@ async fn route_again(
     for stored in events {
         let fan_out =
             pipeline.fan_out(&stored.event, request.route.as_deref()).await.map_err(|error| {
+                // Plugin ids and reasons are operator business: logged, not answered.
+                tracing::warn!(%error, event = %stored.event.id, "replay stopped: a plugin stage failed");
                 ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "plugin_unavailable",
-                    format!("nothing was replayed: {error}"),
+                    "a plugin could not run; nothing was replayed (the log says why)",
                 )
             })?;
         let mut deliveries = fan_out.deliveries;

@@ -137,7 +137,8 @@ impl Attempt {
 
 async fn load_payload(store: &Store, delivery_id: i64) -> Option<Payload> {
     let store = store.clone();
-    let loaded = tokio::task::spawn_blocking(move || store.reader()?.payload(delivery_id)).await;
+    let loaded =
+        tokio::task::spawn_blocking(move || store.pooled_reader()?.payload(delivery_id)).await;
     match loaded {
         Ok(Ok(payload)) => payload,
         Ok(Err(error)) => {

@@ -9,7 +9,7 @@
 //! is rescheduled or dropped from memory.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -46,6 +46,11 @@ impl Worker {
         let mut due: BinaryHeap<Reverse<(u64, i64)>> = BinaryHeap::new();
         let mut waiting: HashMap<i64, DeliveryJob> = HashMap::new();
         let mut attempts: JoinSet<Finished> = JoinSet::new();
+        // Deliveries with an attempt under way, by the attempt's task: a job for one of them
+        // (its endpoint disabled and re-enabled meanwhile) waits for that attempt's outcome,
+        // which decides what comes next, instead of sending the delivery a second time.
+        let mut in_flight_tasks: HashMap<tokio::task::Id, i64> = HashMap::new();
+        let mut in_flight: HashSet<i64> = HashSet::new();
         let mut slots = Arc::new(Semaphore::new(self.endpoint.max_in_flight as usize));
         let mut most_attempts =
             (self.endpoint.max_in_flight as usize).saturating_mul(ATTEMPTS_PER_SLOT);
@@ -58,11 +63,18 @@ impl Worker {
                     if due_at > now {
                         break;
                     }
+                    // An entry left behind when its job was queued again for another time.
+                    if waiting.get(&id).is_none_or(|job| job.due_at != due_at) {
+                        due.pop();
+                        continue;
+                    }
                     let Ok(slot) = slots.clone().try_acquire_owned() else { break };
                     due.pop();
                     if let Some(job) = waiting.remove(&id) {
                         let attempt = Attempt { job, endpoint: self.endpoint.clone() };
-                        attempts.spawn(with_send_slot(slot, attempt.run(self.context.clone())));
+                        let run = with_send_slot(slot, attempt.run(self.context.clone()));
+                        in_flight_tasks.insert(attempts.spawn(run).id(), id);
+                        in_flight.insert(id);
                     }
                 }
             }
@@ -78,13 +90,21 @@ impl Worker {
             let mut new_limit = None;
             tokio::select! {
                 job = self.jobs.recv() => match job {
+                    Some(job) if in_flight.contains(&job.delivery_id) => {
+                        tracing::debug!(delivery = job.delivery_id, "already under way; its outcome decides");
+                    }
                     Some(job) => {
                         due.push(Reverse((job.due_at, job.delivery_id)));
                         waiting.insert(job.delivery_id, job);
                     }
                     None => break,
                 },
-                Some(finished) = attempts.join_next() => match finished {
+                Some(finished) = attempts.join_next_with_id() => match finished.map(|(task, finished)| {
+                    if let Some(id) = in_flight_tasks.remove(&task) {
+                        in_flight.remove(&id);
+                    }
+                    finished
+                }) {
                     // Disabled meanwhile: the store has parked it.
                     Ok(Finished { next: NextStep::RetryAt(_), .. }) if self.disabled => {}
                     Ok(Finished { mut job, next: NextStep::RetryAt(at) }) => {
@@ -102,7 +122,12 @@ impl Worker {
                         waiting.clear();
                     }
                     Ok(_) => {}
-                    Err(error) => tracing::error!(%error, endpoint = %self.endpoint.id, "delivery attempt task failed"),
+                    Err(error) => {
+                        if let Some(id) = in_flight_tasks.remove(&error.id()) {
+                            in_flight.remove(&id);
+                        }
+                        tracing::error!(%error, endpoint = %self.endpoint.id, "delivery attempt task failed");
+                    }
                 },
                 Some(control) = self.controls.recv() => match control {
                     super::Control::Update(endpoint) => {

@@ -207,8 +207,9 @@ pub enum ReplaySelection {
 }
 
 /// A dynamic endpoint (created through the admin API) as stored. The admin API owns the
-/// meaning of `spec` (a JSON document); the store keeps it as text.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// meaning of `spec` (a JSON document); the store keeps it as text. `spec` holds signing keys,
+/// so `Debug` leaves it out.
+#[derive(Clone, PartialEq, Eq)]
 pub struct StoredEndpoint {
     pub id: String,
     /// "endpoint" or "subscription": how it was created.
@@ -244,6 +245,51 @@ struct StoreInner {
     path: PathBuf,
     commands: mpsc::Sender<Command>,
     writer: Mutex<Option<JoinHandle<()>>>,
+    /// Idle read connections, reused: opening one costs a file open, a schema read and, for
+    /// every statement, a fresh parse (reused connections keep their prepared statements).
+    readers: Arc<Mutex<Vec<Reader>>>,
+}
+
+impl std::fmt::Debug for StoredEndpoint {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("StoredEndpoint")
+            .field("id", &self.id)
+            .field("kind", &self.kind)
+            .field("spec", &format_args!("({} bytes, redacted)", self.spec.len()))
+            .field("created_at", &self.created_at)
+            .field("updated_at", &self.updated_at)
+            .finish()
+    }
+}
+
+/// Idle read connections kept for reuse; more may be open at once, the rest are closed.
+const IDLE_READERS: usize = 8;
+
+/// A read connection from the store's pool; back in the pool when dropped.
+#[derive(Debug)]
+pub struct PooledReader {
+    reader: Option<Reader>,
+    pool: Arc<Mutex<Vec<Reader>>>,
+}
+
+impl std::ops::Deref for PooledReader {
+    type Target = Reader;
+
+    fn deref(&self) -> &Reader {
+        self.reader.as_ref().expect("present until dropped")
+    }
+}
+
+impl Drop for PooledReader {
+    fn drop(&mut self) {
+        let Some(reader) = self.reader.take() else { return };
+        if let Ok(mut idle) = self.pool.lock()
+            && idle.len() < IDLE_READERS
+        {
+            idle.push(reader);
+        }
+    }
 }
 
 impl std::fmt::Debug for Command {
@@ -294,14 +340,20 @@ impl Store {
             .map_err(open_error)?;
         let disabled: HashSet<String> =
             reader::disabled_endpoints(&connection).map_err(open_error)?.into_keys().collect();
+        let deleted = reader::deleted_endpoints(&connection).map_err(open_error)?;
         let (commands, receiver) = mpsc::channel(WRITER_QUEUE_CAPACITY);
-        let context = writer::WriterContext { metrics, scheduler, disabled };
+        let context = writer::WriterContext { metrics, scheduler, disabled, deleted };
         let writer = std::thread::Builder::new()
             .name("store-writer".into())
             .spawn(move || writer::run(connection, receiver, context))
             .map_err(|source| StoreError::DataDirectory { path: data_dir.to_path_buf(), source })?;
         Ok(Self {
-            inner: Arc::new(StoreInner { path, commands, writer: Mutex::new(Some(writer)) }),
+            inner: Arc::new(StoreInner {
+                path,
+                commands,
+                writer: Mutex::new(Some(writer)),
+                readers: Arc::default(),
+            }),
         })
     }
 
@@ -380,6 +432,18 @@ impl Store {
     /// A new read-only connection.
     pub fn reader(&self) -> Result<Reader, StoreError> {
         Reader::open_file(&self.inner.path)
+    }
+
+    /// A read-only connection from the pool (a new one when none is idle), for the many short
+    /// reads of the running router: bodies of retried deliveries, admin queries.
+    pub fn pooled_reader(&self) -> Result<PooledReader, StoreError> {
+        let pool = &self.inner.readers;
+        let idle = pool.lock().ok().and_then(|mut idle| idle.pop());
+        let reader = match idle {
+            Some(reader) => reader,
+            None => self.reader()?,
+        };
+        Ok(PooledReader { reader: Some(reader), pool: pool.clone() })
     }
 
     /// Commits everything already queued, then stops the writer. Blocks until it has.

@@ -5,7 +5,7 @@
 //! walk a table's primary key downwards, filtering as they go, and stop at their limit: they
 //! add no index, so ingest does no more work for them.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use bytes::Bytes;
@@ -179,14 +179,18 @@ impl Reader {
 
     /// Dynamic endpoints, oldest first.
     pub fn endpoints(&self) -> Result<Vec<StoredEndpoint>, StoreError> {
-        let sql = format!("SELECT {ENDPOINT_COLUMNS} FROM endpoints ORDER BY created_at, id");
+        let sql = format!(
+            "SELECT {ENDPOINT_COLUMNS} FROM endpoints WHERE deleted_at IS NULL ORDER BY created_at, id"
+        );
         let mut statement = self.connection.prepare_cached(&sql)?;
         let rows = statement.query_map([], stored_endpoint)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
     pub fn endpoint(&self, id: &str) -> Result<Option<StoredEndpoint>, StoreError> {
-        let sql = format!("SELECT {ENDPOINT_COLUMNS} FROM endpoints WHERE id = ?1");
+        let sql = format!(
+            "SELECT {ENDPOINT_COLUMNS} FROM endpoints WHERE id = ?1 AND deleted_at IS NULL"
+        );
         let mut statement = self.connection.prepare_cached(&sql)?;
         Ok(statement.query_row(params![id], stored_endpoint).optional()?)
     }
@@ -230,21 +234,7 @@ impl Reader {
         &self,
         query: &DeliveryQuery,
     ) -> Result<Vec<DeliverySummary>, StoreError> {
-        // An event has few deliveries: found through `deliveries_by_event`, not by a walk over
-        // every delivery.
-        let sql = match query.event {
-            None => format!(
-                "SELECT {DELIVERY_SUMMARY_COLUMNS} FROM deliveries d \
-                 JOIN events e ON e.seq = d.event_seq WHERE {DELIVERY_FILTERS} \
-                 ORDER BY d.id DESC LIMIT ?6"
-            ),
-            Some(_) => format!(
-                "SELECT {DELIVERY_SUMMARY_COLUMNS} FROM deliveries d \
-                 JOIN events e ON e.seq = d.event_seq \
-                 WHERE d.event_seq = (SELECT seq FROM events WHERE id = ?7) AND {DELIVERY_FILTERS} \
-                 ORDER BY d.id DESC LIMIT ?6"
-            ),
-        };
+        let sql = list_deliveries_sql(query.event.is_some());
         let mut statement = self.connection.prepare_cached(&sql)?;
         let before_id = query.before_id.unwrap_or(i64::MAX);
         let state = query.state.map(|state| state as i64);
@@ -378,6 +368,14 @@ pub struct DeliverySummary {
     pub received_at: u64,
 }
 
+/// Ids of deleted dynamic endpoints (tombstones).
+pub(super) fn deleted_endpoints(connection: &Connection) -> rusqlite::Result<HashSet<String>> {
+    let mut statement =
+        connection.prepare("SELECT id FROM endpoints WHERE deleted_at IS NOT NULL")?;
+    let rows = statement.query_map([], |row| row.get(0))?;
+    rows.collect()
+}
+
 pub(super) fn disabled_endpoints(
     connection: &Connection,
 ) -> rusqlite::Result<HashMap<String, (u64, String)>> {
@@ -411,6 +409,18 @@ fn delivery_row(row: &Row<'_>) -> rusqlite::Result<DeliveryRow> {
         next_attempt_at: row.get::<_, i64>(4)? as u64,
         last_error: row.get(5)?,
     })
+}
+
+/// The statement of [`Reader::list_deliveries`]: ?1 to ?5 filter, ?6 limits, and ?7 is the
+/// event's id when `by_event`. An event has few deliveries: they are found through
+/// `deliveries_by_event`, not by a walk over every delivery.
+fn list_deliveries_sql(by_event: bool) -> String {
+    let by_event =
+        if by_event { "d.event_seq = (SELECT seq FROM events WHERE id = ?7) AND" } else { "" };
+    format!(
+        "SELECT {DELIVERY_SUMMARY_COLUMNS} FROM deliveries d JOIN events e ON e.seq = d.event_seq \
+         WHERE {by_event} {DELIVERY_FILTERS} ORDER BY d.id DESC LIMIT ?6"
+    )
 }
 
 fn delivery_summary(row: &Row<'_>) -> rusqlite::Result<DeliverySummary> {
@@ -472,4 +482,38 @@ fn stored_event(row: &Row<'_>) -> rusqlite::Result<StoredEvent> {
             },
         },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::schema;
+
+    /// How SQLite runs `sql`, one step a line.
+    fn plan(connection: &Connection, sql: &str) -> String {
+        let mut statement = connection.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let unset = std::iter::repeat_n(rusqlite::types::Null, statement.parameter_count());
+        let parameters = rusqlite::params_from_iter(unset);
+        let steps = statement.query_map(parameters, |row| row.get::<_, String>(3)).unwrap();
+        steps.collect::<Result<Vec<_>, _>>().unwrap().join("\n")
+    }
+
+    #[test]
+    fn listings_walk_a_primary_key_down_and_stop_at_their_limit() {
+        let mut connection = Connection::open_in_memory().unwrap();
+        schema::migrate(&mut connection).unwrap();
+        for (sql, walk) in [
+            (LIST_EVENTS.to_owned(), "SEARCH e USING INTEGER PRIMARY KEY (rowid<?)"),
+            (list_deliveries_sql(false), "SEARCH d USING INTEGER PRIMARY KEY (rowid<?)"),
+            (
+                list_deliveries_sql(true),
+                "SEARCH d USING INDEX deliveries_by_event (event_seq=? AND rowid<?)",
+            ),
+        ] {
+            let plan = plan(&connection, &sql);
+            // No sort: rows come out in order, so LIMIT ends the walk early.
+            assert!(plan.contains(walk), "{plan}");
+            assert!(!plan.contains("TEMP B-TREE") && !plan.contains("SCAN"), "{plan}");
+        }
+    }
 }

@@ -91,7 +91,8 @@ const MIGRATIONS: &[&str] = &[
         kind       TEXT NOT NULL,          -- "endpoint" or "subscription"
         spec       TEXT NOT NULL,          -- JSON, owned by the admin API
         created_at INTEGER NOT NULL,       -- unix milliseconds
-        updated_at INTEGER NOT NULL        -- unix milliseconds
+        updated_at INTEGER NOT NULL,       -- unix milliseconds
+        deleted_at INTEGER                 -- unix ms; a deleted endpoint stays as a tombstone
     ) WITHOUT ROWID;
     "#,
 ];

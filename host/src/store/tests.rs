@@ -188,9 +188,22 @@ async fn deleting_an_endpoint_dead_letters_its_pending_and_parked_deliveries() {
     harness.attempt(more[0], "open", NextStep::Delivered).await;
     assert_eq!(harness.delivery(more[0]).state, DeliveryState::Delivered);
 
-    // Made again under the same id, the endpoint starts enabled.
-    let (_, again) = harness.ingest("app", "a", 6, &["closed"]).await;
-    assert_eq!(harness.delivery(again[0]).state, DeliveryState::Pending);
+    // Routed to it after all (an event routed just before the delete): created dead. Its
+    // dead letters are never sent again, by redrive or by retry; and a restart keeps all that.
+    let mut harness = harness;
+    let (_, late) = harness.ingest("app", "a", 6, &["closed"]).await;
+    assert_eq!(harness.delivery(late[0]).state, DeliveryState::Dead);
+    assert_eq!(harness.delivery(late[0]).last_error.as_deref(), Some("its endpoint was deleted"));
+    harness.drain_scheduled();
+    let redrive = ReplaySelection::DeadLetters { endpoint: None };
+    assert_eq!(harness.store.replay(redrive.clone()).await.unwrap(), 0, "both endpoints are gone");
+    assert_eq!(harness.delivery(dead[0]).state, DeliveryState::Dead);
+    assert_eq!(harness.store.replay(ReplaySelection::Delivery(late[0])).await.unwrap(), 0);
+    let harness = harness.restart().await;
+    let (_, after_restart) = harness.ingest("app", "a", 7, &["open"]).await;
+    assert_eq!(harness.delivery(after_restart[0]).state, DeliveryState::Dead);
+    assert_eq!(harness.store.replay(redrive).await.unwrap(), 0);
+    assert!(harness.reader().endpoints().unwrap().is_empty(), "tombstones are not listed");
 }
 
 #[tokio::test]
@@ -372,7 +385,8 @@ async fn event_pages_neither_overlap_nor_skip_while_events_arrive() {
     stored.reverse();
     let mut listed = Vec::new();
     let mut before_seq = None;
-    loop {
+    // Bounded, so that a cursor that does not move fails instead of hanging.
+    for _ in 0..10 {
         let query = EventQuery { before_seq, limit: 3, ..Default::default() };
         let page = harness.reader().list_events(&query).unwrap();
         let Some(last) = page.last() else { break };
@@ -448,7 +462,7 @@ async fn deliveries_are_listed_newest_first_with_filters_and_pages() {
     // Pages of two, with deliveries arriving between pages.
     let mut listed = Vec::new();
     let mut before_id = None;
-    loop {
+    for _ in 0..10 {
         let query = DeliveryQuery { before_id, limit: 2, ..Default::default() };
         let page = harness.reader().list_deliveries(&query).unwrap();
         let Some(last) = page.last() else { break };
@@ -468,4 +482,26 @@ async fn attempts_are_listed_oldest_first_with_their_ids() {
     let attempts = harness.reader().attempts(deliveries[0]).unwrap();
     assert_eq!(attempts.len(), 2);
     assert!(attempts[0].id < attempts[1].id, "{attempts:?}");
+}
+
+#[tokio::test]
+async fn a_pooled_reader_is_reused_and_sees_every_later_commit() {
+    let harness = Harness::new();
+    let (first, _) = harness.ingest("app", "one", 1, &["hook"]).await;
+    {
+        let reader = harness.store.pooled_reader().unwrap();
+        assert!(reader.event(first).unwrap().is_some());
+    }
+    assert_eq!(harness.store.inner.readers.lock().unwrap().len(), 1, "given back");
+    // Reused after more commits: it reads them, no stale snapshot.
+    let (second, _) = harness.ingest("app", "two", 2, &["hook"]).await;
+    let reader = harness.store.pooled_reader().unwrap();
+    assert_eq!(harness.store.inner.readers.lock().unwrap().len(), 0, "taken from the pool");
+    assert!(reader.event(second).unwrap().is_some());
+    assert_eq!(reader.count_events().unwrap(), 2);
+    // Two at once: the second is a new connection; both go back.
+    let other = harness.store.pooled_reader().unwrap();
+    assert_eq!(other.count_events().unwrap(), 2);
+    drop((reader, other));
+    assert_eq!(harness.store.inner.readers.lock().unwrap().len(), 2);
 }

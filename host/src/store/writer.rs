@@ -32,6 +32,10 @@ pub(super) struct WriterContext {
     /// scheduled. Changed only by a command whose writes succeeded, and restored whenever the
     /// batch's writes are undone, so that it always matches `endpoint_state` on disk.
     pub disabled: HashSet<String>,
+    /// Deleted dynamic endpoints (tombstones; their ids never come back): a delivery created
+    /// for one, by an event routed just before the delete, is created dead, and dead letters
+    /// of one are never sent again. Kept like `disabled`.
+    pub deleted: HashSet<String>,
 }
 
 /// What applying one command produced; answered to its waiter once the batch is committed.
@@ -83,6 +87,7 @@ fn commit_batch(
     let now = now_millis();
     let size = batch.len();
     let disabled = context.disabled.clone();
+    let deleted = context.deleted.clone();
     let mut jobs = Vec::new();
     let mut transaction = match connection.transaction() {
         Ok(transaction) => transaction,
@@ -106,6 +111,7 @@ fn commit_batch(
     if done.len() < size {
         let _ = transaction.rollback();
         context.disabled = disabled.clone();
+        context.deleted = deleted.clone();
         jobs.clear();
         transaction = match connection.transaction() {
             Ok(transaction) => transaction,
@@ -125,6 +131,7 @@ fn commit_batch(
     if let Err(error) = committed {
         tracing::error!(%error, requests = size, "store commit failed");
         context.disabled = disabled;
+        context.deleted = deleted;
         // Nothing of this batch is durable: no job is scheduled, every waiter hears why.
         return fail_all(batch.drain(..), &error.to_string());
     }
@@ -136,8 +143,11 @@ fn commit_batch(
     metrics.store_commit_batch_size.observe(size as f64);
     metrics.store_committed_events.inc_by(stored_events as u64);
     for job in jobs {
-        // Disabled by a later request of this batch: parked on disk, not to be sent.
+        // Disabled (or deleted) by a later request of this batch: not to be sent.
         if !context.disabled.is_empty() && context.disabled.contains(&job.endpoint) {
+            continue;
+        }
+        if !context.deleted.is_empty() && context.deleted.contains(&job.endpoint) {
             continue;
         }
         // The scheduler gone means we are shutting down; the job stays pending on disk.
@@ -187,11 +197,10 @@ fn apply(
             Done::PutEndpoint(guarded(transaction, isolated, |tx| put_endpoint(tx, endpoint)))
         }
         Command::DeleteEndpoint { id, reason, .. } => {
-            let result = guarded(transaction, isolated, |tx| delete_endpoint(tx, id, reason));
-            // Its `endpoint_state` row is gone: an endpoint made again under this id starts
-            // enabled.
+            let result = guarded(transaction, isolated, |tx| delete_endpoint(tx, id, reason, now));
             if result.is_ok() {
                 context.disabled.remove(id);
+                context.deleted.insert(id.clone());
             }
             Done::Count(result)
         }
@@ -207,6 +216,10 @@ fn apply(
             let result = guarded(transaction, isolated, |tx| enable_endpoint(tx, endpoint, now));
             Done::Count(result.map(|new_jobs| {
                 context.disabled.remove(endpoint);
+                // A delivery made earlier in this batch, then parked by a disable also in it,
+                // is scheduled once, not twice.
+                let resumed: HashSet<i64> = new_jobs.iter().map(|job| job.delivery_id).collect();
+                jobs.retain(|job| !resumed.contains(&job.delivery_id));
                 let count = new_jobs.len();
                 jobs.extend(new_jobs);
                 count
@@ -460,7 +473,10 @@ fn insert_delivery(
     now: u64,
     context: &WriterContext,
 ) -> rusqlite::Result<Option<i64>> {
-    let state = if row.dead_letter.is_some() {
+    let deleted = (!context.deleted.is_empty() && context.deleted.contains(row.endpoint))
+        .then_some("its endpoint was deleted");
+    let last_error = row.dead_letter.or(deleted);
+    let state = if last_error.is_some() {
         DeliveryState::Dead
     } else if context.disabled.contains(row.endpoint) {
         DeliveryState::Parked
@@ -478,7 +494,7 @@ fn insert_delivery(
             row.payload_id,
             state as i64,
             now as i64,
-            row.dead_letter,
+            last_error,
             row.content_type,
             row.subject,
         ])?;
@@ -572,8 +588,20 @@ fn put_endpoint(connection: &Connection, endpoint: &StoredEndpoint) -> rusqlite:
 
 /// Deletes endpoint `id` and its state; its pending and parked deliveries become dead letters
 /// with `reason`. Answers how many.
-fn delete_endpoint(connection: &Connection, id: &str, reason: &str) -> rusqlite::Result<usize> {
-    connection.prepare_cached("DELETE FROM endpoints WHERE id = ?1")?.execute(params![id])?;
+fn delete_endpoint(
+    connection: &Connection,
+    id: &str,
+    reason: &str,
+    now: u64,
+) -> rusqlite::Result<usize> {
+    // A tombstone: the id is known as deleted from now on; its settings (and keys) are gone.
+    connection
+        .prepare_cached(
+            "INSERT INTO endpoints (id, kind, spec, created_at, updated_at, deleted_at) \
+             VALUES (?1, 'endpoint', '', ?2, ?2, ?2) \
+             ON CONFLICT (id) DO UPDATE SET deleted_at = ?2, spec = ''",
+        )?
+        .execute(params![id, now as i64])?;
     connection
         .prepare_cached("DELETE FROM endpoint_state WHERE endpoint = ?1")?
         .execute(params![id])?;
@@ -687,6 +715,9 @@ fn replay(
                  last_error = NULL WHERE id = ?1",
             )?;
             for (delivery_id, endpoint, event_id) in dead {
+                if context.deleted.contains(&endpoint) {
+                    continue;
+                }
                 let parked = context.disabled.contains(&endpoint);
                 let state = if parked { DeliveryState::Parked } else { DeliveryState::Pending };
                 update.execute(params![delivery_id, state as i64, now as i64])?;
@@ -731,7 +762,7 @@ fn replay(
 
 /// Sends one dead or delivered delivery again, its attempt count started over: pending and
 /// scheduled, or parked should its endpoint be disabled. Answers 1, or 0 when it does not
-/// exist or is still pending or parked.
+/// exist, is still pending or parked, or its endpoint was deleted.
 fn retry_delivery(
     connection: &Connection,
     delivery_id: i64,
@@ -747,7 +778,7 @@ fn retry_delivery(
         .optional()?;
     let Some((endpoint, event_id, state)) = found else { return Ok((0, Vec::new())) };
     let done = [DeliveryState::Dead as i64, DeliveryState::Delivered as i64];
-    if !done.contains(&state) {
+    if !done.contains(&state) || context.deleted.contains(&endpoint) {
         return Ok((0, Vec::new()));
     }
     let event_id = stored_event_id(&event_id)?;
@@ -877,8 +908,12 @@ mod tests {
         let mut connection = Connection::open_in_memory().unwrap();
         schema::migrate(&mut connection).unwrap();
         let (scheduler, mut scheduled) = mpsc::unbounded_channel();
-        let mut context =
-            WriterContext { metrics: Metrics::new(), scheduler, disabled: HashSet::new() };
+        let mut context = WriterContext {
+            metrics: Metrics::new(),
+            scheduler,
+            disabled: HashSet::new(),
+            deleted: HashSet::new(),
+        };
         let (first, second) = (EventId::generate(), EventId::generate());
         let mut answers = Vec::new();
         let mut batch = Vec::new();
@@ -919,8 +954,12 @@ mod tests {
         let mut connection = Connection::open_in_memory().unwrap();
         schema::migrate(&mut connection).unwrap();
         let (scheduler, mut scheduled) = mpsc::unbounded_channel();
-        let mut context =
-            WriterContext { metrics: Metrics::new(), scheduler, disabled: HashSet::new() };
+        let mut context = WriterContext {
+            metrics: Metrics::new(),
+            scheduler,
+            disabled: HashSet::new(),
+            deleted: HashSet::new(),
+        };
         let (first, second) = (EventId::generate(), EventId::generate());
         let (disable, disabled) = oneshot::channel();
         let (mut batch, mut answers) = (Vec::new(), Vec::new());
@@ -953,5 +992,36 @@ mod tests {
         // Nothing of a parked endpoint reaches the scheduler, not even the delivery made
         // before the disable in the same commit.
         assert!(scheduled.try_recv().is_err());
+    }
+
+    #[test]
+    fn a_delivery_disabled_and_enabled_again_within_one_commit_is_scheduled_once() {
+        let mut connection = Connection::open_in_memory().unwrap();
+        schema::migrate(&mut connection).unwrap();
+        let (scheduler, mut scheduled) = mpsc::unbounded_channel();
+        let mut context = WriterContext {
+            metrics: Metrics::new(),
+            scheduler,
+            disabled: HashSet::new(),
+            deleted: HashSet::new(),
+        };
+        let id = EventId::generate();
+        let (reply, _ingested) = oneshot::channel();
+        let mut batch = vec![Command::Ingest(Box::new(new_event(id)), reply)];
+        let mut answers = Vec::new();
+        for enabled in [false, true] {
+            let (reply, answer) = oneshot::channel();
+            let (endpoint, reason) = ("hook".to_owned(), String::new());
+            batch.push(Command::SetEndpointEnabled { endpoint, enabled, reason, reply });
+            answers.push(answer);
+        }
+        commit_batch(&mut connection, &mut batch, &mut context);
+        let moved: Vec<usize> =
+            answers.into_iter().map(|mut answer| answer.try_recv().unwrap().unwrap()).collect();
+        assert_eq!(moved, [1, 1], "parked, then resumed");
+        assert_eq!(state_of_event(&connection, id), DeliveryState::Pending as i64);
+        let jobs: Vec<_> = std::iter::from_fn(|| scheduled.try_recv().ok()).collect();
+        assert_eq!(jobs.len(), 1, "{jobs:?}");
+        assert!(context.disabled.is_empty());
     }
 }
