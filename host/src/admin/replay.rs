@@ -18,6 +18,10 @@ use crate::ingress::http::ApiError;
 use crate::pipeline::Pipeline;
 use crate::store::{DeliveryState, ReplaySelection, ReplayedEvent};
 
+/// The most events one replay by time range routes again: they are held in memory, routed
+/// (plugins included) and committed in one transaction, which holds up ingest meanwhile.
+const MAX_REPLAYED_EVENTS: u32 = 10_000;
+
 pub fn router() -> OpenApiRouter<AdminState> {
     OpenApiRouter::new().routes(routes!(replay))
 }
@@ -63,9 +67,17 @@ async fn replay(
         None => ReplaySelection::DeadLetters { endpoint: request.endpoint.clone() },
         Some(since) => {
             let until = request.until.unwrap_or_else(|| now_millis() + 1);
-            let events =
-                read(&state.store, move |reader| reader.events_received_between(since, until))
-                    .await?;
+            let events = read(&state.store, move |reader| {
+                reader.events_received_between(since, until, MAX_REPLAYED_EVENTS + 1)
+            })
+            .await?;
+            if events.len() > MAX_REPLAYED_EVENTS as usize {
+                let detail = format!(
+                    "more than {MAX_REPLAYED_EVENTS} events in that range: replay a shorter one \
+                     (give `until`), one range after the other"
+                );
+                return Err(invalid(vec![FieldError::new("since", detail)]));
+            }
             ReplaySelection::Events(route_again(&state.pipeline, &events, &request).await?)
         }
     };

@@ -259,20 +259,21 @@ impl Reader {
         Ok(statement.query_row(params![id], delivery_summary).optional()?)
     }
 
-    /// Events received in `[since, until)` (unix ms), in commit order; events made by splits are not
-    /// listed (routing their origin again makes them again).
+    /// Up to `limit` events received in `[since, until)` (unix ms), in commit order; events
+    /// made by splits are not listed (routing their origin again makes them again).
     pub fn events_received_between(
         &self,
         since: u64,
         until: u64,
+        limit: u32,
     ) -> Result<Vec<StoredEvent>, StoreError> {
         let sql = format!(
             "SELECT {EVENT_COLUMNS} FROM events e JOIN payloads p ON p.id = e.payload_id \
              WHERE e.received_at >= ?1 AND e.received_at < ?2 AND e.parent_seq IS NULL \
-             ORDER BY e.seq"
+             ORDER BY e.seq LIMIT ?3"
         );
         let mut statement = self.connection.prepare(&sql)?;
-        let rows = statement.query_map(params![since as i64, until as i64], stored_event)?;
+        let rows = statement.query_map(params![since as i64, until as i64, limit], stored_event)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
