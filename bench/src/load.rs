@@ -92,6 +92,9 @@ pub struct LoadSpec {
     pub headers: Vec<(HeaderName, Template)>,
     /// Signs each body as GitHub does (`x-hub-signature-256`) with this secret.
     pub github_secret: Option<Vec<u8>>,
+    /// Closed loop only: stop after this many requests (or at the end of the window, if
+    /// sooner); the window then ends when the last answer came.
+    pub limit: Option<u64>,
 }
 
 /// One request and its answer.
@@ -173,10 +176,14 @@ pub async fn run(spec: LoadSpec) -> anyhow::Result<LoadReport> {
     }
     sent.sort_unstable_by_key(|sent| sent.seq);
     let window_start_us = start_us + shared.spec.warmup.as_micros() as u64;
+    // A run that reached its limit early ends there; otherwise the last answers, which come
+    // after the deadline, do not stretch the window.
+    let window_end_us = (window_start_us + shared.spec.duration.as_micros() as u64)
+        .min(now_micros().max(window_start_us));
     Ok(LoadReport {
         sent,
         window_start_us,
-        window_end_us: window_start_us + shared.spec.duration.as_micros() as u64,
+        window_end_us,
         late: shared.late.load(Ordering::Relaxed),
         connection_failures: shared.connection_failures.load(Ordering::Relaxed),
     })
@@ -193,7 +200,11 @@ async fn worker(shared: Arc<Shared>, index: usize) -> Vec<Sent> {
                 if Instant::now() >= shared.deadline {
                     break;
                 }
-                shared.next_seq.fetch_add(1, Ordering::Relaxed)
+                let seq = shared.next_seq.fetch_add(1, Ordering::Relaxed);
+                if spec.limit.is_some_and(|limit| seq >= limit) {
+                    break;
+                }
+                seq
             }
             Pace::Rate(rate) => {
                 let due = shared.started + Duration::from_secs_f64(paced_index as f64 / rate);

@@ -10,6 +10,7 @@ use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use switchyard_bench::body::{Template, default_body_template};
 use switchyard_bench::load::{self, LoadSpec, Pace, Target};
+use switchyard_bench::plugin_stage::LanguageTransform;
 use switchyard_bench::report::{self, Machine, RunSummary};
 use switchyard_bench::scenario::{self, PaceRule, RunOptions, ScenarioResult};
 use switchyard_bench::signature::WebhookKey;
@@ -32,16 +33,69 @@ enum Command {
     Load(LoadArgs),
     /// Receive deliveries, print rates and end-to-end latency each interval.
     Sink(SinkArgs),
-    /// Measure one call of the first-party Rust plugins, fresh and warm.
+    /// Measure one call of the first-party Rust plugins and the benchmarks' Python and
+    /// JavaScript transforms, fresh and warm.
     PluginStage {
         #[arg(long)]
         plugins: Option<PathBuf>,
         #[arg(long, default_value_t = 20_000)]
         calls: usize,
-        /// Only this plugin (`pass`, `verify-github` or `redact`).
+        /// Only this plugin (`pass`, `verify-github`, `redact`, `redact-python` or
+        /// `redact-javascript`).
         #[arg(long)]
         only: Option<String>,
+        #[command(flatten)]
+        languages: LanguageArgs,
     },
+}
+
+/// The benchmarks' transforms in other languages (`bench/plugins`, built with
+/// `switchyard plugin build`); each is skipped when it is not built.
+#[derive(Debug, clap::Args)]
+struct LanguageArgs {
+    /// The Python transform component (default: `bench/plugins/python`'s build, if built).
+    #[arg(long)]
+    python_transform: Option<PathBuf>,
+    /// The JavaScript transform component (default: `bench/plugins/js`'s build, if built).
+    #[arg(long)]
+    js_transform: Option<PathBuf>,
+    /// Where compiled plugins are kept between runs (default: `target/bench/plugin-cache`).
+    #[arg(long)]
+    plugin_cache: Option<PathBuf>,
+}
+
+impl LanguageArgs {
+    /// The Python transform: the one given, else the default build if it exists.
+    fn python(&self) -> Option<PathBuf> {
+        given_or_built(self.python_transform.as_ref(), "python")
+    }
+
+    fn transforms(&self) -> Vec<LanguageTransform> {
+        let mut transforms = Vec::new();
+        if let Some(path) = self.python() {
+            transforms.push(LanguageTransform { language: "Python", path });
+        }
+        if let Some(path) = given_or_built(self.js_transform.as_ref(), "js") {
+            transforms.push(LanguageTransform { language: "JavaScript", path });
+        }
+        transforms
+    }
+
+    fn plugin_cache(&self) -> PathBuf {
+        self.plugin_cache.clone().unwrap_or_else(|| target_dir().join("bench").join("plugin-cache"))
+    }
+}
+
+/// `given`, else `bench/plugins/<directory>/build/bench_redact.wasm` when it was built.
+fn given_or_built(given: Option<&PathBuf>, directory: &str) -> Option<PathBuf> {
+    given.cloned().or_else(|| {
+        let built = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("plugins")
+            .join(directory)
+            .join("build")
+            .join("bench_redact.wasm");
+        built.is_file().then_some(built)
+    })
 }
 
 #[derive(Debug, clap::Args)]
@@ -58,9 +112,8 @@ struct RunArgs {
     /// Directory of the first-party plugins' `.wasm` files.
     #[arg(long)]
     plugins: Option<PathBuf>,
-    /// A Python transform component for the `S1-python` row.
-    #[arg(long)]
-    python_transform: Option<PathBuf>,
+    #[command(flatten)]
+    languages: LanguageArgs,
     /// Where JSON and markdown results go (default: `target/bench/<date>-<time>`).
     #[arg(long)]
     out: Option<PathBuf>,
@@ -84,6 +137,10 @@ struct RunArgs {
     /// its CPU and RSS figures are then the profiler's).
     #[arg(long)]
     router_prefix: Option<String>,
+    /// The `nats-server` binary for the NATS row (default: the test tools' venv, where
+    /// `cargo xtask setup` installs it).
+    #[arg(long)]
+    nats_server: Option<PathBuf>,
     /// Skip the in-process plugin stage measure.
     #[arg(long)]
     no_plugin_stage: bool,
@@ -113,6 +170,9 @@ struct LoadArgs {
     /// Sign each body as GitHub does with this secret.
     #[arg(long)]
     github_secret: Option<String>,
+    /// Closed loop: stop after this many requests.
+    #[arg(long)]
+    requests: Option<u64>,
     /// Print the summary as JSON.
     #[arg(long)]
     json: bool,
@@ -140,12 +200,14 @@ fn main() {
         Command::Run(args) => run(args),
         Command::Load(args) => runtime().and_then(|runtime| runtime.block_on(load_command(args))),
         Command::Sink(args) => runtime().and_then(|runtime| runtime.block_on(sink_command(args))),
-        Command::PluginStage { plugins, calls, only } => {
+        Command::PluginStage { plugins, calls, only, languages } => {
             let plugins = plugins.unwrap_or_else(default_plugins_dir);
-            plugin_stage::run(&plugins, calls, only.as_deref()).and_then(|results| {
-                println!("{}", serde_json::to_string_pretty(&results)?);
-                Ok(())
-            })
+            let cache = languages.plugin_cache();
+            plugin_stage::run(&plugins, calls, only.as_deref(), &languages.transforms(), &cache)
+                .and_then(|results| {
+                    println!("{}", serde_json::to_string_pretty(&results)?);
+                    Ok(())
+                })
         }
     };
     if let Err(error) = result {
@@ -166,6 +228,11 @@ fn workspace_root() -> PathBuf {
 fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
         .map_or_else(|| workspace_root().join("target"), PathBuf::from)
+}
+
+fn default_nats_server() -> Option<PathBuf> {
+    let venv = workspace_root().join(".tools").join("venv").join("bin").join("nats-server");
+    venv.is_file().then_some(venv)
 }
 
 fn default_plugins_dir() -> PathBuf {
@@ -200,6 +267,8 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
             .as_deref()
             .map(|prefix| prefix.split_whitespace().map(str::to_owned).collect())
             .unwrap_or_default(),
+        plugin_cache: args.languages.plugin_cache(),
+        nats_server: args.nats_server.clone().or_else(default_nats_server),
     };
     let out = args.out.unwrap_or_else(|| {
         let stamp = std::time::SystemTime::now()
@@ -211,7 +280,8 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
     let runtime = runtime()?;
     let mut results: Vec<ScenarioResult> = Vec::new();
     let mut intake: HashMap<&str, f64> = HashMap::new();
-    for scenario in scenario::catalogue(args.python_transform.as_deref()) {
+    let python = args.languages.python();
+    for scenario in scenario::catalogue(python.as_deref(), options.nats_server.as_deref()) {
         if !args.only.is_empty() && !args.only.iter().any(|id| id == scenario.id) {
             continue;
         }
@@ -258,7 +328,14 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         Vec::new()
     } else {
         eprintln!("bench: plugin stage ({plugin_calls} calls per plugin and mode)…");
-        plugin_stage::run(&options.plugins_dir, plugin_calls, None)?
+        let languages = args.languages.transforms();
+        plugin_stage::run(
+            &options.plugins_dir,
+            plugin_calls,
+            None,
+            &languages,
+            &options.plugin_cache,
+        )?
     };
     let summary = RunSummary {
         date: report::today(),
@@ -304,6 +381,7 @@ async fn load_command(args: LoadArgs) -> anyhow::Result<()> {
         content_type: args.content_type,
         headers,
         github_secret: args.github_secret.map(String::into_bytes),
+        limit: args.requests,
     };
     let report = load::run(spec).await?;
     let mut statuses = std::collections::BTreeMap::new();

@@ -1,4 +1,4 @@
-//! The plugin stage alone: what one call of a Rust plugin costs, fresh and warm.
+//! The plugin stage alone: what one call of a plugin costs, fresh and warm.
 //!
 //! Drives the router's own runtime (`switchyard::plugin::PluginHost`) in this process, no
 //! HTTP and no store, on the event the load generator sends. Fresh calls run on this thread
@@ -6,9 +6,14 @@
 //! thread pool (`call`) with one thread, so its warm instance is reused. Two times per call:
 //! `inside`, the runtime's own measure (instance + call + conversions, on the plugin thread),
 //! and, for pool calls, `round trip`, which adds the hop to the plugin thread and back.
+//!
+//! The first-party Rust plugins are always measured; the benchmarks' own Python and
+//! JavaScript transforms (`bench/plugins`, the `redact` job in those languages) when built.
+//! Their fresh calls start an interpreter each time (milliseconds), so they get a hundredth of
+//! the calls fresh.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -27,22 +32,37 @@ use crate::stats::Summary;
 
 /// Calls made before measuring (caches, branch predictors, the pool's first instance).
 const WARMUP_CALLS: usize = 500;
+/// Fresh calls of an interpreted plugin made before measuring.
+const INTERPRETED_FRESH_WARMUP_CALLS: usize = 10;
+
+/// A transform in a language with an interpreter inside its component.
+#[derive(Debug, Clone)]
+pub struct LanguageTransform {
+    /// `Python` or `JavaScript`.
+    pub language: &'static str,
+    pub path: PathBuf,
+}
 
 /// One plugin's figures, in nanoseconds.
 #[derive(Debug, Clone, Serialize)]
 pub struct PluginStageResult {
     pub plugin: String,
+    /// `Rust`, `Python` or `JavaScript`.
+    pub language: String,
+    /// Warm calls measured.
     pub calls: usize,
+    pub fresh_calls: usize,
     pub fresh_inside_ns: Summary,
     pub warm_inside_ns: Summary,
     pub warm_round_trip_ns: Summary,
 }
 
-/// The plugins measured (a do-nothing one, a verifier and a transform), with their config.
-fn plugins(plugins_dir: &Path) -> Vec<Plugin> {
-    let plugin = |id: &str, file: &str, config: &[(&str, &str)], secrets: &[&str]| Plugin {
+/// The plugins measured (a do-nothing one, a verifier and a transform in Rust, the transform
+/// in other languages), with their config and language.
+fn plugins(plugins_dir: &Path, languages: &[LanguageTransform]) -> Vec<(Plugin, &'static str)> {
+    let plugin = |id: &str, path: PathBuf, config: &[(&str, &str)], secrets: &[&str]| Plugin {
         id: id.into(),
-        path: plugins_dir.join(file),
+        path,
         secrets: secrets.iter().map(|name| name.to_string()).collect(),
         config: config.iter().map(|(key, value)| (key.to_string(), value.to_string())).collect(),
         timeout: Duration::from_millis(100),
@@ -50,13 +70,28 @@ fn plugins(plugins_dir: &Path) -> Vec<Plugin> {
         instances: Instances::Fresh,
         on_error: OnError::FailClosed,
     };
-    vec![
+    let rust = |file: &str| plugins_dir.join(file);
+    let mut plugins = vec![
         // The test fixture `hostile` without a `mode` answers `pass` and does nothing else: the
         // runtime's own cost per call, the least any plugin stage costs.
-        plugin("pass", "hostile.wasm", &[], &[]),
-        plugin("verify-github", "verify_github.wasm", &[("secret", "github")], &["github"]),
-        plugin("redact", "redact.wasm", &[("pointers", REDACT_POINTER)], &[]),
-    ]
+        (plugin("pass", rust("hostile.wasm"), &[], &[]), "Rust"),
+        (
+            plugin(
+                "verify-github",
+                rust("verify_github.wasm"),
+                &[("secret", "github")],
+                &["github"],
+            ),
+            "Rust",
+        ),
+        (plugin("redact", rust("redact.wasm"), &[("pointers", REDACT_POINTER)], &[]), "Rust"),
+    ];
+    for transform in languages {
+        let id = format!("redact-{}", transform.language.to_lowercase());
+        let pointers = [("pointers", REDACT_POINTER)];
+        plugins.push((plugin(&id, transform.path.clone(), &pointers, &[]), transform.language));
+    }
+    plugins
 }
 
 /// The event every call gets: the load generator's default body, signed for `verify-github`.
@@ -81,19 +116,22 @@ fn event() -> Event {
     }
 }
 
-/// Measures each first-party Rust plugin `calls` times fresh and `calls` times warm.
-/// With `only`, just that plugin.
+/// Measures each first-party Rust plugin `calls` times fresh and `calls` times warm, and each
+/// of `languages` `calls` times warm and a hundredth of that fresh. With `only`, just that
+/// plugin. Compiled components are kept in `cache_dir` (a Python one takes half a minute).
 pub fn run(
     plugins_dir: &Path,
     calls: usize,
     only: Option<&str>,
+    languages: &[LanguageTransform],
+    cache_dir: &Path,
 ) -> anyhow::Result<Vec<PluginStageResult>> {
     let secrets: BTreeMap<String, Secret> =
         [("github".to_owned(), Secret::new(GITHUB_SECRET.as_bytes().to_vec()))].into();
-    let cache = tempfile::tempdir()?;
+    std::fs::create_dir_all(cache_dir)?;
     let event = event();
     let mut results = Vec::new();
-    for plugin in plugins(plugins_dir) {
+    for (plugin, language) in plugins(plugins_dir, languages) {
         if only.is_some_and(|id| id != plugin.id) {
             continue;
         }
@@ -101,17 +139,21 @@ pub fn run(
             bail!("`{}` is missing: build the plugins first", plugin.path.display());
         }
         let options = |threads| RuntimeOptions {
-            cache_dir: Some(cache.path().to_path_buf()),
+            cache_dir: Some(cache_dir.to_path_buf()),
             threads,
             count_instructions: false,
             emit_logs: false,
         };
+        let (fresh_warmup, fresh_calls) = match language {
+            "Rust" => (WARMUP_CALLS, calls),
+            _ => (INTERPRETED_FRESH_WARMUP_CALLS, (calls / 100).max(20)),
+        };
         let fresh = PluginHost::load(std::slice::from_ref(&plugin), &secrets, &options(0))?;
-        let mut fresh_inside = Vec::with_capacity(calls);
-        for index in 0..WARMUP_CALLS + calls {
+        let mut fresh_inside = Vec::with_capacity(fresh_calls);
+        for index in 0..fresh_warmup + fresh_calls {
             let report = fresh.call_blocking(&plugin.id, &event, None);
             check(&plugin.id, &report.answer)?;
-            if index >= WARMUP_CALLS {
+            if index >= fresh_warmup {
                 fresh_inside.push(report.elapsed.as_nanos() as u64);
             }
         }
@@ -138,7 +180,9 @@ pub fn run(
         let (mut warm_inside, mut warm_round_trip) = (warm_inside, warm_round_trip);
         results.push(PluginStageResult {
             plugin: plugin.id.clone(),
+            language: language.into(),
             calls,
+            fresh_calls,
             fresh_inside_ns: Summary::of(&mut fresh_inside),
             warm_inside_ns: Summary::of(&mut warm_inside),
             warm_round_trip_ns: Summary::of(&mut warm_round_trip),

@@ -1,9 +1,13 @@
 //! Scenarios: what each run configures, and how one run is measured.
 //!
-//! Owns the catalogue (S0, S1, S10, the paced runs, plugins, a failing endpoint, and the rows
-//! that cannot run yet), the config each writes, and the order of a run: sink, router, load
-//! (warm-up, then the measured window with CPU and RSS sampled from `/proc`), drain, SIGTERM,
-//! then the figures. Everything here runs on loopback, bounded in time and in count.
+//! Owns the catalogue (S0, S1, S10, the paced runs, plugins, a failing endpoint, a restart
+//! with a backlog, and the rows that cannot run yet), the config each writes, and the order of
+//! a run: sink, router, load (warm-up, then the measured window with CPU and RSS sampled from
+//! `/proc`), drain, SIGTERM, then the figures. The NATS row publishes to a JetStream stream the
+//! router consumes, on a `nats-server` it starts for the run. The restart row fills the store
+//! instead (a fixed number of events for an endpoint nothing listens on), stops, and times the
+//! next start to `/readyz` answering 200. Everything here runs on loopback, bounded in time and
+//! in count.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -12,6 +16,7 @@ use anyhow::Context;
 use serde::Serialize;
 
 use crate::body::{Template, default_body_template};
+use crate::jetstream::{self, NatsServer, PublishSpec};
 use crate::load::{self, LoadReport, LoadSpec, Pace, Target};
 use crate::procfs::{self, Sampler, Usage};
 use crate::router::Router;
@@ -29,6 +34,15 @@ pub const REDACT_POINTER: &str = "/data/card/number";
 const SAMPLE_INTERVAL: Duration = Duration::from_millis(200);
 /// A drain that makes no progress for this long is over.
 const DRAIN_STALL: Duration = Duration::from_secs(5);
+/// Pending deliveries the restart row leaves in the store (DESIGN §11: 100k).
+pub const RESTART_PENDING: u64 = 100_000;
+/// The longest the restart row may take to accept its events.
+const RESTART_FILL_LIMIT: Duration = Duration::from_secs(240);
+/// The NATS row's most messages published but not yet delivered: the JetStream source's
+/// default `max_ack_pending`, so the router always has a full window to work on.
+const NATS_BACKLOG: u64 = 1024;
+/// The longest wait for `/readyz` after the restarted router listens.
+const READY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How a scenario's load is timed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,7 +58,7 @@ pub enum PaceRule {
 pub enum RoutePlugin {
     /// The first-party Rust `redact` transform, fresh instance per event.
     Redact,
-    /// A Python transform (componentize-py), warm instances.
+    /// A Python transform (componentize-py), warm instances, masking what `redact` masks.
     Python(PathBuf),
 }
 
@@ -63,6 +77,12 @@ pub struct Scenario {
     /// `server.durability`.
     pub durability: &'static str,
     pub pace: PaceRule,
+    /// Accept this many events for an endpoint nothing listens on (each keeps a pending
+    /// delivery, its retry an hour away), stop, and time the next start to ready.
+    pub restart_with: Option<u64>,
+    /// The source is a JetStream stream on a `nats-server` started for the run, and the load
+    /// is published to it.
+    pub nats: bool,
     /// Why this row cannot run yet; it is reported, not measured.
     pub not_yet: Option<String>,
 }
@@ -87,10 +107,16 @@ pub struct RunOptions {
     pub work_dir: PathBuf,
     /// Runs the router under this command (a profiler); empty for none.
     pub router_prefix: Vec<String>,
+    /// Compiled plugins (`.cwasm`) kept between runs, so a Python component is compiled once,
+    /// not at every router start (the data directory's `plugin-cache` links here).
+    pub plugin_cache: PathBuf,
+    /// The `nats-server` binary for the NATS row.
+    pub nats_server: Option<PathBuf>,
 }
 
-/// Every row, in the order they run. Paced rows follow the row they halve.
-pub fn catalogue(python_transform: Option<&Path>) -> Vec<Scenario> {
+/// Every row, in the order they run. Paced rows follow the row they halve. Rows whose Python
+/// transform or `nats-server` is not given are reported as not measured.
+pub fn catalogue(python_transform: Option<&Path>, nats_server: Option<&Path>) -> Vec<Scenario> {
     let base = Scenario {
         id: "",
         title: "",
@@ -100,6 +126,8 @@ pub fn catalogue(python_transform: Option<&Path>) -> Vec<Scenario> {
         route_plugin: None,
         durability: "fsync",
         pace: PaceRule::Saturate,
+        restart_with: None,
+        nats: false,
         not_yet: None,
     };
     vec![
@@ -141,9 +169,11 @@ pub fn catalogue(python_transform: Option<&Path>) -> Vec<Scenario> {
             id: "S1-python",
             title: "one endpoint, Python route transform, warm",
             route_plugin: python_transform.map(|path| RoutePlugin::Python(path.to_path_buf())),
-            not_yet: python_transform
-                .is_none()
-                .then(|| "not yet: no Python transform given (`--python-transform <wasm>`)".into()),
+            not_yet: python_transform.is_none().then(|| {
+                "not measured: no Python transform (build `bench/plugins/python` with `switchyard \
+                 plugin build`, or give `--python-transform <wasm>`)"
+                    .into()
+            }),
             ..base.clone()
         },
         Scenario {
@@ -153,9 +183,19 @@ pub fn catalogue(python_transform: Option<&Path>) -> Vec<Scenario> {
             ..base.clone()
         },
         Scenario {
+            id: "restart",
+            title: "restart with 100k pending deliveries",
+            restart_with: Some(RESTART_PENDING),
+            ..base.clone()
+        },
+        Scenario {
             id: "NATS",
             title: "NATS JetStream in, webhook out",
-            not_yet: Some("not yet: the load generator has no JetStream publisher yet".into()),
+            nats: true,
+            not_yet: nats_server.is_none().then(|| {
+                "not measured: no `nats-server` (`cargo xtask setup`, or `--nats-server <path>`)"
+                    .into()
+            }),
             ..base
         },
     ]
@@ -216,6 +256,14 @@ pub struct ScenarioResult {
     pub signatures_failed: u64,
     /// Connections the router opened to the sink.
     pub sink_connections: u64,
+    /// Restart row: pending deliveries the restarted router loaded (from its log).
+    pub restart_pending: Option<u64>,
+    /// Restart row: process start → `/readyz` answering 200, seconds.
+    pub restart_ready_seconds: Option<f64>,
+    /// Restart row: process start → the listening socket, seconds.
+    pub restart_listening_seconds: Option<f64>,
+    /// NATS row: the `nats-server`'s CPU over the window (not counted in `other`).
+    pub nats_server_cpu_cores: Option<f64>,
 }
 
 impl ScenarioResult {
@@ -230,8 +278,14 @@ impl ScenarioResult {
     }
 }
 
-/// The config a scenario runs with; `sink` is the sink's base URL.
-pub fn config_text(scenario: &Scenario, sink: &str, plugins_dir: &Path) -> String {
+/// The config a scenario runs with; `sink` is the sink's base URL, `nats` the server's URL
+/// for the NATS row.
+pub fn config_text(
+    scenario: &Scenario,
+    sink: &str,
+    plugins_dir: &Path,
+    nats: Option<&str>,
+) -> String {
     let mut text = format!(
         "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = \"data\"\ndurability = \"{}\"\n\n\
          [egress]\nallow_networks = [\"127.0.0.0/8\"]\n\n\
@@ -239,6 +293,9 @@ pub fn config_text(scenario: &Scenario, sink: &str, plugins_dir: &Path) -> Strin
          github = {{ value = \"{GITHUB_SECRET}\" }}\n\n",
         scenario.durability
     );
+    if let Some(url) = nats {
+        text.push_str(&format!("[nats]\nurl = \"{url}\"\n\n"));
+    }
     let wasm = |file: &str| plugins_dir.join(file).display().to_string();
     if scenario.verify {
         text.push_str(&format!(
@@ -257,14 +314,24 @@ pub fn config_text(scenario: &Scenario, sink: &str, plugins_dir: &Path) -> Strin
         }
         Some(RoutePlugin::Python(path)) => {
             text.push_str(&format!(
-                "[plugins.python-transform]\npath = {:?}\ninstances = \"warm\"\n\n",
+                "[plugins.python-transform]\npath = {:?}\ninstances = \"warm\"\n\
+                 timeout = \"1s\"\nconfig = {{ pointers = \"{REDACT_POINTER}\" }}\n\n",
                 path.display().to_string()
             ));
             Some("python-transform")
         }
         None => None,
     };
-    text.push_str("[sources.app]\ntype = \"http\"\n");
+    if scenario.nats {
+        text.push_str(&format!(
+            "[sources.app]\ntype = \"nats\"\nsubject = \"{}\"\n\
+             jetstream = {{ stream = \"{}\", durable = \"switchyard\" }}\n",
+            jetstream::SUBJECT,
+            jetstream::STREAM
+        ));
+    } else {
+        text.push_str("[sources.app]\ntype = \"http\"\n");
+    }
     if scenario.verify {
         text.push_str("verify = [\"verify-github\"]\n");
     }
@@ -272,9 +339,12 @@ pub fn config_text(scenario: &Scenario, sink: &str, plugins_dir: &Path) -> Strin
     let mut endpoints: Vec<String> =
         (0..scenario.endpoints).map(|index| format!("e{index}")).collect();
     for id in &endpoints {
-        text.push_str(&format!(
-            "[endpoints.{id}]\nurl = \"{sink}/{id}\"\nsecret = \"signing\"\n\n"
-        ));
+        text.push_str(&format!("[endpoints.{id}]\nurl = \"{sink}/{id}\"\nsecret = \"signing\"\n"));
+        if scenario.restart_with.is_some() {
+            // The first attempt fails at once (nothing listens), the next is an hour away.
+            text.push_str("retry = { schedule = [\"1h\"] }\n");
+        }
+        text.push('\n');
     }
     if scenario.failing {
         text.push_str(&format!(
@@ -306,24 +376,55 @@ pub async fn run(
     if scenario.failing {
         paths.push(("/failing".into(), Reply { status: 500, delay: Duration::ZERO }));
     }
-    let healthy = scenario.endpoints;
-    let sink = Sink::start(
-        ([127, 0, 0, 1], 0).into(),
-        SinkSpec {
-            paths,
-            key: Some(WebhookKey::parse(SIGNING_SECRET)?),
-            verify_every: options.verify_every,
-        },
-    )
-    .await?;
+    // The restart row's endpoint is never reached: nothing counts as lost.
+    let healthy = if scenario.restart_with.is_some() { 0 } else { scenario.endpoints };
+    let sink = std::sync::Arc::new(
+        Sink::start(
+            ([127, 0, 0, 1], 0).into(),
+            SinkSpec {
+                paths,
+                key: Some(WebhookKey::parse(SIGNING_SECRET)?),
+                verify_every: options.verify_every,
+            },
+        )
+        .await?,
+    );
+    let endpoint_base =
+        if scenario.restart_with.is_some() { unreachable_url()? } else { sink.url("") };
+    let nats = match (scenario.nats, &options.nats_server) {
+        (false, _) => None,
+        (true, None) => anyhow::bail!("the NATS row needs a `nats-server`"),
+        (true, Some(binary)) => {
+            let server = NatsServer::start(binary, &directory.path().join("nats"))?;
+            jetstream::create_stream(&server.url()).await?;
+            Some(server)
+        }
+    };
+    let nats_url = nats.as_ref().map(NatsServer::url);
     let config_path = directory.path().join("switchyard.toml");
-    std::fs::write(&config_path, config_text(scenario, &sink.url(""), &options.plugins_dir))?;
-    let (binary, prefix) = (options.binary.clone(), options.router_prefix.clone());
-    let mut router =
-        tokio::task::spawn_blocking(move || Router::start(&prefix, &binary, &config_path))
-            .await??;
+    let config = config_text(scenario, &endpoint_base, &options.plugins_dir, nats_url.as_deref());
+    std::fs::write(&config_path, config)?;
     let data_dir = directory.path().join("data");
+    std::fs::create_dir_all(&data_dir)?;
+    std::fs::create_dir_all(&options.plugin_cache)?;
+    std::os::unix::fs::symlink(
+        std::path::absolute(&options.plugin_cache)?,
+        data_dir.join(switchyard::plugin::CACHE_DIRECTORY),
+    )?;
+    let (binary, prefix) = (options.binary.clone(), options.router_prefix.clone());
+    let start_config = config_path.clone();
+    let mut router =
+        tokio::task::spawn_blocking(move || Router::start(&prefix, &binary, &start_config))
+            .await??;
     let database_before = procfs::files_bytes(&data_dir, "switchyard.db");
+    if nats.is_some() {
+        // Listening comes before the JetStream consumer exists; ready waits for it.
+        let started = Instant::now();
+        while !readyz(router.address()).await.unwrap_or(false) {
+            anyhow::ensure!(started.elapsed() < READY_TIMEOUT, "not ready:\n{}", router.tail());
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
 
     let connections = if rate.is_some() { options.paced_connections } else { options.connections };
     let mut headers = Vec::new();
@@ -331,29 +432,53 @@ pub async fn run(
         headers.push(("x-github-event".try_into()?, Template::parse("push")));
         headers.push(("x-github-delivery".try_into()?, Template::parse("bench-{{seq}}")));
     }
+    // The restart row sends a fixed number of events, all of them measured.
+    let (warmup, duration) = match scenario.restart_with {
+        Some(_) => (Duration::ZERO, RESTART_FILL_LIMIT),
+        None => (options.warmup, options.duration),
+    };
     let spec = LoadSpec {
         target: Target::resolve(&format!("http://{}/webhooks/app", router.address())).await?,
         connections,
         pace: rate.map_or(Pace::Closed, Pace::Rate),
-        warmup: options.warmup,
-        duration: options.duration,
+        warmup,
+        duration,
         body: Template::parse(&default_body_template()),
         content_type: "application/json".into(),
         headers,
         github_secret: scenario.verify.then(|| GITHUB_SECRET.as_bytes().to_vec()),
+        limit: scenario.restart_with,
     };
     let pid = router.pid();
-    let warmup = options.warmup;
+    let nats_pid = nats.as_ref().map(NatsServer::pid);
     let samplers = tokio::spawn(async move {
         tokio::time::sleep(warmup).await;
         let machine = (Instant::now(), procfs::machine_busy_seconds().unwrap_or(0.0));
         let router = Sampler::start(pid, SAMPLE_INTERVAL);
-        (router, Sampler::start(std::process::id(), SAMPLE_INTERVAL), machine)
+        let nats = nats_pid.map(|pid| Sampler::start(pid, SAMPLE_INTERVAL));
+        (router, Sampler::start(std::process::id(), SAMPLE_INTERVAL), nats, machine)
     });
-    let report = load::run(spec).await.with_context(|| router.tail())?;
-    let (router_sampler, harness_sampler, (machine_started, machine_busy)) = samplers.await?;
+    let report = match &nats_url {
+        Some(url) => {
+            let publish = PublishSpec {
+                url: url.clone(),
+                connections,
+                warmup,
+                duration,
+                body: spec.body,
+                backlog: NATS_BACKLOG,
+            };
+            let sink = sink.clone();
+            let delivered = move || (0..healthy).map(|index| sink.count(index)).sum();
+            jetstream::publish(publish, delivered).await.context("publishing to JetStream")?
+        }
+        None => load::run(spec).await.with_context(|| router.tail())?,
+    };
+    let (router_sampler, harness_sampler, nats_sampler, (machine_started, machine_busy)) =
+        samplers.await?;
     let router_usage = router_sampler.finish();
     let harness_usage = harness_sampler.finish();
+    let nats_cores = nats_sampler.map(|sampler| sampler.finish().cpu_cores);
     let machine_cores = (procfs::machine_busy_seconds().unwrap_or(machine_busy) - machine_busy)
         / machine_started.elapsed().as_secs_f64().max(f64::EPSILON);
 
@@ -385,12 +510,20 @@ pub async fn run(
         anyhow::bail!("switchyard exited with {status}:\n{}", router.tail());
     }
     let database_after = procfs::files_bytes(&data_dir, "switchyard.db");
+    let restart = match scenario.restart_with {
+        Some(_) => Some(time_restart(options, &config_path).await?),
+        None => None,
+    };
     let arrivals = sink.take();
     let mut result = figures(scenario, &report, &arrivals, healthy);
     result.connections = connections;
     result.target_rate = rate;
-    result.other_cpu_cores =
-        (machine_cores - router_usage.cpu_cores - harness_usage.cpu_cores).max(0.0);
+    result.other_cpu_cores = (machine_cores
+        - router_usage.cpu_cores
+        - harness_usage.cpu_cores
+        - nats_cores.unwrap_or(0.0))
+    .max(0.0);
+    result.nats_server_cpu_cores = nats_cores;
     let events = (result.intake_per_second * result.window_seconds).max(1.0);
     result.router_cpu_us_per_event = router_usage.cpu_cores * result.window_seconds * 1e6 / events;
     result.written_kb_per_event = router_usage.written_bytes as f64 / 1000.0 / events;
@@ -407,7 +540,72 @@ pub async fn run(
         sink.counters().signatures_failed.load(std::sync::atomic::Ordering::Relaxed);
     result.sink_connections =
         sink.counters().connections.load(std::sync::atomic::Ordering::Relaxed);
+    if let Some(restart) = restart {
+        result.restart_pending = restart.pending;
+        result.restart_listening_seconds = Some(restart.listening.as_secs_f64());
+        result.restart_ready_seconds = Some(restart.ready.as_secs_f64());
+    }
     Ok(result)
+}
+
+/// An `http://127.0.0.1:<port>` where nothing listens (a port the OS handed out and took back).
+fn unreachable_url() -> anyhow::Result<String> {
+    let listener = std::net::TcpListener::bind(("127.0.0.1", 0))?;
+    let port = listener.local_addr()?.port();
+    drop(listener);
+    Ok(format!("http://127.0.0.1:{port}"))
+}
+
+/// How long a restart took.
+struct Restart {
+    listening: Duration,
+    ready: Duration,
+    /// What the router logged as `loaded pending deliveries pending=N`.
+    pending: Option<u64>,
+}
+
+/// Starts the router again on the same config and data directory, times it to listening and
+/// to `/readyz` answering 200, then stops it.
+async fn time_restart(options: &RunOptions, config_path: &Path) -> anyhow::Result<Restart> {
+    let (binary, prefix) = (options.binary.clone(), options.router_prefix.clone());
+    let config_path = config_path.to_path_buf();
+    let started = Instant::now();
+    let mut router =
+        tokio::task::spawn_blocking(move || Router::start(&prefix, &binary, &config_path))
+            .await??;
+    let listening = started.elapsed();
+    let ready = loop {
+        if readyz(router.address()).await.unwrap_or(false) {
+            break started.elapsed();
+        }
+        if started.elapsed() > listening + READY_TIMEOUT {
+            anyhow::bail!("`/readyz` did not answer 200 within {READY_TIMEOUT:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    let pending = router.tail().lines().find_map(pending_in_log_line);
+    let status = tokio::task::spawn_blocking(move || router.stop()).await??;
+    anyhow::ensure!(status.success(), "the restarted switchyard exited with {status}");
+    Ok(Restart { listening, ready, pending })
+}
+
+/// `N` of the router's `loaded pending deliveries pending=N` line.
+fn pending_in_log_line(line: &str) -> Option<u64> {
+    let (_, rest) = line.split_once("loaded pending deliveries")?;
+    let digits = rest.split_once("pending=")?.1;
+    digits.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
+}
+
+/// Whether `GET /readyz` answers 200 (one request on a new connection).
+async fn readyz(address: std::net::SocketAddr) -> anyhow::Result<bool> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(address).await?;
+    stream
+        .write_all(b"GET /readyz HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\r\n")
+        .await?;
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).await?;
+    Ok(answer.starts_with(b"HTTP/1.1 200"))
 }
 
 /// The figures of a finished run, from what was sent and what arrived (pure).
@@ -484,7 +682,7 @@ mod tests {
     use crate::load::Sent;
 
     fn scenario(endpoints: usize, failing: bool) -> Scenario {
-        let mut scenario = catalogue(None).remove(1);
+        let mut scenario = catalogue(None, None).remove(1);
         scenario.endpoints = endpoints;
         scenario.failing = failing;
         scenario
@@ -507,16 +705,29 @@ mod tests {
 
     #[test]
     fn every_scenario_writes_a_valid_config() {
-        for scenario in catalogue(Some(Path::new("/plugins/python.wasm"))) {
-            let text = config_text(&scenario, "http://127.0.0.1:9", Path::new("/plugins"));
+        let (python, nats) = (Path::new("/plugins/python.wasm"), Path::new("/bin/nats-server"));
+        for scenario in catalogue(Some(python), Some(nats)) {
+            let url = scenario.nats.then_some("nats://127.0.0.1:4222");
+            let text = config_text(&scenario, "http://127.0.0.1:9", Path::new("/plugins"), url);
             let topology = switchyard::config::parse(&text, Path::new("/run"), &Files)
                 .unwrap_or_else(|errors| panic!("{}: {errors}\n{text}", scenario.id));
             let endpoints = scenario.endpoints + usize::from(scenario.failing);
             assert_eq!(topology.endpoints.len(), endpoints, "{}", scenario.id);
             assert_eq!(topology.routes.len(), usize::from(endpoints > 0), "{}", scenario.id);
         }
-        let text = config_text(&scenario(2, true), "http://127.0.0.1:9", Path::new("/p"));
+        let text = config_text(&scenario(2, true), "http://127.0.0.1:9", Path::new("/p"), None);
         assert!(text.contains("to = [\"e0\", \"e1\", \"failing\"]"), "{text}");
+    }
+
+    #[test]
+    fn the_restart_row_reads_the_pending_count_from_the_log() {
+        let line = "2026-12-02T01:00:00Z  INFO switchyard::app: loaded pending deliveries \
+                    pending=100000";
+        assert_eq!(pending_in_log_line(line), Some(100_000));
+        assert_eq!(pending_in_log_line("listening address=127.0.0.1:1"), None);
+        let restart = catalogue(None, None).into_iter().find(|s| s.id == "restart").unwrap();
+        let text = config_text(&restart, "http://127.0.0.1:9", Path::new("/p"), None);
+        assert!(text.contains("retry = { schedule = [\"1h\"] }"), "{text}");
     }
 
     #[test]

@@ -20,8 +20,9 @@ tasks:
   ci           `lint`, then `test`
   demo         build the plugins, then run the router on examples/quickstart
   bench [--quick] [ARGS]
-               build the plugins and the release router, run the benchmark scenarios
-               (bench/); without --quick the results replace bench/README.md's table";
+               build the plugins, the release router and the benchmarks' Python and
+               JavaScript transforms, run the benchmark scenarios (bench/); without --quick
+               or --only the results replace bench/README.md's table";
 
 /// The guest workspaces: built for wasm32-wasip2, outside the router's workspace.
 const PLUGINS_MANIFEST: &str = "plugins/Cargo.toml";
@@ -172,6 +173,15 @@ fn demo() -> anyhow::Result<()> {
 fn bench(extra: &[String]) -> anyhow::Result<()> {
     plugins()?;
     run(cargo().args(["build", "--release", "--package", "switchyard", "--bins"]))?;
+    let tools = [
+        ("python", Path::new(TOOLS_VENV).to_path_buf()),
+        ("js", Path::new(JS_SDK).join("node_modules")),
+    ];
+    for (project, tool) in &tools {
+        if let Err(error) = bench_transform(project, tool) {
+            eprintln!("xtask: {error:#}; its rows are reported as not measured");
+        }
+    }
     let mut command = cargo();
     command.args(["run", "--release", "--package", "switchyard-bench", "--", "run"]);
     let partial = ["--quick", "--readme", "--only"];
@@ -179,4 +189,47 @@ fn bench(extra: &[String]) -> anyhow::Result<()> {
         command.arg("--readme").arg(Path::new("bench").join("README.md"));
     }
     run(command.args(extra))
+}
+
+/// Builds `bench/plugins/<project>` (the `redact` job in Python or JavaScript) with the release
+/// router's `plugin build`, unless its component is newer than the project's files (a change in
+/// the SDK alone does not rebuild it: delete `build/`). The tool it needs (`tool`: the test
+/// tools' venv with componentize-py, or the JavaScript SDK's dependencies) comes from `setup`.
+fn bench_transform(project: &str, tool: &Path) -> anyhow::Result<()> {
+    let directory = Path::new("bench").join("plugins").join(project);
+    if !tool.exists() {
+        bail!("`{}` needs `{}`: run `cargo xtask setup`", directory.display(), tool.display());
+    }
+    let modified = |path: &Path| std::fs::metadata(path).and_then(|meta| meta.modified()).ok();
+    let built = modified(&directory.join("build").join("bench_redact.wasm"));
+    let mut sources = vec![directory.clone()];
+    let mut newest = None;
+    while let Some(path) = sources.pop() {
+        let generated = ["build", "node_modules", "__pycache__"];
+        if generated.iter().any(|name| path.ends_with(name)) {
+            continue;
+        }
+        if path.is_dir() {
+            sources.extend(
+                std::fs::read_dir(&path)?
+                    .map(|entry| entry.map(|entry| entry.path()))
+                    .collect::<Result<Vec<_>, _>>()?,
+            );
+        } else {
+            newest = newest.max(modified(&path));
+        }
+    }
+    if built.is_some() && built > newest {
+        return Ok(());
+    }
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| PathBuf::from("target"), PathBuf::from);
+    let router = std::path::absolute(target.join("release").join("switchyard"))?;
+    let venv = std::path::absolute(Path::new(TOOLS_VENV).join("bin"))?;
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let path = std::env::join_paths(std::iter::once(venv).chain(std::env::split_paths(&path)))?;
+    run(Command::new(router).args(["plugin", "build"]).arg(&directory).env("PATH", path).env(
+        "SWITCHYARD_PLUGIN_CACHE",
+        std::path::absolute(target.join("bench").join("plugin-cache"))?,
+    ))
 }
