@@ -298,6 +298,25 @@ async fn without_an_admin_token_there_is_no_admin_api() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_name_resolving_to_a_non_public_address_is_refused_at_creation() {
+    // No `allow_networks` here: loopback is not allowed. Only a name lookup happens; nothing
+    // is sent anywhere.
+    let config = "[sources.app]\ntype = \"http\"\n";
+    let host = TestHost::start(SERVER, config).await.unwrap();
+    let (status, refused) = Admin::new()
+        .post(&host, "/v1/admin/subscriptions", json!({"url": "http://localhost:9/hook"}))
+        .await;
+    assert_eq!(
+        (status, refused["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("url"))
+    );
+    let detail = refused["detail"].as_str().unwrap();
+    assert!(detail.contains("`localhost` resolves to") && detail.contains("loopback"), "{detail}");
+    let listed = Admin::new().get(&host, "/v1/admin/subscriptions").await;
+    assert_eq!(listed["data"], json!([]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_are_checked_config_endpoints_are_read_only_and_dynamic_ones_survive_restarts() {
     let mut receiver = TestReceiver::start().await;
     let mut host = TestHost::start(SERVER, &config(&receiver.url("/audit"))).await.unwrap();
