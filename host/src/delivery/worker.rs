@@ -25,6 +25,10 @@ use crate::store::{DeliveryJob, NextStep};
 /// the memory a slow store can make a fast endpoint hold.
 const ATTEMPTS_PER_SLOT: usize = 4;
 
+/// Queued deliveries that keep their body in memory; those queued behind them are read from
+/// the store when due.
+const BODIES_KEPT_QUEUED: usize = 1024;
+
 /// What a finished attempt tells the worker.
 pub(super) struct Finished {
     pub job: DeliveryJob,
@@ -93,7 +97,12 @@ impl Worker {
                     Some(job) if in_flight.contains(&job.delivery_id) => {
                         tracing::debug!(delivery = job.delivery_id, "already under way; its outcome decides");
                     }
-                    Some(job) => {
+                    Some(mut job) => {
+                        // A long queue keeps no bodies: they are read again when due, so an
+                        // endpoint that falls behind costs a few bytes per delivery, not its body.
+                        if waiting.len() >= BODIES_KEPT_QUEUED {
+                            job.payload = None;
+                        }
                         due.push(Reverse((job.due_at, job.delivery_id)));
                         waiting.insert(job.delivery_id, job);
                     }
