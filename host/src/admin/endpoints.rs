@@ -28,6 +28,7 @@ use super::model::{
     FieldError, KeyRecord, MAX_ROTATION_OVERLAP, SecretText, SubscriptionInput,
 };
 use super::registry::{DynamicEndpoint, RegistryError};
+use crate::config::endpoint_rules::{UrlHost, url_host};
 use crate::config::values::parse_duration;
 use crate::config::{Endpoint, EndpointTarget};
 use crate::event::now_millis;
@@ -525,7 +526,7 @@ async fn check(
     let context = CheckContext { topology: &state.topology };
     let settings = model::check_endpoint(input, context).map_err(invalid)?;
     let url = url::Url::parse(&settings.url).map_err(|_| unparsable_url())?;
-    if let model::UrlHost::Name(host) = model::url_host(&url) {
+    if let UrlHost::Name(host) = url_host(&url) {
         let port = url.port_or_known_default().unwrap_or(443);
         let resolved = tokio::time::timeout(RESOLVE_TIMEOUT, lookup_host((host, port))).await;
         if let Ok(Ok(addresses)) = resolved {

@@ -7,7 +7,6 @@
 //! lives with the handlers.
 
 use std::collections::BTreeMap;
-use std::net::IpAddr;
 use std::time::Duration;
 
 use base64::Engine;
@@ -15,9 +14,9 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 use utoipa::ToSchema;
 
+use crate::config::endpoint_rules::{self, HeaderProblem, UrlProblem};
 use crate::config::validate::{
-    DEFAULT_ENDPOINT_TIMEOUT, DEFAULT_MAX_IN_FLIGHT, MAX_IN_FLIGHT_LIMIT, RESERVED_HEADERS,
-    is_header_name,
+    DEFAULT_ENDPOINT_TIMEOUT, DEFAULT_MAX_IN_FLIGHT, MAX_IN_FLIGHT_LIMIT,
 };
 use crate::config::values::parse_duration;
 use crate::config::{STANDARD_RETRY_DELAYS, Topology};
@@ -303,7 +302,8 @@ fn check_list_length(field: &str, items: &[String], errors: &mut Vec<FieldError>
     }
 }
 
-/// The URL rules of config endpoints: absolute, http(s) (https only when the egress policy
+/// The URL rules of config endpoints (`config::endpoint_rules`), plus a length bound and no
+/// credentials in the URL: absolute, http(s) (https only when the egress policy
 /// says so), a host, and a literal address only if the egress policy allows it.
 fn check_url(text: &str, egress: &EgressPolicy, errors: &mut Vec<FieldError>) {
     if text.len() > MAX_URL {
@@ -317,45 +317,19 @@ fn check_url(text: &str, egress: &EgressPolicy, errors: &mut Vec<FieldError>) {
             return;
         }
     };
-    match url.scheme() {
-        "https" => {}
-        "http" if egress.https_only => {
-            errors.push(FieldError::new("url", "not https, and the egress policy is https only"));
-        }
-        "http" => {}
-        other => errors.push(FieldError::new(
-            "url",
-            format!("scheme `{other}` is not supported; expected `https` or `http`"),
-        )),
-    }
     if !url.username().is_empty() || url.password().is_some() {
         errors.push(FieldError::new("url", "credentials in the URL are not allowed; use headers"));
     }
-    match url_host(&url) {
-        UrlHost::Address(address) => {
-            if let Err(blocked) = egress.check(address) {
-                errors.push(FieldError::new("url", blocked.to_string()));
+    for problem in endpoint_rules::url_problems(&url, egress) {
+        let detail = match problem {
+            UrlProblem::NotHttps => "not https, and the egress policy is https only".to_owned(),
+            UrlProblem::Scheme(other) => {
+                format!("scheme `{other}` is not supported; expected `https` or `http`")
             }
-        }
-        UrlHost::Name(_) => {}
-        UrlHost::Missing => errors.push(FieldError::new("url", "the URL has no host")),
-    }
-}
-
-/// The host of a URL: an address, a name, or none at all.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum UrlHost<'a> {
-    Address(IpAddr),
-    Name(&'a str),
-    Missing,
-}
-
-pub fn url_host(url: &Url) -> UrlHost<'_> {
-    match url.host() {
-        Some(url::Host::Ipv4(v4)) => UrlHost::Address(IpAddr::V4(v4)),
-        Some(url::Host::Ipv6(v6)) => UrlHost::Address(IpAddr::V6(v6)),
-        Some(url::Host::Domain(name)) => UrlHost::Name(name),
-        None => UrlHost::Missing,
+            UrlProblem::NoHost => "the URL has no host".to_owned(),
+            UrlProblem::Blocked(blocked) => blocked.to_string(),
+        };
+        errors.push(FieldError::new("url", detail));
     }
 }
 
@@ -369,18 +343,20 @@ fn check_headers(
     let mut checked = BTreeMap::new();
     for (name, value) in headers {
         let field = format!("headers.{name}");
-        let lower = name.to_ascii_lowercase();
-        if !is_header_name(name) {
-            errors.push(FieldError::new(field, "not a header name"));
-        } else if RESERVED_HEADERS.contains(&lower.as_str()) {
-            errors.push(FieldError::new(field, "set by Switchyard; it cannot be overridden"));
-        } else if value.len() > MAX_HEADER_VALUE {
+        if value.len() > MAX_HEADER_VALUE {
             errors.push(FieldError::new(field, format!("longer than {MAX_HEADER_VALUE} bytes")));
-        } else if value.bytes().any(|byte| byte < 0x20 && byte != b'\t' || byte == 0x7f) {
-            errors.push(FieldError::new(field, "the value has control characters"));
-        } else {
-            checked.insert(lower, value.clone());
+            continue;
         }
+        let detail = match endpoint_rules::check_header(name, value) {
+            Ok(lower) => {
+                checked.insert(lower, value.clone());
+                continue;
+            }
+            Err(HeaderProblem::NotAName) => "not a header name",
+            Err(HeaderProblem::Reserved) => "set by Switchyard; it cannot be overridden",
+            Err(HeaderProblem::ControlCharacters) => "the value has control characters",
+        };
+        errors.push(FieldError::new(field, detail));
     }
     checked
 }

@@ -5,6 +5,7 @@
 //! checks everything and resolves references into the typed [`topology`]. Every problem found
 //! on the way is collected into [`ConfigErrors`]: users fix a config in one round trip.
 
+pub mod endpoint_rules;
 pub mod raw;
 pub mod secret;
 pub mod topology;

@@ -12,6 +12,9 @@ use std::time::Duration;
 use ipnet::IpNet;
 use url::Url;
 
+use super::endpoint_rules::{
+    HeaderProblem, UrlProblem, check_header, is_header_name, url_problems,
+};
 use super::raw::{self, SecretConfig};
 use super::secret::{Environment, Secret, trim_one_newline};
 use super::topology::*;
@@ -22,17 +25,6 @@ use crate::nats::template::SubjectTemplate;
 use crate::routing::{Filter, RouteSpec, SubjectPattern, TypePattern};
 use crate::signing::SigningKey;
 
-/// Headers Switchyard sets on every delivery; an endpoint may not override them.
-pub(crate) const RESERVED_HEADERS: [&str; 8] = [
-    "webhook-id",
-    "webhook-timestamp",
-    "webhook-signature",
-    "content-type",
-    "content-length",
-    "user-agent",
-    "host",
-    "transfer-encoding",
-];
 const DEFAULT_PLUGIN_TIMEOUT: Duration = Duration::from_millis(100);
 const DEFAULT_PLUGIN_MEMORY: u64 = 64 << 20;
 pub(crate) const DEFAULT_ENDPOINT_TIMEOUT: Duration = Duration::from_secs(15);
@@ -684,27 +676,20 @@ impl Validator<'_> {
         let mut headers = Vec::new();
         for (name, value) in endpoint.headers {
             let lower = name.to_ascii_lowercase();
-            if !is_header_name(&name) {
-                self.error(
-                    at("headers"),
-                    format!("`{name}` is not a header name"),
-                    "headers = { \"x-tenant\" = \"acme\" }",
-                );
-            } else if RESERVED_HEADERS.contains(&lower.as_str()) {
-                self.error(
-                    at("headers"),
-                    format!("header `{lower}` is set by Switchyard and cannot be overridden"),
-                    "headers = { \"x-tenant\" = \"acme\" }",
-                );
-            } else if value.bytes().any(|byte| byte < 0x20 && byte != b'\t' || byte == 0x7f) {
-                self.error(
-                    at("headers"),
-                    format!("the value of header `{lower}` has control characters"),
-                    "headers = { \"x-tenant\" = \"acme\" }",
-                );
-            } else {
-                headers.push((lower, value));
-            }
+            let message = match check_header(&name, &value) {
+                Ok(lower) => {
+                    headers.push((lower, value));
+                    continue;
+                }
+                Err(HeaderProblem::NotAName) => format!("`{name}` is not a header name"),
+                Err(HeaderProblem::Reserved) => {
+                    format!("header `{lower}` is set by Switchyard and cannot be overridden")
+                }
+                Err(HeaderProblem::ControlCharacters) => {
+                    format!("the value of header `{lower}` has control characters")
+                }
+            };
+            self.error(at("headers"), message, "headers = { \"x-tenant\" = \"acme\" }");
         }
         Endpoint {
             id: id.to_owned(),
@@ -731,40 +716,31 @@ impl Validator<'_> {
                 return None;
             }
         };
-        match url.scheme() {
-            "https" => {}
-            "http" if egress.https_only => {
-                self.error(
+        let problems = url_problems(&url, egress);
+        for problem in &problems {
+            match problem {
+                UrlProblem::NotHttps => self.error(
                     path,
                     format!("`{text}` is not https, and `egress.https_only` is set"),
                     example,
-                );
-            }
-            "http" => {}
-            other => {
-                self.error(
+                ),
+                UrlProblem::Scheme(other) => self.error(
                     path,
                     format!("scheme `{other}` is not supported; expected `https` or `http`"),
                     example,
-                );
-                return None;
+                ),
+                UrlProblem::NoHost => self.error(path, format!("`{text}` has no host"), example),
+                UrlProblem::Blocked(blocked) => self.error(
+                    path,
+                    format!(
+                        "{blocked}; add its network to `egress.allow_networks` to deliver there"
+                    ),
+                    "allow_networks = [\"127.0.0.0/8\"]",
+                ),
             }
         }
-        let address = match url.host() {
-            Some(url::Host::Ipv4(v4)) => Some(IpAddr::V4(v4)),
-            Some(url::Host::Ipv6(v6)) => Some(IpAddr::V6(v6)),
-            Some(url::Host::Domain(_)) => None,
-            None => {
-                self.error(path, format!("`{text}` has no host"), example);
-                return None;
-            }
-        };
-        if let Some(Err(blocked)) = address.map(|address| egress.check(address)) {
-            self.error(
-                path,
-                format!("{blocked}; add its network to `egress.allow_networks` to deliver there"),
-                "allow_networks = [\"127.0.0.0/8\"]",
-            );
+        if problems.iter().any(UrlProblem::is_fatal) {
+            return None;
         }
         Some(url)
     }
@@ -857,14 +833,6 @@ impl Validator<'_> {
             },
         }
     }
-}
-
-/// An HTTP header name: a non-empty RFC 9110 token.
-pub(crate) fn is_header_name(name: &str) -> bool {
-    !name.is_empty()
-        && name
-            .bytes()
-            .all(|byte| byte.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&byte))
 }
 
 fn placeholder_url() -> Url {

@@ -897,6 +897,20 @@ mod tests {
         NewEvent { event, dedupe_window: None, derived: Vec::new(), deliveries: vec![delivery] }
     }
 
+    /// A migrated in-memory database, a writer context on it, and what it schedules.
+    fn writer() -> (Connection, WriterContext, mpsc::UnboundedReceiver<DeliveryJob>) {
+        let mut connection = Connection::open_in_memory().unwrap();
+        schema::migrate(&mut connection).unwrap();
+        let (scheduler, scheduled) = mpsc::unbounded_channel();
+        let context = WriterContext {
+            metrics: Metrics::new(),
+            scheduler,
+            disabled: HashSet::new(),
+            deleted: HashSet::new(),
+        };
+        (connection, context, scheduled)
+    }
+
     fn count(connection: &Connection, table: &str) -> i64 {
         connection
             .query_row(&format!("SELECT count(*) FROM {table}"), [], |row| row.get(0))
@@ -905,15 +919,7 @@ mod tests {
 
     #[test]
     fn a_failing_request_fails_alone_and_the_rest_of_its_batch_commits() {
-        let mut connection = Connection::open_in_memory().unwrap();
-        schema::migrate(&mut connection).unwrap();
-        let (scheduler, mut scheduled) = mpsc::unbounded_channel();
-        let mut context = WriterContext {
-            metrics: Metrics::new(),
-            scheduler,
-            disabled: HashSet::new(),
-            deleted: HashSet::new(),
-        };
+        let (mut connection, mut context, mut scheduled) = writer();
         let (first, second) = (EventId::generate(), EventId::generate());
         let mut answers = Vec::new();
         let mut batch = Vec::new();
@@ -951,15 +957,7 @@ mod tests {
 
     #[test]
     fn a_disable_in_a_batch_that_starts_over_is_applied_once_and_parks_the_whole_batch() {
-        let mut connection = Connection::open_in_memory().unwrap();
-        schema::migrate(&mut connection).unwrap();
-        let (scheduler, mut scheduled) = mpsc::unbounded_channel();
-        let mut context = WriterContext {
-            metrics: Metrics::new(),
-            scheduler,
-            disabled: HashSet::new(),
-            deleted: HashSet::new(),
-        };
+        let (mut connection, mut context, mut scheduled) = writer();
         let (first, second) = (EventId::generate(), EventId::generate());
         let (disable, disabled) = oneshot::channel();
         let (mut batch, mut answers) = (Vec::new(), Vec::new());
@@ -996,15 +994,7 @@ mod tests {
 
     #[test]
     fn a_delivery_disabled_and_enabled_again_within_one_commit_is_scheduled_once() {
-        let mut connection = Connection::open_in_memory().unwrap();
-        schema::migrate(&mut connection).unwrap();
-        let (scheduler, mut scheduled) = mpsc::unbounded_channel();
-        let mut context = WriterContext {
-            metrics: Metrics::new(),
-            scheduler,
-            disabled: HashSet::new(),
-            deleted: HashSet::new(),
-        };
+        let (mut connection, mut context, mut scheduled) = writer();
         let id = EventId::generate();
         let (reply, _ingested) = oneshot::channel();
         let mut batch = vec![Command::Ingest(Box::new(new_event(id)), reply)];
