@@ -40,15 +40,9 @@ pub async fn run(topology: Topology) -> anyhow::Result<()> {
         None => None,
     };
     let server = &topology.server;
-    let (scheduler, jobs) = tokio::sync::mpsc::unbounded_channel();
-    let store = Store::open(&server.data_dir, server.durability, metrics.clone(), scheduler)?;
-    // Loaded before the ingress opens: every later delivery reaches the workers through
-    // `jobs`, so none is scheduled twice.
-    let (pending, disabled, stored_endpoints) = {
-        let reader = store.reader()?;
-        (reader.pending_deliveries()?, reader.disabled_endpoints()?, reader.endpoints()?)
-    };
-    tracing::info!(pending = pending.len(), "loaded pending deliveries");
+    let store = Store::open(&server.data_dir, server.durability, metrics.clone())?;
+    let disabled = store.disabled_endpoints().await?;
+    let stored_endpoints = store.endpoints().await?;
     let dynamic = registry::load(stored_endpoints);
     let config_routes: Vec<_> = topology.routes.values().map(|route| route.spec.clone()).collect();
     let routes = Arc::new(ArcSwap::from_pointee(registry::route_table(&config_routes, &dynamic)));
@@ -60,8 +54,6 @@ pub async fn run(topology: Topology) -> anyhow::Result<()> {
         store.clone(),
         metrics.clone(),
         nats.clone(),
-        jobs,
-        pending,
         &disabled,
     )?);
     let registry = Arc::new(registry::Registry::new(

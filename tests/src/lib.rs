@@ -2,7 +2,9 @@
 //!
 //! [`TestHost`] writes a config into a temp dir, starts the binary on a free loopback port,
 //! captures its logs, and can SIGKILL, SIGTERM and restart it on the same data dir. It kills
-//! its process when dropped, so a failing test leaves nothing running.
+//! its process when dropped, so a failing test leaves nothing running. Tests read what the
+//! router stored through its admin API ([`TestHost::event`], [`TestHost::deliveries_of`], …),
+//! never by opening its data directory: they observe behaviour, whatever the store.
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -12,6 +14,9 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use base64::Engine;
+use switchyard::event::{Event, EventId};
+use switchyard::store::DeliveryState;
 
 mod nats;
 mod receiver;
@@ -20,6 +25,8 @@ pub use receiver::{ReceivedRequest, Reply, TestReceiver};
 
 /// How long a starting router may take to listen (a debug build on a busy 2-core machine).
 const START_TIMEOUT: Duration = Duration::from_secs(30);
+/// The admin token the harness gives a router whose test sets none, to read what it stored.
+const HARNESS_ADMIN_TOKEN: &str = "harness-admin-token";
 
 /// The `switchyard` binary: `$SWITCHYARD_BIN`, or the one built beside this test binary.
 pub fn switchyard_binary() -> PathBuf {
@@ -122,6 +129,25 @@ pub struct TestHost {
     pub logs: Arc<LogLines>,
     config_path: PathBuf,
     directory: tempfile::TempDir,
+    /// The admin API's token; `None` when the test wants no admin API.
+    admin_token: Option<String>,
+}
+
+/// A delivery as the admin API shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredDelivery {
+    pub id: i64,
+    pub endpoint: String,
+    pub state: DeliveryState,
+    pub attempts: u32,
+    pub last_error: Option<String>,
+}
+
+/// An attempt as the admin API shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredAttempt {
+    pub status: Option<u16>,
+    pub error: Option<String>,
 }
 
 impl TestHost {
@@ -138,6 +164,28 @@ impl TestHost {
         config: &str,
         start_timeout: Duration,
     ) -> anyhow::Result<Self> {
+        // The test's own admin token, or the harness's: reads go through the admin API.
+        let (admin_token, server_extra) = match given_admin_token(server_extra) {
+            Some(token) => (token, server_extra.to_owned()),
+            None => (
+                HARNESS_ADMIN_TOKEN.to_owned(),
+                format!("{server_extra}\nadmin_token = {{ value = \"{HARNESS_ADMIN_TOKEN}\" }}"),
+            ),
+        };
+        Self::launch_new(&server_extra, config, start_timeout, Some(admin_token)).await
+    }
+
+    /// [`Self::start`] without an admin API; what it stores cannot be read.
+    pub async fn start_without_admin(server_extra: &str, config: &str) -> anyhow::Result<Self> {
+        Self::launch_new(server_extra, config, START_TIMEOUT, None).await
+    }
+
+    async fn launch_new(
+        server_extra: &str,
+        config: &str,
+        start_timeout: Duration,
+        admin_token: Option<String>,
+    ) -> anyhow::Result<Self> {
         let directory = tempfile::tempdir()?;
         let config_path = directory.path().join("switchyard.toml");
         let text = format!(
@@ -151,6 +199,7 @@ impl TestHost {
             logs: Arc::default(),
             config_path,
             directory,
+            admin_token,
         };
         host.launch().await?;
         Ok(host)
@@ -228,9 +277,119 @@ impl TestHost {
         self.launch().await
     }
 
-    /// Opens the store read-only, as tests read what is on disk.
-    pub fn reader(&self) -> anyhow::Result<switchyard::store::Reader> {
-        Ok(switchyard::store::Reader::open(&self.data_dir())?)
+    /// GETs an admin API path and answers its JSON; `None` on a 404.
+    async fn admin_get(&self, path: &str) -> anyhow::Result<Option<serde_json::Value>> {
+        let token = self.admin_token.as_deref().context("this router has no admin API")?;
+        let response = reqwest::Client::new()
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .with_context(|| format!("GET {path}"))?;
+        if response.status() == reqwest::StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        let status = response.status();
+        let body: serde_json::Value = response.json().await?;
+        anyhow::ensure!(status.is_success(), "GET {path}: {status} {body}");
+        Ok(Some(body))
+    }
+
+    /// The stored event `id` with its headers and body, as received.
+    pub async fn event(&self, id: EventId) -> anyhow::Result<Option<Event>> {
+        let Some(detail) = self.admin_get(&format!("/v1/admin/events/{id}?body=true")).await?
+        else {
+            return Ok(None);
+        };
+        let text = |field: &str| detail[field].as_str().map(str::to_owned);
+        let body = text("body").unwrap_or_default();
+        let body = match detail["body_encoding"].as_str() {
+            Some("base64") => base64::engine::general_purpose::STANDARD.decode(body)?,
+            _ => body.into_bytes(),
+        };
+        let headers = detail["headers"]
+            .as_array()
+            .context("headers")?
+            .iter()
+            .map(|pair| {
+                let name = pair[0].as_str().unwrap_or_default().to_owned();
+                (name, pair[1].as_str().unwrap_or_default().to_owned())
+            })
+            .collect();
+        Ok(Some(Event {
+            id,
+            source: text("source").context("source")?,
+            event_type: text("type").context("type")?,
+            subject: text("subject"),
+            headers,
+            body: body.into(),
+            received_at: detail["received_at"].as_u64().context("received_at")?,
+            dedupe_key: text("dedupe_key"),
+            metadata: Vec::new(),
+        }))
+    }
+
+    /// The deliveries of event `id`, oldest first (none when the event is not stored).
+    pub async fn deliveries_of(&self, id: EventId) -> anyhow::Result<Vec<StoredDelivery>> {
+        let Some(detail) = self.admin_get(&format!("/v1/admin/events/{id}")).await? else {
+            return Ok(Vec::new());
+        };
+        let mut deliveries: Vec<StoredDelivery> = detail["deliveries"]
+            .as_array()
+            .context("deliveries")?
+            .iter()
+            .map(stored_delivery)
+            .collect::<anyhow::Result<_>>()?;
+        deliveries.reverse();
+        Ok(deliveries)
+    }
+
+    /// The attempts of delivery `id`, oldest first.
+    pub async fn attempts(&self, id: i64) -> anyhow::Result<Vec<StoredAttempt>> {
+        let detail = self.admin_get(&format!("/v1/admin/deliveries/{id}")).await?;
+        let detail = detail.with_context(|| format!("no delivery {id}"))?;
+        let attempts = detail["attempt_log"].as_array().context("attempt_log")?;
+        Ok(attempts
+            .iter()
+            .map(|attempt| StoredAttempt {
+                status: attempt["status"].as_u64().map(|status| status as u16),
+                error: attempt["error"].as_str().map(str::to_owned),
+            })
+            .collect())
+    }
+
+    /// The ids of the disabled endpoints.
+    pub async fn disabled_endpoints(&self) -> anyhow::Result<Vec<String>> {
+        let mut disabled = Vec::new();
+        let mut cursor = String::new();
+        loop {
+            let path = format!("/v1/admin/endpoints?limit=500{cursor}");
+            let page = self.admin_get(&path).await?.context("the endpoint list")?;
+            for endpoint in page["data"].as_array().context("data")? {
+                if endpoint["disabled"].as_bool() == Some(true) {
+                    disabled.push(endpoint["id"].as_str().unwrap_or_default().to_owned());
+                }
+            }
+            match page["next_cursor"].as_str() {
+                Some(next) => cursor = format!("&cursor={next}"),
+                None => return Ok(disabled),
+            }
+        }
+    }
+
+    /// How many events are stored.
+    pub async fn count_events(&self) -> anyhow::Result<u64> {
+        let mut count = 0;
+        let mut cursor = String::new();
+        loop {
+            let page = self.admin_get(&format!("/v1/admin/events?limit=500{cursor}")).await?;
+            let page = page.context("the event list")?;
+            count += page["data"].as_array().context("data")?.len() as u64;
+            match page["next_cursor"].as_str() {
+                Some(next) => cursor = format!("&cursor={next}"),
+                None => return Ok(count),
+            }
+        }
     }
 
     /// The value of an unlabelled metric (or a labelled series, given its full text).
@@ -246,6 +405,30 @@ impl Drop for TestHost {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// The token `admin_token = { value = "…" }` in `server` sets, if it sets one.
+fn given_admin_token(server: &str) -> Option<String> {
+    let rest = server.split("admin_token").nth(1)?;
+    let value = rest.split("value").nth(1)?;
+    Some(value.split('"').nth(1)?.to_owned())
+}
+
+fn stored_delivery(view: &serde_json::Value) -> anyhow::Result<StoredDelivery> {
+    let state = match view["status"].as_str() {
+        Some("pending") => DeliveryState::Pending,
+        Some("delivered") => DeliveryState::Delivered,
+        Some("dead") => DeliveryState::Dead,
+        Some("parked") => DeliveryState::Parked,
+        other => bail!("unknown delivery status {other:?}"),
+    };
+    Ok(StoredDelivery {
+        id: view["id"].as_i64().context("id")?,
+        endpoint: view["endpoint"].as_str().context("endpoint")?.to_owned(),
+        state,
+        attempts: view["attempts"].as_u64().context("attempts")? as u32,
+        last_error: view["last_error"].as_str().map(str::to_owned),
+    })
 }
 
 /// Runs `switchyard` with `arguments` in `directory` and a controlled environment.
@@ -329,6 +512,24 @@ pub async fn eventually<T>(timeout: Duration, mut check: impl FnMut() -> Option<
     let deadline = Instant::now() + timeout;
     loop {
         if let Some(value) = check() {
+            return Some(value);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Like [`eventually`], for a check that has to wait for an answer itself.
+pub async fn eventually_async<T, F, Answer>(timeout: Duration, mut check: F) -> Option<T>
+where
+    F: FnMut() -> Answer,
+    Answer: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await {
             return Some(value);
         }
         if Instant::now() >= deadline {

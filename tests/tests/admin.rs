@@ -289,7 +289,7 @@ async fn disabling_and_enabling_during_an_attempt_does_not_send_the_delivery_twi
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_an_admin_token_there_is_no_admin_api() {
     let receiver = TestReceiver::start().await;
-    let host = TestHost::start("", &config(&receiver.url("/audit"))).await.unwrap();
+    let host = TestHost::start_without_admin("", &config(&receiver.url("/audit"))).await.unwrap();
     for path in ["/v1/admin/endpoints", "/v1/admin/openapi.json"] {
         let response =
             reqwest::Client::new().get(host.url(path)).bearer_auth(TOKEN).send().await.unwrap();

@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use switchyard::event::EventId;
 use switchyard::store::DeliveryState;
 use switchyard_e2e::{
-    Reply, TestHost, TestReceiver, eventually, post_webhook, run_cli, verify_with_standardwebhooks,
+    Reply, StoredDelivery, TestHost, TestReceiver, eventually_async, post_webhook, run_cli,
+    verify_with_standardwebhooks,
 };
 
 /// The first Standard Webhooks test vector's secret.
@@ -33,21 +34,21 @@ fn config(endpoints: &[(&str, String, &str)]) -> String {
     text
 }
 
-fn delivery_of(host: &TestHost, event: &str) -> Option<switchyard::store::DeliveryRow> {
-    let reader = host.reader().ok()?;
-    reader.deliveries_of_event(event.parse::<EventId>().ok()?).ok()?.into_iter().next()
+async fn delivery_of(host: &TestHost, event: &str) -> Option<StoredDelivery> {
+    host.deliveries_of(event.parse::<EventId>().ok()?).await.ok()?.into_iter().next()
 }
 
-async fn wait_for_state(
-    host: &TestHost,
-    event: &str,
-    state: DeliveryState,
-) -> switchyard::store::DeliveryRow {
-    eventually(WAIT, || delivery_of(host, event).filter(|delivery| delivery.state == state))
-        .await
-        .unwrap_or_else(|| {
-            panic!("delivery of {event} never reached {state:?}: {:?}", delivery_of(host, event))
-        })
+async fn wait_for_state(host: &TestHost, event: &str, state: DeliveryState) -> StoredDelivery {
+    let reached = eventually_async(WAIT, || async {
+        delivery_of(host, event).await.filter(|delivery| delivery.state == state)
+    });
+    match reached.await {
+        Some(delivery) => delivery,
+        None => {
+            let last = delivery_of(host, event).await;
+            panic!("delivery of {event} never reached {state:?}: {last:?}")
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -138,7 +139,7 @@ async fn failed_attempts_are_retried_with_the_same_id_and_body() {
     }
     let delivery = wait_for_state(&host, &event, DeliveryState::Delivered).await;
     assert_eq!(delivery.attempts, 3);
-    let attempts = host.reader().unwrap().attempts(delivery.id).unwrap();
+    let attempts = host.attempts(delivery.id).await.unwrap();
     let statuses: Vec<_> = attempts.iter().map(|attempt| attempt.status).collect();
     assert_eq!(statuses, vec![Some(500), Some(500), Some(200)]);
     let retrying = r#"switchyard_delivery_attempts_total{endpoint="flaky",outcome="retrying"}"#;
@@ -159,11 +160,11 @@ async fn gone_disables_the_endpoint_across_restarts() {
     assert!(receiver.next(WAIT).await.is_some());
     wait_for_state(&host, &first, DeliveryState::Parked).await;
     let second = post_webhook(&client, &host, "app", &[], "{}").await.unwrap();
-    assert_eq!(delivery_of(&host, &second).unwrap().state, DeliveryState::Parked);
+    assert_eq!(delivery_of(&host, &second).await.unwrap().state, DeliveryState::Parked);
     host.restart().await.unwrap();
     let third = post_webhook(&client, &host, "app", &[], "{}").await.unwrap();
-    assert_eq!(delivery_of(&host, &third).unwrap().state, DeliveryState::Parked);
-    assert!(host.reader().unwrap().disabled_endpoints().unwrap().contains_key("gone"));
+    assert_eq!(delivery_of(&host, &third).await.unwrap().state, DeliveryState::Parked);
+    assert!(host.disabled_endpoints().await.unwrap().contains(&"gone".to_owned()));
     assert!(
         receiver.next(Duration::from_millis(500)).await.is_none(),
         "a disabled endpoint gets nothing"
@@ -382,15 +383,13 @@ async fn retention_deletes_delivered_events_and_keeps_pending_ones() {
     healthy.next(WAIT).await.expect("the healthy delivery");
     wait_for_state(&host, &delivered, DeliveryState::Delivered).await;
     // Past the retention the delivered event goes, with its body; the pending one stays.
-    let gone = eventually(WAIT, || {
-        let reader = host.reader().ok()?;
-        reader.event(delivered.parse().ok()?).ok()?.is_none().then_some(())
+    let gone = eventually_async(WAIT, || async {
+        host.event(delivered.parse().ok()?).await.ok()?.is_none().then_some(())
     })
     .await;
     assert!(gone.is_some(), "the delivered event was not deleted");
-    let reader = host.reader().unwrap();
-    assert!(reader.event(pending.parse().unwrap()).unwrap().is_some());
-    let kept = reader.deliveries_of_event(pending.parse().unwrap()).unwrap();
+    assert!(host.event(pending.parse().unwrap()).await.unwrap().is_some());
+    let kept = host.deliveries_of(pending.parse().unwrap()).await.unwrap();
     assert_eq!(kept.len(), 1);
     assert_eq!(kept[0].state, DeliveryState::Pending);
     assert!(host.metric("switchyard_store_pruned_events_total").await.unwrap() >= 1.0);

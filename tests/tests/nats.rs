@@ -8,7 +8,8 @@ use std::time::Duration;
 use async_nats::jetstream::{self, stream};
 use futures_core::Stream;
 use switchyard_e2e::{
-    NatsServer, TestHost, TestReceiver, eventually, post_webhook, verify_with_standardwebhooks,
+    NatsServer, TestHost, TestReceiver, eventually_async, post_webhook,
+    verify_with_standardwebhooks,
 };
 use tokio_stream::StreamExt;
 
@@ -130,7 +131,7 @@ async fn webhooks_go_out_on_nats_and_nats_events_go_out_as_signed_webhooks() {
         vec![Ok(())]
     );
     let event = delivered.header("webhook-id").unwrap().parse().unwrap();
-    let stored = host.reader().unwrap().event(event).unwrap().unwrap();
+    let stored = host.event(event).await.unwrap().unwrap();
     assert_eq!(stored.event_type, "order.created");
     assert_eq!(stored.subject.as_deref(), Some("orders.eu.created"));
     assert!(stored.headers.contains(&("ce-source".to_owned(), "/shop".to_owned())));
@@ -206,8 +207,8 @@ async fn a_jetstream_source_loses_nothing_across_sigkill() {
     eprintln!("{MESSAGES} messages, {deliveries} deliveries, {duplicates} duplicates");
     // Every message is stored once (its `Nats-Msg-Id` is the dedupe key) and, in the end,
     // acked: nothing is left pending on the consumer.
-    let stored = eventually(WAIT, || {
-        host.reader().ok()?.count_events().ok().filter(|count| *count == MESSAGES as u64)
+    let stored = eventually_async(WAIT, || async {
+        host.count_events().await.ok().filter(|count| *count == MESSAGES as u64)
     })
     .await;
     assert_eq!(stored, Some(MESSAGES as u64));
@@ -333,7 +334,7 @@ async fn malformed_cloudevents_are_terminated_not_redelivered() {
         "{info:?}"
     );
     assert!(receiver.next(Duration::from_millis(200)).await.is_none());
-    assert_eq!(host.reader().unwrap().count_events().unwrap(), 1);
+    assert_eq!(host.count_events().await.unwrap(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

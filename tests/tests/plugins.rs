@@ -167,7 +167,7 @@ async fn verify_github_authenticates_webhooks_before_anything_is_stored() {
     let (status, _, _) = post(&client, &host, "github", &[], "{}").await;
     assert_eq!(status, 401);
     assert!(receiver.next(Duration::from_millis(300)).await.is_none(), "nothing else is delivered");
-    assert_eq!(host.reader().unwrap().count_events().unwrap(), 1, "rejected events are not stored");
+    assert_eq!(host.count_events().await.unwrap(), 1, "rejected events are not stored");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -213,7 +213,7 @@ async fn route_plugins_and_endpoint_transforms_shape_what_is_delivered() {
     assert_eq!(body["card"], "[card]", "the endpoint's transform ran after the route's plugins");
     assert_eq!(body["customer"]["email"], "[redacted]");
     // The stored event is the raw one.
-    let stored = host.reader().unwrap().event(id.parse::<EventId>().unwrap()).unwrap().unwrap();
+    let stored = host.event(id.parse::<EventId>().unwrap()).await.unwrap().unwrap();
     assert_eq!(stored.body.as_ref(), order.as_bytes());
 
     // A filter plugin that says no: stored, not delivered.
@@ -279,14 +279,13 @@ async fn on_error_policies_decide_what_a_failing_plugin_means() {
     assert_eq!(status, 503);
     // dead-letter: accepted, its delivery dead with the reason, and replay sends it.
     let dead = post_webhook(&client, &host, "dead", &[], r#"{"n":2}"#).await.unwrap();
-    let reader = host.reader().unwrap();
-    let delivery = reader.deliveries_of_event(dead.parse::<EventId>().unwrap()).unwrap();
+    let delivery = host.deliveries_of(dead.parse::<EventId>().unwrap()).await.unwrap();
     assert_eq!(delivery.len(), 1);
     assert_eq!(delivery[0].state, DeliveryState::Dead);
     let error = delivery[0].last_error.clone().unwrap();
     assert!(error.contains("plugin `fatal-dead` failed: fatal: boom"), "{error}");
     assert_eq!(
-        reader.count_events().unwrap(),
+        host.count_events().await.unwrap(),
         2,
         "the fail-closed and retry events were not stored"
     );

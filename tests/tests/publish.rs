@@ -54,7 +54,7 @@ async fn services_publish_events_with_a_token_and_an_idempotency_key() {
     assert_eq!((status, &again["id"]), (202, &first["id"]));
     // The bearer token is not kept with the event.
     let id = first["id"].as_str().unwrap().parse().unwrap();
-    let stored = host.reader().unwrap().event(id).unwrap().unwrap();
+    let stored = host.event(id).await.unwrap().unwrap();
     assert_eq!(stored.source, "billing-service");
     assert_eq!(stored.event_type, "invoice.paid");
     assert!(stored.headers.iter().all(|(name, _)| name != "authorization"), "{:?}", stored.headers);

@@ -138,18 +138,6 @@ pub fn store_failure(error: StoreError) -> ApiError {
     unavailable()
 }
 
-/// Runs a read on a store connection off the async threads.
-pub async fn read<T: Send + 'static>(
-    store: &crate::store::Store,
-    query: impl FnOnce(&crate::store::Reader) -> Result<T, StoreError> + Send + 'static,
-) -> Result<T, ApiError> {
-    let store = store.clone();
-    tokio::task::spawn_blocking(move || query(&*store.pooled_reader()?))
-        .await
-        .map_err(|_| unavailable())?
-        .map_err(store_failure)
-}
-
 /// `limit`, checked: 1 to [`MAX_LIMIT`], [`DEFAULT_LIMIT`] when absent.
 pub fn page_limit(limit: Option<u32>) -> Result<u32, ApiError> {
     match limit {
@@ -162,14 +150,23 @@ pub fn page_limit(limit: Option<u32>) -> Result<u32, ApiError> {
     }
 }
 
-/// A cursor is the position of the last item of the previous page; pages run newest first,
-/// so items inserted meanwhile never shift a page. Opaque to clients.
-pub fn decode_cursor(cursor: Option<&str>) -> Result<Option<i64>, ApiError> {
+/// A cursor is the position of the last item of the previous page (`c` and the position's
+/// text); pages run newest first, so items inserted meanwhile never shift a page. Opaque to
+/// clients.
+pub fn decode_cursor<T>(
+    cursor: Option<&str>,
+    decode: impl FnOnce(&str) -> Option<T>,
+) -> Result<Option<T>, ApiError> {
     let Some(text) = cursor else { return Ok(None) };
-    match text.strip_prefix('c').and_then(|rest| rest.parse::<i64>().ok()) {
-        Some(position) if position > 0 => Ok(Some(position)),
-        _ => Err(invalid(vec![FieldError::new("cursor", "not a cursor this API gave out")])),
+    match text.strip_prefix('c').and_then(decode) {
+        Some(position) => Ok(Some(position)),
+        None => Err(invalid(vec![FieldError::new("cursor", "not a cursor this API gave out")])),
     }
+}
+
+/// The cursor naming `position` (see [`decode_cursor`]).
+pub fn encode_cursor(position: impl std::fmt::Display) -> String {
+    format!("c{position}")
 }
 
 /// Endpoints are listed oldest first and new ones only ever come last, so a cursor naming the
@@ -208,6 +205,10 @@ pub fn list_order(id: &str) -> (bool, &str) {
 }
 
 /// The cursor of the next page: present when this page is full.
-pub fn next_cursor(page_len: usize, limit: u32, last_position: Option<i64>) -> Option<String> {
-    (page_len == limit as usize).then_some(last_position).flatten().map(|p| format!("c{p}"))
+pub fn next_cursor(
+    page_len: usize,
+    limit: u32,
+    last_position: Option<impl std::fmt::Display>,
+) -> Option<String> {
+    (page_len == limit as usize).then_some(last_position).flatten().map(encode_cursor)
 }

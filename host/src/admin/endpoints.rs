@@ -21,7 +21,7 @@ use utoipa_axum::routes;
 use super::AdminState;
 use super::api::{
     Body, ErrorBody, Query, conflict, decode_id_cursor, invalid, not_found, page_after, page_limit,
-    read, store_failure,
+    store_failure,
 };
 use super::model::{
     self, CheckContext, DEFAULT_ROTATION_OVERLAP, EndpointInput, EndpointKind, EndpointRecord,
@@ -575,7 +575,7 @@ async fn set_enabled(
 }
 
 async fn disabled(state: &AdminState) -> Result<DisabledMap, ApiError> {
-    read(&state.store, |reader| reader.disabled_endpoints()).await
+    state.store.disabled_endpoints().await.map_err(store_failure)
 }
 
 fn find_view(

@@ -12,14 +12,14 @@ use utoipa_axum::routes;
 
 use super::AdminState;
 use super::api::{
-    Body, ErrorBody, Query, conflict, decode_cursor, next_cursor, not_found, page_limit, read,
-    store_failure,
+    Body, ErrorBody, Query, conflict, decode_cursor, encode_cursor, next_cursor, not_found,
+    page_limit, store_failure,
 };
 use crate::event::EventId;
 use crate::ingress::http::ApiError;
 use crate::store::{
-    AttemptRow, DeliveryQuery, DeliveryState, DeliverySummary, EventQuery, EventSummary,
-    ReplaySelection,
+    AttemptRow, DeliveryId, DeliveryQuery, DeliveryState, DeliverySummary, EventQuery,
+    EventSummary, LogPosition, ReplaySelection,
 };
 
 pub fn router() -> OpenApiRouter<AdminState> {
@@ -256,11 +256,12 @@ async fn list_events(
         event_type: filter.event_type,
         since: filter.since,
         until: filter.until,
-        before_seq: decode_cursor(filter.cursor.as_deref())?,
+        before: decode_cursor(filter.cursor.as_deref(), LogPosition::decode)?,
         limit,
     };
-    let events = read(&state.store, move |reader| reader.list_events(&query)).await?;
-    let next_cursor = next_cursor(events.len(), limit, events.last().map(|event| event.seq));
+    let events = state.store.list_events(query).await.map_err(store_failure)?;
+    let last = events.last().map(|event| event.position.encode());
+    let next_cursor = next_cursor(events.len(), limit, last);
     Ok(Json(EventPage { data: events.into_iter().map(event_view).collect(), next_cursor }))
 }
 
@@ -280,14 +281,10 @@ async fn get_event(
     Query(options): Query<EventOptions>,
 ) -> Result<Json<EventDetail>, ApiError> {
     let event_id: EventId = id.parse().map_err(|_| not_found("event", &id))?;
-    let found = read(&state.store, move |reader| {
-        let Some(event) = reader.event(event_id)? else { return Ok(None) };
-        let query =
-            DeliveryQuery { event: Some(event_id), limit: 1000, ..DeliveryQuery::default() };
-        Ok(Some((event, reader.list_deliveries(&query)?)))
-    })
-    .await?;
-    let Some((event, deliveries)) = found else { return Err(not_found("event", &id)) };
+    let event = state.store.event(event_id).await.map_err(store_failure)?;
+    let Some(event) = event else { return Err(not_found("event", &id)) };
+    let query = DeliveryQuery { event: Some(event_id), limit: 1000, ..DeliveryQuery::default() };
+    let deliveries = state.store.list_deliveries(query).await.map_err(store_failure)?;
     let (body, body_encoding) = if options.body {
         let (text, encoding) = text_or_base64(&event.body);
         (Some(text), Some(encoding))
@@ -338,7 +335,7 @@ async fn list_deliveries(
         event,
         since: filter.since,
         until: filter.until,
-        before_id: decode_cursor(filter.cursor.as_deref())?,
+        before: decode_cursor(filter.cursor.as_deref(), DeliveryId::parse)?,
         limit,
     };
     deliveries_page(&state, query).await.map(Json)
@@ -359,12 +356,9 @@ async fn get_delivery(
     Path(id): Path<String>,
 ) -> Result<Json<DeliveryDetail>, ApiError> {
     let delivery_id = parse_delivery_id(&id)?;
-    let found = read(&state.store, move |reader| {
-        let Some(delivery) = reader.delivery(delivery_id)? else { return Ok(None) };
-        Ok(Some((delivery, reader.attempts(delivery_id)?)))
-    })
-    .await?;
-    let Some((delivery, attempts)) = found else { return Err(not_found("delivery", &id)) };
+    let delivery = state.store.delivery(delivery_id).await.map_err(store_failure)?;
+    let Some(delivery) = delivery else { return Err(not_found("delivery", &id)) };
+    let attempts = state.store.attempts(delivery_id).await.map_err(store_failure)?;
     let attempt_log = attempts.into_iter().map(attempt_view).collect();
     Ok(Json(DeliveryDetail { delivery: delivery_view(delivery), attempt_log }))
 }
@@ -387,20 +381,19 @@ async fn list_attempts(
 ) -> Result<Json<AttemptList>, ApiError> {
     let delivery_id = parse_delivery_id(&id)?;
     let limit = page_limit(paging.limit)?;
-    let after = decode_cursor(paging.cursor.as_deref())?.unwrap_or(0);
-    let found = read(&state.store, move |reader| {
-        if reader.delivery(delivery_id)?.is_none() {
-            return Ok(None);
-        }
-        Ok(Some(reader.attempts(delivery_id)?))
-    })
-    .await?;
-    let Some(attempts) = found else { return Err(not_found("delivery", &id)) };
+    let after = decode_cursor(paging.cursor.as_deref(), |text| {
+        text.parse::<i64>().ok().filter(|id| *id > 0).map(|id| id as u64)
+    })?
+    .unwrap_or(0);
+    if state.store.delivery(delivery_id).await.map_err(store_failure)?.is_none() {
+        return Err(not_found("delivery", &id));
+    }
+    let attempts = state.store.attempts(delivery_id).await.map_err(store_failure)?;
     let mut page: Vec<AttemptRow> =
         attempts.into_iter().filter(|attempt| attempt.id > after).collect();
     let more = page.len() > limit as usize;
     page.truncate(limit as usize);
-    let next_cursor = more.then(|| page.last().map(|attempt| format!("c{}", attempt.id))).flatten();
+    let next_cursor = more.then(|| page.last().map(|attempt| encode_cursor(attempt.id))).flatten();
     Ok(Json(AttemptList { data: page.into_iter().map(attempt_view).collect(), next_cursor }))
 }
 
@@ -420,8 +413,8 @@ async fn retry_delivery(
     Path(id): Path<String>,
 ) -> Result<(StatusCode, Json<DeliveryView>), ApiError> {
     let delivery_id = parse_delivery_id(&id)?;
-    let Some(delivery) = read(&state.store, move |reader| reader.delivery(delivery_id)).await?
-    else {
+    let delivery = state.store.delivery(delivery_id).await.map_err(store_failure)?;
+    let Some(delivery) = delivery else {
         return Err(not_found("delivery", &id));
     };
     match delivery.state {
@@ -446,7 +439,7 @@ async fn retry_delivery(
     if retried == 0 {
         return Err(conflict("already_pending", "its state changed meanwhile; look again"));
     }
-    let delivery = read(&state.store, move |reader| reader.delivery(delivery_id)).await?;
+    let delivery = state.store.delivery(delivery_id).await.map_err(store_failure)?;
     let delivery = delivery.ok_or_else(|| not_found("delivery", &id))?;
     Ok((StatusCode::ACCEPTED, Json(delivery_view(delivery))))
 }
@@ -469,7 +462,7 @@ async fn list_dead_letters(
     let query = DeliveryQuery {
         endpoint: filter.endpoint,
         state: Some(DeliveryState::Dead),
-        before_id: decode_cursor(filter.cursor.as_deref())?,
+        before: decode_cursor(filter.cursor.as_deref(), DeliveryId::parse)?,
         limit,
         ..DeliveryQuery::default()
     };
@@ -500,14 +493,14 @@ async fn deliveries_page(
     query: DeliveryQuery,
 ) -> Result<DeliveryPage, ApiError> {
     let limit = query.limit;
-    let deliveries = read(&state.store, move |reader| reader.list_deliveries(&query)).await?;
+    let deliveries = state.store.list_deliveries(query).await.map_err(store_failure)?;
     let next_cursor = next_cursor(deliveries.len(), limit, deliveries.last().map(|d| d.id));
     Ok(DeliveryPage { data: deliveries.into_iter().map(delivery_view).collect(), next_cursor })
 }
 
 /// Delivery ids are positive integers; anything else names no delivery.
-fn parse_delivery_id(id: &str) -> Result<i64, ApiError> {
-    id.parse::<i64>().ok().filter(|id| *id > 0).ok_or_else(|| not_found("delivery", id))
+fn parse_delivery_id(id: &str) -> Result<DeliveryId, ApiError> {
+    DeliveryId::parse(id).ok_or_else(|| not_found("delivery", id))
 }
 
 fn event_view(event: EventSummary) -> EventView {
@@ -525,7 +518,8 @@ fn event_view(event: EventSummary) -> EventView {
 
 fn delivery_view(delivery: DeliverySummary) -> DeliveryView {
     DeliveryView {
-        id: delivery.id,
+        // Shown as the signed 64-bit integer it always was (the OpenAPI document says so).
+        id: delivery.id.get() as i64,
         event: delivery.event_id.to_string(),
         endpoint: delivery.endpoint,
         status: delivery.state.into(),
@@ -539,7 +533,7 @@ fn delivery_view(delivery: DeliverySummary) -> DeliveryView {
 fn attempt_view(attempt: AttemptRow) -> AttemptView {
     let (response, response_encoding) = text_or_base64(&attempt.response_excerpt);
     AttemptView {
-        id: attempt.id,
+        id: attempt.id as i64,
         attempted_at: attempt.attempted_at,
         duration_ms: attempt.duration_micros as f64 / 1000.0,
         status: attempt.status,

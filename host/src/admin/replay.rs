@@ -11,8 +11,9 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::AdminState;
-use super::api::{Body, ErrorBody, invalid, read, store_failure};
+use super::api::{Body, ErrorBody, invalid, store_failure};
 use super::model::FieldError;
+use crate::event::Event;
 use crate::event::now_millis;
 use crate::ingress::http::ApiError;
 use crate::pipeline::Pipeline;
@@ -67,10 +68,11 @@ async fn replay(
         None => ReplaySelection::DeadLetters { endpoint: request.endpoint.clone() },
         Some(since) => {
             let until = request.until.unwrap_or_else(|| now_millis() + 1);
-            let events = read(&state.store, move |reader| {
-                reader.events_received_between(since, until, MAX_REPLAYED_EVENTS + 1)
-            })
-            .await?;
+            let events = state
+                .store
+                .events_received_between(since, until, MAX_REPLAYED_EVENTS + 1)
+                .await
+                .map_err(store_failure)?;
             if events.len() > MAX_REPLAYED_EVENTS as usize {
                 let detail = format!(
                     "more than {MAX_REPLAYED_EVENTS} events in that range: replay a shorter one \
@@ -87,12 +89,8 @@ async fn replay(
                 replayed.iter().map(|event| event.deliveries.len()).sum()
             }
             ReplaySelection::DeadLetters { endpoint } => {
-                let endpoint = endpoint.clone();
-                read(&state.store, move |reader| {
-                    reader.deliveries_in_state(DeliveryState::Dead, endpoint.as_deref())
-                })
-                .await?
-                .len()
+                let dead = state.store.count_deliveries(DeliveryState::Dead, endpoint.clone());
+                dead.await.map_err(store_failure)? as usize
             }
             // Not built by this handler.
             ReplaySelection::Delivery(_) => 1,
@@ -134,15 +132,15 @@ fn check(state: &AdminState, request: &ReplayRequest) -> Result<(), ApiError> {
 /// to the request's route and endpoint.
 async fn route_again(
     pipeline: &Pipeline,
-    events: &[crate::store::StoredEvent],
+    events: &[Event],
     request: &ReplayRequest,
 ) -> Result<Vec<ReplayedEvent>, ApiError> {
     let mut replayed = Vec::new();
     for stored in events {
         let fan_out =
-            pipeline.fan_out(&stored.event, request.route.as_deref()).await.map_err(|error| {
+            pipeline.fan_out(stored, request.route.as_deref()).await.map_err(|error| {
                 // Plugin ids and reasons are operator business: logged, not answered.
-                tracing::warn!(%error, event = %stored.event.id, "replay stopped: a plugin stage failed");
+                tracing::warn!(%error, event = %stored.id, "replay stopped: a plugin stage failed");
                 ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "plugin_unavailable",
@@ -156,7 +154,7 @@ async fn route_again(
         let mut derived = fan_out.derived;
         derived.retain(|event| deliveries.iter().any(|delivery| delivery.event == event.id));
         if !deliveries.is_empty() {
-            replayed.push(ReplayedEvent { seq: stored.seq, derived, deliveries });
+            replayed.push(ReplayedEvent { event: stored.id, derived, deliveries });
         }
     }
     Ok(replayed)

@@ -10,15 +10,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use tokio::sync::OwnedSemaphorePermit;
 
 use super::http::{AttemptOutcome, AttemptResult, HttpSender, OutboundRequest};
 use super::nats::{NatsPublisher, OutboundMessage, PublishOutcome};
 use super::retry::{self, AttemptError, Decision};
-use super::worker::Finished;
 use super::{EndpointRuntime, Target};
 use crate::event::{EventId, now_millis};
 use crate::signing;
-use crate::store::{AttemptRecord, DeliveryJob, NextStep, Payload, Store};
+use crate::store::{AttemptRecord, DeliveryId, DeliveryJob, NextStep, Payload, Store};
 use crate::telemetry::{self, Metrics};
 
 pub(super) struct AttemptContext {
@@ -40,9 +40,20 @@ struct Sent {
     response_excerpt: Bytes,
 }
 
+/// One attempt to make, holding one of its endpoint's in-flight slots.
 pub(super) struct Attempt {
     pub job: DeliveryJob,
     pub endpoint: Arc<EndpointRuntime>,
+    /// Given back the moment the exchange is over (answer read, timed out or failed), not
+    /// when the attempt is: its record, which waits for a commit, then goes on without it, so
+    /// the commit never idles the endpoint.
+    pub slot: Option<OwnedSemaphorePermit>,
+}
+
+/// What a finished attempt tells its worker.
+pub(super) struct Finished {
+    pub job: DeliveryJob,
+    pub next: NextStep,
 }
 
 /// The headers of a delivery, in order: content type, Standard Webhooks headers, then the
@@ -76,7 +87,7 @@ pub fn outbound_headers(
 
 impl Attempt {
     pub async fn run(self, context: Arc<AttemptContext>) -> Finished {
-        let Self { job, endpoint } = self;
+        let Self { job, endpoint, mut slot } = self;
         let payload = match job.payload.clone() {
             Some(payload) => Some(payload),
             None => load_payload(&context.store, job.delivery_id).await,
@@ -97,6 +108,8 @@ impl Attempt {
                 publish_nats(publisher, &endpoint, *jetstream, &job, payload, attempted_at).await
             }
         };
+        // The exchange is over: the endpoint's next request need not wait for this record.
+        drop(slot.take());
         let next = decide(&endpoint, &job, &sent.input, attempted_at);
         let outcome = match next {
             NextStep::Delivered => telemetry::AttemptOutcome::Delivered,
@@ -123,7 +136,7 @@ impl Attempt {
         if let Err(error) = context.store.record_attempt(record).await {
             // Not recorded: the delivery is still pending on disk and will be retried after a
             // restart (at least once); in memory we retry it soon.
-            tracing::error!(%error, delivery = job.delivery_id, "attempt not recorded");
+            tracing::error!(%error, delivery = %job.delivery_id, "attempt not recorded");
             return Finished { job, next: NextStep::RetryAt(now_millis() + 1_000) };
         }
         // Announced once recorded, so a notice never runs ahead of the store.
@@ -135,18 +148,11 @@ impl Attempt {
     }
 }
 
-async fn load_payload(store: &Store, delivery_id: i64) -> Option<Payload> {
-    let store = store.clone();
-    let loaded =
-        tokio::task::spawn_blocking(move || store.pooled_reader()?.payload(delivery_id)).await;
-    match loaded {
-        Ok(Ok(payload)) => payload,
-        Ok(Err(error)) => {
-            tracing::error!(%error, delivery = delivery_id, "cannot read the delivery's body");
-            None
-        }
+async fn load_payload(store: &Store, delivery_id: DeliveryId) -> Option<Payload> {
+    match store.payload(delivery_id).await {
+        Ok(payload) => payload,
         Err(error) => {
-            tracing::error!(%error, delivery = delivery_id, "body read task failed");
+            tracing::error!(%error, delivery = %delivery_id, "cannot read the delivery's body");
             None
         }
     }
@@ -165,7 +171,7 @@ fn outcome_notice(
     let notice = serde_json::json!({
         "event": job.event_id.to_string(),
         "endpoint": record.endpoint,
-        "delivery": record.delivery_id,
+        "delivery": record.delivery_id.get(),
         "attempt": job.attempts + 1,
         "outcome": outcome.as_str(),
         "status": record.status,

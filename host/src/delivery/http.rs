@@ -10,14 +10,8 @@
 //!
 //! It must not decide what an outcome means for the delivery (that is `delivery::retry`), sign,
 //! or record anything; it never panics on what an endpoint or a request holds.
-//!
-//! An endpoint's in-flight slot (see [`with_send_slot`]) is given back here, the moment an
-//! exchange is over, so the next request to that endpoint need not wait for this attempt's
-//! record to be committed.
 
-use std::cell::RefCell;
 use std::fmt;
-use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,7 +19,6 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
-use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
 use url::{Host, Url};
 
@@ -42,28 +35,6 @@ const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 /// connections that the next burst must open again. Connections are only ever opened for a
 /// request, so the endpoints' limits bound this pool, not this number.
 const POOL_MAX_IDLE_PER_HOST: usize = 512;
-
-tokio::task_local! {
-    /// The in-flight slot of the endpoint the attempt running in this task delivers to.
-    static SEND_SLOT: RefCell<Option<OwnedSemaphorePermit>>;
-}
-
-/// Runs `attempt` holding one of its endpoint's in-flight slots until its HTTP exchange is
-/// over (answer read, timed out or failed), rather than until the whole attempt is: the
-/// attempt's record in the store, which waits for a commit, then goes on without holding a
-/// slot. An attempt that sends no HTTP request (a NATS endpoint, a body that could not be
-/// read) holds its slot until it ends.
-pub fn with_send_slot<F: Future>(
-    slot: OwnedSemaphorePermit,
-    attempt: F,
-) -> impl Future<Output = F::Output> {
-    SEND_SLOT.scope(RefCell::new(Some(slot)), attempt)
-}
-
-/// Gives back the slot held by the calling task, if any (see [`with_send_slot`]).
-fn release_send_slot() {
-    let _ = SEND_SLOT.try_with(|slot| drop(slot.borrow_mut().take()));
-}
 
 /// Why the delivery client could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -188,7 +159,6 @@ impl HttpSender {
             .unwrap_or_else(|| started + Duration::from_secs(365 * 24 * 60 * 60));
         let (outcome, response_excerpt) = self.attempt(request, deadline).await;
         let duration = started.elapsed();
-        release_send_slot();
         AttemptResult { outcome, duration, response_excerpt }
     }
 
@@ -621,29 +591,6 @@ mod tests {
         let peers: Vec<SocketAddr> = receiver.received().into_iter().map(|r| r.peer).collect();
         assert_eq!(peers.len(), 3);
         assert!(peers.iter().all(|peer| *peer == peers[0]), "{peers:?}");
-    }
-
-    #[tokio::test]
-    async fn the_send_slot_is_given_back_when_the_exchange_ends_not_when_the_attempt_does() {
-        let receiver = Receiver::start().await;
-        let sender = loopback_allowed();
-        let slots = Arc::new(tokio::sync::Semaphore::new(1));
-        let slot = slots.clone().try_acquire_owned().unwrap();
-        let attempt = with_send_slot(slot, async {
-            assert_eq!(slots.available_permits(), 0, "held while sending");
-            let result = sender.send(request(&receiver.url("/ok"), Duration::from_secs(5))).await;
-            // The attempt goes on (recording its outcome), the endpoint's slot is free.
-            assert_eq!(slots.available_permits(), 1);
-            result
-        });
-        assert_eq!(attempt.await.outcome, status(200));
-        // Outside an attempt there is no slot to give back.
-        let result = sender.send(request(&receiver.url("/ok"), Duration::from_secs(5))).await;
-        assert_eq!(result.outcome, status(200));
-        // An attempt that never sends holds its slot until it ends.
-        let slot = slots.clone().try_acquire_owned().unwrap();
-        with_send_slot(slot, async { assert_eq!(slots.available_permits(), 0) }).await;
-        assert_eq!(slots.available_permits(), 1);
     }
 
     #[tokio::test]

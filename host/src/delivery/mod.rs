@@ -1,11 +1,10 @@
 //! Delivery: from committed deliveries to attempts against endpoints.
 //!
-//! Owns the runtime side of endpoints (target, signing keys, retry schedule) and the fan-in
-//! of jobs from the store to one [`worker::Worker`] per endpoint, config-defined or created
-//! through the admin API (added, changed, disabled and removed at run time). The pure parts live in
-//! [`retry`] (timing and outcome classes) and [`crate::signing`]; the only HTTP client is
-//! [`http`], the only NATS publisher [`nats`]. Pending deliveries are loaded before the
-//! ingress opens, so no job arrives twice.
+//! Owns the runtime side of endpoints (target, signing keys, retry schedule) and one
+//! [`worker::Worker`] per endpoint, config-defined or created through the admin API (added,
+//! changed, disabled and removed at run time), each running the jobs of its endpoint's due-queue
+//! in the store. The pure parts live in [`retry`] (timing and outcome classes) and
+//! [`crate::signing`]; the only HTTP client is [`http`], the only NATS publisher [`nats`].
 
 mod attempt;
 pub mod http;
@@ -25,7 +24,7 @@ use url::Url;
 use crate::config::{EndpointTarget, Topology};
 use crate::nats::NatsConnection;
 use crate::signing::SigningKey;
-use crate::store::{DeliveryJob, Store};
+use crate::store::Store;
 use crate::telemetry::Metrics;
 
 /// `user-agent` of every delivery.
@@ -97,7 +96,7 @@ enum Control {
 /// One endpoint's worker as the service holds it.
 #[derive(Debug)]
 struct WorkerHandle {
-    inbox: mpsc::UnboundedSender<DeliveryJob>,
+    /// Dropping it ends the worker once its attempts under way are recorded.
     control: mpsc::UnboundedSender<Control>,
     task: JoinHandle<()>,
 }
@@ -109,8 +108,7 @@ pub struct DeliveryService {
     stop: watch::Sender<bool>,
     stopped: watch::Receiver<bool>,
     context: Arc<attempt::AttemptContext>,
-    workers: Arc<Mutex<HashMap<String, WorkerHandle>>>,
-    forwarder: Mutex<Option<JoinHandle<()>>>,
+    workers: Mutex<HashMap<String, WorkerHandle>>,
 }
 
 /// Builds every config endpoint's runtime from the topology.
@@ -149,18 +147,14 @@ pub fn endpoints(topology: &Topology) -> Result<Vec<EndpointRuntime>, DeliveryEr
 }
 
 impl DeliveryService {
-    /// Starts one worker per endpoint (config-defined and `dynamic`), seeds them with the
-    /// `pending` deliveries loaded from the store, and forwards every new job from `jobs` to
-    /// its endpoint's worker.
-    #[allow(clippy::too_many_arguments)]
+    /// Starts one worker per endpoint (config-defined and `dynamic`), each on its endpoint's
+    /// due-queue in `store`.
     pub fn start(
         topology: &Topology,
         dynamic: Vec<EndpointRuntime>,
         store: Store,
         metrics: Arc<Metrics>,
         nats: Option<NatsConnection>,
-        mut jobs: mpsc::UnboundedReceiver<DeliveryJob>,
-        pending: Vec<DeliveryJob>,
         disabled: &HashSet<String>,
     ) -> Result<Self, DeliveryError> {
         let sender = http::HttpSender::new(topology.egress.clone(), USER_AGENT.to_owned())
@@ -175,33 +169,11 @@ impl DeliveryService {
             metrics,
         });
         let (stop, stopped) = watch::channel(false);
-        let workers = Arc::new(Mutex::new(HashMap::new()));
-        let service = Self {
-            stop,
-            stopped: stopped.clone(),
-            context,
-            workers: workers.clone(),
-            forwarder: Mutex::new(None),
-        };
+        let service = Self { stop, stopped, context, workers: Mutex::new(HashMap::new()) };
         for endpoint in endpoints(topology)?.into_iter().chain(dynamic) {
             let is_disabled = disabled.contains(&endpoint.id);
             service.add(endpoint, is_disabled);
         }
-        pending.into_iter().for_each(|job| forward(&workers, job));
-        let mut stopped_forwarder = stopped;
-        let forwarder = tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    job = jobs.recv() => match job {
-                        Some(job) => forward(&workers, job),
-                        None => break,
-                    },
-                    _ = stopped_forwarder.changed() => break,
-                }
-            }
-        });
-        *service.forwarder.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
-            Some(forwarder);
         Ok(service)
     }
 
@@ -215,27 +187,25 @@ impl DeliveryService {
     }
 
     fn add(&self, endpoint: EndpointRuntime, disabled: bool) {
-        let (inbox, jobs) = mpsc::unbounded_channel();
         let (control, controls) = mpsc::unbounded_channel();
         let id = endpoint.id.clone();
         let worker = worker::Worker {
             disabled,
+            queue: self.context.store.due_queue(&id),
             endpoint: Arc::new(endpoint),
             context: self.context.clone(),
-            jobs,
             controls,
             stop: self.stopped.clone(),
         };
         let task = tokio::spawn(worker.run());
-        self.lock().insert(id, WorkerHandle { inbox, control, task });
+        self.lock().insert(id, WorkerHandle { control, task });
     }
 
     /// Stops an endpoint's worker and waits for its attempts under way to be recorded.
     /// Deliveries still queued stay as they are in the store.
     pub async fn remove(&self, id: &str) {
         let Some(worker) = self.lock().remove(id) else { return };
-        // Closing its inbox ends the worker once its attempts finish.
-        drop(worker.inbox);
+        // Closing its controls ends the worker once its attempts finish.
         drop(worker.control);
         let _ = worker.task.await;
     }
@@ -256,11 +226,6 @@ impl DeliveryService {
     /// Stops dispatching and waits for attempts under way to finish and be recorded.
     pub async fn stop(&self) {
         let _ = self.stop.send(true);
-        let forwarder =
-            self.forwarder.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
-        if let Some(forwarder) = forwarder {
-            let _ = forwarder.await;
-        }
         let workers: Vec<WorkerHandle> = self.lock().drain().map(|(_, worker)| worker).collect();
         for worker in workers {
             let _ = worker.task.await;
@@ -272,17 +237,5 @@ impl fmt::Debug for DeliveryService {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
         let endpoints: Vec<String> = self.lock().keys().cloned().collect();
         formatter.debug_struct("DeliveryService").field("endpoints", &endpoints).finish()
-    }
-}
-
-/// Hands `job` to its endpoint's worker.
-fn forward(workers: &Mutex<HashMap<String, WorkerHandle>>, job: DeliveryJob) {
-    let workers = workers.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    match workers.get(&job.endpoint) {
-        Some(worker) => drop(worker.inbox.send(job)),
-        // Kept pending in the store: it resumes if the endpoint comes back to the config.
-        None => {
-            tracing::warn!(endpoint = %job.endpoint, delivery = job.delivery_id, "delivery for an endpoint that is not configured")
-        }
     }
 }

@@ -1,21 +1,25 @@
-//! Read-only queries on the store, each on its own connection.
+//! Read-only queries on the SQLite store, each on its own connection.
 //!
-//! Owns the SELECTs that turn rows back into [`Event`]s, summaries and stored endpoints. Used
-//! by the admin surfaces and by tests that check what is on disk; never writes. Admin listings
+//! Owns the SELECTs that turn rows back into [`Event`]s, summaries and stored endpoints; never
+//! writes. The backend runs them off the async threads, on pooled connections. Admin listings
 //! walk a table's primary key downwards, filtering as they go, and stop at their limit: they
 //! add no index, so ingest does no more work for them.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::path::Path;
 
 use bytes::Bytes;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, ToSql, params};
 
-use super::{DATABASE_FILE, DeliveryJob, DeliveryState, Payload, StoreError, StoredEndpoint};
+use super::{code, state_of};
 use crate::event::{Event, EventId};
+use crate::store::{
+    AttemptRow, DeliveryId, DeliveryJob, DeliveryQuery, DeliveryState, DeliverySummary,
+    DisabledEndpoints, EventQuery, EventSummary, LogPosition, Payload, StoreError, StoredEndpoint,
+};
 
 const EVENT_COLUMNS: &str = "e.id, e.source, e.type, e.subject, e.headers, p.body, \
-     e.received_at, e.dedupe_key, e.metadata, e.seq";
+     e.received_at, e.dedupe_key, e.metadata";
 
 const ENDPOINT_COLUMNS: &str = "id, kind, spec, created_at, updated_at";
 
@@ -37,29 +41,17 @@ const DELIVERY_FILTERS: &str = "d.id < ?1 AND (?2 IS NULL OR d.endpoint = ?2) \
 
 /// A read-only connection to the store.
 #[derive(Debug)]
-pub struct Reader {
+pub(super) struct Reader {
     connection: Connection,
 }
 
-/// An event as stored, with its position in commit order.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoredEvent {
-    pub seq: i64,
-    pub event: Event,
-}
-
 impl Reader {
-    /// Opens the store in `data_dir` read-only (it must exist).
-    pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
-        Self::open_file(&data_dir.join(DATABASE_FILE))
-    }
-
-    pub(super) fn open_file(path: &Path) -> Result<Self, StoreError> {
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
         let connection = Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
-        .map_err(|source| StoreError::Open { path: path.to_path_buf(), source })?;
+        .map_err(|source| StoreError::Open { path: path.to_path_buf(), source: source.into() })?;
         connection.pragma_update(None, "busy_timeout", 5000)?;
         Ok(Self { connection })
     }
@@ -69,31 +61,18 @@ impl Reader {
             "SELECT {EVENT_COLUMNS} FROM events e JOIN payloads p ON p.id = e.payload_id \
              WHERE e.id = ?1"
         );
-        let event =
-            self.connection.query_row(&sql, params![id.to_bytes()], stored_event).optional()?;
-        Ok(event.map(|stored| stored.event))
+        Ok(self.connection.query_row(&sql, params![id.to_bytes()], stored_event).optional()?)
     }
 
-    /// Up to `limit` events committed after position `after_seq`, in commit order.
-    pub fn events_after(&self, after_seq: i64, limit: u32) -> Result<Vec<StoredEvent>, StoreError> {
-        let sql = format!(
-            "SELECT {EVENT_COLUMNS} FROM events e JOIN payloads p ON p.id = e.payload_id \
-             WHERE e.seq > ?1 ORDER BY e.seq LIMIT ?2"
-        );
-        let mut statement = self.connection.prepare(&sql)?;
-        let rows = statement.query_map(params![after_seq, limit], stored_event)?;
-        Ok(rows.collect::<Result<_, _>>()?)
-    }
-
-    /// Every pending delivery, to rebuild the scheduler's queues at start.
+    /// Every pending delivery, to fill the due-queues at open.
     pub fn pending_deliveries(&self) -> Result<Vec<DeliveryJob>, StoreError> {
         let mut statement = self.connection.prepare(
             "SELECT d.id, e.id, d.endpoint, d.attempts, d.next_attempt_at FROM deliveries d \
              JOIN events e ON e.seq = d.event_seq WHERE d.state = ?1",
         )?;
-        let rows = statement.query_map(params![DeliveryState::Pending as i64], |row| {
+        let rows = statement.query_map(params![code(DeliveryState::Pending)], |row| {
             Ok(DeliveryJob {
-                delivery_id: row.get(0)?,
+                delivery_id: delivery_id(row, 0)?,
                 event_id: event_id(row, 1)?,
                 endpoint: row.get(2)?,
                 attempts: row.get(3)?,
@@ -106,7 +85,7 @@ impl Reader {
 
     /// The body and content type a delivery sends: its own content type (set when a plugin
     /// shaped the payload), else its event's.
-    pub fn payload(&self, delivery_id: i64) -> Result<Option<Payload>, StoreError> {
+    pub fn payload(&self, delivery_id: DeliveryId) -> Result<Option<Payload>, StoreError> {
         type Row = (Vec<u8>, String, Option<String>, Option<String>);
         let row: Option<Row> = self
             .connection
@@ -115,7 +94,7 @@ impl Reader {
                  JOIN payloads p ON p.id = d.payload_id JOIN events e ON e.seq = d.event_seq \
                  WHERE d.id = ?1",
             )?
-            .query_row(params![delivery_id], |row| {
+            .query_row(params![delivery_id.get() as i64], |row| {
                 Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
             })
             .optional()?;
@@ -129,39 +108,35 @@ impl Reader {
         }))
     }
 
-    /// The deliveries an event produced, oldest first.
-    pub fn deliveries_of_event(&self, id: EventId) -> Result<Vec<DeliveryRow>, StoreError> {
-        let mut statement = self.connection.prepare(
-            "SELECT d.id, d.endpoint, d.state, d.attempts, d.next_attempt_at, d.last_error \
-             FROM deliveries d JOIN events e ON e.seq = d.event_seq WHERE e.id = ?1 ORDER BY d.id",
-        )?;
-        let rows = statement.query_map(params![id.to_bytes()], delivery_row)?;
-        Ok(rows.collect::<Result<_, _>>()?)
-    }
-
-    /// Deliveries in `state`, optionally of one endpoint, oldest first.
-    pub fn deliveries_in_state(
+    /// How many deliveries are in `state`, optionally of one endpoint.
+    pub fn count_deliveries(
         &self,
         state: DeliveryState,
         endpoint: Option<&str>,
-    ) -> Result<Vec<DeliveryRow>, StoreError> {
-        let mut statement = self.connection.prepare(
-            "SELECT id, endpoint, state, attempts, next_attempt_at, last_error FROM deliveries \
-             WHERE state = ?1 AND (?2 IS NULL OR endpoint = ?2) ORDER BY id",
-        )?;
-        let rows = statement.query_map(params![state as i64, endpoint], delivery_row)?;
-        Ok(rows.collect::<Result<_, _>>()?)
+    ) -> Result<u64, StoreError> {
+        // `state <> 1` lets the planner use the partial index `deliveries_open` (see `ops.rs`).
+        let sql = if state == DeliveryState::Delivered {
+            "SELECT count(*) FROM deliveries WHERE state = ?1 AND (?2 IS NULL OR endpoint = ?2)"
+        } else {
+            "SELECT count(*) FROM deliveries WHERE state = ?1 AND state <> 1 \
+             AND (?2 IS NULL OR endpoint = ?2)"
+        };
+        let count: i64 = self
+            .connection
+            .prepare_cached(sql)?
+            .query_row(params![code(state), endpoint], |row| row.get(0))?;
+        Ok(count as u64)
     }
 
     /// A delivery's attempts, oldest first.
-    pub fn attempts(&self, delivery_id: i64) -> Result<Vec<AttemptRow>, StoreError> {
-        let mut statement = self.connection.prepare(
+    pub fn attempts(&self, delivery_id: DeliveryId) -> Result<Vec<AttemptRow>, StoreError> {
+        let mut statement = self.connection.prepare_cached(
             "SELECT attempted_at, duration_us, status, error, response, id FROM attempts \
              WHERE delivery_id = ?1 ORDER BY id",
         )?;
-        let rows = statement.query_map(params![delivery_id], |row| {
+        let rows = statement.query_map(params![delivery_id.get() as i64], |row| {
             Ok(AttemptRow {
-                id: row.get(5)?,
+                id: row.get::<_, i64>(5)? as u64,
                 attempted_at: row.get::<_, i64>(0)? as u64,
                 duration_micros: row.get::<_, i64>(1)? as u64,
                 status: row.get(2)?,
@@ -172,8 +147,7 @@ impl Reader {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// Endpoints disabled by a 410, with when (unix ms) and why.
-    pub fn disabled_endpoints(&self) -> Result<HashMap<String, (u64, String)>, StoreError> {
+    pub fn disabled_endpoints(&self) -> Result<DisabledEndpoints, StoreError> {
         Ok(disabled_endpoints(&self.connection)?)
     }
 
@@ -195,13 +169,12 @@ impl Reader {
         Ok(statement.query_row(params![id], stored_endpoint).optional()?)
     }
 
-    /// Up to `query.limit` events matching `query`, newest first. The next page starts
-    /// `before_seq` the last one's `seq`.
     pub fn list_events(&self, query: &EventQuery) -> Result<Vec<EventSummary>, StoreError> {
         let mut statement = self.connection.prepare_cached(LIST_EVENTS)?;
+        let before = query.before.map_or(i64::MAX, |position| position.get() as i64);
         let rows = statement.query_map(
             params![
-                query.before_seq.unwrap_or(i64::MAX),
+                before,
                 query.source,
                 query.event_type,
                 query.since.map(|since| since as i64),
@@ -210,7 +183,7 @@ impl Reader {
             ],
             |row| {
                 Ok(EventSummary {
-                    seq: row.get(0)?,
+                    position: LogPosition::new(row.get::<_, i64>(0)? as u64),
                     id: event_id(row, 1)?,
                     source: row.get(2)?,
                     event_type: row.get(3)?,
@@ -228,21 +201,19 @@ impl Reader {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// Up to `query.limit` deliveries matching `query`, newest first. The next page starts
-    /// `before_id` the last one's `id`.
     pub fn list_deliveries(
         &self,
         query: &DeliveryQuery,
     ) -> Result<Vec<DeliverySummary>, StoreError> {
         let sql = list_deliveries_sql(query.event.is_some());
         let mut statement = self.connection.prepare_cached(&sql)?;
-        let before_id = query.before_id.unwrap_or(i64::MAX);
-        let state = query.state.map(|state| state as i64);
+        let before = query.before.map_or(i64::MAX, |id| id.get() as i64);
+        let state = query.state.map(code);
         let since = query.since.map(|since| since as i64);
         let until = query.until.map(|until| until as i64);
         let event = query.event.map(EventId::to_bytes);
         let mut parameters: Vec<&dyn ToSql> =
-            vec![&before_id, &query.endpoint, &state, &since, &until, &query.limit];
+            vec![&before, &query.endpoint, &state, &since, &until, &query.limit];
         if let Some(event) = &event {
             parameters.push(event);
         }
@@ -250,23 +221,21 @@ impl Reader {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    pub fn delivery(&self, id: i64) -> Result<Option<DeliverySummary>, StoreError> {
+    pub fn delivery(&self, id: DeliveryId) -> Result<Option<DeliverySummary>, StoreError> {
         let sql = format!(
             "SELECT {DELIVERY_SUMMARY_COLUMNS} FROM deliveries d \
              JOIN events e ON e.seq = d.event_seq WHERE d.id = ?1"
         );
         let mut statement = self.connection.prepare_cached(&sql)?;
-        Ok(statement.query_row(params![id], delivery_summary).optional()?)
+        Ok(statement.query_row(params![id.get() as i64], delivery_summary).optional()?)
     }
 
-    /// Up to `limit` events received in `[since, until)` (unix ms), in commit order; events
-    /// made by splits are not listed (routing their origin again makes them again).
     pub fn events_received_between(
         &self,
         since: u64,
         until: u64,
         limit: u32,
-    ) -> Result<Vec<StoredEvent>, StoreError> {
+    ) -> Result<Vec<Event>, StoreError> {
         let sql = format!(
             "SELECT {EVENT_COLUMNS} FROM events e JOIN payloads p ON p.id = e.payload_id \
              WHERE e.received_at >= ?1 AND e.received_at < ?2 AND e.parent_seq IS NULL \
@@ -284,91 +253,6 @@ impl Reader {
     }
 }
 
-/// A delivery as stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DeliveryRow {
-    pub id: i64,
-    pub endpoint: String,
-    pub state: DeliveryState,
-    pub attempts: u32,
-    pub next_attempt_at: u64,
-    pub last_error: Option<String>,
-}
-
-/// One recorded attempt.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AttemptRow {
-    pub id: i64,
-    pub attempted_at: u64,
-    pub duration_micros: u64,
-    pub status: Option<u16>,
-    pub error: Option<String>,
-    pub response_excerpt: Vec<u8>,
-}
-
-/// Which events [`Reader::list_events`] answers; every filter set must match.
-#[derive(Debug, Clone, Default)]
-pub struct EventQuery {
-    pub source: Option<String>,
-    /// Matched exactly.
-    pub event_type: Option<String>,
-    /// Received at or after (unix ms).
-    pub since: Option<u64>,
-    /// Received before (unix ms).
-    pub until: Option<u64>,
-    /// Cursor: only events with a smaller `seq`.
-    pub before_seq: Option<i64>,
-    pub limit: u32,
-}
-
-/// An event without its headers, body and metadata, as listed newest first (`seq`
-/// descending): stable under inserts, because new events only get larger positions.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EventSummary {
-    pub seq: i64,
-    pub id: EventId,
-    pub source: String,
-    pub event_type: String,
-    pub subject: Option<String>,
-    /// Unix milliseconds.
-    pub received_at: u64,
-    pub dedupe_key: Option<String>,
-    /// The event a split made this one from.
-    pub parent: Option<EventId>,
-    /// The body's length in bytes.
-    pub body_size: u64,
-}
-
-/// Which deliveries [`Reader::list_deliveries`] answers; every filter set must match.
-#[derive(Debug, Clone, Default)]
-pub struct DeliveryQuery {
-    pub endpoint: Option<String>,
-    pub state: Option<DeliveryState>,
-    pub event: Option<EventId>,
-    /// Its event received at or after (unix ms).
-    pub since: Option<u64>,
-    /// Its event received before (unix ms).
-    pub until: Option<u64>,
-    /// Cursor: only deliveries with a smaller `id`.
-    pub before_id: Option<i64>,
-    pub limit: u32,
-}
-
-/// A delivery with its event's id and arrival, as listed newest first (`id` descending).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DeliverySummary {
-    pub id: i64,
-    pub event_id: EventId,
-    pub endpoint: String,
-    pub state: DeliveryState,
-    pub attempts: u32,
-    /// Unix milliseconds.
-    pub next_attempt_at: u64,
-    pub last_error: Option<String>,
-    /// When its event was received (unix ms).
-    pub received_at: u64,
-}
-
 /// Ids of deleted dynamic endpoints (tombstones).
 pub(super) fn deleted_endpoints(connection: &Connection) -> rusqlite::Result<HashSet<String>> {
     let mut statement =
@@ -377,9 +261,7 @@ pub(super) fn deleted_endpoints(connection: &Connection) -> rusqlite::Result<Has
     rows.collect()
 }
 
-pub(super) fn disabled_endpoints(
-    connection: &Connection,
-) -> rusqlite::Result<HashMap<String, (u64, String)>> {
+pub(super) fn disabled_endpoints(connection: &Connection) -> rusqlite::Result<DisabledEndpoints> {
     let mut statement = connection.prepare(
         "SELECT endpoint, disabled_at, reason FROM endpoint_state WHERE disabled_at IS NOT NULL",
     )?;
@@ -396,20 +278,13 @@ fn conversion_error(index: usize, kind: rusqlite::types::Type, message: String) 
 
 fn delivery_state(row: &Row<'_>, index: usize) -> rusqlite::Result<DeliveryState> {
     let state: i64 = row.get(index)?;
-    DeliveryState::from_code(state).ok_or_else(|| {
+    state_of(state).ok_or_else(|| {
         conversion_error(index, rusqlite::types::Type::Integer, format!("unknown state {state}"))
     })
 }
 
-fn delivery_row(row: &Row<'_>) -> rusqlite::Result<DeliveryRow> {
-    Ok(DeliveryRow {
-        id: row.get(0)?,
-        endpoint: row.get(1)?,
-        state: delivery_state(row, 2)?,
-        attempts: row.get(3)?,
-        next_attempt_at: row.get::<_, i64>(4)? as u64,
-        last_error: row.get(5)?,
-    })
+fn delivery_id(row: &Row<'_>, index: usize) -> rusqlite::Result<DeliveryId> {
+    Ok(DeliveryId::new(row.get::<_, i64>(index)? as u64))
 }
 
 /// The statement of [`Reader::list_deliveries`]: ?1 to ?5 filter, ?6 limits, and ?7 is the
@@ -426,7 +301,7 @@ fn list_deliveries_sql(by_event: bool) -> String {
 
 fn delivery_summary(row: &Row<'_>) -> rusqlite::Result<DeliverySummary> {
     Ok(DeliverySummary {
-        id: row.get(0)?,
+        id: delivery_id(row, 0)?,
         event_id: event_id(row, 1)?,
         endpoint: row.get(2)?,
         state: delivery_state(row, 3)?,
@@ -449,13 +324,12 @@ fn stored_endpoint(row: &Row<'_>) -> rusqlite::Result<StoredEndpoint> {
 
 fn event_id(row: &Row<'_>, index: usize) -> rusqlite::Result<EventId> {
     let id: Vec<u8> = row.get(index)?;
-    let id = <[u8; 16]>::try_from(id.as_slice()).map_err(|_| {
+    super::stored_event_id(&id).map_err(|_| {
         conversion_error(index, rusqlite::types::Type::Blob, "event id is not 16 bytes".into())
-    })?;
-    Ok(EventId::from_bytes(id))
+    })
 }
 
-fn stored_event(row: &Row<'_>) -> rusqlite::Result<StoredEvent> {
+fn stored_event(row: &Row<'_>) -> rusqlite::Result<Event> {
     let id = event_id(row, 0)?;
     let headers: String = row.get(4)?;
     let metadata: Option<String> = row.get(8)?;
@@ -466,21 +340,18 @@ fn stored_event(row: &Row<'_>) -> rusqlite::Result<StoredEvent> {
             Box::new(error),
         )
     };
-    Ok(StoredEvent {
-        seq: row.get(9)?,
-        event: Event {
-            id,
-            source: row.get(1)?,
-            event_type: row.get(2)?,
-            subject: row.get(3)?,
-            headers: serde_json::from_str(&headers).map_err(|error| json_error(4, error))?,
-            body: Bytes::from(row.get::<_, Vec<u8>>(5)?),
-            received_at: row.get::<_, i64>(6)? as u64,
-            dedupe_key: row.get(7)?,
-            metadata: match metadata {
-                Some(text) => serde_json::from_str(&text).map_err(|error| json_error(8, error))?,
-                None => Vec::new(),
-            },
+    Ok(Event {
+        id,
+        source: row.get(1)?,
+        event_type: row.get(2)?,
+        subject: row.get(3)?,
+        headers: serde_json::from_str(&headers).map_err(|error| json_error(4, error))?,
+        body: Bytes::from(row.get::<_, Vec<u8>>(5)?),
+        received_at: row.get::<_, i64>(6)? as u64,
+        dedupe_key: row.get(7)?,
+        metadata: match metadata {
+            Some(text) => serde_json::from_str(&text).map_err(|error| json_error(8, error))?,
+            None => Vec::new(),
         },
     })
 }
@@ -488,7 +359,7 @@ fn stored_event(row: &Row<'_>) -> rusqlite::Result<StoredEvent> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::schema;
+    use crate::store::sqlite::schema;
 
     /// How SQLite runs `sql`, one step a line.
     fn plan(connection: &Connection, sql: &str) -> String {

@@ -1,0 +1,252 @@
+//! The SQLite store's due-queues: each endpoint's pending deliveries, in memory, by due time.
+//!
+//! Owns [`Dispatch`] (where the writer puts the jobs a commit made due, and the pending ones
+//! loaded at open until their endpoint's queue is claimed) and [`SqliteDueQueue`] (one
+//! endpoint's binary heap by due time, the jobs under way, and which queued jobs keep their
+//! body). The database stays the source of truth: a job only ever mirrors a pending row, and
+//! losing one (a restart) loses nothing, since pending rows are loaded again at open.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, HashSet};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+
+use crate::event::now_millis;
+use crate::store::{DeliveryId, DeliveryJob, DueQueue, NextStep};
+
+/// Queued deliveries that keep their body in memory; those queued behind them are read from
+/// the store when due, so an endpoint that falls behind costs a few bytes per delivery.
+const BODIES_KEPT_QUEUED: usize = 1024;
+
+/// Where committed jobs go: the queue of each endpoint that has one.
+#[derive(Debug, Default)]
+pub(super) struct Dispatch {
+    feeds: Mutex<Feeds>,
+}
+
+#[derive(Debug, Default)]
+struct Feeds {
+    queues: HashMap<String, Feed>,
+    /// Pending deliveries loaded at open, by endpoint, until its queue is claimed.
+    unclaimed: HashMap<String, Vec<DeliveryJob>>,
+    claims: u64,
+}
+
+#[derive(Debug)]
+struct Feed {
+    sender: mpsc::UnboundedSender<DeliveryJob>,
+    /// Which claim made it, so that a replaced queue, when dropped, leaves its successor be.
+    claim: u64,
+}
+
+impl Dispatch {
+    /// A dispatch holding `pending` (loaded at open) for their endpoints' queues.
+    pub fn new(pending: Vec<DeliveryJob>) -> Self {
+        let mut unclaimed: HashMap<String, Vec<DeliveryJob>> = HashMap::new();
+        for job in pending {
+            unclaimed.entry(job.endpoint.clone()).or_default().push(job);
+        }
+        Self { feeds: Mutex::new(Feeds { unclaimed, ..Feeds::default() }) }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Feeds> {
+        // Every change under the lock is a single insert or remove: never left half-done.
+        self.feeds.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Hands every job of `jobs` (drained) to its endpoint's queue.
+    pub fn queue_all(&self, jobs: &mut Vec<DeliveryJob>) {
+        if jobs.is_empty() {
+            return;
+        }
+        let feeds = self.lock();
+        for job in jobs.drain(..) {
+            match feeds.queues.get(&job.endpoint) {
+                Some(feed) => drop(feed.sender.send(job)),
+                // Kept pending in the store: it resumes if the endpoint comes back.
+                None => {
+                    tracing::warn!(endpoint = %job.endpoint, delivery = %job.delivery_id, "delivery for an endpoint that is not configured")
+                }
+            }
+        }
+    }
+
+    /// The queue of `endpoint`, with its deliveries loaded at open; replaces an earlier one.
+    pub fn claim(self: &Arc<Self>, endpoint: &str) -> SqliteDueQueue {
+        let (sender, feed) = mpsc::unbounded_channel();
+        let mut feeds = self.lock();
+        feeds.claims += 1;
+        let claim = feeds.claims;
+        for job in feeds.unclaimed.remove(endpoint).unwrap_or_default() {
+            let _ = sender.send(job);
+        }
+        feeds.queues.insert(endpoint.to_owned(), Feed { sender, claim });
+        drop(feeds);
+        SqliteDueQueue {
+            endpoint: endpoint.to_owned(),
+            claim,
+            dispatch: self.clone(),
+            feed,
+            due: BinaryHeap::new(),
+            waiting: HashMap::new(),
+            under_way: HashSet::new(),
+            paused: false,
+        }
+    }
+
+    fn release(&self, endpoint: &str, claim: u64) {
+        let mut feeds = self.lock();
+        if feeds.queues.get(endpoint).is_some_and(|feed| feed.claim == claim) {
+            feeds.queues.remove(endpoint);
+        }
+    }
+}
+
+/// One endpoint's queue (see [`DueQueue`]).
+#[derive(Debug)]
+pub(super) struct SqliteDueQueue {
+    endpoint: String,
+    claim: u64,
+    dispatch: Arc<Dispatch>,
+    feed: mpsc::UnboundedReceiver<DeliveryJob>,
+    /// By due time; an entry is stale when `waiting` holds its delivery for another time.
+    due: BinaryHeap<Reverse<(u64, DeliveryId)>>,
+    waiting: HashMap<DeliveryId, DeliveryJob>,
+    under_way: HashSet<DeliveryId>,
+    paused: bool,
+}
+
+impl SqliteDueQueue {
+    fn push(&mut self, mut job: DeliveryJob) {
+        if self.under_way.contains(&job.delivery_id) {
+            tracing::debug!(delivery = %job.delivery_id, "already under way; its outcome decides");
+            return;
+        }
+        if self.waiting.len() >= BODIES_KEPT_QUEUED {
+            job.payload = None;
+        }
+        self.due.push(Reverse((job.due_at, job.delivery_id)));
+        self.waiting.insert(job.delivery_id, job);
+    }
+
+    /// Takes what the writer sent meanwhile; answers false once the feed is closed.
+    fn take_fed(&mut self) -> bool {
+        loop {
+            match self.feed.try_recv() {
+                Ok(job) => self.push(job),
+                Err(mpsc::error::TryRecvError::Empty) => return true,
+                Err(mpsc::error::TryRecvError::Disconnected) => return false,
+            }
+        }
+    }
+
+    /// The first job due at `now`, now under way.
+    fn pop_due(&mut self, now: u64) -> Option<DeliveryJob> {
+        if self.paused {
+            return None;
+        }
+        while let Some(&Reverse((due_at, id))) = self.due.peek() {
+            if self.waiting.get(&id).is_none_or(|job| job.due_at != due_at) {
+                self.due.pop();
+                continue;
+            }
+            if due_at > now {
+                return None;
+            }
+            self.due.pop();
+            let job = self.waiting.remove(&id)?;
+            self.under_way.insert(id);
+            return Some(job);
+        }
+        None
+    }
+
+    fn next_due_at(&self) -> Option<u64> {
+        if self.paused {
+            return None;
+        }
+        self.due.peek().map(|Reverse((due_at, _))| *due_at)
+    }
+}
+
+impl DueQueue for SqliteDueQueue {
+    fn next(&mut self) -> Pin<Box<dyn Future<Output = Option<DeliveryJob>> + Send + '_>> {
+        Box::pin(async move {
+            loop {
+                let open = self.take_fed();
+                if let Some(job) = self.pop_due(now_millis()) {
+                    return Some(job);
+                }
+                if !open {
+                    return None;
+                }
+                let wake = self
+                    .next_due_at()
+                    .map(|due_at| Duration::from_millis(due_at.saturating_sub(now_millis())));
+                tokio::select! {
+                    job = self.feed.recv() => match job {
+                        Some(job) => self.push(job),
+                        None => return None,
+                    },
+                    () = sleep_for(wake) => {}
+                }
+            }
+        })
+    }
+
+    fn try_next(&mut self) -> Option<DeliveryJob> {
+        self.take_fed();
+        self.pop_due(now_millis())
+    }
+
+    fn finished(&mut self, mut job: DeliveryJob, next: NextStep) {
+        // Under way, or still queued (an outcome learnt otherwise): either way it is settled.
+        self.take_fed();
+        self.under_way.remove(&job.delivery_id);
+        self.waiting.remove(&job.delivery_id);
+        match next {
+            NextStep::RetryAt(at) if !self.paused => {
+                job.attempts += 1;
+                job.due_at = at;
+                // Bodies of deliveries that wait are read again when due.
+                job.payload = None;
+                self.push(job);
+            }
+            NextStep::DisableEndpoint => self.pause(),
+            NextStep::RetryAt(_) | NextStep::Delivered | NextStep::DeadLetter => {}
+        }
+    }
+
+    fn pause(&mut self) {
+        // What the store sent before it parked them is forgotten too.
+        self.take_fed();
+        self.paused = true;
+        self.due.clear();
+        self.waiting.clear();
+    }
+
+    fn resume(&mut self) {
+        self.paused = false;
+    }
+
+    fn len(&self) -> usize {
+        self.waiting.len()
+    }
+}
+
+impl Drop for SqliteDueQueue {
+    fn drop(&mut self) {
+        self.dispatch.release(&self.endpoint, self.claim);
+    }
+}
+
+async fn sleep_for(duration: Option<Duration>) {
+    match duration {
+        Some(duration) => tokio::time::sleep(duration).await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,318 @@
+//! The SQLite backend: an embedded database in the data directory.
+//!
+//! Owns everything that names rusqlite, and its layout: [`schema`] (tables and migrations),
+//! `batch` (group commit on one writer thread), `ops` (one write command each), [`reader`]
+//! (queries on pooled read connections) and `due` (each endpoint's due-queue in memory, filled
+//! from the pending rows at open and by every commit). Which state a delivery takes comes from
+//! [`crate::store::lifecycle`].
+
+mod batch;
+mod due;
+mod ops;
+mod reader;
+mod schema;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use rusqlite::{Connection, OpenFlags};
+use tokio::sync::{mpsc, oneshot};
+
+use self::batch::{Message, Request, WriteOp};
+use self::reader::Reader;
+use super::{
+    Answer, AttemptRecord, AttemptRow, Backend, DeliveryId, DeliveryQuery, DeliveryState,
+    DeliverySummary, DisabledEndpoints, DueQueue, EventQuery, EventSummary, IngestReceipt,
+    NewEvent, Payload, PruneReport, ReplaySelection, Retention, StoreError, StoredEndpoint,
+};
+use crate::config::Durability;
+use crate::event::{Event, EventId};
+use crate::telemetry::Metrics;
+
+/// The database file inside the data directory.
+const DATABASE_FILE: &str = "switchyard.db";
+/// Ingest requests waiting for the writer beyond this are refused (HTTP 503), not queued. It
+/// also bounds, in practice, the jobs a commit hands the due-queues (their feeds are unbounded).
+const WRITER_QUEUE_CAPACITY: usize = 4096;
+/// Idle read connections kept for reuse; more may be open at once, the rest are closed.
+const IDLE_READERS: usize = 8;
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(error: rusqlite::Error) -> Self {
+        Self::Read(Box::new(error))
+    }
+}
+
+/// A delivery state as stored: its integer code.
+fn code(state: DeliveryState) -> i64 {
+    match state {
+        DeliveryState::Pending => 0,
+        DeliveryState::Delivered => 1,
+        DeliveryState::Dead => 2,
+        DeliveryState::Parked => 3,
+    }
+}
+
+fn state_of(code: i64) -> Option<DeliveryState> {
+    DeliveryState::ALL.into_iter().find(|state| self::code(*state) == code)
+}
+
+/// An event id as stored: its 16 ULID bytes.
+fn stored_event_id(bytes: &[u8]) -> rusqlite::Result<EventId> {
+    let bytes = <[u8; 16]>::try_from(bytes).map_err(|_| {
+        rusqlite::Error::FromSqlConversionFailure(
+            1,
+            rusqlite::types::Type::Blob,
+            "event id is not 16 bytes".into(),
+        )
+    })?;
+    Ok(EventId::from_bytes(bytes))
+}
+
+#[derive(Debug)]
+pub(super) struct SqliteStore {
+    path: PathBuf,
+    writer: mpsc::Sender<Message>,
+    writer_thread: Mutex<Option<JoinHandle<()>>>,
+    /// Idle read connections, reused: opening one costs a file open, a schema read and, for
+    /// every statement, a fresh parse (reused connections keep their prepared statements).
+    readers: Arc<Mutex<Vec<Reader>>>,
+    dispatch: Arc<due::Dispatch>,
+}
+
+impl SqliteStore {
+    /// Creates the data directory if needed, opens the database, migrates it, checks that it
+    /// can be written, loads the pending deliveries and starts the writer thread.
+    pub fn open(
+        data_dir: &Path,
+        durability: Durability,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(data_dir)
+            .map_err(|source| StoreError::DataDirectory { path: data_dir.to_path_buf(), source })?;
+        let path = data_dir.join(DATABASE_FILE);
+        let open_error = |source: rusqlite::Error| StoreError::Open {
+            path: path.clone(),
+            source: source.into(),
+        };
+        let mut connection = Connection::open_with_flags(
+            &path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_CREATE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(open_error)?;
+        configure(&connection, durability).map_err(open_error)?;
+        schema::migrate(&mut connection)
+            .map_err(|source| StoreError::Migrate { path: path.clone(), source: source.into() })?;
+        // Proves the database and its directory are writable before anything is accepted.
+        connection
+            .execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('last_started_at', ?1)",
+                [crate::event::now_millis().to_string()],
+            )
+            .map_err(open_error)?;
+        let disabled: HashSet<String> =
+            reader::disabled_endpoints(&connection).map_err(open_error)?.into_keys().collect();
+        let deleted = reader::deleted_endpoints(&connection).map_err(open_error)?;
+        // Loaded before the writer starts: every later job reaches the queues from a commit,
+        // so none is queued twice.
+        let pending = Reader::open(&path)?.pending_deliveries()?;
+        tracing::info!(pending = pending.len(), "loaded pending deliveries");
+        let dispatch = Arc::new(due::Dispatch::new(pending));
+        let (writer, messages) = mpsc::channel(WRITER_QUEUE_CAPACITY);
+        let state = batch::WriterState {
+            metrics,
+            dispatch: dispatch.clone(),
+            disabled,
+            deleted,
+            now: 0,
+            jobs: Vec::new(),
+            stored_events: 0,
+        };
+        let writer_thread = std::thread::Builder::new()
+            .name("store-writer".into())
+            .spawn(move || batch::run(connection, messages, state))
+            .map_err(|source| StoreError::DataDirectory { path: data_dir.to_path_buf(), source })?;
+        Ok(Self {
+            path,
+            writer,
+            writer_thread: Mutex::new(Some(writer_thread)),
+            readers: Arc::default(),
+            dispatch,
+        })
+    }
+
+    /// Queues `op` for the writer, waiting for queue space, and answers once committed.
+    fn write<W: WriteOp>(&self, op: W) -> Answer<'_, W::Output> {
+        Box::pin(async move {
+            let (message, answer) = Request::new(op);
+            self.writer.send(message).await.map_err(|_| StoreError::Closed)?;
+            answered(answer).await
+        })
+    }
+
+    /// Runs `query` on a pooled read connection, off the async threads.
+    fn read<T: Send + 'static>(
+        &self,
+        query: impl FnOnce(&Reader) -> Result<T, StoreError> + Send + 'static,
+    ) -> Answer<'_, T> {
+        let pool = self.readers.clone();
+        let path = self.path.clone();
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || {
+                let idle = pool.lock().ok().and_then(|mut idle| idle.pop());
+                let reader = match idle {
+                    Some(reader) => reader,
+                    None => Reader::open(&path)?,
+                };
+                let result = query(&reader);
+                if let Ok(mut idle) = pool.lock()
+                    && idle.len() < IDLE_READERS
+                {
+                    idle.push(reader);
+                }
+                result
+            })
+            .await
+            .map_err(|error| StoreError::Read(Box::new(error)))?
+        })
+    }
+
+    #[cfg(test)]
+    fn idle_readers(&self) -> usize {
+        self.readers.lock().map(|idle| idle.len()).unwrap_or_default()
+    }
+}
+
+async fn answered<T>(answer: oneshot::Receiver<Result<T, StoreError>>) -> Result<T, StoreError> {
+    answer.await.map_err(|_| StoreError::Closed)?
+}
+
+impl Backend for SqliteStore {
+    fn ingest(&self, event: NewEvent) -> Answer<'_, IngestReceipt> {
+        // Never waits for queue space: a full queue is `Busy` at once (backpressure).
+        let (message, answer) = Request::new(ops::Ingest(event));
+        let queued = self.writer.try_send(message).map_err(|error| match error {
+            mpsc::error::TrySendError::Full(_) => StoreError::Busy,
+            mpsc::error::TrySendError::Closed(_) => StoreError::Closed,
+        });
+        Box::pin(async move {
+            queued?;
+            answered(answer).await
+        })
+    }
+
+    fn record_attempt(&self, record: AttemptRecord) -> Answer<'_, ()> {
+        self.write(ops::RecordAttempt(record))
+    }
+
+    fn replay(&self, selection: ReplaySelection) -> Answer<'_, usize> {
+        self.write(ops::Replay(selection))
+    }
+
+    fn prune(&self, retention: Retention) -> Answer<'_, PruneReport> {
+        self.write(ops::Prune(retention))
+    }
+
+    fn put_endpoint(&self, endpoint: StoredEndpoint) -> Answer<'_, ()> {
+        self.write(ops::PutEndpoint(endpoint))
+    }
+
+    fn delete_endpoint(&self, id: String, reason: String) -> Answer<'_, usize> {
+        self.write(ops::DeleteEndpoint { id, reason })
+    }
+
+    fn set_endpoint_enabled(
+        &self,
+        endpoint: String,
+        enabled: bool,
+        reason: String,
+    ) -> Answer<'_, usize> {
+        self.write(ops::SetEndpointEnabled { endpoint, enabled, reason })
+    }
+
+    fn event(&self, id: EventId) -> Answer<'_, Option<Event>> {
+        self.read(move |reader| reader.event(id))
+    }
+
+    fn list_events(&self, query: EventQuery) -> Answer<'_, Vec<EventSummary>> {
+        self.read(move |reader| reader.list_events(&query))
+    }
+
+    fn events_received_between(
+        &self,
+        since: u64,
+        until: u64,
+        limit: u32,
+    ) -> Answer<'_, Vec<Event>> {
+        self.read(move |reader| reader.events_received_between(since, until, limit))
+    }
+
+    fn count_events(&self) -> Answer<'_, u64> {
+        self.read(|reader| reader.count_events())
+    }
+
+    fn list_deliveries(&self, query: DeliveryQuery) -> Answer<'_, Vec<DeliverySummary>> {
+        self.read(move |reader| reader.list_deliveries(&query))
+    }
+
+    fn delivery(&self, id: DeliveryId) -> Answer<'_, Option<DeliverySummary>> {
+        self.read(move |reader| reader.delivery(id))
+    }
+
+    fn count_deliveries(&self, state: DeliveryState, endpoint: Option<String>) -> Answer<'_, u64> {
+        self.read(move |reader| reader.count_deliveries(state, endpoint.as_deref()))
+    }
+
+    fn attempts(&self, id: DeliveryId) -> Answer<'_, Vec<AttemptRow>> {
+        self.read(move |reader| reader.attempts(id))
+    }
+
+    fn payload(&self, id: DeliveryId) -> Answer<'_, Option<Payload>> {
+        self.read(move |reader| reader.payload(id))
+    }
+
+    fn endpoints(&self) -> Answer<'_, Vec<StoredEndpoint>> {
+        self.read(|reader| reader.endpoints())
+    }
+
+    fn endpoint(&self, id: String) -> Answer<'_, Option<StoredEndpoint>> {
+        self.read(move |reader| reader.endpoint(&id))
+    }
+
+    fn disabled_endpoints(&self) -> Answer<'_, DisabledEndpoints> {
+        self.read(|reader| reader.disabled_endpoints())
+    }
+
+    fn due_queue(&self, endpoint: &str) -> Box<dyn DueQueue> {
+        Box::new(self.dispatch.claim(endpoint))
+    }
+
+    fn shutdown(&self) {
+        let _ = self.writer.blocking_send(Message::Shutdown);
+        let writer = self.writer_thread.lock().map(|mut guard| guard.take());
+        if let Ok(Some(writer)) = writer {
+            let _ = writer.join();
+        }
+    }
+}
+
+fn configure(connection: &Connection, durability: Durability) -> rusqlite::Result<()> {
+    connection.pragma_update(None, "journal_mode", "WAL")?;
+    // In WAL mode FULL fsyncs the log on every commit; NORMAL leaves it to the OS (a process
+    // crash loses nothing, a power loss may lose the last commits).
+    let synchronous = match durability {
+        Durability::Fsync => "FULL",
+        Durability::Os => "NORMAL",
+    };
+    connection.pragma_update(None, "synchronous", synchronous)?;
+    connection.pragma_update(None, "busy_timeout", 5000)?;
+    connection.pragma_update(None, "cache_size", -16_000)?;
+    Ok(())
+}

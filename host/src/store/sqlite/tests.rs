@@ -1,0 +1,185 @@
+//! Tests of what only the SQLite backend has: group commit's failure handling and the read
+//! connection pool. What every backend must do is in `store/conformance.rs`.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use rusqlite::{Connection, params};
+
+use super::batch::{Message, Queued, Request, WriteOp, WriterState, commit_batch};
+use super::due::Dispatch;
+use super::{code, ops, schema};
+use crate::event::{Event, EventId};
+use crate::store::{
+    Backend, DeliveryState, DueQueue, IngestReceipt, NewDelivery, NewEvent, Payload, StoreError,
+};
+use crate::telemetry::Metrics;
+
+fn new_event(id: EventId) -> NewEvent {
+    let body = Bytes::from_static(br#"{"type":"test"}"#);
+    let event = Event {
+        id,
+        source: "app".into(),
+        event_type: "test".into(),
+        subject: None,
+        headers: vec![("content-type".into(), "application/json".into())],
+        body: body.clone(),
+        received_at: 1,
+        dedupe_key: None,
+        metadata: Vec::new(),
+    };
+    let payload = Payload { body, content_type: None, subject: None };
+    let delivery = NewDelivery { endpoint: "hook".into(), event: id, payload, dead_letter: None };
+    NewEvent { event, dedupe_window: None, derived: Vec::new(), deliveries: vec![delivery] }
+}
+
+/// A migrated in-memory database, a writer state on it, and the queue of endpoint `hook`.
+fn writer() -> (Connection, WriterState, Box<dyn DueQueue>) {
+    let mut connection = Connection::open_in_memory().unwrap();
+    schema::migrate(&mut connection).unwrap();
+    let dispatch = Arc::new(Dispatch::new(Vec::new()));
+    let queue = Box::new(dispatch.claim("hook"));
+    let state = WriterState {
+        metrics: Metrics::new(),
+        dispatch,
+        disabled: HashSet::new(),
+        deleted: HashSet::new(),
+        now: 0,
+        jobs: Vec::new(),
+        stored_events: 0,
+    };
+    (connection, state, queue)
+}
+
+/// `op` as a queued request, and where its answer arrives.
+fn request<W: WriteOp>(
+    op: W,
+) -> (Box<dyn Queued>, tokio::sync::oneshot::Receiver<Result<W::Output, StoreError>>) {
+    match Request::new(op) {
+        (Message::Write(request), answer) => (request, answer),
+        (Message::Shutdown, _) => unreachable!("a request is a write"),
+    }
+}
+
+fn count(connection: &Connection, table: &str) -> i64 {
+    connection.query_row(&format!("SELECT count(*) FROM {table}"), [], |row| row.get(0)).unwrap()
+}
+
+fn state_of_event(connection: &Connection, id: EventId) -> i64 {
+    connection
+        .query_row(
+            "SELECT d.state FROM deliveries d JOIN events e ON e.seq = d.event_seq WHERE e.id = ?1",
+            params![id.to_bytes()],
+            |row| row.get(0),
+        )
+        .unwrap()
+}
+
+fn queued(queue: &mut Box<dyn DueQueue>) -> Vec<EventId> {
+    std::iter::from_fn(|| queue.try_next()).map(|job| job.event_id).collect()
+}
+
+#[test]
+fn a_failing_request_fails_alone_and_the_rest_of_its_batch_commits() {
+    let (mut connection, mut state, mut queue) = writer();
+    let (first, second) = (EventId::generate(), EventId::generate());
+    let mut answers = Vec::new();
+    let mut batch = Vec::new();
+    // The middle request reuses the first one's event id: the store refuses it.
+    for id in [first, first, second] {
+        let (request, answer) = request(ops::Ingest(new_event(id)));
+        batch.push(request);
+        answers.push(answer);
+    }
+    commit_batch(&mut connection, &mut batch, &mut state);
+    let answers: Vec<_> =
+        answers.into_iter().map(|mut answer| answer.try_recv().unwrap()).collect();
+    assert!(matches!(answers[0], Ok(IngestReceipt::Stored(id)) if id == first));
+    assert!(matches!(answers[1], Err(StoreError::Write(_))), "{:?}", answers[1]);
+    assert!(matches!(answers[2], Ok(IngestReceipt::Stored(id)) if id == second));
+    assert_eq!(count(&connection, "events"), 2);
+    assert_eq!(count(&connection, "deliveries"), 2);
+    // One body, stored once; every delivery is queued once, the refused one's never.
+    assert_eq!(count(&connection, "payloads"), 1);
+    assert_eq!(queued(&mut queue), [first, second]);
+}
+
+#[test]
+fn a_disable_in_a_batch_that_starts_over_is_applied_once_and_parks_the_whole_batch() {
+    let (mut connection, mut state, mut queue) = writer();
+    let (first, second) = (EventId::generate(), EventId::generate());
+    let (mut batch, mut answers) = (Vec::new(), Vec::new());
+    let (request_one, answer) = request(ops::Ingest(new_event(first)));
+    batch.push(request_one);
+    answers.push(answer);
+    let disable = ops::SetEndpointEnabled {
+        endpoint: "hook".into(),
+        enabled: false,
+        reason: "paused".into(),
+    };
+    let (disable, mut disabled) = request(disable);
+    batch.push(disable);
+    // Refused (the event id is taken): the batch is applied again, one savepoint each.
+    for id in [first, second] {
+        let (request, answer) = request(ops::Ingest(new_event(id)));
+        batch.push(request);
+        answers.push(answer);
+    }
+    commit_batch(&mut connection, &mut batch, &mut state);
+    assert_eq!(disabled.try_recv().unwrap().unwrap(), 1, "the first delivery was parked");
+    let answers: Vec<_> =
+        answers.into_iter().map(|mut answer| answer.try_recv().unwrap()).collect();
+    assert!(matches!(answers[1], Err(StoreError::Write(_))), "{:?}", answers[1]);
+    assert_eq!(state.disabled, HashSet::from(["hook".to_owned()]));
+    let parked = code(DeliveryState::Parked);
+    assert_eq!(state_of_event(&connection, first), parked);
+    assert_eq!(state_of_event(&connection, second), parked);
+    // Nothing of a parked endpoint is queued, not even the delivery made before the disable
+    // in the same commit.
+    assert!(queued(&mut queue).is_empty());
+}
+
+#[test]
+fn a_delivery_disabled_and_enabled_again_within_one_commit_is_queued_once() {
+    let (mut connection, mut state, mut queue) = writer();
+    let id = EventId::generate();
+    let (ingest, _ingested) = request(ops::Ingest(new_event(id)));
+    let mut batch = vec![ingest];
+    let mut answers = Vec::new();
+    for enabled in [false, true] {
+        let op =
+            ops::SetEndpointEnabled { endpoint: "hook".into(), enabled, reason: String::new() };
+        let (request, answer) = request(op);
+        batch.push(request);
+        answers.push(answer);
+    }
+    commit_batch(&mut connection, &mut batch, &mut state);
+    let moved: Vec<usize> =
+        answers.into_iter().map(|mut answer| answer.try_recv().unwrap().unwrap()).collect();
+    assert_eq!(moved, [1, 1], "parked, then resumed");
+    assert_eq!(state_of_event(&connection, id), code(DeliveryState::Pending));
+    assert_eq!(queued(&mut queue), [id]);
+    assert!(state.disabled.is_empty());
+}
+
+#[tokio::test]
+async fn a_pooled_read_connection_is_reused_and_sees_every_later_commit() {
+    let directory = tempfile::tempdir().unwrap();
+    let store =
+        super::SqliteStore::open(directory.path(), crate::config::Durability::Os, Metrics::new())
+            .unwrap();
+    let first = EventId::generate();
+    store.ingest(new_event(first)).await.unwrap();
+    assert!(store.event(first).await.unwrap().is_some());
+    assert_eq!(store.idle_readers(), 1, "given back");
+    // Reused after more commits: it reads them, no stale snapshot.
+    let second = EventId::generate();
+    store.ingest(new_event(second)).await.unwrap();
+    assert!(store.event(second).await.unwrap().is_some());
+    assert_eq!(store.idle_readers(), 1, "the same one, reused");
+    // Two at once: the second is a new connection; both go back.
+    let (one, two) = tokio::join!(store.count_events(), store.count_events());
+    assert_eq!((one.unwrap(), two.unwrap()), (2, 2));
+    assert!((1..=2).contains(&store.idle_readers()));
+}
