@@ -13,6 +13,8 @@
 
 pub mod backend;
 #[cfg(test)]
+mod boundary;
+#[cfg(test)]
 mod conformance;
 pub mod lifecycle;
 pub mod retention;
@@ -219,7 +221,7 @@ pub struct Payload {
     pub subject: Option<String>,
 }
 
-/// A pending delivery, as the scheduler holds it.
+/// A pending delivery, as its endpoint's due-queue holds it.
 #[derive(Debug, Clone)]
 pub struct DeliveryJob {
     pub delivery_id: DeliveryId,

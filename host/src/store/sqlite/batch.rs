@@ -67,8 +67,12 @@ pub(super) struct Request<W: WriteOp> {
     outcome: Option<Result<W::Output, StoreError>>,
 }
 
+/// Where a request's answer arrives, once its batch is committed.
+pub(super) type Waiter<T> = oneshot::Receiver<Result<T, StoreError>>;
+
 impl<W: WriteOp> Request<W> {
-    pub fn new(op: W) -> (Message, oneshot::Receiver<Result<W::Output, StoreError>>) {
+    /// `op` as a message for the writer, and where its answer arrives.
+    pub fn message(op: W) -> (Message, Waiter<W::Output>) {
         let (reply, answer) = oneshot::channel();
         (Message::Write(Box::new(Self { op, reply, outcome: None })), answer)
     }

@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use rusqlite::{Connection, OpenFlags};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
 use self::batch::{Message, Request, WriteOp};
 use self::reader::Reader;
@@ -151,7 +151,7 @@ impl SqliteStore {
     /// Queues `op` for the writer, waiting for queue space, and answers once committed.
     fn write<W: WriteOp>(&self, op: W) -> Answer<'_, W::Output> {
         Box::pin(async move {
-            let (message, answer) = Request::new(op);
+            let (message, answer) = Request::message(op);
             self.writer.send(message).await.map_err(|_| StoreError::Closed)?;
             answered(answer).await
         })
@@ -190,14 +190,14 @@ impl SqliteStore {
     }
 }
 
-async fn answered<T>(answer: oneshot::Receiver<Result<T, StoreError>>) -> Result<T, StoreError> {
+async fn answered<T>(answer: batch::Waiter<T>) -> Result<T, StoreError> {
     answer.await.map_err(|_| StoreError::Closed)?
 }
 
 impl Backend for SqliteStore {
     fn ingest(&self, event: NewEvent) -> Answer<'_, IngestReceipt> {
         // Never waits for queue space: a full queue is `Busy` at once (backpressure).
-        let (message, answer) = Request::new(ops::Ingest(event));
+        let (message, answer) = Request::message(ops::Ingest(event));
         let queued = self.writer.try_send(message).map_err(|error| match error {
             mpsc::error::TrySendError::Full(_) => StoreError::Busy,
             mpsc::error::TrySendError::Closed(_) => StoreError::Closed,

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use rusqlite::{Connection, params};
 
-use super::batch::{Message, Queued, Request, WriteOp, WriterState, commit_batch};
+use super::batch::{Message, Queued, Request, Waiter, WriteOp, WriterState, commit_batch};
 use super::due::Dispatch;
 use super::{code, ops, schema};
 use crate::event::{Event, EventId};
@@ -53,10 +53,8 @@ fn writer() -> (Connection, WriterState, Box<dyn DueQueue>) {
 }
 
 /// `op` as a queued request, and where its answer arrives.
-fn request<W: WriteOp>(
-    op: W,
-) -> (Box<dyn Queued>, tokio::sync::oneshot::Receiver<Result<W::Output, StoreError>>) {
-    match Request::new(op) {
+fn request<W: WriteOp>(op: W) -> (Box<dyn Queued>, Waiter<W::Output>) {
+    match Request::message(op) {
         (Message::Write(request), answer) => (request, answer),
         (Message::Shutdown, _) => unreachable!("a request is a write"),
     }
