@@ -93,3 +93,6 @@ impl Worker {
         while attempts.join_next().await.is_some() {}
     }
 }
+
+#[cfg(test)]
+mod tests;
