@@ -14,7 +14,7 @@ use super::AdminState;
 use super::api::{Body, ErrorBody, invalid, read, store_failure};
 use super::model::FieldError;
 use crate::event::now_millis;
-use crate::ingress::http::ApiError;
+use crate::http_api::ApiError;
 use crate::pipeline::Pipeline;
 use crate::store::{DeliveryState, ReplaySelection, ReplayedEvent};
 
