@@ -87,7 +87,11 @@ pub fn event_type(
         Some(EventTypeRule::Constant(value)) => value.clone(),
         None => top_level_type(body).unwrap_or_else(|| source_id.to_owned()),
     };
-    Ok(EventType::new(event_type)?.into_string())
+    checked_type(event_type)
+}
+
+fn checked_type(text: String) -> Result<String, EventTypeError> {
+    Ok(EventType::new(text)?.into_string())
 }
 
 /// The top-level `"type"` string of a JSON object body, without building the whole document.
@@ -143,10 +147,11 @@ impl Ingestor {
         source: &Source,
         inbound: Inbound,
     ) -> Result<IngestReceipt, IngestError> {
+        // Every way of finding the type ends in `EventType`'s rule, a declared one too.
         let event_type = match (inbound.event_type, &source.event_type, &inbound.subject) {
-            (Some(declared), _, _) => Ok(declared),
+            (Some(declared), _, _) => checked_type(declared),
             // Without a rule, a message's subject names what it is (NATS sources).
-            (None, None, Some(subject)) => Ok(subject.clone()),
+            (None, None, Some(subject)) => checked_type(subject.clone()),
             (None, rule, _) => {
                 event_type(rule.as_ref(), &source.id, &inbound.headers, &inbound.body)
             }
