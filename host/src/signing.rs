@@ -58,32 +58,54 @@ const LENIENT_BASE64: GeneralPurpose = GeneralPurpose::new(
     GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
 );
 
-/// Why a signing key was refused. Never carries key material.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SigningKeyError {
-    #[error("the key is empty; expected `whsec_<base64>` or `whsk_<base64>`")]
-    Empty,
-    #[error("a key must start with `whsec_` (HMAC) or `whsk_` (ed25519)")]
-    UnknownPrefix,
-    #[error("a `whpk_` key is public and cannot sign; use the matching `whsk_` secret key")]
-    PublicKeyCannotSign,
-    #[error("the `{prefix}` key has nothing after its prefix")]
-    MissingKeyMaterial { prefix: &'static str },
-    #[error("the `{prefix}` key is not valid base64 after its prefix")]
-    InvalidBase64 { prefix: &'static str },
-    #[error("the `{prefix}` key decodes to {actual} bytes; expected {expected}")]
-    WrongLength { prefix: &'static str, actual: usize, expected: &'static str },
+/// What a key is parsed for: signing deliveries, or checking signatures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyRole {
+    /// `whsec_` or `whsk_`.
+    Signing,
+    /// `whsec_` or `whpk_`.
+    Verifying,
 }
 
-/// Why a verifying key was refused. Never carries key material.
+impl KeyRole {
+    fn expected(self) -> &'static str {
+        match self {
+            Self::Signing => "`whsec_<base64>` or `whsk_<base64>`",
+            Self::Verifying => "`whsec_<base64>` or `whpk_<base64>`",
+        }
+    }
+
+    fn prefixes(self) -> &'static str {
+        match self {
+            Self::Signing => "a key must start with `whsec_` (HMAC) or `whsk_` (ed25519)",
+            Self::Verifying => {
+                "a verifying key must start with `whsec_` (HMAC) or `whpk_` (ed25519 public key)"
+            }
+        }
+    }
+
+    fn other_half(self) -> &'static str {
+        match self {
+            Self::Signing => {
+                "a `whpk_` key is public and cannot sign; use the matching `whsk_` secret key"
+            }
+            Self::Verifying => {
+                "a `whsk_` key is secret; verify with its `whpk_` public key instead"
+            }
+        }
+    }
+}
+
+/// Why a signing or verifying key was refused. Never carries key material.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum VerifyingKeyError {
-    #[error("the key is empty; expected `whsec_<base64>` or `whpk_<base64>`")]
-    Empty,
-    #[error("a verifying key must start with `whsec_` (HMAC) or `whpk_` (ed25519 public key)")]
-    UnknownPrefix,
-    #[error("a `whsk_` key is secret; verify with its `whpk_` public key instead")]
-    SecretKeyGiven,
+pub enum KeyError {
+    #[error("the key is empty; expected {}", .role.expected())]
+    Empty { role: KeyRole },
+    #[error("{}", .role.prefixes())]
+    UnknownPrefix { role: KeyRole },
+    /// The other half of an ed25519 pair: `whpk_` to sign, or `whsk_` to verify.
+    #[error("{}", .role.other_half())]
+    OtherHalf { role: KeyRole },
     #[error("the `{prefix}` key has nothing after its prefix")]
     MissingKeyMaterial { prefix: &'static str },
     #[error("the `{prefix}` key is not valid base64 after its prefix")]
@@ -165,33 +187,33 @@ enum MaterialProblem {
 
 impl SigningKey {
     /// Parses `whsec_<base64>` or `whsk_<base64>`.
-    pub fn parse(text: &str) -> Result<Self, SigningKeyError> {
+    pub fn parse(text: &str) -> Result<Self, KeyError> {
         let text = text.trim();
         if text.is_empty() {
-            return Err(SigningKeyError::Empty);
+            return Err(KeyError::Empty { role: KeyRole::Signing });
         }
         if let Some(encoded) = text.strip_prefix(SYMMETRIC_PREFIX) {
             let bytes = decode_symmetric(encoded)
-                .map_err(|problem| signing_error(SYMMETRIC_PREFIX, SYMMETRIC_EXPECTED, problem))?;
+                .map_err(|problem| key_error(SYMMETRIC_PREFIX, SYMMETRIC_EXPECTED, problem))?;
             return Self::from_symmetric_bytes(&bytes);
         }
         if let Some(encoded) = text.strip_prefix(SECRET_KEY_PREFIX) {
             let seed = decode_ed25519(encoded).map_err(|problem| {
-                signing_error(SECRET_KEY_PREFIX, ED25519_SECRET_EXPECTED, problem)
+                key_error(SECRET_KEY_PREFIX, ED25519_SECRET_EXPECTED, problem)
             })?;
             return Ok(Self::from_ed25519_seed(&seed));
         }
         if text.starts_with(PUBLIC_KEY_PREFIX) {
-            return Err(SigningKeyError::PublicKeyCannotSign);
+            return Err(KeyError::OtherHalf { role: KeyRole::Signing });
         }
-        Err(SigningKeyError::UnknownPrefix)
+        Err(KeyError::UnknownPrefix { role: KeyRole::Signing })
     }
 
     /// A symmetric key from raw bytes (24 to 64 of them), e.g. freshly drawn by the caller.
-    pub fn from_symmetric_bytes(bytes: &[u8]) -> Result<Self, SigningKeyError> {
+    pub fn from_symmetric_bytes(bytes: &[u8]) -> Result<Self, KeyError> {
         SymmetricKey::from_bytes(bytes)
             .map(Self::Symmetric)
-            .map_err(|problem| signing_error(SYMMETRIC_PREFIX, SYMMETRIC_EXPECTED, problem))
+            .map_err(|problem| key_error(SYMMETRIC_PREFIX, SYMMETRIC_EXPECTED, problem))
     }
 
     /// An ed25519 key from its 32-byte seed, e.g. freshly drawn by the caller.
@@ -248,29 +270,29 @@ impl fmt::Debug for SigningKey {
 
 impl VerifyingKey {
     /// Parses `whsec_<base64>` or `whpk_<base64>`.
-    pub fn parse(text: &str) -> Result<Self, VerifyingKeyError> {
+    pub fn parse(text: &str) -> Result<Self, KeyError> {
         let text = text.trim();
         if text.is_empty() {
-            return Err(VerifyingKeyError::Empty);
+            return Err(KeyError::Empty { role: KeyRole::Verifying });
         }
         if let Some(encoded) = text.strip_prefix(SYMMETRIC_PREFIX) {
             return decode_symmetric(encoded)
                 .and_then(|bytes| SymmetricKey::from_bytes(&bytes))
                 .map(Self::Symmetric)
-                .map_err(|problem| verifying_error(SYMMETRIC_PREFIX, SYMMETRIC_EXPECTED, problem));
+                .map_err(|problem| key_error(SYMMETRIC_PREFIX, SYMMETRIC_EXPECTED, problem));
         }
         if let Some(encoded) = text.strip_prefix(PUBLIC_KEY_PREFIX) {
             let bytes = decode_ed25519(encoded).map_err(|problem| {
-                verifying_error(PUBLIC_KEY_PREFIX, ED25519_PUBLIC_EXPECTED, problem)
+                key_error(PUBLIC_KEY_PREFIX, ED25519_PUBLIC_EXPECTED, problem)
             })?;
             let key = ed25519_dalek::VerifyingKey::from_bytes(&bytes)
-                .map_err(|_| VerifyingKeyError::InvalidPublicKey)?;
+                .map_err(|_| KeyError::InvalidPublicKey)?;
             return Ok(Self::Ed25519(Ed25519PublicKey { key }));
         }
         if text.starts_with(SECRET_KEY_PREFIX) {
-            return Err(VerifyingKeyError::SecretKeyGiven);
+            return Err(KeyError::OtherHalf { role: KeyRole::Verifying });
         }
-        Err(VerifyingKeyError::UnknownPrefix)
+        Err(KeyError::UnknownPrefix { role: KeyRole::Verifying })
     }
 
     /// The signature version this key checks: `v1` or `v1a`.
@@ -496,31 +518,11 @@ fn decode_ed25519(encoded: &str) -> Result<[u8; ED25519_KEY_BYTES], MaterialProb
         .map_err(|_| MaterialProblem::Length(bytes.len()))
 }
 
-fn signing_error(
-    prefix: &'static str,
-    expected: &'static str,
-    problem: MaterialProblem,
-) -> SigningKeyError {
+fn key_error(prefix: &'static str, expected: &'static str, problem: MaterialProblem) -> KeyError {
     match problem {
-        MaterialProblem::Missing => SigningKeyError::MissingKeyMaterial { prefix },
-        MaterialProblem::Base64 => SigningKeyError::InvalidBase64 { prefix },
-        MaterialProblem::Length(actual) => {
-            SigningKeyError::WrongLength { prefix, actual, expected }
-        }
-    }
-}
-
-fn verifying_error(
-    prefix: &'static str,
-    expected: &'static str,
-    problem: MaterialProblem,
-) -> VerifyingKeyError {
-    match problem {
-        MaterialProblem::Missing => VerifyingKeyError::MissingKeyMaterial { prefix },
-        MaterialProblem::Base64 => VerifyingKeyError::InvalidBase64 { prefix },
-        MaterialProblem::Length(actual) => {
-            VerifyingKeyError::WrongLength { prefix, actual, expected }
-        }
+        MaterialProblem::Missing => KeyError::MissingKeyMaterial { prefix },
+        MaterialProblem::Base64 => KeyError::InvalidBase64 { prefix },
+        MaterialProblem::Length(actual) => KeyError::WrongLength { prefix, actual, expected },
     }
 }
 

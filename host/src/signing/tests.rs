@@ -260,17 +260,20 @@ fn signing_key_parse_accepts() {
 #[test]
 fn signing_key_parse_errors() {
     let wrong_length =
-        |prefix, actual, expected| SigningKeyError::WrongLength { prefix, actual, expected };
-    let cases: Vec<(String, SigningKeyError)> = vec![
-        (String::new(), SigningKeyError::Empty),
-        ("  \n".into(), SigningKeyError::Empty),
-        ("It's a Secret to Everybody".into(), SigningKeyError::UnknownPrefix),
-        ("WHSEC_C2FVsBQIhrscChlQIMV+b5sSYspob7oD".into(), SigningKeyError::UnknownPrefix),
-        ("whpk_AAAA".into(), SigningKeyError::PublicKeyCannotSign),
-        ("whsec_".into(), SigningKeyError::MissingKeyMaterial { prefix: "whsec_" }),
-        ("whsk_".into(), SigningKeyError::MissingKeyMaterial { prefix: "whsk_" }),
-        ("whsec_not base64!".into(), SigningKeyError::InvalidBase64 { prefix: "whsec_" }),
-        ("whsk_%%%%".into(), SigningKeyError::InvalidBase64 { prefix: "whsk_" }),
+        |prefix, actual, expected| KeyError::WrongLength { prefix, actual, expected };
+    let cases: Vec<(String, KeyError)> = vec![
+        (String::new(), KeyError::Empty { role: KeyRole::Signing }),
+        ("  \n".into(), KeyError::Empty { role: KeyRole::Signing }),
+        ("It's a Secret to Everybody".into(), KeyError::UnknownPrefix { role: KeyRole::Signing }),
+        (
+            "WHSEC_C2FVsBQIhrscChlQIMV+b5sSYspob7oD".into(),
+            KeyError::UnknownPrefix { role: KeyRole::Signing },
+        ),
+        ("whpk_AAAA".into(), KeyError::OtherHalf { role: KeyRole::Signing }),
+        ("whsec_".into(), KeyError::MissingKeyMaterial { prefix: "whsec_" }),
+        ("whsk_".into(), KeyError::MissingKeyMaterial { prefix: "whsk_" }),
+        ("whsec_not base64!".into(), KeyError::InvalidBase64 { prefix: "whsec_" }),
+        ("whsk_%%%%".into(), KeyError::InvalidBase64 { prefix: "whsk_" }),
         (symmetric_of_length(23), wrong_length("whsec_", 23, SYMMETRIC_EXPECTED)),
         (symmetric_of_length(65), wrong_length("whsec_", 65, SYMMETRIC_EXPECTED)),
         (
@@ -306,29 +309,21 @@ fn verifying_key_parse_errors() {
     let mut off_curve_bytes = [0_u8; 32];
     off_curve_bytes[0] = 2;
     let off_curve = format!("whpk_{}", STANDARD.encode(off_curve_bytes));
-    let cases: Vec<(String, VerifyingKeyError)> = vec![
-        (String::new(), VerifyingKeyError::Empty),
-        ("secret".into(), VerifyingKeyError::UnknownPrefix),
-        (format!("whsk_{ED25519_SEED}"), VerifyingKeyError::SecretKeyGiven),
-        ("whpk_".into(), VerifyingKeyError::MissingKeyMaterial { prefix: "whpk_" }),
-        ("whpk_@@@@".into(), VerifyingKeyError::InvalidBase64 { prefix: "whpk_" }),
+    let cases: Vec<(String, KeyError)> = vec![
+        (String::new(), KeyError::Empty { role: KeyRole::Verifying }),
+        ("secret".into(), KeyError::UnknownPrefix { role: KeyRole::Verifying }),
+        (format!("whsk_{ED25519_SEED}"), KeyError::OtherHalf { role: KeyRole::Verifying }),
+        ("whpk_".into(), KeyError::MissingKeyMaterial { prefix: "whpk_" }),
+        ("whpk_@@@@".into(), KeyError::InvalidBase64 { prefix: "whpk_" }),
         (
             "whpk_AAAA".into(),
-            VerifyingKeyError::WrongLength {
-                prefix: "whpk_",
-                actual: 3,
-                expected: ED25519_PUBLIC_EXPECTED,
-            },
+            KeyError::WrongLength { prefix: "whpk_", actual: 3, expected: ED25519_PUBLIC_EXPECTED },
         ),
         (
             "whsec_AAAA".into(),
-            VerifyingKeyError::WrongLength {
-                prefix: "whsec_",
-                actual: 3,
-                expected: SYMMETRIC_EXPECTED,
-            },
+            KeyError::WrongLength { prefix: "whsec_", actual: 3, expected: SYMMETRIC_EXPECTED },
         ),
-        (off_curve, VerifyingKeyError::InvalidPublicKey),
+        (off_curve, KeyError::InvalidPublicKey),
     ];
     for (text, expected) in cases {
         let error = VerifyingKey::parse(&text).unwrap_err();
