@@ -17,8 +17,8 @@ use crate::admin::registry;
 use crate::config::Topology;
 use crate::delivery::DeliveryService;
 use crate::ingest::Ingestor;
-use crate::ingress::http::{self, HttpState, NatsReadiness};
 use crate::ingress::nats::NatsSources;
+use crate::ingress::{self, HttpState, NatsReadiness};
 use crate::nats::NatsConnection;
 use crate::pipeline::Pipeline;
 use crate::plugin::{PluginHost, RuntimeOptions};
@@ -101,8 +101,8 @@ pub async fn run(topology: Topology) -> anyhow::Result<()> {
         crate::admin::router(token, admin)
     });
     let router = match admin {
-        Some(admin) => http::router(state).merge(admin),
-        None => http::router(state),
+        Some(admin) => ingress::router(state).merge(admin),
+        None => ingress::router(state),
     };
     let draining = Arc::new(tokio::sync::Notify::new());
     let serve = axum::serve(listener, router).with_graceful_shutdown({

@@ -1,7 +1,7 @@
 //! The event as the host holds it, and its id.
 //!
-//! Owns [`Event`] and [`EventId`] (`evt_` + ULID, stable forever). The body is the raw bytes
-//! as received; nothing here parses it.
+//! Owns [`Event`], [`EventId`] (`evt_` + ULID, stable forever) and the rule every event type
+//! follows ([`EventType`]). The body is the raw bytes as received; nothing here parses it.
 
 use std::fmt;
 use std::str::FromStr;
@@ -48,6 +48,51 @@ impl FromStr for EventId {
             .and_then(|ulid| Ulid::from_string(ulid).ok())
             .map(Self)
             .ok_or_else(|| ParseEventIdError(text.to_owned()))
+    }
+}
+
+/// An event type that follows the rule: not empty, at most [`EventType::MAX_LENGTH`] bytes
+/// (types end up in URLs, subjects and metric labels). Whoever sets an event's type, the
+/// accept path or a plugin, checks it here.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct EventType(String);
+
+/// Why a text is not an event type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidEventType {
+    #[error("the event type is empty")]
+    Empty,
+    #[error("the event type is longer than {} bytes", EventType::MAX_LENGTH)]
+    TooLong,
+}
+
+impl EventType {
+    /// The longest event type, in bytes.
+    pub const MAX_LENGTH: usize = 256;
+
+    pub fn new(text: impl Into<String>) -> Result<Self, InvalidEventType> {
+        let text = text.into();
+        if text.is_empty() {
+            Err(InvalidEventType::Empty)
+        } else if text.len() > Self::MAX_LENGTH {
+            Err(InvalidEventType::TooLong)
+        } else {
+            Ok(Self(text))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+impl fmt::Display for EventType {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str(&self.0)
     }
 }
 
@@ -101,5 +146,20 @@ mod tests {
         assert_eq!(EventId::from_bytes(id.to_bytes()), id);
         assert!("evt_nope".parse::<EventId>().is_err());
         assert!("01ARZ3NDEKTSV4RRFFQ69G5FAV".parse::<EventId>().is_err());
+    }
+
+    #[test]
+    fn event_types_are_not_empty_and_at_most_256_bytes() {
+        assert_eq!(
+            EventType::new("github.push").map(EventType::into_string),
+            Ok("github.push".into())
+        );
+        assert!(EventType::new("x".repeat(256)).is_ok());
+        assert_eq!(EventType::new("x".repeat(257)), Err(InvalidEventType::TooLong));
+        assert_eq!(EventType::new(""), Err(InvalidEventType::Empty));
+        assert_eq!(
+            InvalidEventType::TooLong.to_string(),
+            "the event type is longer than 256 bytes"
+        );
     }
 }

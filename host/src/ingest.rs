@@ -13,14 +13,11 @@ use bytes::Bytes;
 use serde::Deserialize;
 
 use crate::config::{DEFAULT_DEDUPE_WINDOW, EventTypeRule, Source};
-use crate::event::{Event, EventId, header_value, now_millis};
+use crate::event::{Event, EventId, EventType, InvalidEventType, header_value, now_millis};
 use crate::pipeline::{Pipeline, StageError, Verified};
 use crate::store::{IngestReceipt, NewEvent, Store, StoreError};
 use crate::telemetry::{IngestOutcome, Metrics};
 use crate::verdict::{DEDUPE_KEY_METADATA, Rejection};
-
-/// Event types longer than this are refused: they end up in URLs, subjects and labels.
-pub const MAX_EVENT_TYPE_LENGTH: usize = 256;
 
 /// What an ingress received, before any decision.
 #[derive(Debug, Clone)]
@@ -60,8 +57,9 @@ pub enum EventTypeError {
         "the body has no string at JSON pointer `{0}`; this source takes the event type from it"
     )]
     MissingJson(String),
-    #[error("the event type is longer than {MAX_EVENT_TYPE_LENGTH} bytes")]
-    TooLong,
+    /// The type found breaks [`EventType`]'s rule.
+    #[error(transparent)]
+    Invalid(#[from] InvalidEventType),
 }
 
 /// Decides an event's type: the source's `event_type` rule, or else the body's top-level
@@ -89,10 +87,11 @@ pub fn event_type(
         Some(EventTypeRule::Constant(value)) => value.clone(),
         None => top_level_type(body).unwrap_or_else(|| source_id.to_owned()),
     };
-    if event_type.len() > MAX_EVENT_TYPE_LENGTH {
-        return Err(EventTypeError::TooLong);
-    }
-    Ok(event_type)
+    checked_type(event_type)
+}
+
+fn checked_type(text: String) -> Result<String, EventTypeError> {
+    Ok(EventType::new(text)?.into_string())
 }
 
 /// The top-level `"type"` string of a JSON object body, without building the whole document.
@@ -148,10 +147,11 @@ impl Ingestor {
         source: &Source,
         inbound: Inbound,
     ) -> Result<IngestReceipt, IngestError> {
+        // Every way of finding the type ends in `EventType`'s rule, a declared one too.
         let event_type = match (inbound.event_type, &source.event_type, &inbound.subject) {
-            (Some(declared), _, _) => Ok(declared),
+            (Some(declared), _, _) => checked_type(declared),
             // Without a rule, a message's subject names what it is (NATS sources).
-            (None, None, Some(subject)) => Ok(subject.clone()),
+            (None, None, Some(subject)) => checked_type(subject.clone()),
             (None, rule, _) => {
                 event_type(rule.as_ref(), &source.id, &inbound.headers, &inbound.body)
             }
@@ -284,6 +284,9 @@ mod tests {
             assert_eq!(actual.as_deref().map_err(Clone::clone), expected, "{rule:?} {body:?}");
         }
         let long = format!(r#"{{"type":"{}"}}"#, "a".repeat(300));
-        assert_eq!(event_type(None, "src", &none, long.as_bytes()), Err(EventTypeError::TooLong));
+        assert_eq!(
+            event_type(None, "src", &none, long.as_bytes()),
+            Err(EventTypeError::Invalid(InvalidEventType::TooLong))
+        );
     }
 }

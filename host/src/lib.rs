@@ -7,10 +7,12 @@
 pub mod admin;
 pub mod app;
 pub mod cli;
+pub mod cloudevents;
 pub mod config;
 pub mod delivery;
 pub mod egress;
 pub mod event;
+pub mod http_api;
 pub mod ingest;
 pub mod ingress;
 pub mod nats;

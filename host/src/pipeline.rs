@@ -107,9 +107,8 @@ impl Pipeline {
             .endpoints
             .values()
             .filter_map(|endpoint| match &endpoint.target {
-                // Validated with the config; a template that does not parse cannot reach here.
                 EndpointTarget::Nats { subject, .. } => {
-                    Some((endpoint.id.clone(), SubjectTemplate::parse(subject).ok()?))
+                    Some((endpoint.id.clone(), subject.clone()))
                 }
                 EndpointTarget::Http { .. } => None,
             })

@@ -8,8 +8,7 @@
 
 use bytes::Bytes;
 
-use crate::event::{Event, EventId};
-use crate::ingest::MAX_EVENT_TYPE_LENGTH;
+use crate::event::{Event, EventId, EventType};
 
 /// The most bytes a plugin may hand back in one answer (bodies, headers and metadata).
 pub const MAX_OUTPUT_BYTES: usize = 1 << 20;
@@ -97,7 +96,7 @@ pub enum InvalidVerdict {
     HeaderName(String),
     #[error("header `{0}` has a value that is not valid in HTTP")]
     HeaderValue(String),
-    #[error("the event type is empty or longer than {MAX_EVENT_TYPE_LENGTH} bytes")]
+    #[error("the event type is empty or longer than {} bytes", EventType::MAX_LENGTH)]
     EventType,
 }
 
@@ -241,10 +240,7 @@ fn pairs_bytes(pairs: &[(String, String)]) -> usize {
 }
 
 fn check_event_type(event_type: &str) -> Result<(), InvalidVerdict> {
-    if event_type.is_empty() || event_type.len() > MAX_EVENT_TYPE_LENGTH {
-        return Err(InvalidVerdict::EventType);
-    }
-    Ok(())
+    EventType::new(event_type).map(drop).map_err(|_| InvalidVerdict::EventType)
 }
 
 /// Header names must be lower-case HTTP tokens and values sendable in HTTP, since headers

@@ -59,11 +59,12 @@ async fn services_publish_events_with_a_token_and_an_idempotency_key() {
     assert_eq!(stored.event_type, "invoice.paid");
     assert!(stored.headers.iter().all(|(name, _)| name != "authorization"), "{:?}", stored.headers);
 
-    // A structured CloudEvent is kept whole; `?source=` names the Switchyard source.
+    // A structured CloudEvent is kept whole; `?source=` names the Switchyard source, and is
+    // percent-decoded like any query (`%69` is `i`).
     let cloudevent =
         r#"{"specversion":"1.0","id":"c-1","source":"/shipping","type":"parcel.sent","data":{}}"#;
     let response = reqwest::Client::new()
-        .post(host.url("/v1/events?source=shipping"))
+        .post(host.url("/v1/events?trace=1&source=shipp%69ng"))
         .header("authorization", &bearer)
         .header("content-type", "application/cloudevents+json")
         .body(cloudevent)
@@ -91,6 +92,10 @@ async fn services_publish_events_with_a_token_and_an_idempotency_key() {
     )
     .await;
     assert_eq!((status, answer["code"].as_str()), (422, Some("invalid_cloudevent")));
+    // A declared type is held to the same length rule as any other.
+    let long_type = format!(r#"{{"type":"{}","source":"shipping","data":1}}"#, "t".repeat(257));
+    let (status, answer) = publish(&host, &[auth], &long_type).await;
+    assert_eq!((status, answer["code"].as_str()), (400, Some("invalid_event_type")), "{answer}");
     assert!(
         receiver.next(Duration::from_millis(300)).await.is_none(),
         "nothing refused is delivered"

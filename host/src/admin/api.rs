@@ -13,7 +13,7 @@ use utoipa::ToSchema;
 
 use super::model::FieldError;
 use crate::config::Secret;
-use crate::ingress::http::{ApiError, require_bearer};
+use crate::http_api::{ApiError, require_bearer};
 use crate::store::StoreError;
 
 /// Items per page when `limit` is not given, and the most a page holds.

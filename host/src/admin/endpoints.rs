@@ -32,7 +32,7 @@ use crate::config::endpoint_rules::{UrlHost, url_host};
 use crate::config::values::parse_duration;
 use crate::config::{Endpoint, EndpointTarget};
 use crate::event::now_millis;
-use crate::ingress::http::ApiError;
+use crate::http_api::ApiError;
 use crate::signing::SigningKey;
 
 /// How long creating an endpoint waits for its host name to resolve (SSRF check).
@@ -623,7 +623,7 @@ fn registry_failure(error: RegistryError) -> ApiError {
 fn config_view(endpoint: &Endpoint, disabled: &DisabledMap) -> EndpointView {
     let (target, url, subject) = match &endpoint.target {
         EndpointTarget::Http { url } => ("http", Some(url.to_string()), None),
-        EndpointTarget::Nats { subject, .. } => ("nats", None, Some(subject.clone())),
+        EndpointTarget::Nats { subject, .. } => ("nats", None, Some(subject.to_string())),
     };
     let state = disabled.get(&endpoint.id);
     EndpointView {

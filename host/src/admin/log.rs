@@ -16,7 +16,7 @@ use super::api::{
     page_limit, store_failure,
 };
 use crate::event::EventId;
-use crate::ingress::http::ApiError;
+use crate::http_api::ApiError;
 use crate::store::{
     AttemptRow, DeliveryId, DeliveryQuery, DeliveryState, DeliverySummary, EventQuery,
     EventSummary, LogPosition, ReplaySelection,

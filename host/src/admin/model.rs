@@ -3,8 +3,10 @@
 //!
 //! Pure: no I/O and no clock. [`check_endpoint`] reports every problem at once, each naming its
 //! field (`url`, `types[1]`, `retry.schedule[0]`…), so a client can fix a request in one go.
-//! Name resolution of the URL's host (the SSRF rule for host names) needs the network and
-//! lives with the handlers.
+//! The delivery settings follow [`endpoint_rules`], the same rules and words as the config
+//! file; this module adds what only the API has (sources, types, filter, description, the
+//! key text, size bounds on free-form fields). Name resolution of the URL's host (the SSRF
+//! rule for host names) needs the network and lives with the handlers.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -14,31 +16,19 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 use utoipa::ToSchema;
 
-use crate::config::endpoint_rules::{self, HeaderProblem, UrlProblem};
-use crate::config::validate::{
-    DEFAULT_ENDPOINT_TIMEOUT, DEFAULT_MAX_IN_FLIGHT, MAX_IN_FLIGHT_LIMIT,
-};
-use crate::config::values::parse_duration;
+use crate::config::endpoint_rules::{self, EndpointFields, Field, Problem, RetryField};
 use crate::config::{STANDARD_RETRY_DELAYS, Topology};
 use crate::delivery::{EndpointKey, EndpointRuntime, Target, retry::RetrySchedule};
-use crate::egress::EgressPolicy;
 use crate::routing::{Filter, RouteSpec, TypePattern};
 use crate::signing::SigningKey;
 
 /// Dynamic endpoint ids start with this; config ids are kebab-case (no `_`), so the two
 /// never collide.
 pub const ENDPOINT_ID_PREFIX: &str = "ep_";
-/// The longest timeout a dynamic endpoint may set.
-const MAX_TIMEOUT: Duration = Duration::from_secs(300);
-/// The most retry steps a schedule may have, and the longest step.
-const MAX_RETRY_STEPS: usize = 50;
-const MAX_RETRY_STEP: Duration = Duration::from_secs(7 * 24 * 3600);
-/// Generous bounds on free-form fields, so that one request cannot bloat the store.
+/// Generous bounds on free-form fields, so that one request cannot bloat the store (the URL
+/// and headers have theirs in `endpoint_rules`).
 const MAX_DESCRIPTION: usize = 1024;
 const MAX_LIST_ITEMS: usize = 100;
-const MAX_HEADERS: usize = 50;
-const MAX_HEADER_VALUE: usize = 4096;
-const MAX_URL: usize = 2048;
 /// Bytes of a generated `whsec_` key (Standard Webhooks asks for 24 to 64).
 const GENERATED_KEY_BYTES: usize = 32;
 /// How long a rotated-out key keeps signing when the request does not say.
@@ -90,6 +80,11 @@ pub struct FieldError {
 impl FieldError {
     pub fn new(field: impl Into<String>, detail: impl Into<String>) -> Self {
         Self { field: field.into(), detail: detail.into() }
+    }
+
+    /// A problem of an endpoint rule, in the rule's words, at the request's field.
+    pub fn from_rule(field: &Field, problem: &Problem) -> Self {
+        Self::new(field.to_string(), problem.to_string())
     }
 }
 
@@ -229,54 +224,17 @@ pub fn check_endpoint(
     input: &EndpointInput,
     context: CheckContext<'_>,
 ) -> Result<EndpointSettings, Vec<FieldError>> {
-    let mut errors = Vec::new();
-    check_url(&input.url, &context.topology.egress, &mut errors);
-    if input.description.as_ref().is_some_and(|text| text.len() > MAX_DESCRIPTION) {
-        errors.push(FieldError::new("description", format!("longer than {MAX_DESCRIPTION} bytes")));
-    }
-    check_list_length("sources", &input.sources, &mut errors);
-    for (index, source) in input.sources.iter().enumerate() {
-        if !context.topology.sources.contains_key(source) {
-            errors.push(FieldError::new(
-                format!("sources[{index}]"),
-                format!("`{source}` is not a configured source"),
-            ));
-        }
-    }
-    check_list_length("types", &input.types, &mut errors);
-    for (index, pattern) in input.types.iter().enumerate() {
-        if let Err(error) = TypePattern::parse(pattern) {
-            errors.push(FieldError::new(format!("types[{index}]"), error.to_string()));
-        }
-    }
-    if let Some(Err(error)) = input.filter.as_deref().map(Filter::compile) {
-        errors.push(FieldError::new("filter", error.to_string()));
-    }
-    let headers = check_headers(&input.headers, &mut errors);
-    let timeout = match input.timeout.as_deref().map(parse_duration) {
-        None => DEFAULT_ENDPOINT_TIMEOUT,
-        Some(Ok(timeout)) if !timeout.is_zero() && timeout <= MAX_TIMEOUT => timeout,
-        Some(Ok(_)) => {
-            errors.push(FieldError::new("timeout", "must be more than 0 and at most 5m"));
-            DEFAULT_ENDPOINT_TIMEOUT
-        }
-        Some(Err(message)) => {
-            errors.push(FieldError::new("timeout", message));
-            DEFAULT_ENDPOINT_TIMEOUT
-        }
+    let fields = EndpointFields {
+        url: Some(&input.url),
+        headers: Some(&input.headers),
+        timeout: input.timeout.as_deref(),
+        max_in_flight: input.max_in_flight.map(i64::from),
+        retry: retry_field(input.retry.as_ref()),
     };
-    let max_in_flight = match input.max_in_flight {
-        None => DEFAULT_MAX_IN_FLIGHT,
-        Some(n) if n >= 1 && i64::from(n) <= MAX_IN_FLIGHT_LIMIT => n,
-        Some(n) => {
-            errors.push(FieldError::new(
-                "max_in_flight",
-                format!("`{n}` is out of range 1..={MAX_IN_FLIGHT_LIMIT}"),
-            ));
-            DEFAULT_MAX_IN_FLIGHT
-        }
-    };
-    let retry_ms = check_retry(input.retry.as_ref(), &mut errors);
+    let (checked, problems) = endpoint_rules::check(&fields, &context.topology.egress);
+    let mut errors: Vec<FieldError> =
+        problems.iter().map(|(field, problem)| FieldError::from_rule(field, problem)).collect();
+    check_routing(input, context, &mut errors);
     if let Some(Err(error)) = input.secret.as_ref().map(|secret| SigningKey::parse(&secret.0)) {
         errors.push(FieldError::new("secret", error.to_string()));
     }
@@ -289,11 +247,37 @@ pub fn check_endpoint(
         sources: input.sources.clone(),
         types: input.types.clone(),
         filter: input.filter.clone(),
-        headers,
-        timeout_ms: millis(timeout),
-        max_in_flight,
-        retry_ms,
+        headers: checked.headers.into_iter().collect(),
+        timeout_ms: millis(checked.timeout),
+        max_in_flight: checked.max_in_flight,
+        retry_ms: checked.retry_delays.map(|delays| delays.into_iter().map(millis).collect()),
     })
+}
+
+/// What only the API has: the description and the endpoint's own route (sources, types,
+/// filter).
+fn check_routing(input: &EndpointInput, context: CheckContext<'_>, errors: &mut Vec<FieldError>) {
+    if input.description.as_ref().is_some_and(|text| text.len() > MAX_DESCRIPTION) {
+        errors.push(FieldError::new("description", format!("longer than {MAX_DESCRIPTION} bytes")));
+    }
+    check_list_length("sources", &input.sources, errors);
+    for (index, source) in input.sources.iter().enumerate() {
+        if !context.topology.sources.contains_key(source) {
+            errors.push(FieldError::new(
+                format!("sources[{index}]"),
+                format!("`{source}` is not a configured source"),
+            ));
+        }
+    }
+    check_list_length("types", &input.types, errors);
+    for (index, pattern) in input.types.iter().enumerate() {
+        if let Err(error) = TypePattern::parse(pattern) {
+            errors.push(FieldError::new(format!("types[{index}]"), error.to_string()));
+        }
+    }
+    if let Some(Err(error)) = input.filter.as_deref().map(Filter::compile) {
+        errors.push(FieldError::new("filter", error.to_string()));
+    }
 }
 
 fn check_list_length(field: &str, items: &[String], errors: &mut Vec<FieldError>) {
@@ -302,93 +286,14 @@ fn check_list_length(field: &str, items: &[String], errors: &mut Vec<FieldError>
     }
 }
 
-/// The URL rules of config endpoints (`config::endpoint_rules`), plus a length bound and no
-/// credentials in the URL: absolute, http(s) (https only when the egress policy
-/// says so), a host, and a literal address only if the egress policy allows it.
-fn check_url(text: &str, egress: &EgressPolicy, errors: &mut Vec<FieldError>) {
-    if text.len() > MAX_URL {
-        errors.push(FieldError::new("url", format!("longer than {MAX_URL} bytes")));
-        return;
-    }
-    let url = match Url::parse(text) {
-        Ok(url) => url,
-        Err(error) => {
-            errors.push(FieldError::new("url", format!("not an absolute URL: {error}")));
-            return;
-        }
-    };
-    if !url.username().is_empty() || url.password().is_some() {
-        errors.push(FieldError::new("url", "credentials in the URL are not allowed; use headers"));
-    }
-    for problem in endpoint_rules::url_problems(&url, egress) {
-        let detail = match problem {
-            UrlProblem::NotHttps => "not https, and the egress policy is https only".to_owned(),
-            UrlProblem::Scheme(other) => {
-                format!("scheme `{other}` is not supported; expected `https` or `http`")
-            }
-            UrlProblem::NoHost => "the URL has no host".to_owned(),
-            UrlProblem::Blocked(blocked) => blocked.to_string(),
-        };
-        errors.push(FieldError::new("url", detail));
-    }
-}
-
-fn check_headers(
-    headers: &BTreeMap<String, String>,
-    errors: &mut Vec<FieldError>,
-) -> BTreeMap<String, String> {
-    if headers.len() > MAX_HEADERS {
-        errors.push(FieldError::new("headers", format!("more than {MAX_HEADERS} headers")));
-    }
-    let mut checked = BTreeMap::new();
-    for (name, value) in headers {
-        let field = format!("headers.{name}");
-        if value.len() > MAX_HEADER_VALUE {
-            errors.push(FieldError::new(field, format!("longer than {MAX_HEADER_VALUE} bytes")));
-            continue;
-        }
-        let detail = match endpoint_rules::check_header(name, value) {
-            Ok(lower) => {
-                checked.insert(lower, value.clone());
-                continue;
-            }
-            Err(HeaderProblem::NotAName) => "not a header name",
-            Err(HeaderProblem::Reserved) => "set by Switchyard; it cannot be overridden",
-            Err(HeaderProblem::ControlCharacters) => "the value has control characters",
-        };
-        errors.push(FieldError::new(field, detail));
-    }
-    checked
-}
-
-fn check_retry(retry: Option<&RetryInput>, errors: &mut Vec<FieldError>) -> Option<Vec<u64>> {
+/// The request's retry shapes as the rules take them.
+fn retry_field(retry: Option<&RetryInput>) -> RetryField<'_> {
     match retry {
-        None => None,
-        Some(RetryInput::Named(name)) if name == "standard" => None,
-        Some(RetryInput::Named(name)) => {
-            errors.push(FieldError::new(
-                "retry",
-                format!("`{name}` is not a retry policy; use \"standard\" or {{\"schedule\": [\"5s\", \"5m\"]}}"),
-            ));
-            None
-        }
+        None => RetryField::Standard,
+        Some(RetryInput::Named(name)) if name == "standard" => RetryField::Standard,
+        Some(RetryInput::Named(name)) => RetryField::Named(name),
         Some(RetryInput::Schedule { schedule }) => {
-            if schedule.len() > MAX_RETRY_STEPS {
-                errors.push(FieldError::new(
-                    "retry.schedule",
-                    format!("more than {MAX_RETRY_STEPS} steps"),
-                ));
-            }
-            let mut delays = Vec::with_capacity(schedule.len());
-            for (index, step) in schedule.iter().enumerate() {
-                let field = format!("retry.schedule[{index}]");
-                match parse_duration(step) {
-                    Ok(delay) if delay <= MAX_RETRY_STEP => delays.push(millis(delay)),
-                    Ok(_) => errors.push(FieldError::new(field, "longer than 7d")),
-                    Err(message) => errors.push(FieldError::new(field, message)),
-                }
-            }
-            Some(delays)
+            RetryField::Schedule(schedule.iter().map(|step| Ok(step.as_str())).collect())
         }
     }
 }
@@ -474,3 +379,6 @@ pub fn format_duration(duration: Duration) -> String {
 fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
+
+#[cfg(test)]
+mod tests;

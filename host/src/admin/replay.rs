@@ -15,7 +15,7 @@ use super::api::{Body, ErrorBody, invalid, store_failure};
 use super::model::FieldError;
 use crate::event::Event;
 use crate::event::now_millis;
-use crate::ingress::http::ApiError;
+use crate::http_api::ApiError;
 use crate::pipeline::Pipeline;
 use crate::store::{DeliveryState, ReplaySelection, ReplayedEvent};
 

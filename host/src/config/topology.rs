@@ -12,6 +12,8 @@ use url::Url;
 
 use super::secret::Secret;
 use crate::egress::EgressPolicy;
+use crate::nats::template::SubjectTemplate;
+use crate::signing::SigningKey;
 
 /// Default body limit when neither the source nor `server.max_body` sets one.
 pub const DEFAULT_MAX_BODY: u64 = 1 << 20;
@@ -19,18 +21,8 @@ pub const DEFAULT_MAX_BODY: u64 = 1 << 20;
 pub const DEFAULT_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
 /// Default dedupe window for sources that set `dedupe` without `window`.
 pub const DEFAULT_DEDUPE_WINDOW: Duration = Duration::from_secs(24 * 3600);
-/// The `"standard"` retry schedule: delays between attempts (10 attempts in all).
-pub const STANDARD_RETRY_DELAYS: [Duration; 9] = [
-    Duration::from_secs(5),
-    Duration::from_secs(5 * 60),
-    Duration::from_secs(30 * 60),
-    Duration::from_secs(2 * 3600),
-    Duration::from_secs(5 * 3600),
-    Duration::from_secs(10 * 3600),
-    Duration::from_secs(14 * 3600),
-    Duration::from_secs(20 * 3600),
-    Duration::from_secs(24 * 3600),
-];
+/// The `"standard"` retry schedule, declared once by the retry policy that runs it.
+pub use crate::delivery::retry::STANDARD_DELAYS as STANDARD_RETRY_DELAYS;
 
 #[derive(Debug, Clone)]
 pub struct Topology {
@@ -164,6 +156,8 @@ pub struct Endpoint {
     pub target: EndpointTarget,
     /// Names of signing secrets, all of which sign (rotation).
     pub secrets: Vec<String>,
+    /// The keys those secrets hold, parsed once at validation, in the same order.
+    pub signing_keys: Vec<SigningKey>,
     pub timeout: Duration,
     pub max_in_flight: u32,
     /// Delays between attempts; the first attempt is immediate.
@@ -175,7 +169,7 @@ pub struct Endpoint {
 #[derive(Debug, Clone)]
 pub enum EndpointTarget {
     Http { url: Url },
-    Nats { subject: String, jetstream: bool },
+    Nats { subject: SubjectTemplate, jetstream: bool },
 }
 
 /// A route, compiled: glob and subject patterns parsed, CEL filter compiled.

@@ -32,8 +32,6 @@ pub const USER_AGENT: &str = concat!("Switchyard/", env!("CARGO_PKG_VERSION"));
 
 #[derive(Debug, thiserror::Error)]
 pub enum DeliveryError {
-    #[error("endpoint `{endpoint}`: secret `{secret}` is not a signing key: {reason}")]
-    SigningKey { endpoint: String, secret: String, reason: String },
     #[error("cannot build the HTTP client: {0}")]
     Client(String),
 }
@@ -111,28 +109,19 @@ pub struct DeliveryService {
     workers: Mutex<HashMap<String, WorkerHandle>>,
 }
 
-/// Builds every config endpoint's runtime from the topology.
-pub fn endpoints(topology: &Topology) -> Result<Vec<EndpointRuntime>, DeliveryError> {
+/// Builds every config endpoint's runtime from the topology (whose keys are already parsed).
+pub fn endpoints(topology: &Topology) -> Vec<EndpointRuntime> {
     let mut runtimes = Vec::new();
     for endpoint in topology.endpoints.values() {
         let target = match &endpoint.target {
             EndpointTarget::Http { url } => Target::Http(url.clone()),
             EndpointTarget::Nats { jetstream, .. } => Target::Nats { jetstream: *jetstream },
         };
-        let mut signing_keys = Vec::new();
-        for name in &endpoint.secrets {
-            let secret =
-                topology.secrets.get(name).map(|secret| secret.expose()).unwrap_or_default();
-            let key = std::str::from_utf8(secret)
-                .map_err(|error| error.to_string())
-                .and_then(|text| SigningKey::parse(text).map_err(|error| error.to_string()))
-                .map_err(|reason| DeliveryError::SigningKey {
-                    endpoint: endpoint.id.clone(),
-                    secret: name.clone(),
-                    reason,
-                })?;
-            signing_keys.push(EndpointKey { key, expires_at: None });
-        }
+        let signing_keys = endpoint
+            .signing_keys
+            .iter()
+            .map(|key| EndpointKey { key: key.clone(), expires_at: None })
+            .collect();
         runtimes.push(EndpointRuntime {
             id: endpoint.id.clone(),
             target,
@@ -143,7 +132,7 @@ pub fn endpoints(topology: &Topology) -> Result<Vec<EndpointRuntime>, DeliveryEr
             signing_keys,
         });
     }
-    Ok(runtimes)
+    runtimes
 }
 
 impl DeliveryService {
@@ -170,7 +159,7 @@ impl DeliveryService {
         });
         let (stop, stopped) = watch::channel(false);
         let service = Self { stop, stopped, context, workers: Mutex::new(HashMap::new()) };
-        for endpoint in endpoints(topology)?.into_iter().chain(dynamic) {
+        for endpoint in endpoints(topology).into_iter().chain(dynamic) {
             let is_disabled = disabled.contains(&endpoint.id);
             service.add(endpoint, is_disabled);
         }

@@ -6,9 +6,10 @@
 //! publishable. Dots inside values are kept: `{type}` = `github.push` adds two tokens, which is
 //! what subscribers filtering on `audit.*.github.>` expect.
 
-/// A parsed subject template.
+/// A parsed subject template; `Display` gives it back as written.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SubjectTemplate {
+    text: String,
     parts: Vec<Part>,
 }
 
@@ -42,6 +43,12 @@ pub enum TemplateError {
     InvalidText(String),
 }
 
+impl std::fmt::Display for SubjectTemplate {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str(&self.text)
+    }
+}
+
 impl SubjectTemplate {
     pub fn parse(text: &str) -> Result<Self, TemplateError> {
         let mut parts = Vec::new();
@@ -66,7 +73,7 @@ impl SubjectTemplate {
         if !rest.is_empty() {
             parts.push(Part::Text(rest.to_owned()));
         }
-        let template = Self { parts };
+        let template = Self { text: text.to_owned(), parts };
         // The literal parts must already form a valid subject with every placeholder filled.
         let sample = template.render(&SubjectFields {
             source: "s",

@@ -3,12 +3,13 @@
 //!
 //! Owns the host side of the `host` and `crypto` imports. Secret bytes are read here and
 //! never written into guest memory: the guest passes a name, the host answers a boolean.
-//! MACs are compared in constant time by the `hmac` crate's `verify_slice`.
+//! MACs are compared in constant time by the `hmac` crate's `verify_slice`. Standard Webhooks
+//! keys (`whsec_`, `whpk_`) are decoded by [`crate::signing`], so a key that signs deliveries
+//! verifies in a plugin too, and one refused there is refused here.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use base64::Engine as _;
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 use wasmtime::component::ResourceTable;
@@ -18,6 +19,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use super::LogLevel;
 use super::bindings::switchyard::plugin::{crypto, host, types};
 use crate::config::Secret;
+use crate::signing::{self, VerifyingKey};
 
 /// The most log bytes one call may record; stdout and stderr count too.
 pub const MAX_LOG_BYTES_PER_CALL: usize = 4096;
@@ -234,12 +236,15 @@ impl crypto::Host for CallState {
         match encoding {
             crypto::KeyEncoding::Raw => Ok(hmac_matches::<Hmac<Sha256>>(bytes, &data, &mac)),
             crypto::KeyEncoding::StandardWebhooks => {
-                let key = decode_prefixed(bytes, "whsec_").ok_or_else(|| {
-                    crypto::CryptoError::BadInput(format!(
-                        "secret `{secret}` is not a Standard Webhooks key (`whsec_` + base64)"
-                    ))
-                })?;
-                Ok(hmac_matches::<Hmac<Sha256>>(&key, &data, &mac))
+                let key = standard_webhooks_key(bytes, signing::SYMMETRIC_PREFIX)
+                    .filter(|key| matches!(key, VerifyingKey::Symmetric(_)))
+                    .ok_or_else(|| {
+                        crypto::CryptoError::BadInput(format!(
+                            "secret `{secret}` is not a Standard Webhooks key (`whsec_` + base64 \
+                             of 24 to 64 bytes)"
+                        ))
+                    })?;
+                Ok(key.accepts_message(&data, &mac))
             }
         }
     }
@@ -251,18 +256,14 @@ impl crypto::Host for CallState {
         signature: Vec<u8>,
     ) -> Result<bool, crypto::CryptoError> {
         let bytes = self.secret(&public_key)?.expose();
-        let key = decode_prefixed(bytes, "whpk_")
-            .and_then(|key| <[u8; 32]>::try_from(key.as_slice()).ok())
-            .and_then(|key| ed25519_dalek::VerifyingKey::from_bytes(&key).ok())
+        let key = standard_webhooks_key(bytes, signing::PUBLIC_KEY_PREFIX)
+            .filter(|key| matches!(key, VerifyingKey::Ed25519(_)))
             .ok_or_else(|| {
                 crypto::CryptoError::BadInput(format!(
                     "secret `{public_key}` is not an ed25519 public key (`whpk_` + base64)"
                 ))
             })?;
-        let Ok(signature) = ed25519_dalek::Signature::from_slice(&signature) else {
-            return Ok(false);
-        };
-        Ok(key.verify_strict(&data, &signature).is_ok())
+        Ok(key.accepts_message(&data, &signature))
     }
 
     fn sha256(&mut self, data: Vec<u8>) -> Vec<u8> {
@@ -278,11 +279,15 @@ fn hmac_matches<M: Mac + hmac::digest::KeyInit>(key: &[u8], data: &[u8], mac: &[
     hasher.verify_slice(mac).is_ok()
 }
 
-/// Base64 after an optional `prefix`, as Standard Webhooks keys are written.
-fn decode_prefixed(bytes: &[u8], prefix: &str) -> Option<Vec<u8>> {
+/// A Standard Webhooks key as `signing` parses it; the `prefix` may be left out, as the
+/// Standard Webhooks libraries allow.
+fn standard_webhooks_key(bytes: &[u8], prefix: &str) -> Option<VerifyingKey> {
     let text = std::str::from_utf8(bytes).ok()?.trim();
-    let encoded = text.strip_prefix(prefix).unwrap_or(text);
-    base64::engine::general_purpose::STANDARD.decode(encoded).ok()
+    if text.starts_with(prefix) {
+        VerifyingKey::parse(text).ok()
+    } else {
+        VerifyingKey::parse(&format!("{prefix}{text}")).ok()
+    }
 }
 
 /// A guest's stdout or stderr, written into the call's log line by line. Writes past the
@@ -379,11 +384,67 @@ mod tests {
         assert_eq!((log.lines.len(), log.dropped), (2, 2));
     }
 
+    /// A call state whose plugin may read `key` under the name `key`.
+    fn state_with_key(key: &str) -> CallState {
+        let binding = Binding {
+            id: "verify".into(),
+            config: BTreeMap::new(),
+            secrets: BTreeMap::from([("key".to_owned(), Secret::new(key.as_bytes().to_vec()))]),
+            known_secrets: BTreeSet::from(["key".to_owned()]),
+        };
+        CallState::new(Arc::new(binding), 1 << 20)
+    }
+
+    /// What a plugin's `hmac-sha256-verify-with(standard-webhooks)` answers for the tag
+    /// `signing` puts on a delivery of `body` signed with `key`.
+    fn plugin_accepts_outbound_signature(key: &str, body: &[u8]) -> Result<bool, String> {
+        let signing_key = crate::signing::SigningKey::parse(key).map_err(|e| e.to_string())?;
+        let header = crate::signing::signature_header([&signing_key], "msg_1", 1_700_000_000, body);
+        let tag = base64::Engine::decode(
+            &base64::engine::general_purpose::STANDARD,
+            header.strip_prefix("v1,").unwrap(),
+        )
+        .unwrap();
+        let signed = [b"msg_1.1700000000.".as_slice(), body].concat();
+        let mut state = state_with_key(key);
+        crypto::Host::hmac_sha256_verify_with(
+            &mut state,
+            "key".into(),
+            crypto::KeyEncoding::StandardWebhooks,
+            signed,
+            tag,
+        )
+        .map_err(|error| format!("{error:?}"))
+    }
+
     #[test]
-    fn keys_decode_with_or_without_their_prefix() {
-        assert_eq!(decode_prefixed(b"whsec_AAEC", "whsec_"), Some(vec![0, 1, 2]));
-        assert_eq!(decode_prefixed(b"AAEC", "whsec_"), Some(vec![0, 1, 2]));
-        assert_eq!(decode_prefixed(b"whsec_!!", "whsec_"), None);
+    fn an_unpadded_whsec_key_signs_and_verifies_alike() {
+        // 24 bytes encode without padding; 25 bytes need `==`, written here without it.
+        let padded = "whsec_AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGA==";
+        let unpadded = padded.trim_end_matches('=');
+        for key in [padded, unpadded, "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD"] {
+            assert_eq!(plugin_accepts_outbound_signature(key, b"{}"), Ok(true), "{key}");
+        }
+    }
+
+    #[test]
+    fn plugin_verification_refuses_the_keys_signing_refuses() {
+        // 16 bytes: too short to sign, so too short to verify with.
+        let short = "whsec_AAECAwQFBgcICQoLDA0ODw==";
+        assert!(crate::signing::SigningKey::parse(short).is_err());
+        let mut state = state_with_key(short);
+        let answer = crypto::Host::hmac_sha256_verify_with(
+            &mut state,
+            "key".into(),
+            crypto::KeyEncoding::StandardWebhooks,
+            b"data".to_vec(),
+            vec![0; 32],
+        );
+        assert!(matches!(answer, Err(crypto::CryptoError::BadInput(_))));
+        // The prefix may be left out, as Standard Webhooks libraries allow.
+        let key = standard_webhooks_key(b"C2FVsBQIhrscChlQIMV+b5sSYspob7oD", "whsec_");
+        assert!(matches!(key, Some(VerifyingKey::Symmetric(_))));
+        assert!(standard_webhooks_key(b"whsec_!!", "whsec_").is_none());
     }
 
     #[test]
