@@ -127,6 +127,11 @@ pub trait DueQueue: Send {
     /// is paused (its endpoint disabled meanwhile: the store has parked it).
     fn finished(&mut self, job: DeliveryJob, next: NextStep);
 
+    /// An attempt on `delivery` ended without an outcome (its task failed): it is no longer
+    /// under way, and stays as the store has it (pending: queued again at the next start, or
+    /// when resumed or replayed).
+    fn abandoned(&mut self, delivery: DeliveryId);
+
     /// Stops handing out jobs and forgets those queued (the endpoint is disabled; the store
     /// parked them). Jobs that arrive while paused wait for [`DueQueue::resume`].
     fn pause(&mut self);

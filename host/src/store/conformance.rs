@@ -1161,6 +1161,7 @@ mod broken {
         fn due_queue(&self, endpoint: &str) -> Box<dyn DueQueue> {
             self.0.due_queue(endpoint)
         }
+
         fn shutdown(&self) {
             self.0.shutdown()
         }

@@ -7,13 +7,14 @@
 //! queue. Endpoints never share a queue or a limit, so a hanging or failing endpoint only ever
 //! delays itself. When a job is due and what becomes of it is the store's business, not this.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
 
 use super::attempt::{Attempt, AttemptContext, Finished};
-use crate::store::{DueQueue, NextStep};
+use crate::store::{DeliveryId, DueQueue, NextStep};
 
 /// Attempts alive at once per in-flight slot, those recording their outcome included: bounds
 /// the memory a slow store can make a fast endpoint hold.
@@ -32,6 +33,8 @@ pub(super) struct Worker {
 impl Worker {
     pub async fn run(mut self) {
         let mut attempts: JoinSet<Finished> = JoinSet::new();
+        // Which delivery each attempt's task is for, should the task fail without an outcome.
+        let mut under_way: HashMap<tokio::task::Id, DeliveryId> = HashMap::new();
         let mut slots = Arc::new(Semaphore::new(self.endpoint.max_in_flight as usize));
         let mut most_attempts =
             (self.endpoint.max_in_flight as usize).saturating_mul(ATTEMPTS_PER_SLOT);
@@ -49,23 +52,31 @@ impl Worker {
                 taken = slots.clone().acquire_owned(), if can_start && slot.is_none() => {
                     slot = taken.ok();
                 }
-                job = self.queue.next(), if slot.is_some() => match job {
+                // In an `async` block so that the queue's boxed future is made only when this
+                // branch is polled, not on every turn of the loop.
+                job = async { self.queue.next().await }, if slot.is_some() => match job {
                     Some(job) => {
+                        let delivery = job.delivery_id;
                         let attempt =
                             Attempt { job, endpoint: self.endpoint.clone(), slot: slot.take() };
-                        attempts.spawn(attempt.run(self.context.clone()));
+                        let task = attempts.spawn(attempt.run(self.context.clone())).id();
+                        under_way.insert(task, delivery);
                     }
                     // The store is gone or gave the queue to another worker.
                     None => break,
                 },
-                Some(finished) = attempts.join_next() => match finished {
-                    Ok(Finished { job, next }) => {
+                Some(finished) = attempts.join_next_with_id() => match finished {
+                    Ok((task, Finished { job, next })) => {
+                        under_way.remove(&task);
                         if next == NextStep::DisableEndpoint {
                             tracing::warn!(endpoint = %self.endpoint.id, "endpoint answered 410 Gone: disabled, its deliveries parked");
                         }
                         self.queue.finished(job, next);
                     }
                     Err(error) => {
+                        if let Some(delivery) = under_way.remove(&error.id()) {
+                            self.queue.abandoned(delivery);
+                        }
                         tracing::error!(%error, endpoint = %self.endpoint.id, "delivery attempt task failed");
                     }
                 },

@@ -1,4 +1,4 @@
-//! A worker over a real SQLite store and a loopback receiver: its concurrency limit, and
+//! A worker over a real store (in a temporary directory) and a loopback receiver: its concurrency limit, and
 //! disabling or enabling its endpoint while an attempt is in flight.
 
 use std::collections::VecDeque;

@@ -221,6 +221,10 @@ impl DueQueue for SqliteDueQueue {
         }
     }
 
+    fn abandoned(&mut self, delivery: DeliveryId) {
+        self.under_way.remove(&delivery);
+    }
+
     fn pause(&mut self) {
         // What the store sent before it parked them is forgotten too.
         self.take_fed();
