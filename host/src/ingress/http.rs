@@ -83,6 +83,10 @@ async fn readiness(State(state): State<HttpState>) -> Response {
             _ => None,
         }
     };
+    let waiting_for = match waiting_for {
+        Some(detail) => Some(detail.to_owned()),
+        None => state.metrics.store_health.problem(),
+    };
     match waiting_for {
         None => Json(json!({"status": "ready"})).into_response(),
         Some(detail) => (
@@ -268,7 +272,7 @@ impl From<IngestError> for ApiError {
             }
             IngestError::Store(error) => {
                 // Logged here, once; the sender only learns that it should retry.
-                tracing::error!(%error, "event not stored");
+                crate::health::log_store_error("event not stored", &error);
                 Self::unavailable("unavailable", "the event could not be stored; retry")
             }
         }

@@ -92,7 +92,8 @@ fn commit_batch(
     let mut transaction = match connection.transaction() {
         Ok(transaction) => transaction,
         Err(error) => {
-            tracing::error!(%error, "store transaction could not start");
+            crate::health::log_store_error("store transaction could not start", &error);
+            context.metrics.store_health.commit_failed(&error.to_string());
             return fail_all(batch.drain(..), &error.to_string());
         }
     };
@@ -116,7 +117,8 @@ fn commit_batch(
         transaction = match connection.transaction() {
             Ok(transaction) => transaction,
             Err(error) => {
-                tracing::error!(%error, "store transaction could not start");
+                crate::health::log_store_error("store transaction could not start", &error);
+                context.metrics.store_health.commit_failed(&error.to_string());
                 return fail_all(batch.drain(..), &error.to_string());
             }
         };
@@ -129,7 +131,8 @@ fn commit_batch(
     let metrics = &context.metrics;
     metrics.store_commit_seconds.observe(started.elapsed().as_secs_f64());
     if let Err(error) = committed {
-        tracing::error!(%error, requests = size, "store commit failed");
+        crate::health::log_store_error("store commit failed", &error);
+        metrics.store_health.commit_failed(&error.to_string());
         context.disabled = disabled;
         context.deleted = deleted;
         // Nothing of this batch is durable: no job is scheduled, every waiter hears why.
@@ -139,6 +142,11 @@ fn commit_batch(
         .iter()
         .filter(|outcome| matches!(outcome, Done::Ingest(Ok(IngestReceipt::Stored(_)))))
         .count();
+    // A batch none of whose writes could be made tells as much as a failed commit.
+    match done.iter().find_map(Done::write_error).filter(|_| done.iter().all(Done::is_err)) {
+        Some(error) => metrics.store_health.commit_failed(error),
+        None => metrics.store_health.commit_succeeded(),
+    }
     metrics.store_commits.inc();
     metrics.store_commit_batch_size.observe(size as f64);
     metrics.store_committed_events.inc_by(stored_events as u64);
@@ -293,6 +301,23 @@ impl Done {
             Self::Nothing => false,
         }
     }
+
+    /// The words of a failed write (not of a refusal such as a full queue).
+    fn write_error(&self) -> Option<&str> {
+        let error = match self {
+            Self::Ingest(Err(error))
+            | Self::Attempt(Err(error))
+            | Self::Replay(Err(error))
+            | Self::PutEndpoint(Err(error))
+            | Self::Count(Err(error)) => error,
+            Self::Prune(Err(error)) => error,
+            _ => return None,
+        };
+        match error {
+            StoreError::Write(message) => Some(message),
+            _ => None,
+        }
+    }
 }
 
 /// Runs `apply` in a savepoint: on error only its own changes are rolled back.
@@ -305,7 +330,7 @@ fn savepoint<T>(
         savepoint.commit().map(|()| value)
     });
     result.map_err(|error| {
-        tracing::error!(%error, "store rejected a write");
+        crate::health::log_store_error("store rejected a write", &error);
         StoreError::Write(error.to_string())
     })
 }
