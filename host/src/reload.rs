@@ -409,3 +409,36 @@ async fn reload_handler(State(reloader): State<Weak<Reloader>>) -> Response {
     };
     (status, axum::Json(reloaded)).into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn topology(extra: &str) -> Topology {
+        let text = format!("[server]\nlisten = \"127.0.0.1:8080\"\n{extra}\n[sources.hooks]\n");
+        config::parse(&text, std::path::Path::new("."), &ProcessEnvironment)
+            .expect("the test config is valid")
+    }
+
+    #[test]
+    fn settings_only_a_restart_applies_are_named() {
+        let old = topology("");
+        assert_eq!(restart_only_changes(&old, &topology("")), Vec::<String>::new());
+        let new = topology("retention = \"1d\"\n[egress]\nallow_networks = [\"127.0.0.0/8\"]");
+        assert_eq!(
+            restart_only_changes(&old, &new),
+            [
+                "`server.retention` changed; it takes effect at the next restart",
+                "`egress` changed; it takes effect at the next restart",
+            ]
+        );
+    }
+
+    #[test]
+    fn the_answer_reads_back_as_written() {
+        let refused = Reloaded::Refused { errors: vec!["routes.a.to: no endpoint `b`".into()] };
+        let text = serde_json::to_string(&refused).expect("serializes");
+        assert_eq!(text, r#"{"outcome":"refused","errors":["routes.a.to: no endpoint `b`"]}"#);
+        assert_eq!(serde_json::from_str::<Reloaded>(&text).expect("parses"), refused);
+    }
+}
