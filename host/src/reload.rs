@@ -9,9 +9,10 @@
 //!
 //! The order of a reload keeps every event and delivery: nothing is applied until the whole
 //! file validates, its plugins load and its endpoints can run (else nothing changes and every
-//! error is logged); then new and changed endpoints get their workers, then the new pipeline
-//! and routes are swapped in, then NATS sources restart on the new pipeline, and only then are
-//! removed endpoints taken out: their pending deliveries parked in the store (not lost), their
+//! error is logged); then new and changed endpoints get their workers, then NATS sources and the
+//! HTTP side restart on the new pipeline (the old NATS sources stop first: a core NATS message
+//! arriving in between is missed, as at most once allows; a JetStream one waits in its stream),
+//! then the new routes are swapped in, and only then are removed endpoints taken out: their pending deliveries parked in the store (not lost), their
 //! worker stopped once its attempts under way are recorded. An endpoint that comes back in a
 //! later reload gets its parked deliveries resumed.
 //!
@@ -243,14 +244,19 @@ impl Reloader {
                 }
             }
         }
+        // The old NATS sources stop before the new ones start: two core subscriptions at once
+        // would take a message twice. Messages being stored finish and are settled first.
+        if let Some(old_sources) = current.nats_sources.take() {
+            old_sources.stop().await;
+        }
+        let (router, nats_sources) = serve(&topology, plugins, shared, self.myself.clone());
+        self.router.store(Arc::new(router));
+        current.nats_sources = nats_sources;
+        // Routes last: an event routed by the new table meets the new pipeline's transforms
+        // (one that entered the old pipeline just before may still meet the old ones).
         let config_routes: Vec<_> =
             topology.routes.values().map(|route| route.spec.clone()).collect();
         shared.registry.set_config(config_routes, new.iter().cloned().collect()).await;
-        let (router, nats_sources) = serve(&topology, plugins, shared, self.myself.clone());
-        self.router.store(Arc::new(router));
-        if let Some(old_sources) = std::mem::replace(&mut current.nats_sources, nats_sources) {
-            old_sources.stop().await;
-        }
         let removed: Vec<String> = old.difference(&new).cloned().collect();
         for id in &removed {
             let parked =
