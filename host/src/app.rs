@@ -1,10 +1,14 @@
 //! Wiring: builds the running router from a [`Topology`] and runs it until a signal.
 //!
+//! What serves a topology (plugins' pipeline, HTTP and admin routers, NATS sources) is built by
+//! [`crate::reload`], at start and again on SIGHUP or `POST /v1/admin/reload`.
+//!
 //! Owns the start order (plugins, NATS connection, store, pending deliveries, delivery
 //! workers, NATS sources, then listener, then ready) and the drain order on SIGTERM or SIGINT (not ready, stop accepting, finish
 //! in-flight requests within a bound, stop NATS sources, let attempts under way finish and be recorded, flush
 //! the store writer). Holds no logic of its own.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -16,25 +20,22 @@ use tokio::net::TcpListener;
 use crate::admin::registry;
 use crate::config::Topology;
 use crate::delivery::DeliveryService;
-use crate::ingest::Ingestor;
-use crate::ingress::nats::NatsSources;
-use crate::ingress::{self, HttpState, NatsReadiness};
 use crate::nats::NatsConnection;
-use crate::pipeline::Pipeline;
-use crate::plugin::{PluginHost, RuntimeOptions};
+use crate::reload::{self, Reloader};
 use crate::store::Store;
 use crate::telemetry::Metrics;
 
 /// How long in-flight requests may take to finish once a drain starts.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Serves `topology` until SIGTERM or SIGINT, then drains and returns.
-pub async fn run(topology: Topology) -> anyhow::Result<()> {
+/// Serves `topology`, read from `config_path` (read again on reload), until SIGTERM or
+/// SIGINT, then drains and returns.
+pub async fn run(topology: Topology, config_path: PathBuf) -> anyhow::Result<()> {
     for warning in &topology.warnings {
         tracing::warn!("{warning}");
     }
     let metrics = Metrics::new();
-    let plugins = load_plugins(&topology).await?;
+    let plugins = reload::load_plugins(&topology).await?;
     let nats = match &topology.nats {
         Some(config) => Some(NatsConnection::connect(config).await?),
         None => None,
@@ -46,7 +47,6 @@ pub async fn run(topology: Topology) -> anyhow::Result<()> {
     let dynamic = registry::load(stored_endpoints);
     let config_routes: Vec<_> = topology.routes.values().map(|route| route.spec.clone()).collect();
     let routes = Arc::new(ArcSwap::from_pointee(registry::route_table(&config_routes, &dynamic)));
-    let pipeline = Pipeline::new(&topology, routes.clone(), plugins, metrics.clone());
     let disabled = disabled.into_keys().collect();
     let deliveries = Arc::new(DeliveryService::start(
         &topology,
@@ -59,7 +59,7 @@ pub async fn run(topology: Topology) -> anyhow::Result<()> {
     let registry = Arc::new(registry::Registry::new(
         store.clone(),
         deliveries.clone(),
-        routes,
+        routes.clone(),
         config_routes,
         topology.endpoints.keys().cloned().collect(),
         dynamic,
@@ -76,34 +76,20 @@ pub async fn run(topology: Topology) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on `{}`", server.listen))?;
     let address = listener.local_addr().context("cannot read the listening address")?;
     let ready = Arc::new(AtomicBool::new(false));
-    let ingestor = Ingestor::new(store.clone(), pipeline.clone(), metrics.clone());
-    let nats_sources = nats
-        .as_ref()
-        .map(|connection| NatsSources::start(&topology, connection, &ingestor, &metrics));
-    let nats_readiness = nats.clone().zip(nats_sources.as_ref()).map(|(connection, sources)| {
-        NatsReadiness { connection, pending_consumers: sources.consumers_ready() }
-    });
-    let state = HttpState {
-        topology: Arc::new(topology),
-        ingestor,
+    // The serving side (pipeline, HTTP and admin routers, NATS sources) is built by the
+    // reloader, at start as at every reload.
+    let shared = reload::Shared {
+        store: store.clone(),
         metrics,
+        deliveries: deliveries.clone(),
+        registry,
+        routes,
+        nats: nats.clone(),
         ready: ready.clone(),
-        nats: nats_readiness,
     };
-    let admin = state.topology.server.admin_token.clone().map(|token| {
-        let admin = crate::admin::AdminState {
-            topology: state.topology.clone(),
-            store: store.clone(),
-            pipeline,
-            registry,
-            openapi: crate::admin::openapi_value(),
-        };
-        crate::admin::router(token, admin)
-    });
-    let router = match admin {
-        Some(admin) => ingress::router(state).merge(admin),
-        None => ingress::router(state),
-    };
+    let reloader = Reloader::start(config_path, topology, plugins, shared);
+    let hangups = tokio::spawn(reload::on_sighup(reloader.clone()));
+    let router = reloader.service();
     let draining = Arc::new(tokio::sync::Notify::new());
     let serve = axum::serve(listener, router).with_graceful_shutdown({
         let (ready, draining) = (ready.clone(), draining.clone());
@@ -124,9 +110,8 @@ pub async fn run(topology: Topology) -> anyhow::Result<()> {
         served = serve => served.context("the HTTP server failed")?,
         () = drain_deadline => tracing::warn!("drain timed out; closing remaining connections"),
     }
-    if let Some(sources) = nats_sources {
-        sources.stop().await;
-    }
+    hangups.abort();
+    reloader.stop_nats_sources().await;
     deliveries.stop().await;
     let _ = stop_retention.send(true);
     let _ = retention.await;
@@ -136,28 +121,6 @@ pub async fn run(topology: Topology) -> anyhow::Result<()> {
     tokio::task::spawn_blocking(move || store.shutdown()).await.context("store shutdown")?;
     tracing::info!("stopped");
     Ok(())
-}
-
-/// Compiles (or loads from the cache) every configured plugin, off the async threads; none
-/// configured, no runtime.
-async fn load_plugins(topology: &Topology) -> anyhow::Result<Option<Arc<PluginHost>>> {
-    if topology.plugins.is_empty() {
-        return Ok(None);
-    }
-    let plugins: Vec<_> = topology.plugins.values().cloned().collect();
-    let secrets = topology.secrets.clone();
-    let options = RuntimeOptions::serving(&topology.server.data_dir);
-    let started = std::time::Instant::now();
-    let host = tokio::task::spawn_blocking(move || PluginHost::load(&plugins, &secrets, &options))
-        .await
-        .context("plugin loading stopped")??;
-    tracing::info!(
-        plugins = topology.plugins.len(),
-        pooled = host.pooled_allocator(),
-        elapsed_ms = started.elapsed().as_millis() as u64,
-        "plugins loaded"
-    );
-    Ok(Some(Arc::new(host)))
 }
 
 async fn shutdown_signal() {

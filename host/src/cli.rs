@@ -32,13 +32,72 @@ enum Command {
     Run(ConfigArgument),
     /// Check a config file and report every error in it.
     Validate(ConfigArgument),
+    /// Make the running router read its config file again and apply it (as SIGHUP does).
+    #[command(after_help = "The router re-reads the file it was started with, validates all of \
+it and applies it: sources, routes, endpoints, plugins and secrets. An invalid file changes \
+nothing; every error is printed and logged. A removed endpoint's pending deliveries are parked \
+and resume if it comes back. This command reaches the router through its admin API (address and \
+`server.admin_token` from the config given here); without the admin API, send SIGHUP instead: \
+`kill -HUP <pid>`.
+
+exit codes: 0 applied, 78 refused (invalid config), 1 router unreachable")]
+    Reload(ReloadArguments),
     /// Send dead letters again, or every event of a time range, through the running router.
     Replay(ReplayArguments),
     /// Create, build, run and test plugins.
     #[command(subcommand)]
     Plugin(PluginCommand),
+    /// Explain what the router would do with one event, without running it.
+    #[command(subcommand)]
+    Routes(RoutesCommand),
     /// Print the admin API's OpenAPI 3.1 document (what `/v1/admin/openapi.json` serves).
     Openapi,
+}
+
+#[derive(Debug, Subcommand)]
+enum RoutesCommand {
+    /// Trace one event through the config: for each route whether it matched and why not
+    /// (source, type glob, subject wildcard, CEL filter), every plugin's verdict in order, and
+    /// the deliveries that would be stored with their payloads. Plugins run in the sandbox;
+    /// nothing is sent and nothing is stored.
+    #[command(after_help = "examples:
+  switchyard routes test -c switchyard.toml --event push.event.json
+  switchyard routes test -c switchyard.toml --source github \\
+      --header 'x-github-event: push' --body @push.json --json")]
+    Test(RoutesTestArguments),
+}
+
+#[derive(Debug, clap::Args)]
+struct RoutesTestArguments {
+    #[command(flatten)]
+    config: ConfigArgument,
+    /// An event file in the plugin fixtures' format (`*.event.json`).
+    #[arg(long)]
+    event: Option<PathBuf>,
+    /// The source the event arrives on [default: the event file's `source`].
+    #[arg(long)]
+    source: Option<String>,
+    /// A header `NAME: VALUE` (repeatable), after the event file's.
+    #[arg(long = "header", value_parser = header_pair)]
+    headers: Vec<(String, String)>,
+    /// The body: text, or `@FILE` for a file's bytes [default: the event file's].
+    #[arg(long)]
+    body: Option<String>,
+    /// The NATS subject (NATS sources).
+    #[arg(long)]
+    subject: Option<String>,
+    /// Print the trace as JSON.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    cache: CacheArgument,
+}
+
+fn header_pair(text: &str) -> Result<(String, String), String> {
+    text.split_once(':')
+        .map(|(name, value)| (name.trim().to_owned(), value.trim().to_owned()))
+        .filter(|(name, _)| !name.is_empty())
+        .ok_or_else(|| format!("`{text}` is not `NAME: VALUE`"))
 }
 
 #[derive(Debug, Subcommand)]
@@ -126,6 +185,15 @@ struct ReplayArguments {
 }
 
 #[derive(Debug, clap::Args)]
+struct ReloadArguments {
+    #[command(flatten)]
+    config: ConfigArgument,
+    /// The running router's base URL [default: http://<server.listen>].
+    #[arg(long)]
+    url: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
 struct ConfigArgument {
     /// The config file.
     #[arg(short, long, default_value = "switchyard.toml")]
@@ -146,11 +214,43 @@ pub fn main() -> ExitCode {
         Command::Run(arguments) => run(&arguments.config),
         Command::Validate(arguments) => validate(&arguments.config),
         Command::Replay(arguments) => replay(arguments),
+        Command::Reload(arguments) => reload(arguments),
         Command::Openapi => {
             print!("{}", crate::admin::openapi_json());
             ExitCode::SUCCESS
         }
         Command::Plugin(command) => plugin(command),
+        Command::Routes(RoutesCommand::Test(arguments)) => routes_test(&arguments),
+    }
+}
+
+fn routes_test(arguments: &RoutesTestArguments) -> ExitCode {
+    let topology = match load(&arguments.config.config) {
+        Ok(topology) => topology,
+        Err(code) => return code,
+    };
+    if arguments.event.is_none() && arguments.source.is_none() {
+        eprintln!("error: give an event: `--event FILE`, or `--source ID` with headers and a body");
+        return ExitCode::from(EXIT_USAGE);
+    }
+    let event = crate::routes_cli::EventArguments {
+        event: arguments.event.clone(),
+        source: arguments.source.clone(),
+        headers: arguments.headers.clone(),
+        body: arguments.body.clone(),
+        subject: arguments.subject.clone(),
+    };
+    match crate::routes_cli::run(&topology, &event, arguments.cache.cache_dir.as_deref()) {
+        Ok(trace) => {
+            let rendered = if arguments.json {
+                crate::routes_cli::render_json(&trace)
+            } else {
+                crate::routes_cli::render_text(&trace)
+            };
+            print!("{rendered}");
+            ExitCode::SUCCESS
+        }
+        Err(error) => runtime_failure(&error),
     }
 }
 
@@ -238,7 +338,7 @@ fn run(path: &Path) -> ExitCode {
         Ok(runtime) => runtime,
         Err(error) => return runtime_failure(&anyhow::Error::new(error).context("cannot start")),
     };
-    match runtime.block_on(crate::app::run(topology)) {
+    match runtime.block_on(crate::app::run(topology, path.to_path_buf())) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => runtime_failure(&error),
     }
@@ -304,6 +404,81 @@ async fn send_replay(
     let status = response.status();
     let text = response.text().await?;
     if !status.is_success() {
+        anyhow::bail!("the router answered {status}: {text}");
+    }
+    Ok(serde_json::from_str(&text)?)
+}
+
+fn reload(arguments: ReloadArguments) -> ExitCode {
+    let topology = match load(&arguments.config.config) {
+        Ok(topology) => topology,
+        Err(code) => return code,
+    };
+    let Some(token) = topology.server.admin_token.clone() else {
+        eprintln!("error: `switchyard reload` goes through the admin API, which is off");
+        eprintln!("hint: send the router SIGHUP instead: `kill -HUP <pid>`");
+        return ExitCode::from(EXIT_RUNTIME);
+    };
+    let base = arguments.url.unwrap_or_else(|| format!("http://{}", topology.server.listen));
+    let answer = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(anyhow::Error::new)
+        .and_then(|runtime| runtime.block_on(send_reload(&base, &token)));
+    match answer {
+        Ok(crate::reload::Reloaded::Applied {
+            endpoints_added,
+            endpoints_removed,
+            routes,
+            plugins,
+            warnings,
+        }) => {
+            for warning in &warnings {
+                eprintln!("warning: {warning}");
+            }
+            let list = |ids: &[String]| {
+                if ids.is_empty() {
+                    "none".to_owned()
+                } else {
+                    ids.iter().map(|id| format!("`{id}`")).collect::<Vec<_>>().join(", ")
+                }
+            };
+            println!(
+                "config reloaded: {}, {}; endpoints added: {}; removed: {}",
+                count(routes, "route"),
+                count(plugins, "plugin"),
+                list(&endpoints_added),
+                list(&endpoints_removed)
+            );
+            ExitCode::SUCCESS
+        }
+        Ok(crate::reload::Reloaded::Refused { errors }) => {
+            eprintln!("error: the router refused the config; it keeps running the one it has");
+            for error in errors {
+                eprintln!("- {}", error.replace('\n', "\n  "));
+            }
+            ExitCode::from(EXIT_CONFIG)
+        }
+        Err(error) => runtime_failure(&error),
+    }
+}
+
+async fn send_reload(
+    base: &str,
+    token: &config::Secret,
+) -> anyhow::Result<crate::reload::Reloaded> {
+    use anyhow::Context;
+    let url = format!("{}/v1/admin/reload", base.trim_end_matches('/'));
+    let token = String::from_utf8_lossy(token.expose()).into_owned();
+    let response = reqwest::Client::new()
+        .post(&url)
+        .bearer_auth(token)
+        .send()
+        .await
+        .with_context(|| format!("cannot reach the router at `{url}`; is it running?"))?;
+    let status = response.status();
+    let text = response.text().await?;
+    if !status.is_success() && status != reqwest::StatusCode::UNPROCESSABLE_ENTITY {
         anyhow::bail!("the router answered {status}: {text}");
     }
     Ok(serde_json::from_str(&text)?)

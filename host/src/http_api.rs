@@ -154,7 +154,7 @@ impl From<IngestError> for ApiError {
             }
             IngestError::Store(error) => {
                 // Logged here, once; the sender only learns that it should retry.
-                tracing::error!(%error, "event not stored");
+                crate::health::log_store_error("event not stored", &error);
                 Self::unavailable("unavailable", "the event could not be stored; retry")
             }
         }

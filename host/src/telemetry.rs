@@ -165,6 +165,28 @@ pub struct NatsLabels {
     pub outcome: NatsOutcome,
 }
 
+/// How a config reload ended.
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq)]
+pub enum ReloadOutcome {
+    Applied,
+    Refused,
+}
+
+impl EncodeLabelValue for ReloadOutcome {
+    fn encode(&self, encoder: &mut LabelValueEncoder<'_>) -> Result<(), std::fmt::Error> {
+        let text = match self {
+            Self::Applied => "applied",
+            Self::Refused => "refused",
+        };
+        std::fmt::Write::write_str(encoder, text)
+    }
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReloadLabels {
+    pub outcome: ReloadOutcome,
+}
+
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct PluginIdLabels {
     pub plugin: String,
@@ -205,6 +227,10 @@ pub struct Metrics {
     pub plugin_call_seconds: Family<PluginIdLabels, Histogram>,
     /// `switchyard_nats_messages_total{source, outcome}`
     pub nats_messages: Family<NatsLabels, Counter>,
+    /// `switchyard_config_reloads_total{outcome}`
+    pub config_reloads: Family<ReloadLabels, Counter>,
+    /// Whether the store can commit (not a metric: `/readyz` reads it).
+    pub store_health: crate::health::StoreHealth,
 }
 
 impl Metrics {
@@ -292,8 +318,19 @@ impl Metrics {
             "Events deleted by retention",
             store_pruned_events.clone(),
         );
+        let config_reloads = Family::<ReloadLabels, Counter>::default();
+        registry.register(
+            "switchyard_config_reloads",
+            "Config reloads by outcome",
+            config_reloads.clone(),
+        );
+        // Both series exist from the start, at zero.
+        for outcome in [ReloadOutcome::Applied, ReloadOutcome::Refused] {
+            drop(config_reloads.get_or_create(&ReloadLabels { outcome }));
+        }
         Arc::new(Self {
             registry,
+            config_reloads,
             store_pruned_events,
             nats_messages,
             plugin_calls,
@@ -307,7 +344,12 @@ impl Metrics {
             store_committed_events,
             store_commit_batch_size,
             store_commit_seconds,
+            store_health: crate::health::StoreHealth::default(),
         })
+    }
+
+    pub fn count_reload(&self, outcome: ReloadOutcome) {
+        self.config_reloads.get_or_create(&ReloadLabels { outcome }).inc();
     }
 
     pub fn count_ingest(&self, source: &str, outcome: IngestOutcome) {

@@ -229,24 +229,101 @@ fn futures_chunks(
     tokio_stream::iter(chunks.into_iter().map(Ok))
 }
 
+/// Reads one HTTP/1.1 answer head (status line and headers) from `stream`.
+async fn read_head(stream: &mut tokio::net::TcpStream) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        let read = stream.read(&mut byte).await.unwrap();
+        assert_eq!(read, 1, "the connection closed after {:?}", String::from_utf8_lossy(&head));
+        head.push(byte[0]);
+    }
+    String::from_utf8(head).unwrap()
+}
+
+/// SIGTERM with a webhook request and a delivery attempt both under way: the request is
+/// answered 202 after the drain began, the attempt finishes and is recorded (so it is not sent
+/// again after a restart), and the process exits 0.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_drains_and_exits_cleanly() {
-    let mut host = TestHost::start("", SOURCES).await.unwrap();
+    use switchyard_e2e::{Reply, TestReceiver};
+    use tokio::io::AsyncWriteExt;
+    const WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+    // The attempt takes 2 s: the receiver records it on arrival, then answers.
+    let mut receiver = TestReceiver::scripted(
+        vec![Reply::Delayed(std::time::Duration::from_secs(2), 200)],
+        Reply::Status(200),
+    )
+    .await;
+    let config = format!(
+        "{SOURCES}\n[egress]\nallow_networks = [\"127.0.0.0/8\"]\n\n\
+         [endpoints.slow]\nurl = \"{}\"\n\n[routes.all]\nto = [\"slow\"]\n",
+        receiver.url("/slow")
+    );
+    let mut host =
+        TestHost::start("admin_token = { value = \"drain-test\" }", &config).await.unwrap();
     let client = reqwest::Client::new();
-    let response = client
-        .post(host.url("/webhooks/github"))
-        .header("x-github-event", "issues")
-        .body("{}")
+    let first = send(&client, host.address, 1).await.expect("the first event is accepted");
+    let attempt = receiver.next(WAIT).await.expect("the attempt starts");
+    assert_eq!(attempt.header("webhook-id"), Some(first.as_str()));
+
+    // A request under way: its head sent with `expect: 100-continue`; the router's `100`
+    // says the handler is reading the body, which is held back until the drain has begun.
+    let body = body(2);
+    let mut stream = tokio::net::TcpStream::connect(host.address).await.unwrap();
+    let head = format!(
+        "POST /webhooks/github HTTP/1.1\r\nhost: switchyard\r\nx-github-event: push\r\n\
+         x-github-delivery: delivery-2\r\ncontent-length: {}\r\nexpect: 100-continue\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    assert!(read_head(&mut stream).await.starts_with("HTTP/1.1 100 Continue"));
+
+    let logs = host.logs.clone();
+    let terminated = tokio::spawn(async move {
+        let status = host.terminate().await.unwrap();
+        (host, status)
+    });
+    let drain_line = "draining: no new connections; finishing in-flight requests";
+    let draining = tokio::task::spawn_blocking({
+        let logs = logs.clone();
+        move || logs.wait_for(WAIT, |line| line.contains(drain_line).then_some(()))
+    });
+    assert!(draining.await.unwrap().is_some(), "no drain line");
+    stream.write_all(&body).await.unwrap();
+    let answer = read_head(&mut stream).await;
+    assert!(answer.starts_with("HTTP/1.1 202"), "{answer}");
+
+    let (mut host, status) = terminated.await.unwrap();
+    assert_eq!(status.code(), Some(0));
+    let lines = logs.snapshot();
+    let position = |needle: &str| lines.iter().position(|line| line.contains(needle));
+    let (drained, stopped) = (position(drain_line), position("INFO switchyard::app: stopped"));
+    assert!(drained < stopped && drained.is_some(), "{}", lines.join("\n"));
+
+    // After a restart: both events are there, the first delivery is delivered after one
+    // attempt and is not sent again; the second event's delivery goes out now.
+    host.restart().await.unwrap();
+    let page: serde_json::Value = client
+        .get(host.url("/v1/admin/deliveries?endpoint=slow"))
+        .bearer_auth("drain-test")
         .send()
         .await
+        .unwrap()
+        .json()
+        .await
         .unwrap();
-    assert_eq!(response.status(), StatusCode::ACCEPTED);
-    let status = host.terminate().await.unwrap();
-    assert_eq!(status.code(), Some(0));
-    assert!(host.logs.contains("stopped"));
-    // What was accepted before the drain is there when the router starts again.
-    host.restart().await.unwrap();
-    assert_eq!(host.count_events().await.unwrap(), 1);
+    let data = page["data"].as_array().unwrap();
+    assert_eq!(data.len(), 2, "{page}");
+    let delivered = data.iter().find(|delivery| delivery["event"] == first.as_str()).unwrap();
+    assert_eq!(
+        (delivered["status"].as_str(), delivered["attempts"].as_u64()),
+        (Some("delivered"), Some(1))
+    );
+    let second = receiver.next(WAIT).await.expect("the second event is delivered");
+    assert_ne!(second.header("webhook-id"), Some(first.as_str()));
+    assert!(receiver.next(std::time::Duration::from_millis(500)).await.is_none());
 }
 
 /// The data dir exists but cannot be written: a clear error and exit code 1, not a panic.

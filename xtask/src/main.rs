@@ -69,7 +69,7 @@ fn run(command: &mut Command) -> anyhow::Result<()> {
 const TOOLS_VENV: &str = ".tools/venv";
 
 fn setup() -> anyhow::Result<()> {
-    run(Command::new("rustup").args(["target", "add", "wasm32-wasip2"]))?;
+    wasm_target()?;
     let python = Path::new(TOOLS_VENV).join("bin").join("python");
     if !python.exists() {
         run(Command::new("python3").args(["-m", "venv", TOOLS_VENV]))?;
@@ -118,7 +118,15 @@ fn c_toolchain() {
 /// The JavaScript SDK: `npm ci` installs its dependencies into `sdk/js/node_modules`.
 const JS_SDK: &str = "sdk/js";
 
+/// `rustup` does not add targets to a toolchain that is already installed, so a fresh machine
+/// whose toolchain came without `wasm32-wasip2` cannot build a plugin: every task that builds
+/// one adds it first (a no-op, and offline, when it is there).
+fn wasm_target() -> anyhow::Result<()> {
+    run(Command::new("rustup").args(["target", "add", "wasm32-wasip2"]))
+}
+
 fn plugins() -> anyhow::Result<()> {
+    wasm_target()?;
     run(cargo()
         .args(["build", "--release", "--target", "wasm32-wasip2", "--manifest-path"])
         .arg(PLUGINS_MANIFEST))

@@ -137,6 +137,11 @@ pub fn router(token: Secret, state: AdminState) -> axum::Router {
         .with_state(state)
 }
 
+/// `router` behind the admin token, as every admin route (the reload route lives elsewhere).
+pub fn behind_token(token: Secret, router: axum::Router) -> axum::Router {
+    router.layer(axum::middleware::from_fn_with_state(token, api::require_admin))
+}
+
 async fn serve_openapi(State(state): State<AdminState>) -> Json<serde_json::Value> {
     Json((*state.openapi).clone())
 }

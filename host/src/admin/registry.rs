@@ -49,13 +49,20 @@ pub struct Registry {
     store: Store,
     deliveries: Arc<DeliveryService>,
     routes: LiveRoutes,
-    config_routes: Vec<RouteSpec>,
-    /// Ids of the config-defined endpoints (they can be disabled and enabled, not changed).
-    config_endpoints: HashSet<String>,
+    /// The config's routes and endpoint ids: replaced by a reload.
+    config: ArcSwap<ConfigPart>,
     /// What readers see: swapped whole after each change, so reads never wait for one.
     snapshot: ArcSwap<BTreeMap<String, DynamicEndpoint>>,
     /// Held by a change from start to end: changes never interleave.
     changes: Mutex<()>,
+}
+
+/// What the config contributes: its routes, and the ids of its endpoints (they can be disabled
+/// and enabled through the admin API, not changed).
+#[derive(Debug, Default)]
+struct ConfigPart {
+    routes: Vec<RouteSpec>,
+    endpoints: HashSet<String>,
 }
 
 /// Reads the stored dynamic endpoints; one that cannot be read is logged and left out (it stays
@@ -108,8 +115,10 @@ impl Registry {
             store,
             deliveries,
             routes,
-            config_routes,
-            config_endpoints,
+            config: ArcSwap::from_pointee(ConfigPart {
+                routes: config_routes,
+                endpoints: config_endpoints,
+            }),
             snapshot: ArcSwap::from_pointee(dynamic.collect()),
             changes: Mutex::new(()),
         }
@@ -126,7 +135,7 @@ impl Registry {
 
     /// Whether `id` names an endpoint, config-defined or dynamic.
     pub fn knows(&self, id: &str) -> bool {
-        self.config_endpoints.contains(id) || self.snapshot.load().contains_key(id)
+        self.config.load().endpoints.contains(id) || self.snapshot.load().contains_key(id)
     }
 
     /// Adds a new endpoint: stored, then given a worker, then its route swapped in.
@@ -205,6 +214,14 @@ impl Registry {
         .await
     }
 
+    /// Takes a reloaded config's routes and endpoint ids, and swaps in the route table they
+    /// make with the dynamic endpoints'.
+    pub async fn set_config(&self, routes: Vec<RouteSpec>, endpoints: HashSet<String>) {
+        let _change = self.changes.lock().await;
+        self.config.store(Arc::new(ConfigPart { routes, endpoints }));
+        self.publish(|_| {});
+    }
+
     /// Runs a change on its own task: a client that goes away mid-change (its request dropped)
     /// cannot leave the store, the workers and the routes out of step.
     async fn change<T, F>(
@@ -249,7 +266,7 @@ impl Registry {
         let mut dynamic = BTreeMap::clone(&self.snapshot.load());
         edit(&mut dynamic);
         let endpoints: Vec<DynamicEndpoint> = dynamic.values().cloned().collect();
-        self.routes.store(Arc::new(route_table(&self.config_routes, &endpoints)));
+        self.routes.store(Arc::new(route_table(&self.config.load().routes, &endpoints)));
         self.snapshot.store(Arc::new(dynamic));
     }
 }

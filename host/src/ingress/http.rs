@@ -29,6 +29,10 @@ pub(super) async fn readiness(State(state): State<HttpState>) -> Response {
             _ => None,
         }
     };
+    let waiting_for = match waiting_for {
+        Some(detail) => Some(detail.to_owned()),
+        None => state.metrics.store_health.problem(),
+    };
     match waiting_for {
         None => Json(json!({"status": "ready"})).into_response(),
         Some(detail) => (

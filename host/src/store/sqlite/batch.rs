@@ -94,6 +94,9 @@ impl<W: WriteOp> Queued for Request<W> {
         let succeeded = result.is_ok();
         if !succeeded {
             state.jobs.truncate(jobs_before);
+            if let Err(StoreError::Write(message)) = &result {
+                state.write_error.get_or_insert_with(|| message.clone());
+            }
         }
         self.outcome = Some(result);
         succeeded
@@ -126,6 +129,9 @@ pub(super) struct WriterState {
     pub jobs: Vec<DeliveryJob>,
     /// Events the batch stored.
     pub stored_events: u64,
+    /// The first failed write of the batch's isolated pass (what readiness reports when no
+    /// write of a batch could be made).
+    pub write_error: Option<String>,
 }
 
 impl WriterState {
@@ -185,14 +191,14 @@ pub(super) fn commit_batch(
     let mut transaction = match connection.transaction() {
         Ok(transaction) => transaction,
         Err(error) => {
-            tracing::error!(%error, "store transaction could not start");
-            return fail_all(batch, &error.to_string());
+            return fail_to_start(batch, state, &error);
         }
     };
     // Optimistic: every request straight in the transaction, no savepoints (each costs a
     // statement pair and a copy of every page it touches). When one fails, the whole batch is
     // rolled back and applied again with each request in its own savepoint, so that request
     // fails alone.
+    let mut failed_writes = None;
     let all_applied = batch.iter_mut().all(|request| request.apply(&mut transaction, false, state));
     if !all_applied {
         let _ = transaction.rollback();
@@ -203,24 +209,34 @@ pub(super) fn commit_batch(
         transaction = match connection.transaction() {
             Ok(transaction) => transaction,
             Err(error) => {
-                tracing::error!(%error, "store transaction could not start");
-                return fail_all(batch, &error.to_string());
+                return fail_to_start(batch, state, &error);
             }
         };
+        state.write_error = None;
+        let mut any_applied = false;
         for request in batch.iter_mut() {
-            request.apply(&mut transaction, true, state);
+            any_applied |= request.apply(&mut transaction, true, state);
+        }
+        // A batch none of whose writes could be made tells as much as a failed commit.
+        if !any_applied {
+            failed_writes = state.write_error.take();
         }
     }
     let committed = transaction.commit();
     let metrics = &state.metrics;
     metrics.store_commit_seconds.observe(started.elapsed().as_secs_f64());
     if let Err(error) = committed {
-        tracing::error!(%error, requests = size, "store commit failed");
+        crate::health::log_store_error("store commit failed", &error);
+        metrics.store_health.commit_failed(&error.to_string());
         state.disabled = disabled;
         state.deleted = deleted;
         state.jobs.clear();
         // Nothing of this batch is durable: no job is queued, every waiter hears why.
         return fail_all(batch, &error.to_string());
+    }
+    match &failed_writes {
+        Some(error) => metrics.store_health.commit_failed(error),
+        None => metrics.store_health.commit_succeeded(),
     }
     metrics.store_commits.inc();
     metrics.store_commit_batch_size.observe(size as f64);
@@ -236,6 +252,13 @@ pub(super) fn commit_batch(
     for request in batch.drain(..) {
         request.answer();
     }
+}
+
+/// No transaction could start: every waiter hears why, and readiness hears it too.
+fn fail_to_start(batch: &mut Vec<Box<dyn Queued>>, state: &WriterState, error: &rusqlite::Error) {
+    crate::health::log_store_error("store transaction could not start", error);
+    state.metrics.store_health.commit_failed(&error.to_string());
+    fail_all(batch, &error.to_string());
 }
 
 fn fail_all(batch: &mut Vec<Box<dyn Queued>>, message: &str) {
@@ -254,7 +277,7 @@ fn savepoint<T>(
         savepoint.commit().map(|()| value)
     });
     result.map_err(|error| {
-        tracing::error!(%error, "store rejected a write");
+        crate::health::log_store_error("store rejected a write", &error);
         StoreError::Write(error.to_string())
     })
 }

@@ -134,6 +134,7 @@ impl SqliteStore {
             now: 0,
             jobs: Vec::new(),
             stored_events: 0,
+            write_error: None,
         };
         let writer_thread = std::thread::Builder::new()
             .name("store-writer".into())

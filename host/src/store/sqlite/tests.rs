@@ -48,6 +48,7 @@ fn writer() -> (Connection, WriterState, Box<dyn DueQueue>) {
         now: 0,
         jobs: Vec::new(),
         stored_events: 0,
+        write_error: None,
     };
     (connection, state, queue)
 }
