@@ -92,6 +92,7 @@ impl Validator<'_> {
             v.endpoint(id, item, &ids, &egress, has_nats, &secrets)
         });
         let routes = self.each(raw.routes, "routes", |v, id, item| v.route(id, item, &ids));
+        let telemetry = super::telemetry::validate(raw.telemetry, self.errors);
         Topology {
             server,
             egress,
@@ -101,6 +102,7 @@ impl Validator<'_> {
             sources,
             endpoints,
             routes,
+            telemetry,
             warnings: std::mem::take(&mut self.warnings),
         }
     }
