@@ -197,7 +197,8 @@ mod tests {
     #[test]
     fn inbound_context_comes_from_headers_then_a_structured_cloudevent() {
         let other = "00-11111111111111111111111111111111-2222222222222222-00";
-        let cases: Vec<(Vec<(String, String)>, &[u8], Option<&str>)> = vec![
+        type Case<'a> = (Vec<(String, String)>, &'a [u8], Option<&'a str>);
+        let cases: Vec<Case<'_>> = vec![
             (headers(&[("traceparent", VALID)]), b"", Some(VALID)),
             (headers(&[("traceparent", VALID), ("ce-traceparent", other)]), b"", Some(VALID)),
             (headers(&[("ce-traceparent", other)]), b"", Some(other)),
