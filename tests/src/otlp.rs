@@ -1,10 +1,10 @@
-//! [`OtlpReceiver`]: a local OTLP/HTTP collector that decodes every exported span, for trace
-//! tests.
+//! [`OtlpReceiver`]: a local OTLP collector that decodes every exported span, for trace tests.
 //!
-//! It serves `POST /v1/traces` on a loopback port, decodes the protobuf body with the
-//! `opentelemetry-proto` types, and hands each span over in arrival order. Any other path or
-//! a body that does not decode answers an error and is recorded as a failure, so a test sees
-//! an exporter that speaks the protocol wrongly.
+//! Over HTTP it serves `POST /v1/traces` on a loopback port and decodes the protobuf body with
+//! the `opentelemetry-proto` types; over gRPC it serves the collector's `TraceService` with
+//! the same crate's tonic server. Either way it hands each span over in arrival order. Over
+//! HTTP, any other path or a body that does not decode answers an error and is recorded as a
+//! failure, so a test sees an exporter that speaks the protocol wrongly.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -15,6 +15,9 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
+    TraceService, TraceServiceServer,
+};
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
@@ -82,6 +85,24 @@ impl OtlpReceiver {
         Self { address, spans, shared, server }
     }
 
+    /// An OTLP/gRPC collector (`TraceService/Export` over plain-text HTTP/2).
+    pub async fn start_grpc() -> Self {
+        let listener =
+            tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind a loopback port");
+        let address = listener.local_addr().expect("a bound address");
+        let (sender, spans) = mpsc::unbounded_channel();
+        let shared = Arc::new(Shared { spans: sender, failures: Mutex::default() });
+        let service = TraceServiceServer::new(GrpcCollector(shared.clone()));
+        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+        let server = tokio::spawn(async move {
+            let _ = tonic::transport::Server::builder()
+                .add_service(service)
+                .serve_with_incoming(incoming)
+                .await;
+        });
+        Self { address, spans, shared, server }
+    }
+
     /// The collector's base URL, as `[telemetry] otlp.endpoint` takes it.
     pub fn url(&self) -> String {
         format!("http://{}", self.address)
@@ -137,6 +158,27 @@ async fn export(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byt
             return StatusCode::BAD_REQUEST.into_response();
         }
     };
+    hand_over(&shared, request);
+    let answer = ExportTraceServiceResponse::default().encode_to_vec();
+    ([(header::CONTENT_TYPE, "application/x-protobuf")], answer).into_response()
+}
+
+/// The gRPC `TraceService`, handing spans to the same queue.
+#[derive(Debug)]
+struct GrpcCollector(Arc<Shared>);
+
+#[tonic::async_trait]
+impl TraceService for GrpcCollector {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportTraceServiceRequest>,
+    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        hand_over(&self.0, request.into_inner());
+        Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
+    }
+}
+
+fn hand_over(shared: &Shared, request: ExportTraceServiceRequest) {
     for resource_spans in request.resource_spans {
         let service = resource_spans
             .resource
@@ -168,8 +210,6 @@ async fn export(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byt
             }
         }
     }
-    let answer = ExportTraceServiceResponse::default().encode_to_vec();
-    ([(header::CONTENT_TYPE, "application/x-protobuf")], answer).into_response()
 }
 
 fn attributes(list: &[KeyValue]) -> BTreeMap<String, String> {

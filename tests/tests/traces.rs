@@ -23,8 +23,12 @@ const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const SENDER_SPAN: &str = "00f067aa0ba902b7";
 
 fn telemetry(otlp: &OtlpReceiver, sample: &str) -> String {
+    telemetry_over(otlp, "http", sample)
+}
+
+fn telemetry_over(otlp: &OtlpReceiver, protocol: &str, sample: &str) -> String {
     format!(
-        "[telemetry]\notlp = {{ endpoint = \"{}\", protocol = \"http\", sample = {sample} }}\n\n",
+        "[telemetry]\notlp = {{ endpoint = \"{}\", protocol = \"{protocol}\", sample = {sample} }}\n\n",
         otlp.url()
     )
 }
@@ -178,6 +182,35 @@ async fn sample_zero_exports_no_span_of_an_untraced_event_but_still_propagates()
     for span in &spans {
         assert_eq!(span.trace_id, TRACE, "only the sampled trace is exported: {span:?}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_untraced_event_is_its_own_trace_exported_over_grpc() {
+    let mut otlp = OtlpReceiver::start_grpc().await;
+    let mut receiver = TestReceiver::start().await;
+    let config = format!(
+        "{}{}[sources.github]\n\n[endpoints.ci]\nurl = \"{}\"\n\n\
+         [routes.all]\nfrom = [\"github\"]\nto = [\"ci\"]\n",
+        egress_and_secrets(),
+        telemetry_over(&otlp, "grpc", "1"),
+        receiver.url("/ci"),
+    );
+    let host = TestHost::start("", &config).await.unwrap();
+    let client = reqwest::Client::new();
+    let id = post_webhook(&client, &host, "github", &[], "{}").await.unwrap();
+    let delivery = receiver.next(WAIT).await.expect("the event is delivered");
+    let (trace, attempt_span, flags) = traceparent(&delivery);
+    assert_eq!((trace.as_str(), flags.as_str()), (event_trace_id(&id).as_str(), "01"));
+
+    let spans = otlp.until(WAIT, |spans| !named(spans, "deliver ci").is_empty()).await;
+    let roots = named(&spans, "POST /webhooks/{source}");
+    assert_eq!(roots.len(), 1, "{spans:#?}");
+    assert_eq!(roots[0].parent_span_id, "", "Switchyard started this trace");
+    assert_eq!(roots[0].trace_id, trace);
+    let attempt = named(&spans, "deliver ci");
+    assert_eq!(attempt[0].span_id, attempt_span);
+    assert_eq!(attempt[0].parent_span_id, roots[0].span_id);
+    assert_eq!(attempt[0].trace_id, trace);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

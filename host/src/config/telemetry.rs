@@ -37,6 +37,14 @@ pub(super) fn validate(raw: TelemetryConfig, errors: &mut Vec<ConfigError>) -> T
     let endpoint_example = format!("endpoint = \"{default_endpoint}\"");
     let text = otlp.endpoint.as_deref().unwrap_or(default_endpoint);
     let endpoint = match Url::parse(text) {
+        Ok(url) if protocol == OtlpProtocol::Grpc && url.scheme() == "https" => {
+            let message = format!(
+                "`{text}`: `grpc` is exported over plain-text `http://` only (a local collector \
+                 or agent); use `protocol = \"http\"` for an `https://` collector"
+            );
+            error("endpoint", message, &endpoint_example);
+            None
+        }
         Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => Some(url),
         Ok(_) => {
             let message = format!("`{text}` is not an `http://` or `https://` URL with a host");
@@ -109,6 +117,17 @@ mod tests {
         );
         let (_, errors) = check(OtlpConfig { sample: Some(-0.1), ..OtlpConfig::default() });
         assert_eq!(errors.len(), 1);
+        let (_, errors) = check(OtlpConfig {
+            endpoint: Some("https://collector.example.com".into()),
+            protocol: Some("grpc".into()),
+            ..OtlpConfig::default()
+        });
+        assert_eq!(
+            errors,
+            ["telemetry.otlp.endpoint: `https://collector.example.com`: `grpc` is exported over \
+              plain-text `http://` only (a local collector or agent); use `protocol = \"http\"` \
+              for an `https://` collector\n  example: endpoint = \"http://127.0.0.1:4317\""]
+        );
         let (_, errors) =
             check(OtlpConfig { endpoint: Some("not a url".into()), ..OtlpConfig::default() });
         assert!(errors[0].starts_with("telemetry.otlp.endpoint: `not a url` is not a URL"));

@@ -1,7 +1,7 @@
 //! The OTLP export of finished spans: a bounded queue and one task that sends batches.
 //!
 //! Owns the `opentelemetry-otlp` exporter (OTLP/HTTP with protobuf bodies over the workspace's
-//! reqwest, or OTLP/gRPC) and its batching: spans wait at most [`FLUSH_INTERVAL`] or until
+//! reqwest, or OTLP/gRPC over tonic, plain-text HTTP/2 only) and its batching: spans wait at most [`FLUSH_INTERVAL`] or until
 //! [`MAX_BATCH`] are queued. Recording never waits for the exporter: a full queue drops the
 //! span and counts it. A collector that is down costs a warning a minute, never an event.
 //! Nothing here decides which spans exist; `traces` does.
@@ -99,7 +99,14 @@ fn build(config: &Otlp) -> Result<opentelemetry_otlp::SpanExporter, ExportError>
                 .build()
                 .map_err(|error| failed(error.to_string()))
         }
-        OtlpProtocol::Grpc => Err(failed("the `grpc` protocol is not built in yet".to_owned())),
+        // Plain-text HTTP/2 (validation refuses `https://` for gRPC): a local collector or
+        // agent; remote collectors over TLS take `protocol = "http"`.
+        OtlpProtocol::Grpc => opentelemetry_otlp::SpanExporter::builder()
+            .with_tonic()
+            .with_endpoint(config.endpoint.as_str())
+            .with_timeout(EXPORT_TIMEOUT)
+            .build()
+            .map_err(|error| failed(error.to_string())),
     }
 }
 
