@@ -263,3 +263,39 @@ async fn a_nats_message_carries_its_trace_through_to_a_nats_delivery() {
     assert_eq!(attempt[0].span_id, parts[2], "the message's traceparent names the attempt");
     assert!(spans.iter().all(|span| span.trace_id == TRACE), "{spans:#?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_published_cloudevents_traceparent_attribute_is_the_parent() {
+    let mut otlp = OtlpReceiver::start().await;
+    let mut receiver = TestReceiver::start().await;
+    let config = format!(
+        "{}{}[sources.billing]\ntype = \"api\"\n\n[endpoints.ci]\nurl = \"{}\"\n\n\
+         [routes.all]\nfrom = [\"billing\"]\nto = [\"ci\"]\n",
+        egress_and_secrets(),
+        telemetry(&otlp, "0"),
+        receiver.url("/ci"),
+    );
+    let token = "publish-token";
+    let host = TestHost::start(&format!("publish_token = {{ value = \"{token}\" }}"), &config)
+        .await
+        .unwrap();
+    let cloudevent = format!(
+        r#"{{"specversion":"1.0","id":"invoice-42","source":"/billing","type":"invoice.paid","traceparent":"00-{TRACE}-{SENDER_SPAN}-01","data":{{"invoice":42}}}}"#
+    );
+    let response = reqwest::Client::new()
+        .post(host.url("/v1/events?source=billing"))
+        .header("authorization", format!("Bearer {token}"))
+        .header("content-type", "application/cloudevents+json")
+        .body(cloudevent)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    let delivery = receiver.next(WAIT).await.expect("the CloudEvent is delivered");
+    assert_eq!(traceparent(&delivery).0, TRACE);
+    let spans = otlp.until(WAIT, |spans| !named(spans, "deliver ci").is_empty()).await;
+    let roots = named(&spans, "POST /v1/events");
+    assert_eq!(roots.len(), 1, "{spans:#?}");
+    assert_eq!(roots[0].parent_span_id, SENDER_SPAN);
+    assert!(spans.iter().all(|span| span.trace_id == TRACE), "{spans:#?}");
+}
