@@ -53,6 +53,12 @@ fn named<'a>(spans: &'a [ReceivedSpan], name: &str) -> Vec<&'a ReceivedSpan> {
     spans.iter().filter(|span| span.name == name).collect()
 }
 
+/// Whether every span name in `names` has arrived (a root span is emitted once the event is
+/// accepted, which can be after its first attempt ended: spans arrive in no fixed order).
+fn arrived(spans: &[ReceivedSpan], names: &[&str]) -> bool {
+    names.iter().all(|name| !named(spans, name).is_empty())
+}
+
 fn event_trace_id(id: &str) -> String {
     hex(&id.parse::<EventId>().unwrap().to_bytes())
 }
@@ -107,7 +113,10 @@ async fn a_webhook_and_its_retry_after_a_restart_are_one_trace_under_the_senders
     assert_eq!((second_trace.as_str(), second_flags.as_str()), (TRACE, "01"));
     assert_ne!(second_span, first_span);
 
-    let spans = otlp.until(WAIT, |spans| named(spans, "deliver ci").len() == 2).await;
+    let expected = ["POST /webhooks/{source}", "verify verify-github", "store commit"];
+    let spans = otlp
+        .until(WAIT, |spans| arrived(spans, &expected) && named(spans, "deliver ci").len() == 2)
+        .await;
     assert!(otlp.failures().is_empty(), "{:?}", otlp.failures());
     for span in &spans {
         assert_eq!(span.trace_id, TRACE, "{span:?}");
@@ -169,16 +178,24 @@ async fn sample_zero_exports_no_span_of_an_untraced_event_but_still_propagates()
     let (trace, _, flags) = traceparent(&delivery);
     assert_eq!(trace, event_trace_id(&untraced), "an untraced event's trace id is its id");
     assert_eq!(flags, "00", "not sampled, and the endpoint is told so");
+    let untraced_id: EventId = untraced.parse().unwrap();
+    let recorded = eventually(WAIT, || {
+        let deliveries = host.reader().ok()?.deliveries_of_event(untraced_id).ok()?;
+        deliveries.first().filter(|delivery| delivery.attempts == 1).map(|_| ())
+    })
+    .await;
+    assert!(recorded.is_some(), "the attempt is recorded (its span, if any, queued before)");
 
-    // A sampled event after it: once its attempt span arrives, anything exported for the
-    // first event (queued earlier, exported in order) would have arrived too.
+    // A sampled event after it: once its spans arrive, anything exported for the first event
+    // (queued earlier, exported in order) would have arrived too.
     let sent = format!("00-{TRACE}-{SENDER_SPAN}-01");
     let headers = [("traceparent", sent.as_str())];
     post_webhook(&client, &host, "github", &headers, "{}").await.unwrap();
     let delivery = receiver.next(WAIT).await.expect("the traced event is delivered");
     assert_eq!(traceparent(&delivery).0, TRACE);
-    let spans = otlp.until(WAIT, |spans| !named(spans, "deliver ci").is_empty()).await;
-    assert!(!named(&spans, "deliver ci").is_empty(), "the sampled trace is exported");
+    let expected = ["POST /webhooks/{source}", "deliver ci"];
+    let spans = otlp.until(WAIT, |spans| arrived(spans, &expected)).await;
+    assert!(arrived(&spans, &expected), "the sampled trace is exported: {spans:#?}");
     for span in &spans {
         assert_eq!(span.trace_id, TRACE, "only the sampled trace is exported: {span:?}");
     }
@@ -202,7 +219,8 @@ async fn an_untraced_event_is_its_own_trace_exported_over_grpc() {
     let (trace, attempt_span, flags) = traceparent(&delivery);
     assert_eq!((trace.as_str(), flags.as_str()), (event_trace_id(&id).as_str(), "01"));
 
-    let spans = otlp.until(WAIT, |spans| !named(spans, "deliver ci").is_empty()).await;
+    let expected = ["POST /webhooks/{source}", "deliver ci"];
+    let spans = otlp.until(WAIT, |spans| arrived(spans, &expected)).await;
     let roots = named(&spans, "POST /webhooks/{source}");
     assert_eq!(roots.len(), 1, "{spans:#?}");
     assert_eq!(roots[0].parent_span_id, "", "Switchyard started this trace");
@@ -217,33 +235,37 @@ async fn an_untraced_event_is_its_own_trace_exported_over_grpc() {
 async fn a_nats_message_carries_its_trace_through_to_a_nats_delivery() {
     let nats = NatsServer::start().unwrap();
     let client = nats.client().await.unwrap();
+    let jetstream = async_nats::jetstream::new(client.clone());
+    // A JetStream source: the message waits in the stream until the router's consumer takes
+    // it, so the test does not race the router's subscription.
+    jetstream
+        .create_stream(async_nats::jetstream::stream::Config {
+            name: "ORDERS".to_owned(),
+            subjects: vec!["orders.>".to_owned()],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     let mut delivered = client.subscribe("notify.>").await.unwrap();
     client.flush().await.unwrap();
     let mut otlp = OtlpReceiver::start().await;
     let config = format!(
         "[nats]\nurl = \"{}\"\n\n{}\
-         [sources.orders]\ntype = \"nats\"\nsubject = \"orders.>\"\n\n\
+         [sources.orders]\ntype = \"nats\"\nsubject = \"orders.>\"\n\
+         jetstream = {{ stream = \"ORDERS\", durable = \"switchyard\" }}\n\n\
          [endpoints.notify]\ntype = \"nats\"\nsubject = \"notify.{{type}}\"\n\n\
          [routes.orders]\nfrom = [\"orders\"]\nto = [\"notify\"]\n",
         nats.url(),
         telemetry(&otlp, "1"),
     );
-    let host = TestHost::start("", &config).await.unwrap();
-    let http = reqwest::Client::new();
-    let mut attempts = 0;
-    // The core subscription exists once `/readyz` answers 200 (polled: it has no push signal).
-    while http.get(host.url("/readyz")).send().await.unwrap().status() != 200 {
-        attempts += 1;
-        assert!(attempts < 600, "the router never became ready");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let _host = TestHost::start("", &config).await.unwrap();
     let mut headers = async_nats::HeaderMap::new();
     headers.insert("traceparent", format!("00-{TRACE}-{SENDER_SPAN}-01").as_str());
-    client
+    let acknowledged = jetstream
         .publish_with_headers("orders.eu.created", headers, "{\"order\":1}".into())
         .await
         .unwrap();
-    client.flush().await.unwrap();
+    acknowledged.await.unwrap();
     let message =
         tokio::time::timeout(WAIT, delivered.next()).await.expect("a delivery in time").unwrap();
     let value = message.headers.as_ref().and_then(|headers| headers.get("traceparent"));
@@ -251,7 +273,8 @@ async fn a_nats_message_carries_its_trace_through_to_a_nats_delivery() {
     let parts: Vec<&str> = value.split('-').collect();
     assert_eq!((parts[1], parts[3]), (TRACE, "01"), "{value}");
 
-    let spans = otlp.until(WAIT, |spans| !named(spans, "deliver notify").is_empty()).await;
+    let expected = ["receive orders.>", "deliver notify"];
+    let spans = otlp.until(WAIT, |spans| arrived(spans, &expected)).await;
     let roots = named(&spans, "receive orders.>");
     assert_eq!(roots.len(), 1, "{spans:#?}");
     assert_eq!(roots[0].kind, SpanKind::Consumer);
@@ -293,7 +316,8 @@ async fn a_published_cloudevents_traceparent_attribute_is_the_parent() {
     assert_eq!(response.status(), 202);
     let delivery = receiver.next(WAIT).await.expect("the CloudEvent is delivered");
     assert_eq!(traceparent(&delivery).0, TRACE);
-    let spans = otlp.until(WAIT, |spans| !named(spans, "deliver ci").is_empty()).await;
+    let expected = ["POST /v1/events", "deliver ci"];
+    let spans = otlp.until(WAIT, |spans| arrived(spans, &expected)).await;
     let roots = named(&spans, "POST /v1/events");
     assert_eq!(roots.len(), 1, "{spans:#?}");
     assert_eq!(roots[0].parent_span_id, SENDER_SPAN);
