@@ -63,8 +63,13 @@ pub(super) fn start(
     dropped: Arc<AtomicU64>,
 ) -> Result<(mpsc::Sender<SpanData>, ExportHandle), ExportError> {
     let mut exporter = build(config)?;
-    let resource = Resource::builder().with_service_name("switchyard").build();
-    exporter.set_resource(&resource);
+    // `OTEL_SERVICE_NAME` and `OTEL_RESOURCE_ATTRIBUTES` are read by the SDK's detectors;
+    // without a service name of the operator's, spans come from `switchyard`.
+    let mut resource = Resource::builder();
+    if std::env::var_os("OTEL_SERVICE_NAME").is_none() {
+        resource = resource.with_service_name("switchyard");
+    }
+    exporter.set_resource(&resource.build());
     let (queue, spans) = mpsc::channel(QUEUE_CAPACITY);
     let (stop, stopped) = oneshot::channel();
     let task = tokio::spawn(run(exporter, spans, stopped, dropped));
