@@ -35,6 +35,7 @@ pub async fn run(topology: Topology, config_path: PathBuf) -> anyhow::Result<()>
         tracing::warn!("{warning}");
     }
     let metrics = Metrics::new();
+    let traces = crate::traces::install(&topology.telemetry)?;
     let plugins = reload::load_plugins(&topology).await?;
     let nats = match &topology.nats {
         Some(config) => Some(NatsConnection::connect(config).await?),
@@ -119,6 +120,9 @@ pub async fn run(topology: Topology, config_path: PathBuf) -> anyhow::Result<()>
         connection.flush().await;
     }
     tokio::task::spawn_blocking(move || store.shutdown()).await.context("store shutdown")?;
+    if let Some(traces) = traces {
+        traces.shutdown().await;
+    }
     tracing::info!("stopped");
     Ok(())
 }

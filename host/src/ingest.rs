@@ -130,7 +130,9 @@ impl Ingestor {
         source: &Source,
         inbound: Inbound,
     ) -> Result<IngestReceipt, IngestError> {
-        let result = self.accept_inner(source, inbound).await;
+        let trace = crate::traces::IngestTrace::begin(source, &inbound);
+        let accepting = self.accept_inner(source, inbound);
+        let result = crate::traces::IngestTrace::record(trace, accepting).await;
         let outcome = match &result {
             Ok(IngestReceipt::Stored(_)) => IngestOutcome::Accepted,
             Ok(IngestReceipt::Duplicate(_)) => IngestOutcome::Duplicate,
@@ -215,7 +217,7 @@ impl Ingestor {
             derived: fan_out.derived,
             deliveries: fan_out.deliveries,
         };
-        let receipt = self.store.ingest(new).await?;
+        let receipt = crate::traces::commit(new, |new| self.store.ingest(new)).await?;
         if unrouted && matches!(receipt, IngestReceipt::Stored(_)) {
             self.metrics.events_unrouted.inc();
         }

@@ -27,4 +27,5 @@ pub mod routing;
 pub mod signing;
 pub mod store;
 pub mod telemetry;
+pub mod traces;
 pub mod verdict;

@@ -287,6 +287,7 @@ impl Pipeline {
             }
         };
         self.metrics.count_plugin_call(plugin, counted, report.elapsed.as_secs_f64());
+        crate::traces::plugin_call(plugin, stage, report.elapsed, counted);
         outcome
     }
 

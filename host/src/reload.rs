@@ -362,6 +362,7 @@ fn restart_only_changes(old: &Topology, new: &Topology) -> Vec<String> {
         ("server.durability", old_server.durability != new_server.durability),
         ("server.retention", old_server.retention != new_server.retention),
         ("egress", old.egress != new.egress),
+        ("telemetry", old.telemetry.otlp != new.telemetry.otlp),
         (
             "nats",
             old.nats.as_ref().map(|nats| (&nats.url, nats.outcomes))

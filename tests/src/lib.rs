@@ -19,8 +19,10 @@ use switchyard::event::{Event, EventId};
 use switchyard::store::DeliveryState;
 
 mod nats;
+mod otlp;
 mod receiver;
 pub use nats::{NatsServer, nats_server_binary};
+pub use otlp::{OtlpReceiver, ReceivedSpan};
 pub use receiver::{ReceivedRequest, Reply, TestReceiver};
 
 /// How long a starting router may take to listen (a debug build on a busy 2-core machine).

@@ -8,6 +8,7 @@
 pub mod endpoint_rules;
 pub mod raw;
 pub mod secret;
+mod telemetry;
 pub mod topology;
 pub(crate) mod validate;
 pub mod values;
@@ -112,10 +113,20 @@ pub(crate) struct RawDocument {
     pub sources: Vec<(String, Option<raw::SourceConfig>)>,
     pub endpoints: Vec<(String, Option<raw::EndpointConfig>)>,
     pub routes: Vec<(String, Option<raw::RouteConfig>)>,
+    pub telemetry: raw::TelemetryConfig,
 }
 
-const SECTIONS: [&str; 8] =
-    ["server", "egress", "nats", "secrets", "plugins", "sources", "endpoints", "routes"];
+const SECTIONS: [&str; 9] = [
+    "server",
+    "egress",
+    "nats",
+    "secrets",
+    "plugins",
+    "sources",
+    "endpoints",
+    "routes",
+    "telemetry",
+];
 
 impl RawDocument {
     fn load(mut document: toml::Table, errors: &mut Vec<ConfigError>) -> Self {
@@ -147,6 +158,9 @@ impl RawDocument {
             sources: items(item("sources"), "sources", errors),
             endpoints: items(item("endpoints"), "endpoints", errors),
             routes: items(item("routes"), "routes", errors),
+            telemetry: item("telemetry")
+                .and_then(|v| deserialize(v, "telemetry", errors))
+                .unwrap_or_default(),
         }
     }
 }

@@ -47,6 +47,27 @@ pub struct NatsConfig {
     pub outcomes: bool,
 }
 
+/// `[telemetry]`: what Switchyard exports besides `GET /metrics`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TelemetryConfig {
+    /// OpenTelemetry traces over OTLP; absent, no traces are recorded.
+    pub otlp: Option<OtlpConfig>,
+}
+
+/// `otlp = { endpoint = "http://127.0.0.1:4318", protocol = "http", sample = 0.1 }`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OtlpConfig {
+    /// The collector's base URL; `/v1/traces` is added for `http` when the URL has no path.
+    /// Default `http://127.0.0.1:4318` (`http`) or `http://127.0.0.1:4317` (`grpc`).
+    pub endpoint: Option<String>,
+    /// `"http"` (OTLP/HTTP, protobuf; the default) or `"grpc"`.
+    pub protocol: Option<String>,
+    /// Share of traces kept when the sender did not decide, from 0 to 1; default 1.
+    pub sample: Option<f64>,
+}
+
 /// Where a secret's bytes come from: exactly one of the three.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]

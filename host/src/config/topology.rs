@@ -34,6 +34,7 @@ pub struct Topology {
     pub sources: BTreeMap<String, Source>,
     pub endpoints: BTreeMap<String, Endpoint>,
     pub routes: BTreeMap<String, Route>,
+    pub telemetry: Telemetry,
     /// Things that are allowed but worth a line in the log at start (inline secrets).
     pub warnings: Vec<String>,
 }
@@ -176,4 +177,28 @@ pub enum EndpointTarget {
 #[derive(Debug, Clone)]
 pub struct Route {
     pub spec: crate::routing::RouteSpec,
+}
+
+/// `[telemetry]`: exports besides `GET /metrics`.
+#[derive(Debug, Clone, Default)]
+pub struct Telemetry {
+    /// OpenTelemetry traces; `None` ⇒ none are recorded.
+    pub otlp: Option<Otlp>,
+}
+
+/// Where and how traces are exported.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Otlp {
+    pub endpoint: Url,
+    pub protocol: OtlpProtocol,
+    /// Share of traces kept when the sender did not decide, 0 to 1.
+    pub sample: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OtlpProtocol {
+    /// OTLP/HTTP with protobuf bodies, `POST <endpoint>/v1/traces`.
+    Http,
+    /// OTLP/gRPC.
+    Grpc,
 }

@@ -20,6 +20,7 @@ use crate::event::{EventId, now_millis};
 use crate::signing;
 use crate::store::{AttemptRecord, DeliveryId, DeliveryJob, NextStep, Payload, Store};
 use crate::telemetry::{self, Metrics};
+use crate::traces::{AttemptSpan, TRACEPARENT};
 
 pub(super) struct AttemptContext {
     pub store: Store,
@@ -98,14 +99,20 @@ impl Attempt {
             let at = now_millis() + 60_000;
             return Finished { job, next: NextStep::RetryAt(at) };
         };
+        let nats = matches!(endpoint.target, Target::Nats { .. });
+        let span = AttemptSpan::start(&context.store, &job, nats).await;
+        let trace = span.as_ref().map(AttemptSpan::traceparent);
         let attempted_at = now_millis();
         let sent = match &endpoint.target {
             Target::Http(url) => {
-                send_http(&context.sender, &endpoint, url, &job, &payload, attempted_at).await
+                let sender = &context.sender;
+                send_http(sender, &endpoint, url, &job, &payload, attempted_at, trace).await
             }
             Target::Nats { jetstream } => {
                 let publisher = context.publisher.as_ref();
-                publish_nats(publisher, &endpoint, *jetstream, &job, payload, attempted_at).await
+                let jetstream = *jetstream;
+                publish_nats(publisher, &endpoint, jetstream, &job, payload, attempted_at, trace)
+                    .await
             }
         };
         // The exchange is over: the endpoint's next request need not wait for this record.
@@ -118,6 +125,7 @@ impl Attempt {
             NextStep::DisableEndpoint => telemetry::AttemptOutcome::EndpointDisabled,
         };
         context.metrics.count_attempt(&endpoint.id, outcome, sent.duration.as_secs_f64());
+        AttemptSpan::end(span, sent.status, sent.error.as_deref(), outcome);
         if let Some(error) = &sent.error {
             tracing::info!(endpoint = %endpoint.id, event = %job.event_id, attempt = job.attempts + 1, error, "delivery attempt failed");
         }
@@ -190,10 +198,13 @@ async fn send_http(
     job: &DeliveryJob,
     payload: &Payload,
     attempted_at: u64,
+    traceparent: Option<&str>,
 ) -> Sent {
+    let mut headers = outbound_headers(endpoint, job.event_id, attempted_at, payload);
+    headers.extend(traceparent.map(|value| (TRACEPARENT.to_owned(), value.to_owned())));
     let request = OutboundRequest {
         url: url.clone(),
-        headers: outbound_headers(endpoint, job.event_id, attempted_at, payload),
+        headers,
         body: payload.body.clone(),
         timeout: endpoint.timeout,
     };
@@ -215,6 +226,7 @@ async fn publish_nats(
     job: &DeliveryJob,
     payload: Payload,
     attempted_at: u64,
+    traceparent: Option<&str>,
 ) -> Sent {
     let failed = |input, error: &str| Sent {
         input,
@@ -232,6 +244,7 @@ async fn publish_nats(
     let mut headers = outbound_headers(endpoint, job.event_id, attempted_at, &payload);
     // The stream drops a repeat of a message id it has seen: retries are not duplicated.
     headers.push(("Nats-Msg-Id".to_owned(), job.event_id.to_string()));
+    headers.extend(traceparent.map(|value| (TRACEPARENT.to_owned(), value.to_owned())));
     let message = OutboundMessage {
         subject,
         headers,

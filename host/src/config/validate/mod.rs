@@ -87,6 +87,7 @@ impl Validator<'_> {
         let endpoints =
             self.each(raw.endpoints, "endpoints", |v, id, item| v.endpoint(id, item, &context));
         let routes = self.each(raw.routes, "routes", |v, id, item| v.route(id, item, &ids));
+        let telemetry = super::telemetry::validate(raw.telemetry, self.errors);
         Topology {
             server,
             egress,
@@ -96,6 +97,7 @@ impl Validator<'_> {
             sources,
             endpoints,
             routes,
+            telemetry,
             warnings: std::mem::take(&mut self.warnings),
         }
     }
