@@ -36,7 +36,8 @@ all: $(WASM)
 clean:
 	@rm -rf $(BUILD)
 
-$(SWITCHYARD_C_TOOL): $(SWITCHYARD_C_SDK)/tools/src/main.rs $(SWITCHYARD_C_SDK)/tools/Cargo.toml
+$(SWITCHYARD_C_TOOL): $(SWITCHYARD_C_SDK)/tools/src/main.rs $(SWITCHYARD_C_SDK)/tools/build.rs \
+		$(SWITCHYARD_C_SDK)/tools/Cargo.toml
 	@echo "building switchyard-c (once)" >&2
 	@$(CARGO) build --quiet --manifest-path $(SWITCHYARD_C_SDK)/tools/Cargo.toml >&2
 

