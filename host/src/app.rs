@@ -36,7 +36,7 @@ pub async fn run(topology: Topology) -> anyhow::Result<()> {
     let metrics = Metrics::new();
     let plugins = load_plugins(&topology).await?;
     let nats = match &topology.nats {
-        Some(config) => Some(NatsConnection::connect(config).await?),
+        Some(config) => Some(NatsConnection::connect(config, &metrics).await?),
         None => None,
     };
     let server = &topology.server;

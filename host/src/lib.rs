@@ -18,6 +18,7 @@ pub mod pipeline;
 pub mod plugin;
 pub mod plugin_cli;
 pub mod routing;
+pub mod shell;
 pub mod signing;
 pub mod store;
 pub mod telemetry;

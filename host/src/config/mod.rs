@@ -7,6 +7,7 @@
 
 pub mod endpoint_rules;
 pub mod raw;
+pub mod schema;
 pub mod secret;
 pub mod topology;
 pub(crate) mod validate;
