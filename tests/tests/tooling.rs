@@ -271,16 +271,24 @@ fn plugin_diff_reports_a_verdict_change_with_its_json_diff() {
         output.stdout,
         "changed  name: pass → modify\n  \
          /verdict: \"pass\" → \"modify\"\n  \
-         /patch: (absent) → {\"body\":\"{\\\"customer\\\":{\\\"name\\\":\\\"[redacted]\\\"}}\",\
+         /patch: (absent) → {\"body_json\":{\"customer\":{\"name\":\"[redacted]\"}},\
          \"remove_headers\":[],\"set_headers\":[],\"set_metadata\":[]}\n\
          1 changed, 2 unchanged\n"
     );
 }
 
 /// The sample names the router exports: from each `# TYPE` line of `/metrics`, a counter's
-/// `_total`, a histogram's `_bucket`, `_sum` and `_count`, a gauge's own name.
+/// `_total`, a histogram's `_bucket`, `_sum` and `_count`, a gauge's own name. Labelled
+/// families appear once they have a sample, so each gets one.
 fn exported_samples() -> Vec<String> {
+    use switchyard::telemetry::{AttemptOutcome, IngestOutcome, NatsOutcome, PluginOutcome};
     let metrics = switchyard::telemetry::Metrics::new();
+    metrics.count_ingest("github", IngestOutcome::Accepted);
+    metrics.count_attempt("billing", AttemptOutcome::Delivered, 0.01);
+    metrics.set_pending("billing", 1);
+    metrics.count_plugin_call("redact", PluginOutcome::Ok, 0.0001);
+    metrics.count_nats_message("orders", NatsOutcome::Acked);
+    metrics.set_nats_connected(true);
     let mut samples = Vec::new();
     for line in metrics.render().lines() {
         let Some(declaration) = line.strip_prefix("# TYPE ") else { continue };
@@ -311,7 +319,9 @@ fn metric_names(text: &str) -> Vec<&str> {
 #[test]
 fn the_operator_kit_uses_only_metrics_the_router_exports() {
     let exported = exported_samples();
-    assert!(exported.contains(&"switchyard_nats_connected".to_owned()), "{exported:?}");
+    for name in ["switchyard_nats_connected", "switchyard_delivery_attempts_total"] {
+        assert!(exported.contains(&name.to_owned()), "{exported:?}");
+    }
     let deploy = workspace_root().join("deploy");
     for file in ["grafana/switchyard.json", "prometheus/alerts.yml", "prometheus/alerts.test.yml"] {
         let text = std::fs::read_to_string(deploy.join(file)).unwrap();
