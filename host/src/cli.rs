@@ -42,7 +42,7 @@ enum Command {
     /// Describe the config file.
     #[command(subcommand)]
     Config(ConfigCommand),
-    /// Print a shell completion script, e.g. `switchyard completions bash > /etc/bash_completion.d/switchyard`.
+    /// Print the completion script for SHELL, e.g. `switchyard completions bash`.
     Completions {
         #[arg(value_enum)]
         shell: clap_complete::Shell,

@@ -3,7 +3,7 @@
 //! from `systemd-analyze security`).
 //!
 //! Owns which tool checks which file. A missing tool is skipped with a message outside CI
-//! and is an error in CI, where `cargo xtask setup` installs it.
+//! and is an error in CI, where `cargo xtask setup` installs it from Debian.
 
 use std::path::Path;
 use std::process::Command;
@@ -21,32 +21,42 @@ const INSTALLED_BINARY: &str = "/usr/local/bin/switchyard";
 /// The unit scores 1.1 with systemd 252; a change that weakens it past 2.0 fails.
 const MAX_EXPOSURE_TENTHS: &str = "20";
 
-/// The Debian package that carries `promtool`.
-pub const PROMTOOL_PACKAGE: &str = "prometheus";
+/// The checking tools and the Debian packages that carry them.
+const TOOLS: [(&str, &str); 2] = [(PROMTOOL, "prometheus"), (SYSTEMD_ANALYZE, "systemd")];
+const PROMTOOL: &str = "promtool";
+const SYSTEMD_ANALYZE: &str = "systemd-analyze";
 
 fn present(tool: &str) -> bool {
     Command::new(tool).arg("--version").output().is_ok_and(|output| output.status.success())
 }
 
-/// In CI, installs `promtool` from Debian when it is missing; elsewhere says how to.
-pub fn install_promtool() {
-    if present("promtool") {
+/// In CI, installs the missing checking tools from Debian; elsewhere says which are missing.
+pub fn install_tools() {
+    let missing: Vec<(&str, &str)> = TOOLS.into_iter().filter(|(tool, _)| !present(tool)).collect();
+    if missing.is_empty() {
         return;
     }
+    let packages: Vec<&str> = missing.iter().map(|(_, package)| *package).collect();
     if std::env::var_os("CI").is_none() {
-        eprintln!(
-            "xtask: no promtool: the alert rule checks will be skipped \
-             (Debian: `apt-get install prometheus`)"
-        );
+        for (tool, package) in &missing {
+            eprintln!(
+                "xtask: no `{tool}`: its checks of `deploy/` will be skipped \
+                 (Debian: `apt-get install {package}`)"
+            );
+        }
         return;
     }
     let installed = run(Command::new("apt-get").args(["update", "-qq"])).and_then(|()| {
         run(Command::new("apt-get")
-            .args(["install", "-y", "-qq", "--no-install-recommends", PROMTOOL_PACKAGE])
+            .args(["install", "-y", "-qq", "--no-install-recommends"])
+            .args(&packages)
             .env("DEBIAN_FRONTEND", "noninteractive"))
     });
     if let Err(error) = installed {
-        eprintln!("xtask: cannot install promtool ({error:#}); `cargo xtask lint` will fail");
+        eprintln!(
+            "xtask: cannot install {} ({error:#}); `cargo xtask lint` will fail",
+            packages.join(", ")
+        );
     }
 }
 
@@ -54,16 +64,16 @@ pub fn install_promtool() {
 pub fn check() -> anyhow::Result<()> {
     let in_ci = std::env::var_os("CI").is_some();
     let mut missing = Vec::new();
-    if present("promtool") {
+    if present(PROMTOOL) {
         run(Command::new("promtool").args(["check", "rules", RULES]))?;
         run(Command::new("promtool").args(["test", "rules", RULE_TESTS]))?;
     } else {
-        missing.push("promtool");
+        missing.push(PROMTOOL);
     }
-    if present("systemd-analyze") {
+    if present(SYSTEMD_ANALYZE) {
         systemd_unit()?;
     } else {
-        missing.push("systemd-analyze");
+        missing.push(SYSTEMD_ANALYZE);
     }
     for tool in &missing {
         eprintln!("xtask: no `{tool}`: its checks of `deploy/` were skipped");

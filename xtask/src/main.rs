@@ -100,7 +100,7 @@ fn setup() -> anyhow::Result<()> {
         run(Command::new("npm").args(["ci", "--no-audit", "--no-fund", "--prefix", JS_SDK]))?;
     }
     c_toolchain();
-    deploy::install_promtool();
+    deploy::install_tools();
     Ok(())
 }
 

@@ -3,8 +3,9 @@
 //! Owns the shape of `switchyard.toml` and nothing else: every struct denies unknown fields,
 //! and values that need checking (durations, sizes, URLs, ids, references) stay strings here
 //! so that `validate` can report every problem at once with its path. Nothing outside
-//! `config` sees these types, except [`super::schema`], which derives the published JSON
-//! Schema from them: the `///` comments below are what editors show for each key.
+//! `config` sees these types. [`super::schema`] derives the published JSON Schema from them:
+//! the `///` comments below are what editors show for each key, and a new key here must be
+//! followed by `switchyard config schema > docs/config.schema.json` (a test checks).
 
 use std::collections::BTreeMap;
 
