@@ -38,7 +38,7 @@ pub async fn run(topology: Topology, config_path: PathBuf) -> anyhow::Result<()>
     let traces = crate::traces::install(&topology.telemetry)?;
     let plugins = reload::load_plugins(&topology).await?;
     let nats = match &topology.nats {
-        Some(config) => Some(NatsConnection::connect(config).await?),
+        Some(config) => Some(NatsConnection::connect(config, &metrics).await?),
         None => None,
     };
     let server = &topology.server;

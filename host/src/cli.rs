@@ -52,6 +52,23 @@ exit codes: 0 applied, 78 refused (invalid config), 1 router unreachable")]
     Routes(RoutesCommand),
     /// Print the admin API's OpenAPI 3.1 document (what `/v1/admin/openapi.json` serves).
     Openapi,
+    /// Describe the config file.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Print the completion script for SHELL, e.g. `switchyard completions bash`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), e.g. `switchyard man | man -l -`.
+    Man,
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Print the JSON Schema of `switchyard.toml` (what `docs/config.schema.json` holds), for
+    /// editors: start a config with `#:schema <path or URL of the schema>`.
+    Schema,
 }
 
 #[derive(Debug, Subcommand)]
@@ -147,6 +164,31 @@ enum PluginCommand {
         #[command(flatten)]
         cache: CacheArgument,
     },
+    /// Run two versions of a plugin on the same events and print every answer that changed;
+    /// exits 1 when any did (for a plugin repository's CI).
+    Diff {
+        /// The version in use.
+        old: PathBuf,
+        /// The candidate.
+        new: PathBuf,
+        /// A directory of `*.event.json` fixtures; its `plugin.toml`, if any, is the binding.
+        #[arg(long, value_name = "DIR")]
+        events: PathBuf,
+        /// A `plugin.toml` binding for both versions instead of the directory's.
+        #[arg(long)]
+        binding: Option<PathBuf>,
+        /// A config entry `KEY=VALUE` for both versions (repeatable).
+        #[arg(long = "config", value_parser = key_value)]
+        config: Vec<(String, String)>,
+        /// A config entry for the old version only, e.g. the binding in production.
+        #[arg(long = "old-config", value_parser = key_value)]
+        old_config: Vec<(String, String)>,
+        /// A config entry for the new version only, e.g. a changed setting to try out.
+        #[arg(long = "new-config", value_parser = key_value)]
+        new_config: Vec<(String, String)>,
+        #[command(flatten)]
+        cache: CacheArgument,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -221,6 +263,21 @@ pub fn main() -> ExitCode {
         }
         Command::Plugin(command) => plugin(command),
         Command::Routes(RoutesCommand::Test(arguments)) => routes_test(&arguments),
+        Command::Config(ConfigCommand::Schema) => {
+            print!("{}", config::schema::config_schema_text());
+            ExitCode::SUCCESS
+        }
+        Command::Completions { shell } => {
+            print!("{}", crate::shell::completions(shell));
+            ExitCode::SUCCESS
+        }
+        Command::Man => match crate::shell::man_page() {
+            Ok(page) => {
+                print!("{page}");
+                ExitCode::SUCCESS
+            }
+            Err(error) => runtime_failure(&error),
+        },
     }
 }
 
@@ -287,6 +344,31 @@ fn plugin(command: PluginCommand) -> ExitCode {
                     serde_json::to_string_pretty(&report).expect("JSON values serialize")
                 );
                 ExitCode::SUCCESS
+            })
+        }
+        PluginCommand::Diff {
+            old,
+            new,
+            events,
+            binding,
+            config,
+            old_config,
+            new_config,
+            cache,
+        } => {
+            let request = plugin_cli::DiffRequest {
+                old,
+                new,
+                events,
+                binding,
+                config,
+                old_config,
+                new_config,
+                cache_dir: cache.cache_dir,
+            };
+            plugin_cli::diff(&request).map(|report| {
+                println!("{report}");
+                if report.is_unchanged() { ExitCode::SUCCESS } else { ExitCode::from(EXIT_RUNTIME) }
             })
         }
         PluginCommand::Test { wasm, dir, cache } => {

@@ -231,6 +231,9 @@ pub struct Metrics {
     pub config_reloads: Family<ReloadLabels, Counter>,
     /// Whether the store can commit (not a metric: `/readyz` reads it).
     pub store_health: crate::health::StoreHealth,
+    /// `switchyard_nats_connected`: 1 while the NATS connection is up. A family without labels
+    /// so that routers without a `[nats]` section export no sample at all.
+    nats_connected: Family<Vec<(String, String)>, Gauge>,
 }
 
 impl Metrics {
@@ -312,6 +315,12 @@ impl Metrics {
             "NATS messages by source and what became of them",
             nats_messages.clone(),
         );
+        let nats_connected = Family::<Vec<(String, String)>, Gauge>::default();
+        registry.register(
+            "switchyard_nats_connected",
+            "1 while the NATS connection is up, 0 while the client reconnects",
+            nats_connected.clone(),
+        );
         let store_pruned_events = Counter::default();
         registry.register(
             "switchyard_store_pruned_events",
@@ -333,6 +342,7 @@ impl Metrics {
             config_reloads,
             store_pruned_events,
             nats_messages,
+            nats_connected,
             plugin_calls,
             plugin_call_seconds,
             ingest_events,
@@ -384,6 +394,11 @@ impl Metrics {
         self.nats_messages.get_or_create(&NatsLabels { source: source.to_owned(), outcome }).inc();
     }
 
+    /// Records the NATS connection's state; the first call makes the metric appear.
+    pub fn set_nats_connected(&self, connected: bool) {
+        self.nats_connected.get_or_create(&Vec::new()).set(i64::from(connected));
+    }
+
     /// The OpenMetrics text exposition of every metric.
     pub fn render(&self) -> String {
         let mut text = String::new();
@@ -399,4 +414,20 @@ fn attempt_histogram() -> Histogram {
 
 fn plugin_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.000_005, 2.0, 20))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_nats_connection_appears_only_once_recorded() {
+        let metrics = Metrics::new();
+        assert!(!metrics.render().contains("\nswitchyard_nats_connected{"));
+        metrics.set_nats_connected(true);
+        let text = metrics.render();
+        assert!(text.contains("\nswitchyard_nats_connected{} 1\n"), "{text}");
+        metrics.set_nats_connected(false);
+        assert!(metrics.render().contains("\nswitchyard_nats_connected{} 0\n"));
+    }
 }

@@ -54,6 +54,21 @@ async fn wait_ready(host: &TestHost, status: u16) {
     }
 }
 
+/// Waits until `/metrics` shows `switchyard_nats_connected` at `value`, polling.
+async fn wait_connected_metric(host: &TestHost, value: u8) {
+    let client = reqwest::Client::new();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let expected = format!("\nswitchyard_nats_connected{{}} {value}\n");
+    loop {
+        let text = client.get(host.url("/metrics")).send().await.unwrap().text().await.unwrap();
+        if text.contains(&expected) {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no `{}` in:\n{text}", expected.trim());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 fn header<'a>(message: &'a async_nats::Message, name: &str) -> Option<&'a str> {
     message.headers.as_ref()?.get(name).map(|value| value.as_str())
 }
@@ -241,6 +256,7 @@ async fn the_router_rides_out_a_nats_restart() {
     );
     let host = TestHost::start("", &config).await.unwrap();
     wait_ready(&host, 200).await;
+    wait_connected_metric(&host, 1).await;
     let publish = |client: async_nats::Client, range: std::ops::Range<u32>| async move {
         let publisher = jetstream::new(client);
         for index in range {
@@ -257,8 +273,10 @@ async fn the_router_rides_out_a_nats_restart() {
     publish(client, 0..100).await;
     nats.stop();
     wait_ready(&host, 503).await;
+    wait_connected_metric(&host, 0).await;
     nats.restart().unwrap();
     wait_ready(&host, 200).await;
+    wait_connected_metric(&host, 1).await;
     publish(nats.client().await.unwrap(), 100..200).await;
     let mut seen = HashSet::new();
     while seen.len() < 200 {

@@ -8,7 +8,7 @@ use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 use switchyard::event::EventId;
 use switchyard_e2e::{
     NatsServer, OtlpReceiver, ReceivedRequest, ReceivedSpan, Reply, TestHost, TestReceiver,
-    eventually, plugin_wasm, post_webhook,
+    eventually_async, plugin_wasm, post_webhook,
 };
 use tokio_stream::StreamExt;
 
@@ -100,8 +100,8 @@ async fn a_webhook_and_its_retry_after_a_restart_are_one_trace_under_the_senders
 
     // A clean stop flushes the spans; the retry is made by a new process, from the store.
     let event_id: EventId = id.parse().unwrap();
-    let recorded = eventually(WAIT, || {
-        let deliveries = host.reader().ok()?.deliveries_of_event(event_id).ok()?;
+    let recorded = eventually_async(WAIT, || async {
+        let deliveries = host.deliveries_of(event_id).await.ok()?;
         deliveries.first().filter(|delivery| delivery.attempts == 1).map(|_| ())
     })
     .await;
@@ -179,8 +179,8 @@ async fn sample_zero_exports_no_span_of_an_untraced_event_but_still_propagates()
     assert_eq!(trace, event_trace_id(&untraced), "an untraced event's trace id is its id");
     assert_eq!(flags, "00", "not sampled, and the endpoint is told so");
     let untraced_id: EventId = untraced.parse().unwrap();
-    let recorded = eventually(WAIT, || {
-        let deliveries = host.reader().ok()?.deliveries_of_event(untraced_id).ok()?;
+    let recorded = eventually_async(WAIT, || async {
+        let deliveries = host.deliveries_of(untraced_id).await.ok()?;
         deliveries.first().filter(|delivery| delivery.attempts == 1).map(|_| ())
     })
     .await;

@@ -9,6 +9,9 @@ use std::process::Command;
 
 use anyhow::{Context, bail};
 
+mod deploy;
+mod dist;
+
 const USAGE: &str = "usage: cargo xtask <task> [args]
 
 tasks:
@@ -16,9 +19,12 @@ tasks:
   plugins      build the first-party plugins (plugins/, wasm32-wasip2)
   test [ARGS]  build the router and the plugins, then run every test (ARGS go to the
                router workspace's `cargo test`)
-  lint         formatting and clippy, warnings denied, in every workspace
+  lint         formatting and clippy, warnings denied, in every workspace; the alert
+               rules and the systemd unit in deploy/ (promtool, systemd-analyze)
   ci           `lint`, then `test`
   demo         build the plugins, then run the router on examples/quickstart
+  dist         build the router to ship (`dist` profile: LTO, stripped) into target/dist/,
+               with shell completions and the man page
   bench [--quick] [ARGS]
                build the plugins, the release router and the benchmarks' Python and
                JavaScript transforms, run the benchmark scenarios (bench/); without --quick
@@ -40,6 +46,7 @@ fn main() -> anyhow::Result<()> {
         "lint" => lint(),
         "ci" => lint().and_then(|()| test(&[])),
         "demo" => demo(),
+        "dist" => dist::dist(),
         "bench" => bench(&rest),
         _ => {
             eprintln!("{USAGE}");
@@ -93,6 +100,7 @@ fn setup() -> anyhow::Result<()> {
         run(Command::new("npm").args(["ci", "--no-audit", "--no-fund", "--prefix", JS_SDK]))?;
     }
     c_toolchain();
+    deploy::install_tools();
     Ok(())
 }
 
@@ -143,6 +151,8 @@ fn test(extra: &[String]) -> anyhow::Result<()> {
 }
 
 fn lint() -> anyhow::Result<()> {
+    // Seconds, where clippy takes minutes: first.
+    deploy::check()?;
     for manifest in ["Cargo.toml", SDK_MANIFEST, PLUGINS_MANIFEST] {
         run(cargo().args(["fmt", "--all", "--manifest-path", manifest, "--", "--check"]))?;
     }

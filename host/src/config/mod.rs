@@ -7,6 +7,7 @@
 
 pub mod endpoint_rules;
 pub mod raw;
+pub mod schema;
 pub mod secret;
 mod telemetry;
 pub mod topology;

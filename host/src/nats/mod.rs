@@ -9,12 +9,14 @@
 pub mod mapping;
 pub mod template;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::connection::State;
 use async_nats::{ConnectOptions, Event};
 
 use crate::config::{Nats, NatsAuth};
+use crate::telemetry::Metrics;
 
 /// How long a request to the server (JetStream API, PubAck) may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -35,8 +37,9 @@ pub struct NatsConnection {
 
 impl NatsConnection {
     /// Starts connecting; does not wait for the server, which may come up later (the client
-    /// keeps trying, and readiness says so meanwhile).
-    pub async fn connect(config: &Nats) -> Result<Self, NatsError> {
+    /// keeps trying, and readiness says so meanwhile). `switchyard_nats_connected` follows
+    /// the connection's state from now on.
+    pub async fn connect(config: &Nats, metrics: &Arc<Metrics>) -> Result<Self, NatsError> {
         let text = |secret: &crate::config::Secret| {
             String::from_utf8(secret.expose().to_vec())
                 .map_err(|_| NatsError::Credentials("the secret is not UTF-8".into()))
@@ -51,15 +54,26 @@ impl NatsConnection {
                 ConnectOptions::with_user_and_password(user.clone(), text(password)?)
             }
         };
+        metrics.set_nats_connected(false);
+        let metrics = Arc::clone(metrics);
         let client = options
             .name("switchyard")
             .retry_on_initial_connect()
             .request_timeout(Some(REQUEST_TIMEOUT))
-            .event_callback(|event| async move {
-                match event {
-                    Event::Connected => tracing::info!("nats connected"),
-                    Event::Disconnected => tracing::warn!("nats disconnected; reconnecting"),
-                    other => tracing::info!(event = %other, "nats"),
+            .event_callback(move |event| {
+                let metrics = Arc::clone(&metrics);
+                async move {
+                    match event {
+                        Event::Connected => {
+                            metrics.set_nats_connected(true);
+                            tracing::info!("nats connected");
+                        }
+                        Event::Disconnected => {
+                            metrics.set_nats_connected(false);
+                            tracing::warn!("nats disconnected; reconnecting");
+                        }
+                        other => tracing::info!(event = %other, "nats"),
+                    }
                 }
             })
             .connect(config.url.as_str())

@@ -12,6 +12,7 @@
 //! `test`) goes through a `.cwasm` cache when one is given: a Python component takes seconds
 //! to compile, a cached one milliseconds to load.
 
+pub mod diff;
 mod embedded;
 pub mod fixtures;
 mod scaffold;
@@ -115,18 +116,7 @@ pub fn test(
         BindingFixture::default()
     };
     let host = load(wasm, &binding, cache_dir)?;
-    let mut cases: Vec<(String, PathBuf)> = std::fs::read_dir(directory)
-        .with_context(|| format!("cannot read `{}`", directory.display()))?
-        .filter_map(|entry| {
-            let path = entry.ok()?.path();
-            let name = path.file_name()?.to_str()?.strip_suffix(".event.json")?.to_owned();
-            Some((name, path))
-        })
-        .collect();
-    cases.sort();
-    if cases.is_empty() {
-        bail!("no `*.event.json` fixtures in `{}`", directory.display());
-    }
+    let cases = event_fixtures(directory)?;
     let mut summary = TestSummary::default();
     for (name, event_path) in cases {
         let verdict_path = directory.join(format!("{name}.verdict.json"));
@@ -169,6 +159,80 @@ fn check_case(
         Ok(answer) => expected.differences(answer),
         Err(error) => vec![format!("the call failed: {error}")],
     }
+}
+
+/// What `plugin diff` is given.
+#[derive(Debug, Clone)]
+pub struct DiffRequest {
+    pub old: PathBuf,
+    pub new: PathBuf,
+    /// A directory of `*.event.json` fixtures; its `plugin.toml`, if any, is the binding.
+    pub events: PathBuf,
+    /// A binding file instead of the directory's `plugin.toml`.
+    pub binding: Option<PathBuf>,
+    /// Config entries for both versions, then for each version alone.
+    pub config: Vec<(String, String)>,
+    pub old_config: Vec<(String, String)>,
+    pub new_config: Vec<(String, String)>,
+    pub cache_dir: Option<PathBuf>,
+}
+
+/// Runs both versions on every event of the directory and compares their answers.
+pub fn diff(request: &DiffRequest) -> anyhow::Result<diff::DiffReport> {
+    let binding_path = request.binding.clone().unwrap_or_else(|| request.events.join(BINDING_FILE));
+    let mut binding = if request.binding.is_some() || binding_path.is_file() {
+        read_binding(&binding_path)?
+    } else {
+        BindingFixture::default()
+    };
+    binding.config.extend(request.config.iter().cloned());
+    let side = |extra: &[(String, String)]| {
+        let mut binding = binding.clone();
+        binding.config.extend(extra.iter().cloned());
+        binding
+    };
+    let (old_binding, new_binding) = (side(&request.old_config), side(&request.new_config));
+    let cache_dir = request.cache_dir.as_deref();
+    let old = load(&request.old, &old_binding, cache_dir)
+        .with_context(|| format!("cannot load the old version `{}`", request.old.display()))?;
+    let new = load(&request.new, &new_binding, cache_dir)
+        .with_context(|| format!("cannot load the new version `{}`", request.new.display()))?;
+    let mut cases = Vec::new();
+    for (name, path) in event_fixtures(&request.events)? {
+        let event = read_json::<EventFixture>(&path)?
+            .to_event()
+            .map_err(|problem| anyhow::anyhow!("`{}`: {problem}", path.display()))?;
+        let answer = |host: &PluginHost, binding: &BindingFixture| {
+            let report = host.call_blocking(PLUGIN_ID, &event, binding.now_ms);
+            match &report.answer {
+                Ok(answer) => fixtures::answer_json(answer),
+                Err(error) => json!({"error": error.to_string()}),
+            }
+        };
+        cases.push(diff::CaseAnswers {
+            name,
+            old: answer(&old, &old_binding),
+            new: answer(&new, &new_binding),
+        });
+    }
+    Ok(diff::compare(cases))
+}
+
+/// The `*.event.json` files of `directory` by name (without the suffix), sorted.
+fn event_fixtures(directory: &Path) -> anyhow::Result<Vec<(String, PathBuf)>> {
+    let mut cases: Vec<(String, PathBuf)> = std::fs::read_dir(directory)
+        .with_context(|| format!("cannot read `{}`", directory.display()))?
+        .filter_map(|entry| {
+            let path = entry.ok()?.path();
+            let name = path.file_name()?.to_str()?.strip_suffix(".event.json")?.to_owned();
+            Some((name, path))
+        })
+        .collect();
+    cases.sort();
+    if cases.is_empty() {
+        bail!("no `*.event.json` fixtures in `{}`", directory.display());
+    }
+    Ok(cases)
 }
 
 /// Builds the plugin project in `directory` and answers the component's path, after checking
