@@ -13,8 +13,8 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 
 use super::schema::{
-    Durability, DurationText, EndpointKind, Id, Instances, OnError, RetryPolicy, SizeText,
-    SourceKind,
+    Durability, DurationText, EndpointKind, Id, Instances, OnError, OtlpProtocol, RetryPolicy,
+    SizeText, SourceKind,
 };
 
 /// `[server]`: listening address, storage and limits shared by every source.
@@ -80,7 +80,7 @@ pub struct NatsConfig {
 }
 
 /// `[telemetry]`: what Switchyard exports besides `GET /metrics`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TelemetryConfig {
     /// OpenTelemetry traces over OTLP; absent, no traces are recorded.
@@ -88,15 +88,18 @@ pub struct TelemetryConfig {
 }
 
 /// `otlp = { endpoint = "http://127.0.0.1:4318", protocol = "http", sample = 0.1 }`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OtlpConfig {
     /// The collector's base URL; `/v1/traces` is added for `http` when the URL has no path.
     /// Default `http://127.0.0.1:4318` (`http`) or `http://127.0.0.1:4317` (`grpc`).
+    #[schemars(example = &"http://127.0.0.1:4318")]
     pub endpoint: Option<String>,
     /// `"http"` (OTLP/HTTP, protobuf; the default) or `"grpc"`.
+    #[schemars(with = "Option<OtlpProtocol>")]
     pub protocol: Option<String>,
     /// Share of traces kept when the sender did not decide, from 0 to 1; default 1.
+    #[schemars(range(min = 0.0, max = 1.0))]
     pub sample: Option<f64>,
 }
 

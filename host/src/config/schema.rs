@@ -53,6 +53,8 @@ pub struct ConfigFile {
     /// Which events go where, by id.
     #[schemars(extend("propertyNames" = {"$ref": "#/definitions/Id"}))]
     pub routes: Option<BTreeMap<String, raw::RouteConfig>>,
+    /// What Switchyard exports besides `GET /metrics` (OpenTelemetry traces).
+    pub telemetry: Option<raw::TelemetryConfig>,
 }
 
 /// A duration string such as `50ms`, `15s`, `5m`, `2h`, `7d` or `1h30m`.
@@ -174,6 +176,16 @@ pub enum OnError {
     FailOpen,
     /// Store the event as a dead letter with the error, for replay.
     DeadLetter,
+}
+
+/// `[telemetry] otlp.protocol`.
+#[derive(Debug, JsonSchema)]
+#[schemars(rename = "OtlpProtocol", rename_all = "kebab-case")]
+pub enum OtlpProtocol {
+    /// OTLP/HTTP with protobuf bodies, posted to `<endpoint>/v1/traces`.
+    Http,
+    /// OTLP/gRPC over plain-text HTTP/2, to a local collector or agent.
+    Grpc,
 }
 
 /// A source's `type`.
