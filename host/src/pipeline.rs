@@ -372,3 +372,6 @@ fn matching_routes<'a>(
         decision.routes.contains(&route.id) && only_route.is_none_or(|only| only == route.id)
     })
 }
+
+#[cfg(test)]
+mod tests;
