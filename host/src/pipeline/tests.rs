@@ -135,6 +135,10 @@ fn plugins_config() -> String {
 /// Source `web` feeds route `main` → endpoint `hook` and route `side` → endpoint `audit`;
 /// `plugin` runs in route `main` or as `hook`'s transform (verify stages are called directly).
 fn topology(at: At, plugin: &str) -> Topology {
+    assert!(
+        workspace_root().join(FIXTURE).is_file(),
+        "the `hostile` fixture plugin is missing at `{FIXTURE}`: run `cargo xtask plugins` first"
+    );
     let route_plugins = match at {
         At::Route => format!("plugins = [\"{plugin}\"]\n"),
         At::Verify | At::Endpoint => String::new(),
@@ -161,11 +165,6 @@ fn topology(at: At, plugin: &str) -> Topology {
 fn host() -> Arc<PluginHost> {
     static HOST: OnceLock<Arc<PluginHost>> = OnceLock::new();
     HOST.get_or_init(|| {
-        let fixture = workspace_root().join(FIXTURE);
-        assert!(
-            fixture.is_file(),
-            "the `hostile` fixture plugin is missing at `{FIXTURE}`: run `cargo xtask plugins` first"
-        );
         let topology = topology(At::Verify, "none");
         let plugins: Vec<_> = topology.plugins.values().cloned().collect();
         let cache = tempfile::tempdir().expect("a temporary cache directory");
