@@ -126,7 +126,9 @@ enum PluginCommand {
         #[arg(long, value_enum)]
         kind: Kind,
         name: String,
-        /// The language SDK's directory [default: the `sdk/<lang>` this binary was built beside].
+        /// The language SDK's directory, named by path [default: the `sdk/<lang>` this binary
+        /// was built beside, when run from there; else the Rust, Python and JavaScript SDK
+        /// packages by version, and the C, Go and Zig SDKs this binary embeds].
         #[arg(long)]
         sdk: Option<PathBuf>,
     },

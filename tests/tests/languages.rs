@@ -1,6 +1,8 @@
 //! Plugins in every language, through the real binary: the SDKs' own unit tests and the
 //! TypeScript declarations, the Go SDK's committed bindings against the WIT, `plugin new` →
-//! `build` → `test` in Python, JavaScript, C, Go and Zig (Rust's is in `plugins.rs`), the six
+//! `build` → `test` in Python, JavaScript, C, Go and Zig (Rust's is in `plugins.rs`), the same
+//! from a binary outside the checkout (C, Go and Zig from the SDKs it embeds; Rust, Python and
+//! JavaScript from SDK packages built by the test), the six
 //! implementations of `examples/plugin-languages` agreeing byte for byte on its shared fixtures
 //! through the real router (Python, JavaScript and Go on warm instances), the provider
 //! verifiers against the providers' own signers, and `to-cloudevents`.
@@ -141,9 +143,11 @@ fn command_succeeds(command: &mut Command) {
 #[test]
 fn the_sdks_pass_their_unit_tests_and_the_typescript_declarations_match_the_wit() {
     let root = workspace_root();
-    // The SDKs ship the one WIT (links to sdk/wit), so they cannot build against another.
+    // The SDKs ship the one WIT (links to sdk/wit; JavaScript's is a copy, as `npm pack` leaves
+    // links out), so they cannot build against another.
     let wit = std::fs::read(root.join("sdk/wit/switchyard.wit")).unwrap();
     for copy in [
+        "sdk/rust/wit",
         "sdk/python/src/switchyard_plugin/wit",
         "sdk/js/wit",
         "sdk/c/wit",
@@ -324,6 +328,171 @@ fn a_binary_outside_the_checkout_scaffolds_c_go_and_zig_plugins_from_its_embedde
             manifest.contains(&format!("{sdk_home}/")),
             "{name} names the installed SDK:\n{manifest}"
         );
+        let built = run(&project, &["plugin", "build"]);
+        let wasm = built.lines().last().expect("a component path");
+        let tested = run(
+            directory.path(),
+            &["plugin", "test", wasm, project.join("fixtures").to_str().unwrap()],
+        );
+        assert!(tested.trim_end().ends_with("3 passed, 0 failed"), "{name}: {tested}");
+    }
+}
+
+/// Runs `command`, asserts it succeeds, and answers its stdout.
+fn stdout_of(command: &mut Command) -> String {
+    let output = command
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|error| panic!("{command:?}: {error}"));
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{command:?}:\n{stdout}\n{stderr}");
+    stdout
+}
+
+/// The one file in `directory` whose name ends with `suffix`.
+fn only_file(directory: &Path, suffix: &str) -> PathBuf {
+    let mut found: Vec<PathBuf> = walk(directory)
+        .into_iter()
+        .filter(|path| path.to_str().is_some_and(|path| path.ends_with(suffix)))
+        .collect();
+    assert_eq!(found.len(), 1, "{found:?}");
+    found.remove(0)
+}
+
+/// A binary copied out of the checkout scaffolds Rust, Python and JavaScript plugins that name
+/// their SDKs as packages at the WIT package's version, and with the SDKs installed from
+/// packages built here (once per run) they build and pass their fixtures. Rust: the `.crate`
+/// files of `cargo package`, unpacked and put in place of the crates.io versions with
+/// `[patch.crates-io]` in the project's `.cargo/config.toml` (cargo's offline way to use a
+/// package it has not downloaded); Python: the wheel of `pip wheel`, installed with `--no-index`
+/// into the project's `.venv` (which sees the tools venv's componentize-py through a `.pth`
+/// file); JavaScript: the tarball of `npm pack`, installed with `npm install`.
+#[test]
+fn a_binary_outside_the_checkout_scaffolds_rust_python_and_javascript_plugins_from_packages() {
+    let root = workspace_root();
+    let sdk = root.join("sdk");
+    let directory = tempfile::tempdir().unwrap();
+    let binary = directory.path().join("bin/switchyard");
+    std::fs::create_dir_all(binary.parent().unwrap()).unwrap();
+    std::fs::copy(switchyard_e2e::switchyard_binary(), &binary).unwrap();
+    let packages = directory.path().join("packages");
+    std::fs::create_dir_all(&packages).unwrap();
+    let wit = std::fs::read_to_string(sdk.join("wit/switchyard.wit")).unwrap();
+    let version = wit
+        .lines()
+        .find_map(|line| line.strip_prefix("package switchyard:plugin@")?.strip_suffix(';'))
+        .expect("the WIT package's version")
+        .to_owned();
+
+    // The packages, built once.
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let package_target = root.join("target/plugin-languages/sdk-package");
+    stdout_of(
+        Command::new(&cargo)
+            .current_dir(sdk.join("rust"))
+            .args(["package", "--workspace", "--no-verify", "--allow-dirty", "--target-dir"])
+            .arg(&package_target),
+    );
+    let crates = packages.join("rust");
+    std::fs::create_dir_all(&crates).unwrap();
+    for name in ["switchyard-sdk", "switchyard-sdk-macros"] {
+        let file = package_target.join(format!("package/{name}-{version}.crate"));
+        stdout_of(Command::new("tar").arg("-xzf").arg(&file).arg("-C").arg(&crates));
+    }
+    stdout_of(
+        Command::new(tools_python())
+            .args(["-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir"])
+            .arg(packages.join("python"))
+            .arg(sdk.join("python")),
+    );
+    let wheel = only_file(&packages.join("python"), ".whl");
+    assert!(wheel.to_str().unwrap().ends_with(&format!("-{version}-py3-none-any.whl")));
+    std::fs::create_dir_all(packages.join("js")).unwrap();
+    stdout_of(
+        Command::new("npm")
+            .current_dir(sdk.join("js"))
+            .args(["pack", "--silent", "--pack-destination"])
+            .arg(packages.join("js")),
+    );
+    let tarball = only_file(&packages.join("js"), ".tgz");
+    assert!(tarball.to_str().unwrap().ends_with(&format!("switchyard-plugin-{version}.tgz")));
+
+    let run = |directory: &Path, arguments: &[&str]| {
+        stdout_of(
+            Command::new(&binary)
+                .args(arguments)
+                .current_dir(directory)
+                .env("PATH", tool_path())
+                .env("SWITCHYARD_PLUGIN_CACHE", cache_dir())
+                // The Rust template's target directory in `plugins.rs`: its dependencies are
+                // compiled there already.
+                .env("CARGO_TARGET_DIR", root.join("target/plugin-new")),
+        )
+    };
+    for language in ["rust", "python", "js"] {
+        let name = format!("{language}-verify");
+        run(directory.path(), &["plugin", "new", "--lang", language, "--kind", "verify", &name]);
+        let project = directory.path().join(&name);
+        match language {
+            "rust" => {
+                let manifest = std::fs::read_to_string(project.join("Cargo.toml")).unwrap();
+                assert!(
+                    manifest.contains(&format!("switchyard-sdk = \"{version}\"\n")),
+                    "{manifest}"
+                );
+                let patch = |name: &str| {
+                    let path = crates.join(format!("{name}-{version}"));
+                    format!("{name} = {{ path = {:?} }}\n", path.to_str().unwrap())
+                };
+                let config = format!(
+                    "[patch.crates-io]\n{}{}",
+                    patch("switchyard-sdk"),
+                    patch("switchyard-sdk-macros")
+                );
+                std::fs::create_dir_all(project.join(".cargo")).unwrap();
+                std::fs::write(project.join(".cargo/config.toml"), config).unwrap();
+            }
+            "python" => {
+                let manifest = std::fs::read_to_string(project.join("pyproject.toml")).unwrap();
+                let dependency = format!("dependencies = [\"switchyard-plugin=={version}\"]\n");
+                assert!(manifest.contains(&dependency), "{manifest}");
+                assert!(!manifest.contains("sdk ="), "{manifest}");
+                stdout_of(
+                    Command::new(tools_python())
+                        .current_dir(&project)
+                        .args(["-m", "venv", ".venv"]),
+                );
+                let venv_python = project.join(".venv/bin/python");
+                let site = |python: &Path| {
+                    let script = "import sysconfig; print(sysconfig.get_paths()['purelib'])";
+                    PathBuf::from(stdout_of(Command::new(python).args(["-c", script])).trim())
+                };
+                let tools_site = site(&tools_python());
+                std::fs::write(
+                    site(&venv_python).join("switchyard-tools.pth"),
+                    format!("{}\n", tools_site.display()),
+                )
+                .unwrap();
+                stdout_of(
+                    Command::new(&venv_python)
+                        .args(["-m", "pip", "install", "--quiet", "--no-index"])
+                        .arg(&wheel),
+                );
+            }
+            _ => {
+                let manifest = std::fs::read_to_string(project.join("package.json")).unwrap();
+                let package: Value = serde_json::from_str(&manifest).unwrap();
+                assert_eq!(package["devDependencies"]["@switchyard/plugin"], json!(version));
+                assert_eq!(package["switchyard"].get("sdk"), None, "{manifest}");
+                stdout_of(
+                    Command::new("npm")
+                        .current_dir(&project)
+                        .args(["install", "--prefer-offline", "--no-audit", "--no-fund"])
+                        .arg(&tarball),
+                );
+            }
+        }
         let built = run(&project, &["plugin", "build"]);
         let wasm = built.lines().last().expect("a component path");
         let tested = run(

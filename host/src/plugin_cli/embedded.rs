@@ -4,7 +4,8 @@
 //! Owns the list of embedded files and their installation into a versioned directory
 //! (`<sdk home>/<version>/<language>`, written once, rewritten only where a file differs). It
 //! must not decide when the embedded copy is used (that is `scaffold`'s business) and holds no
-//! SDK that lives in a package registry's world (Rust, Python, JavaScript).
+//! SDK that is a package (Rust, Python, JavaScript); it answers the version those packages
+//! carry, the WIT package's.
 
 use std::path::{Path, PathBuf};
 
@@ -53,6 +54,16 @@ pub const FILES: &[(&str, &str)] = embed![
     "zig/switchyard.zig",
     "zig/wit/switchyard.wit",
 ];
+
+/// The version of the WIT package `switchyard:plugin` this binary embeds, which is also the
+/// version of every SDK package (`switchyard-sdk`, `switchyard-plugin`, `@switchyard/plugin`).
+pub fn package_version() -> &'static str {
+    let wit = FILES[0].1;
+    wit.lines()
+        .find_map(|line| line.trim().strip_prefix("package switchyard:plugin@"))
+        .and_then(|rest| rest.strip_suffix(';'))
+        .expect("the embedded WIT declares `package switchyard:plugin@<version>;`")
+}
 
 /// Where the embedded SDKs are installed: `SWITCHYARD_SDK_HOME`, else
 /// `$XDG_DATA_HOME/switchyard/sdk`, else `$HOME/.local/share/switchyard/sdk`.
@@ -123,6 +134,30 @@ mod tests {
         let mut embedded: Vec<String> = FILES.iter().map(|(path, _)| path.to_string()).collect();
         embedded.sort();
         assert_eq!(embedded, expected, "add new SDK files to `FILES`");
+    }
+
+    /// The SDK packages carry the WIT package's version, and those that hold a copy of the WIT
+    /// (rather than a link to it) hold the same text.
+    #[test]
+    fn the_sdk_packages_carry_the_wit_package_version() {
+        let version = package_version();
+        assert_eq!(FILES[0].0, "wit/switchyard.wit");
+        assert!(version.split('.').all(|part| part.parse::<u32>().is_ok()), "{version}");
+        let sdk = Path::new(env!("CARGO_MANIFEST_DIR")).join("../sdk");
+        let read = |relative: &str| std::fs::read_to_string(sdk.join(relative)).unwrap();
+        for manifest in ["rust/Cargo.toml", "rust/macros/Cargo.toml", "python/pyproject.toml"] {
+            let parsed: toml::Value = toml::from_str(&read(manifest)).unwrap();
+            let table = parsed.get("package").or_else(|| parsed.get("project")).unwrap();
+            assert_eq!(table["version"].as_str(), Some(version), "{manifest}");
+        }
+        let rust: toml::Value = toml::from_str(&read("rust/Cargo.toml")).unwrap();
+        let macros = &rust["dependencies"]["switchyard-sdk-macros"]["version"];
+        assert_eq!(macros.as_str(), Some(format!("={version}").as_str()));
+        let js: serde_json::Value = serde_json::from_str(&read("js/package.json")).unwrap();
+        assert_eq!(js["version"].as_str(), Some(version));
+        for copy in ["js/wit/switchyard.wit", "rust/wit/switchyard.wit"] {
+            assert_eq!(read(copy), FILES[0].1, "`sdk/{copy}` differs from `sdk/wit`");
+        }
     }
 
     #[test]

@@ -268,7 +268,7 @@ pub fn build(directory: &Path, cache_dir: Option<&Path>) -> anyhow::Result<PathB
 }
 
 /// `python -m switchyard_plugin.build`, with the project's `[tool.switchyard] sdk` (the SDK's
-/// directory, until it is on PyPI) on `PYTHONPATH`. The interpreter is the project's `.venv`
+/// directory, when not the installed `switchyard-plugin` package) on `PYTHONPATH`. The interpreter is the project's `.venv`
 /// when it has one, else `python3` from `PATH`; it needs `componentize-py`.
 fn build_python(directory: &Path) -> anyhow::Result<PathBuf> {
     let manifest = directory.join("pyproject.toml");
@@ -295,8 +295,9 @@ fn build_python(directory: &Path) -> anyhow::Result<PathBuf> {
         command,
         directory,
         "the Python build (`python -m switchyard_plugin.build`)",
-        "it needs `pip install componentize-py==0.25.1` in the Python it runs with (the \
-         project's `.venv`, else `python3` on PATH)",
+        "it needs the SDK (`pip install switchyard-plugin`, or `[tool.switchyard] sdk`) and \
+         `componentize-py==0.25.1` in the Python it runs with (the project's `.venv`, else \
+         `python3` on PATH)",
     )
 }
 
@@ -305,19 +306,22 @@ fn build_python(directory: &Path) -> anyhow::Result<PathBuf> {
 fn build_js(directory: &Path) -> anyhow::Result<PathBuf> {
     let manifest = directory.join("package.json");
     let package: Value = read_json(&manifest)?;
-    let sdk = match package["switchyard"]["sdk"].as_str() {
-        Some(sdk) => directory.join(sdk),
-        None => directory.join("node_modules").join("@switchyard").join("plugin"),
+    let (sdk, by_path) = match package["switchyard"]["sdk"].as_str() {
+        Some(sdk) => (directory.join(sdk), true),
+        None => (directory.join("node_modules").join("@switchyard").join("plugin"), false),
     };
     let script = sdk.join("bin").join("build.js");
     if !script.is_file() {
         bail!(
-            "no JavaScript SDK at `{}`; set `switchyard.sdk` in `{}` to its directory",
+            "no JavaScript SDK at `{}`; run `npm install` in `{}`, or set `switchyard.sdk` in \
+             `{}` to the SDK's directory",
             sdk.display(),
+            directory.display(),
             manifest.display()
         );
     }
-    if !sdk.join("node_modules").is_dir() {
+    // An installed package's dependencies are the project's; a directory has its own.
+    if by_path && !sdk.join("node_modules").is_dir() {
         bail!(
             "the JavaScript SDK at `{}` has no dependencies installed; run `npm ci` there",
             sdk.display()

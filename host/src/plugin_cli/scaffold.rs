@@ -3,11 +3,13 @@
 //! Owns the templates: a project that builds as written and whose fixtures pass, so the first
 //! thing an author does (`plugin build`, then `plugin test`) works. Every language gets the
 //! same three plugins and the same fixtures, so the kinds behave alike whatever the language.
-//! The SDKs are not in any registry yet, so projects name theirs by path: `--sdk`, or the
-//! `sdk/<language>` this binary was built beside; a binary run from elsewhere installs the C,
-//! Go and Zig SDKs it embeds and names those (Go and Zig builds also use the `c` SDK beside
-//! theirs). Templates other than Rust's live in `templates/<language>/`, with `{{name}}`,
-//! `{{kind}}` and `{{sdk}}` placeholders.
+//! A project names its SDK by path with `--sdk`, or when this binary runs from the checkout it
+//! was built in (the `sdk/<language>` beside it). A binary run from elsewhere names the Rust,
+//! Python and JavaScript SDKs as packages (`switchyard-sdk`, `switchyard-plugin`,
+//! `@switchyard/plugin`) at the WIT package's version, and installs the C, Go and Zig SDKs it
+//! embeds and names those by path (Go and Zig builds also use the `c` SDK beside theirs).
+//! Templates other than Rust's live in `templates/<language>/`, with `{{name}}`, `{{kind}}`,
+//! `{{version}}` and `{{sdk…}}` placeholders.
 
 use std::path::{Path, PathBuf};
 
@@ -75,11 +77,20 @@ impl Language {
     }
 }
 
+/// How a project names its SDK.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Sdk {
+    /// The SDK's directory (a path dependency).
+    Path(PathBuf),
+    /// The package, by name, at the WIT package's version (Rust, Python, JavaScript).
+    Package,
+}
+
 /// The SDK a project names when `--sdk` is not given: `sdk/<language>` of the checkout this
 /// binary was built in, when the binary runs from inside it; otherwise, for C, Go and Zig, the
-/// copy embedded in the binary, installed under the SDK home (see `embedded::home`). Rust,
-/// Python and JavaScript have no embedded copy: their SDKs are packages.
-fn default_sdk(language: Language) -> anyhow::Result<PathBuf> {
+/// copy embedded in the binary, installed under the SDK home (see `embedded::home`), and for
+/// Rust, Python and JavaScript their packages.
+fn default_sdk(language: Language) -> anyhow::Result<Sdk> {
     let checkout = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let inside_checkout = std::env::current_exe()
         .and_then(|binary| binary.canonicalize())
@@ -88,11 +99,14 @@ fn default_sdk(language: Language) -> anyhow::Result<PathBuf> {
         .is_some_and(|(binary, checkout)| binary.starts_with(checkout));
     let (directory, _) = language.sdk();
     let embedded = matches!(language, Language::C | Language::Go | Language::Zig);
-    if inside_checkout || !embedded {
-        return Ok(checkout.join("sdk").join(directory));
+    if inside_checkout {
+        return Ok(Sdk::Path(checkout.join("sdk").join(directory)));
+    }
+    if !embedded {
+        return Ok(Sdk::Package);
     }
     let root = super::embedded::install(&super::embedded::home()?)?;
-    Ok(root.join(directory))
+    Ok(Sdk::Path(root.join(directory)))
 }
 
 /// Writes the project into `directory` (which must not exist) and answers it.
@@ -117,19 +131,26 @@ pub fn create(
     }
     let (_, language_name) = language.sdk();
     let sdk = match sdk {
-        Some(path) => path.to_path_buf(),
+        Some(path) => Sdk::Path(path.to_path_buf()),
         None => default_sdk(language)?,
     };
-    let sdk = sdk.canonicalize().with_context(|| {
-        format!("no {language_name} SDK at `{}`; pass its directory with `--sdk`", sdk.display())
-    })?;
-    let files = match language {
-        Language::Rust => rust_files(name, kind, &sdk),
-        Language::Python => python_files(name, kind, &sdk),
-        Language::Js => js_files(name, kind, &sdk),
-        Language::C => c_files(name, kind, &sdk),
-        Language::Go => go_files(name, kind, &sdk),
-        Language::Zig => zig_files(name, kind, &sdk),
+    let sdk = match sdk {
+        Sdk::Path(path) => Sdk::Path(path.canonicalize().with_context(|| {
+            format!(
+                "no {language_name} SDK at `{}`; pass its directory with `--sdk`",
+                path.display()
+            )
+        })?),
+        Sdk::Package => Sdk::Package,
+    };
+    let files = match (&sdk, language) {
+        (_, Language::Rust) => rust_files(name, kind, &sdk),
+        (_, Language::Python) => python_files(name, kind, &sdk),
+        (_, Language::Js) => js_files(name, kind, &sdk),
+        (Sdk::Path(path), Language::C) => c_files(name, kind, path),
+        (Sdk::Path(path), Language::Go) => go_files(name, kind, path),
+        (Sdk::Path(path), Language::Zig) => zig_files(name, kind, path),
+        (Sdk::Package, _) => bail!("the {language_name} SDK is not a package; pass `--sdk`"),
     };
     for (relative, contents) in &files {
         let path = directory.join(relative);
@@ -143,8 +164,16 @@ pub fn create(
     Ok(directory.to_path_buf())
 }
 
-fn rust_files(name: &str, kind: Kind, sdk: &Path) -> Vec<(&'static str, String)> {
-    let sdk = sdk.display().to_string().replace('\\', "\\\\").replace('"', "\\\"");
+fn rust_files(name: &str, kind: Kind, sdk: &Sdk) -> Vec<(&'static str, String)> {
+    let dependency = match sdk {
+        Sdk::Path(path) => {
+            format!(
+                "{{ path = {} }}",
+                serde_json::to_string(&path.display().to_string()).expect("strings serialize")
+            )
+        }
+        Sdk::Package => format!("\"{}\"", super::embedded::package_version()),
+    };
     let manifest = format!(
         r#"[package]
 name = "{name}"
@@ -156,7 +185,7 @@ publish = false
 crate-type = ["cdylib"]
 
 [dependencies]
-switchyard-sdk = {{ path = "{sdk}" }}
+switchyard-sdk = {dependency}
 
 # A plugin is its own workspace.
 [workspace]
@@ -190,20 +219,37 @@ panic = "abort"
     files
 }
 
-/// `{{name}}`, `{{kind}}` and `{{sdk}}` (escaped for a TOML or JSON string) filled in.
-fn fill(template: &str, name: &str, kind: Kind, sdk: &Path) -> String {
-    let sdk = sdk.display().to_string();
-    let quoted = serde_json::to_string(&sdk).expect("strings serialize");
+/// `{{name}}`, `{{kind}}`, `{{version}}` and the SDK's placeholders filled in: `{{sdk}}` (a
+/// path, escaped for a TOML or JSON string when quoted), and the lines that name the SDK in a
+/// Python or JavaScript project, which are empty (or the package's version) for a package.
+fn fill(template: &str, name: &str, kind: Kind, sdk: &Sdk) -> String {
+    let json = |text: &str| serde_json::to_string(text).expect("strings serialize");
+    let version = super::embedded::package_version();
+    let (sdk, entry, paths, toml, dependency) = match sdk {
+        Sdk::Path(path) => {
+            let path = path.display().to_string();
+            let quoted = json(&path);
+            (
+                path.clone(),
+                format!(",\n    \"sdk\": {quoted}"),
+                format!(",\n    \"paths\": {{ \"@switchyard/plugin\": [{quoted}] }}"),
+                // A TOML basic string escapes like JSON for what a path holds.
+                format!("sdk = {quoted}      # the Switchyard Python SDK's directory\n"),
+                json(&format!("file:{path}")),
+            )
+        }
+        Sdk::Package => (String::new(), String::new(), String::new(), String::new(), json(version)),
+    };
+    let quoted = json(&sdk);
     template
         .replace("{{name}}", name)
         .replace("{{crate}}", &name.replace('-', "_"))
         .replace("{{kind}}", kind_name(kind))
-        .replace("{{sdk_json}}", &quoted)
-        .replace(
-            "{{sdk_dependency_json}}",
-            &serde_json::to_string(&format!("file:{sdk}")).expect("strings serialize"),
-        )
-        // A TOML basic string escapes like JSON for what a path holds.
+        .replace("{{version}}", version)
+        .replace("{{sdk_entry_json}}", &entry)
+        .replace("{{sdk_paths_json}}", &paths)
+        .replace("{{sdk_toml}}", &toml)
+        .replace("{{sdk_dependency_json}}", &dependency)
         .replace("\"{{sdk}}\"", &quoted)
         .replace("{{sdk}}", &sdk)
 }
@@ -220,7 +266,7 @@ fn readme(name: &str, kind: Kind, language: &str, prerequisites: &str) -> (&'sta
     )
 }
 
-fn python_files(name: &str, kind: Kind, sdk: &Path) -> Vec<(&'static str, String)> {
+fn python_files(name: &str, kind: Kind, sdk: &Sdk) -> Vec<(&'static str, String)> {
     let source = match kind {
         Kind::Filter => include_str!("templates/python/filter.py"),
         Kind::Transform => include_str!("templates/python/transform.py"),
@@ -234,15 +280,16 @@ fn python_files(name: &str, kind: Kind, sdk: &Path) -> Vec<(&'static str, String
             name,
             kind,
             "Python",
-            "\n\nThe build needs `componentize-py==0.25.1` in the project's `.venv` (or in \
-             the `python3` on PATH).",
+            "\n\nThe build runs the project's `.venv` (else the `python3` on PATH), which needs \
+             the SDK (`switchyard-plugin`, with its `componentize-py==0.25.1`) installed unless \
+             `[tool.switchyard] sdk` names its directory.",
         ),
     ];
     files.extend(fixture_files(kind));
     files
 }
 
-fn js_files(name: &str, kind: Kind, sdk: &Path) -> Vec<(&'static str, String)> {
+fn js_files(name: &str, kind: Kind, sdk: &Sdk) -> Vec<(&'static str, String)> {
     let source = match kind {
         Kind::Filter => include_str!("templates/js/filter.js"),
         Kind::Transform => include_str!("templates/js/transform.js"),
@@ -257,8 +304,9 @@ fn js_files(name: &str, kind: Kind, sdk: &Path) -> Vec<(&'static str, String)> {
             name,
             kind,
             "JavaScript",
-            "\n\nThe build needs Node.js 20+ and the SDK's dependencies (`npm ci` in the SDK \
-             directory). A TypeScript entry works too: set `switchyard.entry` in `package.json`.",
+            "\n\nThe build needs Node.js 20+ and the SDK installed (`npm install`), or, when \
+             `switchyard.sdk` names the SDK's directory, its dependencies (`npm ci` there). A \
+             TypeScript entry works too: set `switchyard.entry` in `package.json`.",
         ),
     ];
     files.extend(fixture_files(kind));
@@ -272,7 +320,10 @@ fn c_files(name: &str, kind: Kind, sdk: &Path) -> Vec<(&'static str, String)> {
         Kind::Verify => include_str!("templates/c/verify.c"),
     };
     let mut files = vec![
-        ("Makefile", fill(include_str!("templates/c/Makefile"), name, kind, sdk)),
+        (
+            "Makefile",
+            fill(include_str!("templates/c/Makefile"), name, kind, &Sdk::Path(sdk.to_path_buf())),
+        ),
         ("src/plugin.c", source.to_owned()),
         (".gitignore", "/build\n".to_owned()),
         readme(
@@ -298,11 +349,15 @@ fn go_files(name: &str, kind: Kind, sdk: &Path) -> Vec<(&'static str, String)> {
     let quoted = |path: &Path| {
         serde_json::to_string(&path.display().to_string()).expect("strings serialize")
     };
-    let manifest = fill(include_str!("templates/go/go.mod"), name, kind, sdk)
-        .replace("{{sdk_go}}", &quoted(sdk))
-        .replace("{{go_pkg_go}}", &quoted(&go_runtime(sdk)));
+    let manifest =
+        fill(include_str!("templates/go/go.mod"), name, kind, &Sdk::Path(sdk.to_path_buf()))
+            .replace("{{sdk_go}}", &quoted(sdk))
+            .replace("{{go_pkg_go}}", &quoted(&go_runtime(sdk)));
     let mut files = vec![
-        ("Makefile", fill(include_str!("templates/go/Makefile"), name, kind, sdk)),
+        (
+            "Makefile",
+            fill(include_str!("templates/go/Makefile"), name, kind, &Sdk::Path(sdk.to_path_buf())),
+        ),
         ("go.mod", manifest),
         ("main.go", source.to_owned()),
         (".gitignore", "/build\n".to_owned()),
@@ -333,7 +388,10 @@ fn zig_files(name: &str, kind: Kind, sdk: &Path) -> Vec<(&'static str, String)> 
         Kind::Verify => include_str!("templates/zig/verify.zig"),
     };
     let mut files = vec![
-        ("Makefile", fill(include_str!("templates/zig/Makefile"), name, kind, sdk)),
+        (
+            "Makefile",
+            fill(include_str!("templates/zig/Makefile"), name, kind, &Sdk::Path(sdk.to_path_buf())),
+        ),
         ("src/plugin.zig", source.to_owned()),
         (".gitignore", "/build\n".to_owned()),
         readme(
@@ -515,6 +573,8 @@ fn verify_fixtures() -> Vec<(&'static str, String)> {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::Value;
+
     use super::*;
 
     #[test]
@@ -543,6 +603,53 @@ mod tests {
             let detected = Language::detect(directory.path()).ok();
             assert_eq!(detected, expected, "{files:?}");
         }
+    }
+
+    #[test]
+    fn rust_python_and_javascript_projects_name_their_sdk_as_a_package_or_by_path() {
+        let version = super::super::embedded::package_version();
+        let file = |files: Vec<(&str, String)>, name: &str| {
+            files.into_iter().find(|(file, _)| *file == name).unwrap().1
+        };
+        let toml = |text: String| -> toml::Value { toml::from_str(&text).unwrap() };
+        let json = |text: String| -> Value { serde_json::from_str(&text).unwrap() };
+        let directory = "/opt/sdk \"x\"";
+        let path = Sdk::Path(PathBuf::from(directory));
+        let (name, kind) = ("verify-acme", Kind::Verify);
+
+        let rust = toml(file(rust_files(name, kind, &Sdk::Package), "Cargo.toml"));
+        assert_eq!(rust["dependencies"]["switchyard-sdk"].as_str(), Some(version));
+        let rust = toml(file(rust_files(name, kind, &path), "Cargo.toml"));
+        assert_eq!(rust["dependencies"]["switchyard-sdk"]["path"].as_str(), Some(directory));
+
+        let dependency = format!("switchyard-plugin=={version}");
+        for (sdk, expected) in [(&Sdk::Package, None), (&path, Some(directory))] {
+            let python = toml(file(python_files(name, kind, sdk), "pyproject.toml"));
+            assert_eq!(python["project"]["dependencies"][0].as_str(), Some(dependency.as_str()));
+            assert_eq!(
+                python["tool"]["switchyard"].get("sdk").and_then(|sdk| sdk.as_str()),
+                expected
+            );
+            assert_eq!(python["tool"]["switchyard"]["module"].as_str(), Some("plugin"));
+        }
+
+        let package = json(file(js_files(name, kind, &Sdk::Package), "package.json"));
+        assert_eq!(package["devDependencies"]["@switchyard/plugin"].as_str(), Some(version));
+        assert_eq!(package["switchyard"].get("sdk"), None);
+        let jsconfig = json(file(js_files(name, kind, &Sdk::Package), "jsconfig.json"));
+        assert_eq!(jsconfig["compilerOptions"].get("paths"), None);
+        let package = json(file(js_files(name, kind, &path), "package.json"));
+        let file_dependency = format!("file:{directory}");
+        assert_eq!(
+            package["devDependencies"]["@switchyard/plugin"].as_str(),
+            Some(file_dependency.as_str())
+        );
+        assert_eq!(package["switchyard"]["sdk"].as_str(), Some(directory));
+        let jsconfig = json(file(js_files(name, kind, &path), "jsconfig.json"));
+        assert_eq!(
+            jsconfig["compilerOptions"]["paths"]["@switchyard/plugin"][0].as_str(),
+            Some(directory)
+        );
     }
 
     #[test]

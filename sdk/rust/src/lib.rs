@@ -52,7 +52,7 @@
 #[allow(missing_docs, unsafe_code, clippy::too_many_arguments)]
 pub mod bindings {
     wit_bindgen::generate!({
-        path: "../wit",
+        path: "wit",
         world: "plugin",
         pub_export_macro: true,
         default_bindings_module: "::switchyard_sdk::bindings",
