@@ -122,33 +122,14 @@ fn differences(old: &Value, new: &Value, path: &mut String, changes: &mut Vec<Ch
             let mut keys: Vec<&String> = old_object.keys().collect();
             keys.extend(new_object.keys().filter(|key| !old_object.contains_key(*key)));
             for key in keys {
-                let length = path.len();
-                path.push('/');
-                path.push_str(&key.replace('~', "~0").replace('/', "~1"));
-                match (old_object.get(key), new_object.get(key)) {
-                    (Some(old), Some(new)) => differences(old, new, path, changes),
-                    (old, new) => changes.push(Change {
-                        path: path.clone(),
-                        old: old.cloned(),
-                        new: new.cloned(),
-                    }),
-                }
-                path.truncate(length);
+                let segment = key.replace('~', "~0").replace('/', "~1");
+                child(&segment, old_object.get(key), new_object.get(key), path, changes);
             }
         }
         (Value::Array(old_items), Value::Array(new_items)) => {
             for index in 0..old_items.len().max(new_items.len()) {
-                let length = path.len();
-                path.push_str(&format!("/{index}"));
-                match (old_items.get(index), new_items.get(index)) {
-                    (Some(old), Some(new)) => differences(old, new, path, changes),
-                    (old, new) => changes.push(Change {
-                        path: path.clone(),
-                        old: old.cloned(),
-                        new: new.cloned(),
-                    }),
-                }
-                path.truncate(length);
+                let segment = index.to_string();
+                child(&segment, old_items.get(index), new_items.get(index), path, changes);
             }
         }
         (old, new) if old == new => {}
@@ -158,6 +139,27 @@ fn differences(old: &Value, new: &Value, path: &mut String, changes: &mut Vec<Ch
             new: Some(new.clone()),
         }),
     }
+}
+
+/// Compares the member or item `segment` of both sides: deeper when both have it, a change
+/// when only one does.
+fn child(
+    segment: &str,
+    old: Option<&Value>,
+    new: Option<&Value>,
+    path: &mut String,
+    changes: &mut Vec<Change>,
+) {
+    let length = path.len();
+    path.push('/');
+    path.push_str(segment);
+    match (old, new) {
+        (Some(old), Some(new)) => differences(old, new, path, changes),
+        (old, new) => {
+            changes.push(Change { path: path.clone(), old: old.cloned(), new: new.cloned() })
+        }
+    }
+    path.truncate(length);
 }
 
 impl fmt::Display for DiffReport {
