@@ -20,6 +20,7 @@ use tokio::net::TcpListener;
 use crate::admin::registry;
 use crate::config::Topology;
 use crate::delivery::DeliveryService;
+use crate::listener;
 use crate::nats::NatsConnection;
 use crate::reload::{self, Reloader};
 use crate::store::Store;
@@ -41,7 +42,7 @@ pub async fn run(topology: Topology, config_path: PathBuf) -> anyhow::Result<()>
         Some(config) => Some(NatsConnection::connect(config, &metrics).await?),
         None => None,
     };
-    let server = &topology.server;
+    let server = topology.server.clone();
     let store = Store::open(&server.data_dir, server.durability, metrics.clone())?;
     let disabled = store.disabled_endpoints().await?;
     let stored_endpoints = store.endpoints().await?;
@@ -72,16 +73,17 @@ pub async fn run(topology: Topology, config_path: PathBuf) -> anyhow::Result<()>
         metrics.clone(),
         retention_stopped,
     ));
-    let listener = TcpListener::bind(server.listen)
+    open_files_check(&topology);
+    let socket = TcpListener::bind(server.listen)
         .await
         .with_context(|| format!("cannot listen on `{}`", server.listen))?;
-    let address = listener.local_addr().context("cannot read the listening address")?;
+    let address = socket.local_addr().context("cannot read the listening address")?;
     let ready = Arc::new(AtomicBool::new(false));
     // The serving side (pipeline, HTTP and admin routers, NATS sources) is built by the
     // reloader, at start as at every reload.
     let shared = reload::Shared {
         store: store.clone(),
-        metrics,
+        metrics: metrics.clone(),
         deliveries: deliveries.clone(),
         registry,
         routes,
@@ -91,16 +93,20 @@ pub async fn run(topology: Topology, config_path: PathBuf) -> anyhow::Result<()>
     let reloader = Reloader::start(config_path, topology, plugins, shared);
     let hangups = tokio::spawn(reload::on_sighup(reloader.clone()));
     let router = reloader.service();
+    let (stop, stopping) = tokio::sync::watch::channel(false);
     let draining = Arc::new(tokio::sync::Notify::new());
-    let serve = axum::serve(listener, router).with_graceful_shutdown({
+    let signals = tokio::spawn({
         let (ready, draining) = (ready.clone(), draining.clone());
         async move {
             shutdown_signal().await;
             tracing::info!("draining: no new connections; finishing in-flight requests");
             ready.store(false, Ordering::Release);
+            let _ = stop.send(true);
             draining.notify_one();
         }
     });
+    let main = listener::Listener { name: "main", socket, limits: server.limits };
+    let serve = listener::serve(main, router, metrics.clone(), stopping);
     ready.store(true, Ordering::Release);
     tracing::info!(%address, "listening");
     let drain_deadline = async {
@@ -108,9 +114,10 @@ pub async fn run(topology: Topology, config_path: PathBuf) -> anyhow::Result<()>
         tokio::time::sleep(DRAIN_TIMEOUT).await;
     };
     tokio::select! {
-        served = serve => served.context("the HTTP server failed")?,
+        () = serve => {}
         () = drain_deadline => tracing::warn!("drain timed out; closing remaining connections"),
     }
+    signals.abort();
     hangups.abort();
     reloader.stop_nats_sources().await;
     deliveries.stop().await;
@@ -125,6 +132,22 @@ pub async fn run(topology: Topology, config_path: PathBuf) -> anyhow::Result<()>
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Raises the open files limit and warns when the listeners' connection limits do not fit.
+fn open_files_check(topology: &Topology) {
+    /// Files the process keeps besides client connections: store, plugins, NATS, endpoints.
+    const RESERVED: u64 = 256;
+    let Some(open_files) = listener::raise_open_files_limit() else { return };
+    let connections = topology.server.limits.connections as u64;
+    if connections + RESERVED > open_files {
+        tracing::warn!(
+            connections,
+            open_files,
+            "`server.limits.connections` does not fit in the open files limit; \
+             raise it (ulimit -n, LimitNOFILE) or lower the limit"
+        );
+    }
 }
 
 async fn shutdown_signal() {

@@ -16,6 +16,7 @@ pub mod health;
 pub mod http_api;
 pub mod ingest;
 pub mod ingress;
+pub mod listener;
 pub mod nats;
 pub mod pipeline;
 pub mod plugin;

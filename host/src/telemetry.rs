@@ -197,6 +197,51 @@ pub struct EndpointLabels {
     pub endpoint: String,
 }
 
+/// Why a listener closed a connection (or, on HTTP/2, a stream) itself.
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq)]
+pub enum CloseReason {
+    /// No complete request head within `header_timeout` (a slow or half-sent head).
+    HeaderTimeout,
+    /// A keep-alive connection idle for `header_timeout` without a byte of a new request.
+    Idle,
+    /// No body bytes for `body_timeout`.
+    BodyTimeout,
+    /// A body arriving slower than `min_body_rate`.
+    MinBodyRate,
+}
+
+impl CloseReason {
+    pub const ALL: [Self; 4] =
+        [Self::HeaderTimeout, Self::Idle, Self::BodyTimeout, Self::MinBodyRate];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::HeaderTimeout => "header_timeout",
+            Self::Idle => "idle",
+            Self::BodyTimeout => "body_timeout",
+            Self::MinBodyRate => "min_body_rate",
+        }
+    }
+}
+
+impl EncodeLabelValue for CloseReason {
+    fn encode(&self, encoder: &mut LabelValueEncoder<'_>) -> Result<(), std::fmt::Error> {
+        std::fmt::Write::write_str(encoder, self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ListenerLabels {
+    /// `main` (`server.listen`) or `admin` (`server.admin_listen`).
+    pub listener: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ListenerCloseLabels {
+    pub listener: String,
+    pub reason: CloseReason,
+}
+
 /// Every metric Switchyard exports.
 #[derive(Debug)]
 pub struct Metrics {
@@ -229,6 +274,14 @@ pub struct Metrics {
     pub nats_messages: Family<NatsLabels, Counter>,
     /// `switchyard_config_reloads_total{outcome}`
     pub config_reloads: Family<ReloadLabels, Counter>,
+    /// `switchyard_listener_connections_open{listener}`
+    pub connections_open: Family<ListenerLabels, Gauge>,
+    /// `switchyard_listener_closed_total{listener, reason}`: connections (HTTP/2: streams)
+    /// closed by a limit.
+    pub connections_closed: Family<ListenerCloseLabels, Counter>,
+    /// `switchyard_listener_saturated_total{listener}`: times the listener stopped accepting
+    /// because `connections` were open.
+    pub listener_saturated: Family<ListenerLabels, Counter>,
     /// Whether the store can commit (not a metric: `/readyz` reads it).
     pub store_health: crate::health::StoreHealth,
     /// `switchyard_nats_connected`: 1 while the NATS connection is up. A family without labels
@@ -337,8 +390,29 @@ impl Metrics {
         for outcome in [ReloadOutcome::Applied, ReloadOutcome::Refused] {
             drop(config_reloads.get_or_create(&ReloadLabels { outcome }));
         }
+        let connections_open = Family::<ListenerLabels, Gauge>::default();
+        registry.register(
+            "switchyard_listener_connections_open",
+            "Open client connections per listener",
+            connections_open.clone(),
+        );
+        let connections_closed = Family::<ListenerCloseLabels, Counter>::default();
+        registry.register(
+            "switchyard_listener_closed",
+            "Connections (HTTP/2: streams) the listener closed, by the limit that closed them",
+            connections_closed.clone(),
+        );
+        let listener_saturated = Family::<ListenerLabels, Counter>::default();
+        registry.register(
+            "switchyard_listener_saturated",
+            "Times a listener stopped accepting because its connection limit was reached",
+            listener_saturated.clone(),
+        );
         Arc::new(Self {
             registry,
+            connections_open,
+            connections_closed,
+            listener_saturated,
             config_reloads,
             store_pruned_events,
             nats_messages,
@@ -356,6 +430,24 @@ impl Metrics {
             store_commit_seconds,
             store_health: crate::health::StoreHealth::default(),
         })
+    }
+
+    /// Makes a listener's series appear at zero.
+    pub fn register_listener(&self, listener: &str) {
+        let labels = ListenerLabels { listener: listener.to_owned() };
+        self.connections_open.get_or_create(&labels).set(0);
+        drop(self.listener_saturated.get_or_create(&labels));
+        for reason in CloseReason::ALL {
+            drop(
+                self.connections_closed
+                    .get_or_create(&ListenerCloseLabels { listener: listener.to_owned(), reason }),
+            );
+        }
+    }
+
+    pub fn count_listener_close(&self, listener: &str, reason: CloseReason) {
+        let labels = ListenerCloseLabels { listener: listener.to_owned(), reason };
+        self.connections_closed.get_or_create(&labels).inc();
     }
 
     pub fn count_reload(&self, outcome: ReloadOutcome) {

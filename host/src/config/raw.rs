@@ -42,6 +42,34 @@ pub struct ServerConfig {
     /// Largest accepted request body, unless a source says otherwise [default: `1MiB`].
     #[schemars(with = "Option<SizeText>")]
     pub max_body: Option<String>,
+    /// What every listener allows a client: connections, read timeouts, body rate, streams.
+    pub limits: Option<LimitsConfig>,
+}
+
+/// `limits = { connections = 10000, header_timeout = "10s", body_timeout = "30s",
+/// min_body_rate = "1KiB/s", http2_streams = 100 }`: the listener's defences against clients
+/// that hold connections open without sending.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Open connections per listener; past it, new connections wait in the kernel's queue
+    /// until one closes [default: 10000].
+    #[schemars(range(min = 1, max = 1_000_000))]
+    pub connections: Option<i64>,
+    /// Longest wait for a request's head, counted from the connection's start or from the end
+    /// of its previous request (idle keep-alive connections close then too) [default: `10s`].
+    #[schemars(with = "Option<DurationText>")]
+    pub header_timeout: Option<String>,
+    /// Longest wait for the next bytes of a request body [default: `30s`].
+    #[schemars(with = "Option<DurationText>")]
+    pub body_timeout: Option<String>,
+    /// Slowest average body rate accepted, e.g. `1KiB/s`, checked once a body has been read for
+    /// 5 s (or `body_timeout`, when shorter) [default: `1KiB/s`].
+    #[schemars(example = &"1KiB/s")]
+    pub min_body_rate: Option<String>,
+    /// Concurrent streams per HTTP/2 connection [default: 100].
+    #[schemars(range(min = 1, max = 10_000))]
+    pub http2_streams: Option<i64>,
 }
 
 /// `[egress]`: the SSRF guard for HTTP endpoints (only public addresses by default).

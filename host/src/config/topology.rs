@@ -49,6 +49,35 @@ pub struct Server {
     /// Bearer token for the publish API (`POST /v1/events`); absent ⇒ the API is off.
     pub publish_token: Option<Secret>,
     pub max_body: u64,
+    /// Enforced by every listener (`crate::listener`).
+    pub limits: Limits,
+}
+
+/// `server.limits`: what one listener allows its clients.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Open connections per listener; past it the listener stops accepting.
+    pub connections: usize,
+    /// Longest wait for a request head (and longest idle time between requests).
+    pub header_timeout: Duration,
+    /// Longest wait for the next bytes of a request body.
+    pub body_timeout: Duration,
+    /// Slowest average body rate, in bytes per second.
+    pub min_body_rate: u64,
+    /// Concurrent streams per HTTP/2 connection.
+    pub http2_streams: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            connections: 10_000,
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(30),
+            min_body_rate: 1024,
+            http2_streams: 100,
+        }
+    }
 }
 
 /// What a commit waits for before an event is acknowledged.

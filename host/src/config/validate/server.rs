@@ -8,7 +8,15 @@ use ipnet::IpNet;
 use super::Validator;
 use crate::config::raw;
 use crate::config::topology::*;
+use crate::config::values::parse_size;
 use crate::egress::EgressPolicy;
+
+/// Parses a byte rate such as `1KiB/s` or `512/s`; `0/s` turns the rate check off.
+fn parse_rate(text: &str) -> Result<u64, String> {
+    let expected = || format!("`{text}` is not a rate; expected a size per second, e.g. `1KiB/s`");
+    let size = text.trim().strip_suffix("/s").ok_or_else(expected)?;
+    parse_size(size).map_err(|_| expected())
+}
 
 impl Validator<'_> {
     pub(super) fn server(&mut self, server: raw::ServerConfig) -> Server {
@@ -52,6 +60,57 @@ impl Validator<'_> {
             admin_token,
             publish_token,
             max_body: self.size("server.max_body", server.max_body.as_deref(), DEFAULT_MAX_BODY),
+            limits: self.limits(server.limits.unwrap_or_default()),
+        }
+    }
+
+    fn limits(&mut self, limits: raw::LimitsConfig) -> Limits {
+        let defaults = Limits::default();
+        let example = "limits = { connections = 10000, header_timeout = \"10s\" }";
+        let count = |validator: &mut Self, key: &str, value: Option<i64>, max: i64| match value {
+            None => None,
+            Some(value) if (1..=max).contains(&value) => Some(value),
+            Some(value) => {
+                validator.error(
+                    format!("server.limits.{key}"),
+                    format!("`{value}` is out of range; expected 1 to {max}"),
+                    example,
+                );
+                None
+            }
+        };
+        let connections = count(self, "connections", limits.connections, 1_000_000);
+        let http2_streams = count(self, "http2_streams", limits.http2_streams, 10_000);
+        let positive = |validator: &mut Self, key: &str, text: Option<&str>, default| {
+            let path = format!("server.limits.{key}");
+            let duration = validator.duration(&path, text, default);
+            if duration.is_zero() {
+                validator.error(path, "must be longer than zero", &format!("{key} = \"10s\""));
+                return default;
+            }
+            duration
+        };
+        let header_timeout = positive(
+            self,
+            "header_timeout",
+            limits.header_timeout.as_deref(),
+            defaults.header_timeout,
+        );
+        let body_timeout =
+            positive(self, "body_timeout", limits.body_timeout.as_deref(), defaults.body_timeout);
+        let min_body_rate = match limits.min_body_rate.as_deref() {
+            None => defaults.min_body_rate,
+            Some(text) => parse_rate(text).unwrap_or_else(|message| {
+                self.error("server.limits.min_body_rate", message, "min_body_rate = \"1KiB/s\"");
+                defaults.min_body_rate
+            }),
+        };
+        Limits {
+            connections: connections.map_or(defaults.connections, |value| value as usize),
+            header_timeout,
+            body_timeout,
+            min_body_rate,
+            http2_streams: http2_streams.map_or(defaults.http2_streams, |value| value as u32),
         }
     }
 
@@ -128,5 +187,61 @@ impl Validator<'_> {
             );
         }
         Some(Nats { url, auth: methods.pop().unwrap_or(NatsAuth::None), outcomes: nats.outcomes })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::time::Duration;
+
+    use crate::config::{self, Limits, ProcessEnvironment};
+
+    fn limits(line: &str) -> Result<Limits, Vec<String>> {
+        let text = format!("[server]\nlimits = {line}\n[sources.hooks]\n");
+        config::parse(&text, Path::new("."), &ProcessEnvironment)
+            .map(|topology| topology.server.limits)
+            .map_err(|errors| {
+                errors.0.iter().map(|error| format!("{}: {}", error.path, error.message)).collect()
+            })
+    }
+
+    #[test]
+    fn limits_default_as_documented_and_read_every_key() {
+        assert_eq!(limits("{}").unwrap(), Limits::default());
+        let read = limits(
+            "{ connections = 50, header_timeout = \"2s\", body_timeout = \"500ms\", \
+             min_body_rate = \"10KiB/s\", http2_streams = 8 }",
+        )
+        .unwrap();
+        let expected = Limits {
+            connections: 50,
+            header_timeout: Duration::from_secs(2),
+            body_timeout: Duration::from_millis(500),
+            min_body_rate: 10 * 1024,
+            http2_streams: 8,
+        };
+        assert_eq!(read, expected);
+        assert_eq!(limits("{ min_body_rate = \"0/s\" }").unwrap().min_body_rate, 0);
+    }
+
+    #[test]
+    fn bad_limits_are_each_named_with_their_key() {
+        let errors = limits(
+            "{ connections = 0, header_timeout = \"0s\", body_timeout = \"soon\", \
+             min_body_rate = \"1KiB\", http2_streams = 20000 }",
+        )
+        .unwrap_err();
+        let text = errors.join("\n");
+        for expected in [
+            "server.limits.connections: `0` is out of range; expected 1 to 1000000",
+            "server.limits.http2_streams: `20000` is out of range; expected 1 to 10000",
+            "server.limits.header_timeout: must be longer than zero",
+            "server.limits.body_timeout: `soon` is not a duration",
+            "server.limits.min_body_rate: `1KiB` is not a rate; expected a size per second",
+        ] {
+            assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+        }
+        assert_eq!(errors.len(), 5, "{text}");
     }
 }
