@@ -78,6 +78,7 @@ pub async fn run(topology: Topology, config_path: PathBuf) -> anyhow::Result<()>
         .await
         .with_context(|| format!("cannot listen on `{}`", server.listen))?;
     let address = socket.local_addr().context("cannot read the listening address")?;
+    let tls = server.tls.as_ref().map(listener::tls::Certificates::load).transpose()?;
     let ready = Arc::new(AtomicBool::new(false));
     // The serving side (pipeline, HTTP and admin routers, NATS sources) is built by the
     // reloader, at start as at every reload.
@@ -89,6 +90,7 @@ pub async fn run(topology: Topology, config_path: PathBuf) -> anyhow::Result<()>
         routes,
         nats: nats.clone(),
         ready: ready.clone(),
+        tls: tls.clone(),
     };
     let reloader = Reloader::start(config_path, topology, plugins, shared);
     let hangups = tokio::spawn(reload::on_sighup(reloader.clone()));
@@ -105,7 +107,7 @@ pub async fn run(topology: Topology, config_path: PathBuf) -> anyhow::Result<()>
             draining.notify_one();
         }
     });
-    let main = listener::Listener { name: "main", socket, limits: server.limits };
+    let main = listener::Listener { name: "main", socket, limits: server.limits, tls };
     let serve = listener::serve(main, router, metrics.clone(), stopping);
     ready.store(true, Ordering::Release);
     tracing::info!(%address, "listening");

@@ -16,8 +16,10 @@
 //! worker stopped once its attempts under way are recorded. An endpoint that comes back in a
 //! later reload gets its parked deliveries resumed.
 //!
-//! Settings that only a restart can change (`server.listen`, `data_dir`, `durability`,
-//! `retention`, `[egress]`, `[nats]`) are not applied; a reload that changes them says so in
+//! The listeners' TLS certificate files (`server.tls`) are read again and used by new
+//! handshakes; open connections keep their session. Settings that only a restart can change
+//! (`server.listen`, `data_dir`, `durability`, `retention`, `limits`, TLS on or off,
+//! `[egress]`, `[nats]`) are not applied; a reload that changes them says so in
 //! the log and in its answer. It must not decide what a config means: that is validation's.
 
 use std::collections::{BTreeSet, HashSet};
@@ -74,6 +76,8 @@ pub struct Shared {
     pub nats: Option<NatsConnection>,
     /// False while starting and draining.
     pub ready: Arc<AtomicBool>,
+    /// The listeners' TLS certificates (`server.tls`): read again at every reload.
+    pub tls: Option<Arc<crate::listener::tls::Certificates>>,
 }
 
 /// The current topology and what serves it.
@@ -209,15 +213,26 @@ impl Reloader {
         if !errors.is_empty() {
             return Err(errors);
         }
+        // The certificate files are read again; a listener started without TLS stays so.
+        let tls = match (&self.shared.tls, &topology.server.tls) {
+            (Some(_), Some(settings)) => Some(
+                crate::listener::tls::server_config(settings)
+                    .map_err(|error| vec![error.to_string()])?,
+            ),
+            _ => None,
+        };
         let plugins = load_plugins(&topology).await.map_err(|error| vec![format!("{error:#}")])?;
         let warnings = restart_only_changes(&current.topology, &topology);
         let runtimes = delivery::endpoints(&topology);
-        Ok(Prepared { topology: Arc::new(topology), runtimes, plugins, warnings })
+        Ok(Prepared { topology: Arc::new(topology), runtimes, plugins, warnings, tls })
     }
 
     async fn apply(&self, current: &mut Current, prepared: Prepared) -> Reloaded {
-        let Prepared { topology, runtimes, plugins, warnings } = prepared;
+        let Prepared { topology, runtimes, plugins, warnings, tls } = prepared;
         let shared = &self.shared;
+        if let (Some(certificates), Some(config)) = (&shared.tls, tls) {
+            certificates.replace(config);
+        }
         let old: BTreeSet<String> = current.topology.endpoints.keys().cloned().collect();
         let new: BTreeSet<String> = topology.endpoints.keys().cloned().collect();
         // New and changed endpoints first: no event is routed to an endpoint without a worker.
@@ -283,6 +298,8 @@ struct Prepared {
     runtimes: Vec<delivery::EndpointRuntime>,
     plugins: Option<Arc<PluginHost>>,
     warnings: Vec<String>,
+    /// The listeners' TLS config, its files read again.
+    tls: Option<tokio_rustls::rustls::ServerConfig>,
 }
 
 /// The HTTP (and admin) router of `topology` and its NATS sources, on the shared store,
@@ -362,6 +379,7 @@ fn restart_only_changes(old: &Topology, new: &Topology) -> Vec<String> {
         ("server.durability", old_server.durability != new_server.durability),
         ("server.retention", old_server.retention != new_server.retention),
         ("server.limits", old_server.limits != new_server.limits),
+        ("server.tls", old_server.tls.is_some() != new_server.tls.is_some()),
         ("egress", old.egress != new.egress),
         ("telemetry", old.telemetry.otlp != new.telemetry.otlp),
         (

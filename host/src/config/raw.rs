@@ -44,6 +44,35 @@ pub struct ServerConfig {
     pub max_body: Option<String>,
     /// What every listener allows a client: connections, read timeouts, body rate, streams.
     pub limits: Option<LimitsConfig>,
+    /// TLS on every listener; the files are read again on reload.
+    pub tls: Option<TlsConfig>,
+}
+
+/// `tls = { cert = "cert.pem", key = "key.pem", client_ca = "ca.pem", client_auth = "optional" }`.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM certificate chain, server certificate first, relative to the config file.
+    #[schemars(example = &"cert.pem")]
+    pub cert: String,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1), relative to the config file.
+    #[schemars(example = &"key.pem")]
+    pub key: String,
+    /// PEM certificates of the CAs that client certificates must chain to.
+    #[schemars(example = &"ca.pem")]
+    pub client_ca: Option<String>,
+    /// With `client_ca`: `optional` (a client may present none) or `required`
+    /// [default: `optional`].
+    #[schemars(with = "Option<ClientAuthText>")]
+    pub client_auth: Option<String>,
+}
+
+/// `optional` or `required`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientAuthText {
+    Optional,
+    Required,
 }
 
 /// `limits = { connections = 10000, header_timeout = "10s", body_timeout = "30s",
@@ -194,6 +223,9 @@ pub struct SourceConfig {
     /// Largest accepted body for this source [default: `server.max_body`].
     #[schemars(with = "Option<SizeText>")]
     pub max_body: Option<String>,
+    /// Accept only requests whose verified TLS client certificate has one of these subjects
+    /// (needs `server.tls.client_ca`); http and api sources.
+    pub client_cert: Option<ClientCertConfig>,
     /// NATS subject to subscribe to (nats sources), wildcards allowed.
     #[schemars(example = &"orders.>")]
     pub subject: Option<String>,
@@ -201,6 +233,16 @@ pub struct SourceConfig {
     pub queue_group: Option<String>,
     /// Consume through a JetStream durable consumer (nats sources); omit for core NATS.
     pub jetstream: Option<JetStreamSourceConfig>,
+}
+
+/// `client_cert = { subjects = ["CN=billing"] }`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClientCertConfig {
+    /// Subject patterns, `TYPE=value` pairs joined by commas (CN, O, OU, C, L, ST, DC); a
+    /// certificate matches one when its subject holds every pair listed.
+    #[schemars(example = ["CN=billing"])]
+    pub subjects: Vec<String>,
 }
 
 /// One way to find an event's type: `header` (with an optional `prefix`), `json` or `value`.

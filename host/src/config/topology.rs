@@ -51,6 +51,24 @@ pub struct Server {
     pub max_body: u64,
     /// Enforced by every listener (`crate::listener`).
     pub limits: Limits,
+    /// TLS on every listener.
+    pub tls: Option<Tls>,
+}
+
+/// `server.tls`, its paths resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tls {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub client_ca: Option<PathBuf>,
+    pub client_auth: ClientAuth,
+}
+
+/// Whether a client must present a certificate (only with `client_ca`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientAuth {
+    Optional,
+    Required,
 }
 
 /// `server.limits`: what one listener allows its clients.
@@ -139,6 +157,9 @@ pub struct Source {
     pub event_type: Option<EventTypeRule>,
     pub dedupe: Option<DedupeRule>,
     pub max_body: u64,
+    /// `client_cert.subjects`: a request must carry a verified client certificate matching
+    /// one; `None` accepts any client.
+    pub client_subjects: Option<Vec<crate::listener::subject::SubjectPattern>>,
 }
 
 #[derive(Debug, Clone)]

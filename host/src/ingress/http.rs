@@ -66,6 +66,7 @@ pub(super) async fn receive_webhook(
             )
         })?;
     let (parts, body) = request.into_parts();
+    super::client_cert::check(source, &parts.extensions)?;
     let body = read_body(&parts.headers, body, source.max_body).await?;
     let inbound = Inbound {
         headers: header_list(&parts.headers),

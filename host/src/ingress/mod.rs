@@ -5,6 +5,7 @@
 //! ([`publish`]), health, readiness and metrics. The router is an `axum::Router` that tests can
 //! drive without a socket; the handlers do not know each other.
 
+pub mod client_cert;
 pub mod http;
 pub mod nats;
 pub mod publish;

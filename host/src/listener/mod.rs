@@ -20,7 +20,12 @@
 //! - **Body limits** ([`body`]): on HTTP/1 a stalled or trickling body closes the connection
 //!   at once, without an answer (it cannot be reused with a body half read); on HTTP/2 only its
 //!   stream fails and the other streams go on.
-//! - **Peer address**: every request carries axum's `ConnectInfo<SocketAddr>` extension.
+//! - **Peer address**: every request carries axum's `ConnectInfo<SocketAddr>` extension;
+//!   under TLS, a request whose client presented a verified certificate also carries its
+//!   [`subject::PeerSubject`] (one whose subject cannot be read carries none).
+//! - **TLS** ([`tls`]): the handshake must finish within `header_timeout` (counted as
+//!   `header_timeout` otherwise); a failed handshake (plain HTTP, no required certificate)
+//!   just closes the connection.
 //! - **Open files**: [`raise_open_files_limit`] lifts the soft `RLIMIT_NOFILE` to the hard
 //!   limit at start; the process warns when `connections` does not fit in it.
 //! - **Drain**: on stop the listening socket closes, idle connections close, connections with
@@ -29,6 +34,8 @@
 
 pub mod activity;
 pub mod body;
+pub mod subject;
+pub mod tls;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -62,12 +69,15 @@ pub struct Listener {
     pub name: &'static str,
     pub socket: TcpListener,
     pub limits: Limits,
+    /// `server.tls`: the certificates, shared by every listener and replaced on reload.
+    pub tls: Option<Arc<tls::Certificates>>,
 }
 
 /// What every connection task of one listener shares.
 struct Shared {
     name: &'static str,
     limits: Limits,
+    tls: Option<Arc<tls::Certificates>>,
     router: axum::Router,
     builder: auto::Builder<TokioExecutor>,
     metrics: Arc<Metrics>,
@@ -81,11 +91,11 @@ pub async fn serve(
     metrics: Arc<Metrics>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let Listener { name, socket, limits } = listener;
+    let Listener { name, socket, limits, tls } = listener;
     metrics.register_listener(name);
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder.http2().max_concurrent_streams(limits.http2_streams);
-    let shared = Arc::new(Shared { name, limits, router, builder, metrics });
+    let shared = Arc::new(Shared { name, limits, tls, router, builder, metrics });
     let permits = Arc::new(Semaphore::new(limits.connections));
     let (finish, finishing) = watch::channel(false);
     let stopping = async move {
@@ -170,7 +180,27 @@ async fn connection(
     open.inc();
     let activity = Activity::new(shared.name, shared.metrics.clone());
     let io = CountingIo::new(stream, activity.clone());
-    serve_connection(io, peer, &shared, activity, finishing).await;
+    match &shared.tls {
+        None => serve_connection(io, peer, None, &shared, activity, finishing).await,
+        Some(certificates) => {
+            let handshake = certificates.acceptor().accept(io);
+            match tokio::time::timeout(shared.limits.header_timeout, handshake).await {
+                Ok(Ok(stream)) => {
+                    let subject = stream
+                        .get_ref()
+                        .1
+                        .peer_certificates()
+                        .and_then(|chain| chain.first())
+                        .and_then(|certificate| subject::subject_of(certificate));
+                    serve_connection(stream, peer, subject, &shared, activity, finishing).await;
+                }
+                Ok(Err(error)) => {
+                    tracing::debug!(listener = shared.name, %peer, %error, "TLS handshake failed");
+                }
+                Err(_) => activity.count(CloseReason::HeaderTimeout),
+            }
+        }
+    }
     open.dec();
     drop(permit);
 }
@@ -179,6 +209,7 @@ async fn connection(
 async fn serve_connection<Io>(
     io: Io,
     peer: SocketAddr,
+    subject: Option<subject::PeerSubject>,
     shared: &Arc<Shared>,
     activity: Arc<Activity>,
     mut finishing: watch::Receiver<bool>,
@@ -192,6 +223,9 @@ async fn serve_connection<Io>(
             let multiplexed = request.version() == hyper::Version::HTTP_2;
             let (mut parts, body) = request.into_parts();
             parts.extensions.insert(ConnectInfo(peer));
+            if let Some(subject) = &subject {
+                parts.extensions.insert(subject.clone());
+            }
             let limits = &shared.limits;
             let body = PacedBody::new(
                 body,

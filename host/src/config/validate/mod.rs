@@ -79,8 +79,9 @@ impl Validator<'_> {
         }
         let plugins = self.each(raw.plugins, "plugins", |v, id, item| v.plugin(id, item, &ids));
         let default_max_body = server.max_body;
+        let client_ca = server.tls.as_ref().is_some_and(|tls| tls.client_ca.is_some());
         let sources = self.each(raw.sources, "sources", |v, id, item| {
-            v.source(id, item, &ids, has_nats, default_max_body)
+            v.source(id, item, &ids, has_nats, default_max_body, client_ca)
         });
         let context =
             endpoints::Context { ids: &ids, egress: &egress, has_nats, secrets: &secrets };

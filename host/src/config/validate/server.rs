@@ -61,7 +61,48 @@ impl Validator<'_> {
             publish_token,
             max_body: self.size("server.max_body", server.max_body.as_deref(), DEFAULT_MAX_BODY),
             limits: self.limits(server.limits.unwrap_or_default()),
+            tls: server.tls.map(|tls| self.tls(tls)),
         }
+    }
+
+    fn tls(&mut self, tls: raw::TlsConfig) -> Tls {
+        let file = |validator: &mut Self, key: &str, relative: &str| {
+            let path = validator.resolve_path(relative);
+            if !validator.environment.is_file(&path) {
+                validator.error(
+                    format!("server.tls.{key}"),
+                    format!("`{relative}` is not a file"),
+                    &format!("{key} = \"{key}.pem\""),
+                );
+            }
+            path
+        };
+        let cert = file(self, "cert", &tls.cert);
+        let key = file(self, "key", &tls.key);
+        let client_ca = tls.client_ca.as_deref().map(|relative| file(self, "client_ca", relative));
+        let client_auth = match (tls.client_auth.as_deref(), &client_ca) {
+            (None | Some("optional"), _) => ClientAuth::Optional,
+            (Some("required"), Some(_)) => ClientAuth::Required,
+            (Some("required"), None) => {
+                self.error(
+                    "server.tls.client_auth",
+                    "`required` needs `client_ca`, the CAs client certificates chain to",
+                    "client_ca = \"ca.pem\"",
+                );
+                ClientAuth::Required
+            }
+            (Some(other), _) => {
+                self.error(
+                    "server.tls.client_auth",
+                    format!(
+                        "`{other}` is not a client auth mode; expected `optional` or `required`"
+                    ),
+                    "client_auth = \"required\"",
+                );
+                ClientAuth::Optional
+            }
+        };
+        Tls { cert, key, client_ca, client_auth }
     }
 
     fn limits(&mut self, limits: raw::LimitsConfig) -> Limits {
@@ -243,5 +284,37 @@ mod tests {
             assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
         }
         assert_eq!(errors.len(), 5, "{text}");
+    }
+}
+
+#[cfg(test)]
+mod tls_tests {
+    use std::path::Path;
+
+    use crate::config::{self, ProcessEnvironment};
+
+    fn problems(text: &str) -> Vec<String> {
+        match config::parse(text, Path::new("."), &ProcessEnvironment) {
+            Ok(_) => Vec::new(),
+            Err(errors) => {
+                errors.0.iter().map(|error| format!("{}: {}", error.path, error.message)).collect()
+            }
+        }
+    }
+
+    #[test]
+    fn tls_files_modes_and_client_subjects_are_checked() {
+        let text = "[server]\ntls = { cert = \"missing.pem\", key = \"Cargo.toml\", \
+                    client_auth = \"required\" }\n\n[sources.billing]\n\
+                    client_cert = { subjects = [\"CN=billing\", \"billing\"] }\n";
+        assert_eq!(
+            problems(text),
+            [
+                "server.tls.cert: `missing.pem` is not a file",
+                "server.tls.client_auth: `required` needs `client_ca`, the CAs client certificates chain to",
+                "sources.billing.client_cert: client certificates need `server.tls.client_ca` to be verified",
+                "sources.billing.client_cert.subjects[1]: `billing` is not `TYPE=value`, e.g. `CN=billing`",
+            ]
+        );
     }
 }

@@ -27,6 +27,7 @@ impl Validator<'_> {
         ids: &Ids,
         has_nats: bool,
         default_max_body: u64,
+        client_ca: bool,
     ) -> Source {
         let at = |key: &str| format!("sources.{id}.{key}");
         self.references(&at("verify"), &source.verify, &ids.plugins, "plugin");
@@ -40,7 +41,52 @@ impl Validator<'_> {
             source.event_type.and_then(|rule| self.event_type(&at("event_type"), rule));
         let dedupe = source.dedupe.map(|dedupe| self.dedupe(&at("dedupe"), dedupe));
         let max_body = self.size(&at("max_body"), source.max_body.as_deref(), default_max_body);
-        Source { id: id.to_owned(), kind, verify: source.verify, event_type, dedupe, max_body }
+        let client_subjects = source
+            .client_cert
+            .map(|client_cert| self.client_subjects(&at("client_cert"), client_cert, client_ca));
+        Source {
+            id: id.to_owned(),
+            kind,
+            verify: source.verify,
+            event_type,
+            dedupe,
+            max_body,
+            client_subjects,
+        }
+    }
+
+    fn client_subjects(
+        &mut self,
+        at: &str,
+        client_cert: raw::ClientCertConfig,
+        client_ca: bool,
+    ) -> Vec<crate::listener::subject::SubjectPattern> {
+        if !client_ca {
+            self.error(
+                at,
+                "client certificates need `server.tls.client_ca` to be verified",
+                "tls = { cert = \"cert.pem\", key = \"key.pem\", client_ca = \"ca.pem\" }",
+            );
+        }
+        if client_cert.subjects.is_empty() {
+            self.error(
+                format!("{at}.subjects"),
+                "list at least one subject",
+                "subjects = [\"CN=billing\"]",
+            );
+        }
+        let mut patterns = Vec::new();
+        for (index, text) in client_cert.subjects.iter().enumerate() {
+            match crate::listener::subject::SubjectPattern::parse(text) {
+                Ok(pattern) => patterns.push(pattern),
+                Err(message) => self.error(
+                    format!("{at}.subjects[{index}]"),
+                    message,
+                    "subjects = [\"CN=billing\"]",
+                ),
+            }
+        }
+        patterns
     }
 
     fn source_kind(
