@@ -78,6 +78,14 @@ pub async fn run(topology: Topology, config_path: PathBuf) -> anyhow::Result<()>
         .await
         .with_context(|| format!("cannot listen on `{}`", server.listen))?;
     let address = socket.local_addr().context("cannot read the listening address")?;
+    let admin_socket = match server.admin_listen {
+        Some(admin_listen) => Some(
+            TcpListener::bind(admin_listen)
+                .await
+                .with_context(|| format!("cannot listen on `{admin_listen}` (admin)"))?,
+        ),
+        None => None,
+    };
     let tls = server.tls.as_ref().map(listener::tls::Certificates::load).transpose()?;
     let ready = Arc::new(AtomicBool::new(false));
     // The serving side (pipeline, HTTP and admin routers, NATS sources) is built by the
@@ -107,10 +115,31 @@ pub async fn run(topology: Topology, config_path: PathBuf) -> anyhow::Result<()>
             draining.notify_one();
         }
     });
+    // The admin listener (`server.admin_listen`) has the same limits and TLS, its own budget.
+    let admin_serve = admin_socket.map(|socket| {
+        let admin_address = socket.local_addr().ok();
+        let admin =
+            listener::Listener { name: "admin", socket, limits: server.limits, tls: tls.clone() };
+        (
+            admin_address,
+            listener::serve(admin, reloader.admin_service(), metrics.clone(), stopping.clone()),
+        )
+    });
     let main = listener::Listener { name: "main", socket, limits: server.limits, tls };
-    let serve = listener::serve(main, router, metrics.clone(), stopping);
+    let main_serve = listener::serve(main, router, metrics.clone(), stopping);
     ready.store(true, Ordering::Release);
     tracing::info!(%address, "listening");
+    let serve = async move {
+        match admin_serve {
+            Some((admin_address, admin_serve)) => {
+                if let Some(admin_address) = admin_address {
+                    tracing::info!(%admin_address, "admin API listening on its own address");
+                }
+                tokio::join!(main_serve, admin_serve);
+            }
+            None => main_serve.await,
+        }
+    };
     let drain_deadline = async {
         draining.notified().await;
         tokio::time::sleep(DRAIN_TIMEOUT).await;

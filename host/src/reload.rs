@@ -96,6 +96,8 @@ pub struct Reloader {
     myself: Weak<Reloader>,
     /// What the listener serves: swapped whole.
     router: ArcSwap<axum::Router>,
+    /// What `server.admin_listen` serves (empty without it): swapped with `router`.
+    admin_router: ArcSwap<axum::Router>,
     /// Held by a reload from start to end: reloads never interleave.
     current: tokio::sync::Mutex<Current>,
 }
@@ -119,12 +121,13 @@ impl Reloader {
     ) -> Arc<Self> {
         let topology = Arc::new(topology);
         Arc::new_cyclic(|reloader| {
-            let (router, nats_sources) = serve(&topology, plugins, &shared, reloader.clone());
+            let (routers, nats_sources) = serve(&topology, plugins, &shared, reloader.clone());
             Self {
                 config_path,
                 shared,
                 myself: reloader.clone(),
-                router: ArcSwap::from_pointee(router),
+                router: ArcSwap::from_pointee(routers.main),
+                admin_router: ArcSwap::from_pointee(routers.admin),
                 current: tokio::sync::Mutex::new(Current {
                     topology,
                     nats_sources,
@@ -140,6 +143,16 @@ impl Reloader {
         let reloader = self.clone();
         let live = tower::service_fn(move |request: Request| {
             let router = reloader.router.load_full();
+            async move { axum::Router::clone(&router).oneshot(request).await }
+        });
+        axum::Router::new().fallback_service(live)
+    }
+
+    /// The service `server.admin_listen` runs, like [`Self::service`].
+    pub fn admin_service(self: &Arc<Self>) -> axum::Router {
+        let reloader = self.clone();
+        let live = tower::service_fn(move |request: Request| {
+            let router = reloader.admin_router.load_full();
             async move { axum::Router::clone(&router).oneshot(request).await }
         });
         axum::Router::new().fallback_service(live)
@@ -257,8 +270,9 @@ impl Reloader {
         if let Some(old_sources) = current.nats_sources.take() {
             old_sources.stop().await;
         }
-        let (router, nats_sources) = serve(&topology, plugins, shared, self.myself.clone());
-        self.router.store(Arc::new(router));
+        let (routers, nats_sources) = serve(&topology, plugins, shared, self.myself.clone());
+        self.router.store(Arc::new(routers.main));
+        self.admin_router.store(Arc::new(routers.admin));
         current.nats_sources = nats_sources;
         // Routes last: an event routed by the new table meets the new pipeline's transforms
         // (one that entered the old pipeline just before may still meet the old ones).
@@ -302,14 +316,22 @@ struct Prepared {
     tls: Option<tokio_rustls::rustls::ServerConfig>,
 }
 
-/// The HTTP (and admin) router of `topology` and its NATS sources, on the shared store,
-/// workers and routes.
+/// What the listeners serve.
+struct Routers {
+    /// `server.listen`: ingress, health, metrics, and the admin side without `admin_listen`.
+    main: axum::Router,
+    /// `server.admin_listen`: the admin side alone (everything 404 without it).
+    admin: axum::Router,
+}
+
+/// The HTTP routers of `topology` and its NATS sources, on the shared store, workers and
+/// routes.
 fn serve(
     topology: &Arc<Topology>,
     plugins: Option<Arc<PluginHost>>,
     shared: &Shared,
     reloader: Weak<Reloader>,
-) -> (axum::Router, Option<NatsSources>) {
+) -> (Routers, Option<NatsSources>) {
     let pipeline = Pipeline::new(topology, shared.routes.clone(), plugins, shared.metrics.clone());
     let ingestor = Ingestor::new(shared.store.clone(), pipeline.clone(), shared.metrics.clone());
     let nats_sources = shared
@@ -326,25 +348,56 @@ fn serve(
         ready: shared.ready.clone(),
         nats,
     };
-    let router = match topology.server.admin_token.clone() {
-        Some(token) => {
-            let admin = crate::admin::AdminState {
-                topology: topology.clone(),
-                store: shared.store.clone(),
-                pipeline,
-                registry: shared.registry.clone(),
-                openapi: crate::admin::openapi_value(),
-            };
-            let reload = axum::Router::new()
-                .route("/v1/admin/reload", axum::routing::post(reload_handler))
-                .with_state(reloader);
-            ingress::router(state)
-                .merge(crate::admin::router(token.clone(), admin))
-                .merge(crate::admin::behind_token(token, reload))
+    let admin = admin_side(topology, pipeline, shared, reloader);
+    let routers = match (admin, topology.server.admin_listen) {
+        (Some(admin), None) => {
+            Routers { main: ingress::router(state).merge(admin), admin: not_found() }
         }
-        None => ingress::router(state),
+        (Some(admin), Some(_)) => {
+            Routers { main: ingress::router(state), admin: admin.fallback(not_found_handler) }
+        }
+        (None, _) => Routers { main: ingress::router(state), admin: not_found() },
     };
-    (router, nats_sources)
+    (routers, nats_sources)
+}
+
+/// The admin side: `/v1/admin/*` (the API and its reload route) behind the admin token, and
+/// the place to mount what else belongs to operators (the dashboard's `/ui/`). `None`
+/// without an admin token: nothing of it is served. It goes on `server.admin_listen` when
+/// that is set, else beside the ingress on `server.listen`.
+fn admin_side(
+    topology: &Arc<Topology>,
+    pipeline: Pipeline,
+    shared: &Shared,
+    reloader: Weak<Reloader>,
+) -> Option<axum::Router> {
+    let token = topology.server.admin_token.clone()?;
+    let admin = crate::admin::AdminState {
+        topology: topology.clone(),
+        store: shared.store.clone(),
+        pipeline,
+        registry: shared.registry.clone(),
+        openapi: crate::admin::openapi_value(),
+    };
+    let reload = axum::Router::new()
+        .route("/v1/admin/reload", axum::routing::post(reload_handler))
+        .with_state(reloader);
+    Some(
+        crate::admin::router(token.clone(), admin).merge(crate::admin::behind_token(token, reload)),
+    )
+}
+
+/// A router answering every request `404 not_found`, as the ingress does.
+fn not_found() -> axum::Router {
+    axum::Router::new().fallback(not_found_handler)
+}
+
+async fn not_found_handler(request: Request) -> crate::http_api::ApiError {
+    crate::http_api::ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        format!("no route for `{} {}`", request.method(), request.uri().path()),
+    )
 }
 
 /// Compiles (or loads from the cache) every configured plugin, off the async threads; none
@@ -375,6 +428,7 @@ fn restart_only_changes(old: &Topology, new: &Topology) -> Vec<String> {
     let (old_server, new_server) = (&old.server, &new.server);
     let changed = [
         ("server.listen", old_server.listen != new_server.listen),
+        ("server.admin_listen", old_server.admin_listen != new_server.admin_listen),
         ("server.data_dir", old_server.data_dir != new_server.data_dir),
         ("server.durability", old_server.durability != new_server.durability),
         ("server.retention", old_server.retention != new_server.retention),

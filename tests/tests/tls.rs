@@ -253,3 +253,43 @@ async fn a_replaced_certificate_is_served_after_sighup_and_open_connections_go_o
     // The connection opened before the reload still works.
     assert_eq!(request_on(&mut open).await, 202);
 }
+
+/// `server.admin_listen` speaks TLS with the same certificate: the admin API over HTTPS
+/// there, and plain HTTP to it gets no answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_listener_serves_tls_too() {
+    let (server_ca, client_ca) = (authority("server ca"), authority("client ca"));
+    let files = Files::new(&server_ca, &client_ca);
+    let server_extra = format!(
+        "{}\nadmin_listen = \"127.0.0.1:0\"\nadmin_token = {{ value = \"tls-admin\" }}",
+        files.server_extra("optional")
+    );
+    let host = TestHost::start(&server_extra, SOURCES).await.unwrap();
+    let logs = host.logs.clone();
+    let admin: std::net::SocketAddr = tokio::task::spawn_blocking(move || {
+        logs.wait_for(Duration::from_secs(30), |line| {
+            line.split("admin_address=").nth(1)?.split_whitespace().next()?.parse().ok()
+        })
+    })
+    .await
+    .unwrap()
+    .expect("the admin listener's address is logged");
+    let secure = reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(server_ca.pem().as_bytes()).unwrap()])
+        .resolve(SERVER_NAME, admin)
+        .build()
+        .unwrap();
+    let answer = secure
+        .get(format!("https://{SERVER_NAME}:{}/v1/admin/endpoints", admin.port()))
+        .bearer_auth("tls-admin")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), StatusCode::OK);
+    let plain = reqwest::Client::new()
+        .get(format!("http://{admin}/v1/admin/endpoints"))
+        .bearer_auth("tls-admin")
+        .send()
+        .await;
+    assert!(plain.is_err(), "plain HTTP was answered on the admin listener: {plain:?}");
+}

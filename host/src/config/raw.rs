@@ -25,6 +25,10 @@ pub struct ServerConfig {
     /// [default: `127.0.0.1:8080`].
     #[schemars(example = &"127.0.0.1:8080")]
     pub listen: Option<String>,
+    /// A second address serving the admin API (`/v1/admin/*`) and the dashboard (`/ui/`)
+    /// alone; they then answer 404 on `listen`. Absent, they share `listen`.
+    #[schemars(example = &"127.0.0.1:8081")]
+    pub admin_listen: Option<String>,
     /// The store's directory, relative to the config file [default: `switchyard-data`].
     #[schemars(example = &"./switchyard-data")]
     pub data_dir: Option<String>,

@@ -42,6 +42,8 @@ pub struct Topology {
 #[derive(Debug, Clone)]
 pub struct Server {
     pub listen: SocketAddr,
+    /// The admin API's (and dashboard's) own address; `None`: they share `listen`.
+    pub admin_listen: Option<SocketAddr>,
     pub data_dir: PathBuf,
     pub durability: Durability,
     pub retention: Duration,

@@ -32,6 +32,23 @@ impl Validator<'_> {
                 default_listen
             }),
         };
+        let admin_listen = server.admin_listen.as_deref().and_then(|text| {
+            match text.parse::<SocketAddr>() {
+                Err(_) => self.error(
+                    "server.admin_listen",
+                    format!("`{text}` is not an IP address and port"),
+                    "admin_listen = \"127.0.0.1:8081\"",
+                ),
+                // Port 0 (any free port) twice is two different addresses.
+                Ok(address) if address == listen && address.port() != 0 => self.error(
+                    "server.admin_listen",
+                    format!("`{text}` is `server.listen` too; give the admin API its own port"),
+                    "admin_listen = \"127.0.0.1:8081\"",
+                ),
+                Ok(address) => return Some(address),
+            }
+            None
+        });
         let durability = match server.durability.as_deref() {
             None | Some("fsync") => Durability::Fsync,
             Some("os") => Durability::Os,
@@ -50,6 +67,7 @@ impl Validator<'_> {
             server.publish_token.and_then(|token| self.secret("server.publish_token", token));
         Server {
             listen,
+            admin_listen,
             data_dir: self.resolve_path(server.data_dir.as_deref().unwrap_or("switchyard-data")),
             durability,
             retention: self.duration(
@@ -300,6 +318,24 @@ mod tls_tests {
                 errors.0.iter().map(|error| format!("{}: {}", error.path, error.message)).collect()
             }
         }
+    }
+
+    #[test]
+    fn the_admin_listener_needs_an_address_of_its_own() {
+        let text = |admin: &str| {
+            format!("[server]\nlisten = \"127.0.0.1:8080\"\nadmin_listen = \"{admin}\"\n")
+        };
+        assert_eq!(problems(&text("127.0.0.1:8081")), Vec::<String>::new());
+        assert_eq!(
+            problems(&text("127.0.0.1:8080")),
+            [
+                "server.admin_listen: `127.0.0.1:8080` is `server.listen` too; give the admin API its own port"
+            ]
+        );
+        assert_eq!(
+            problems(&text("internal")),
+            ["server.admin_listen: `internal` is not an IP address and port"]
+        );
     }
 
     #[test]
