@@ -321,6 +321,16 @@ mod tls_tests {
     }
 
     #[test]
+    fn nats_sources_take_no_client_certificate() {
+        let text = "[nats]\nurl = \"nats://127.0.0.1:4222\"\n\n[sources.orders]\ntype = \"nats\"\n\
+                    subject = \"orders.>\"\nclient_cert = { subjects = [\"CN=billing\"] }\n";
+        let problems = problems(text);
+        let expected = "sources.orders.client_cert: only `http` and `api` sources take \
+                        `client_cert`: NATS messages carry no client certificate";
+        assert!(problems.iter().any(|problem| problem == expected), "{problems:?}");
+    }
+
+    #[test]
     fn the_admin_listener_needs_an_address_of_its_own() {
         let text = |admin: &str| {
             format!("[server]\nlisten = \"127.0.0.1:8080\"\nadmin_listen = \"{admin}\"\n")

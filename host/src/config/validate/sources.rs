@@ -41,6 +41,13 @@ impl Validator<'_> {
             source.event_type.and_then(|rule| self.event_type(&at("event_type"), rule));
         let dedupe = source.dedupe.map(|dedupe| self.dedupe(&at("dedupe"), dedupe));
         let max_body = self.size(&at("max_body"), source.max_body.as_deref(), default_max_body);
+        if matches!(kind, SourceKind::Nats { .. }) && source.client_cert.is_some() {
+            self.error(
+                at("client_cert"),
+                "only `http` and `api` sources take `client_cert`: NATS messages carry no client certificate",
+                "type = \"http\"",
+            );
+        }
         let client_subjects = source
             .client_cert
             .map(|client_cert| self.client_subjects(&at("client_cert"), client_cert, client_ca));
