@@ -17,6 +17,9 @@
 //!   started to arrive (or none ever came) and as `idle` otherwise. HTTP/2 connections follow
 //!   the same rule (no open stream for `header_timeout` closes them); no keep-alive pings
 //!   are sent, since an idle connection closes anyway and an active one is paced by its bodies.
+//!   So idle keep-alive connections live `header_timeout` (10 s by default, like many
+//!   proxies' keep-alive timeouts); a client request racing that close fails as with any
+//!   server that closes idle connections.
 //! - **Body limits** ([`body`]): on HTTP/1 a stalled or trickling body closes the connection
 //!   at once, without an answer (it cannot be reused with a body half read); on HTTP/2 only its
 //!   stream fails and the other streams go on.
