@@ -87,12 +87,15 @@ pub async fn run(topology: Topology, config_path: PathBuf) -> anyhow::Result<()>
         routes,
         nats: nats.clone(),
         ready: ready.clone(),
+        limits: Arc::default(),
     };
     let reloader = Reloader::start(config_path, topology, plugins, shared);
     let hangups = tokio::spawn(reload::on_sighup(reloader.clone()));
     let router = reloader.service();
     let draining = Arc::new(tokio::sync::Notify::new());
-    let serve = axum::serve(listener, router).with_graceful_shutdown({
+    // Connection info gives handlers the peer address (`rate_limit` per client).
+    let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let serve = axum::serve(listener, service).with_graceful_shutdown({
         let (ready, draining) = (ready.clone(), draining.clone());
         async move {
             shutdown_signal().await;

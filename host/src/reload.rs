@@ -74,6 +74,8 @@ pub struct Shared {
     pub nats: Option<NatsConnection>,
     /// False while starting and draining.
     pub ready: Arc<AtomicBool>,
+    /// Sources' `rate_limit` buckets: a reload keeps what senders have used.
+    pub limits: Arc<crate::traffic::ingest::IngestLimits>,
 }
 
 /// The current topology and what serves it.
@@ -308,6 +310,7 @@ fn serve(
         metrics: shared.metrics.clone(),
         ready: shared.ready.clone(),
         nats,
+        limits: shared.limits.clone(),
     };
     let router = match topology.server.admin_token.clone() {
         Some(token) => {

@@ -44,6 +44,8 @@ pub enum IngestOutcome {
     /// Dropped by a verify plugin: acknowledged, not stored.
     Dropped,
     Rejected,
+    /// Refused by the source's `rate_limit`: answered 429, not stored.
+    RateLimited,
     Error,
 }
 
@@ -54,6 +56,7 @@ impl IngestOutcome {
             Self::Duplicate => "duplicate",
             Self::Dropped => "dropped",
             Self::Rejected => "rejected",
+            Self::RateLimited => "rate_limited",
             Self::Error => "error",
         }
     }

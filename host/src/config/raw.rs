@@ -13,8 +13,8 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 
 use super::schema::{
-    Durability, DurationText, EndpointKind, Id, Instances, OnError, OtlpProtocol, RetryPolicy,
-    SizeText, SourceKind,
+    Durability, DurationText, EndpointKind, Id, Instances, OnError, OtlpProtocol, RateLimitPer,
+    RateText, RetryPolicy, SizeText, SourceKind,
 };
 
 /// `[server]`: listening address, storage and limits shared by every source.
@@ -42,6 +42,30 @@ pub struct ServerConfig {
     /// Largest accepted request body, unless a source says otherwise [default: `1MiB`].
     #[schemars(with = "Option<SizeText>")]
     pub max_body: Option<String>,
+    /// Proxies whose `x-forwarded-for` is believed, as networks in CIDR notation: a request
+    /// from one of them comes from the first address of that header, read from the right,
+    /// that is not one of them (rate limits `per = "client"`).
+    #[serde(default)]
+    #[schemars(example = ["10.0.0.0/8"])]
+    pub trusted_proxies: Vec<String>,
+}
+
+/// `rate_limit = { rate = "100/s", burst = 200, per = "source" }`: the most requests a source
+/// accepts; past it, `429` with `Retry-After` (HTTP and the publish API) or slower pulls (NATS).
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitConfig {
+    /// Requests refilled per unit of time.
+    #[schemars(with = "RateText")]
+    pub rate: String,
+    /// Requests accepted at once after a quiet spell [default: one second's worth of `rate`,
+    /// at least 1].
+    #[schemars(range(min = 1, max = 1_000_000))]
+    pub burst: Option<i64>,
+    /// `source` (every sender together) or `client` (each client address apart; see
+    /// `server.trusted_proxies`) [default: `source`].
+    #[schemars(with = "Option<RateLimitPer>")]
+    pub per: Option<String>,
 }
 
 /// `[egress]`: the SSRF guard for HTTP endpoints (only public addresses by default).
@@ -173,6 +197,8 @@ pub struct SourceConfig {
     pub queue_group: Option<String>,
     /// Consume through a JetStream durable consumer (nats sources); omit for core NATS.
     pub jetstream: Option<JetStreamSourceConfig>,
+    /// The most events this source accepts per unit of time.
+    pub rate_limit: Option<RateLimitConfig>,
 }
 
 /// One way to find an event's type: `header` (with an optional `prefix`), `json` or `value`.

@@ -97,6 +97,36 @@ impl JsonSchema for SizeText {
     }
 }
 
+/// A rate such as `100/s`, `600/m` or `3600/h`.
+#[derive(Debug)]
+pub struct RateText;
+
+impl JsonSchema for RateText {
+    fn schema_name() -> Cow<'static, str> {
+        "Rate".into()
+    }
+
+    fn json_schema(_generator: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "description": "A rate: a positive count, `/`, and a unit (`s`, `m`, `h`), e.g. \
+                            `100/s`.",
+            "type": "string",
+            "pattern": "^\\s*[0-9]+\\s*/\\s*(s|m|h|second|minute|hour)\\s*$",
+            "examples": ["100/s", "600/m"],
+        })
+    }
+}
+
+/// A source's `rate_limit.per`.
+#[derive(Debug, JsonSchema)]
+#[schemars(rename = "RateLimitPer", rename_all = "kebab-case")]
+pub enum RateLimitPer {
+    /// One bucket for every sender of the source.
+    Source,
+    /// One bucket per client address.
+    Client,
+}
+
 /// A kebab-case id of a secret, plugin, source, endpoint or route.
 #[derive(Debug)]
 pub struct Id;

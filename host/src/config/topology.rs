@@ -49,6 +49,8 @@ pub struct Server {
     /// Bearer token for the publish API (`POST /v1/events`); absent ⇒ the API is off.
     pub publish_token: Option<Secret>,
     pub max_body: u64,
+    /// Proxies whose `x-forwarded-for` is believed (`client` rate limits).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 /// What a commit waits for before an event is acknowledged.
@@ -110,6 +112,8 @@ pub struct Source {
     pub event_type: Option<EventTypeRule>,
     pub dedupe: Option<DedupeRule>,
     pub max_body: u64,
+    /// `rate_limit`: HTTP and api sources refuse past it, nats sources pull slower.
+    pub rate_limit: Option<crate::traffic::ingest::IngestRule>,
 }
 
 #[derive(Debug, Clone)]

@@ -75,6 +75,7 @@ pub async fn publish(
         None => plain_inbound(headers, &body, query.source)?,
     };
     let source = chosen_source(source_id, &api_sources)?;
+    super::limit::admit(&state, source, &parts.headers, &parts.extensions)?;
     if inbound.body.len() as u64 > source.max_body {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
