@@ -13,8 +13,8 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 
 use super::schema::{
-    Durability, DurationText, EndpointKind, Id, Instances, OnError, OtlpProtocol, RateLimitPer,
-    RateText, RetryPolicy, SizeText, SourceKind,
+    BreakerPolicy, DisableAfter, Durability, DurationText, EndpointKind, Id, Instances, OnError,
+    OtlpProtocol, RateLimitPer, RateText, RetryPolicy, SizeText, SourceKind,
 };
 
 /// `[server]`: listening address, storage and limits shared by every source.
@@ -285,6 +285,25 @@ pub struct EndpointConfig {
     pub subject: Option<String>,
     /// Wait for the JetStream PubAck (nats endpoints).
     pub jetstream: Option<bool>,
+    /// Attempts started per unit of time, spaced evenly; deliveries past it wait, they do
+    /// not fail [default: unlimited].
+    #[schemars(with = "Option<RateText>")]
+    pub rate: Option<String>,
+    /// Attempts that may start at once after a quiet spell, with `rate` [default: 1].
+    #[schemars(range(min = 1, max = 10_000))]
+    pub burst: Option<i64>,
+    /// The circuit breaker: after `failures` consecutive failed attempts, none for `cooldown`,
+    /// then one probe; `"off"` disables it [default: `{ failures = 20, cooldown = "30s",
+    /// max_cooldown = "10m" }`].
+    #[schemars(with = "Option<BreakerPolicy>")]
+    pub breaker: Option<toml::Value>,
+    /// Adapt the in-flight limit between 1 and `max_in_flight` to 429/503, timeouts and
+    /// connection errors [default: `true`].
+    pub adaptive: Option<bool>,
+    /// Disable the endpoint (its deliveries parked) after this long without a successful
+    /// attempt while attempts kept failing; `"off"` never does [default: `5d`].
+    #[schemars(with = "Option<DisableAfter>")]
+    pub disable_after: Option<String>,
 }
 
 /// `[routes.<id>]`: which events go to which endpoints, through which plugins.

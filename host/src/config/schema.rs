@@ -117,6 +117,55 @@ impl JsonSchema for RateText {
     }
 }
 
+/// An endpoint's `breaker`.
+#[derive(Debug)]
+pub struct BreakerPolicy;
+
+impl JsonSchema for BreakerPolicy {
+    fn schema_name() -> Cow<'static, str> {
+        "BreakerPolicy".into()
+    }
+
+    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        let duration = generator.subschema_for::<DurationText>();
+        json_schema!({
+            "description": "`\"off\"`, or after `failures` consecutive failed attempts no \
+                            attempt for `cooldown`, then one probe: its success closes the \
+                            breaker, its failure doubles the cooldown up to `max_cooldown`.",
+            "oneOf": [
+                {"type": "string", "enum": ["off"]},
+                {
+                    "type": "object",
+                    "properties": {
+                        "failures": {"type": "integer", "minimum": 1, "maximum": 100_000},
+                        "cooldown": duration,
+                        "max_cooldown": duration,
+                    },
+                    "additionalProperties": false,
+                },
+            ],
+        })
+    }
+}
+
+/// An endpoint's `disable_after`.
+#[derive(Debug)]
+pub struct DisableAfter;
+
+impl JsonSchema for DisableAfter {
+    fn schema_name() -> Cow<'static, str> {
+        "DisableAfter".into()
+    }
+
+    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        let duration = generator.subschema_for::<DurationText>();
+        json_schema!({
+            "description": "A duration, or `\"off\"` to never disable an endpoint for failing.",
+            "oneOf": [{"type": "string", "enum": ["off"]}, duration],
+        })
+    }
+}
+
 /// A source's `rate_limit.per`.
 #[derive(Debug, JsonSchema)]
 #[schemars(rename = "RateLimitPer", rename_all = "kebab-case")]

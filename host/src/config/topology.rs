@@ -169,6 +169,8 @@ pub struct Endpoint {
     pub retry_delays: Vec<Duration>,
     pub headers: Vec<(String, String)>,
     pub transform: Option<String>,
+    /// Rate, breaker, adaptive concurrency and auto-disable.
+    pub traffic: crate::traffic::endpoint::TrafficSettings,
 }
 
 #[derive(Debug, Clone)]

@@ -47,6 +47,21 @@ impl TokenBucket {
         if self.tokens >= 1.0 { Duration::ZERO } else { self.missing_for(1.0) }
     }
 
+    /// How long until a token is there, but `early`: a waiter that wakes late by at most
+    /// `early` then loses no time, so the rate is kept on average. Takes nothing.
+    pub fn wait_early(&mut self, now: Instant, early: Duration) -> Duration {
+        self.refill(now);
+        let wanted = 1.0 - self.per_second * early.as_secs_f64();
+        if self.tokens >= wanted { Duration::ZERO } else { self.missing_for(wanted) }
+    }
+
+    /// Takes a token that [`TokenBucket::wait_early`] said is there, owing the part that is
+    /// not yet: the next refill pays it back.
+    pub fn take_owed(&mut self, now: Instant) {
+        self.refill(now);
+        self.tokens -= 1.0;
+    }
+
     /// Whether it is full at `now`: a full bucket is the same as a new one, so it can be
     /// forgotten.
     pub fn is_full(&mut self, now: Instant) -> bool {
@@ -122,6 +137,26 @@ mod tests {
         bucket.take(later).unwrap();
         assert!(bucket.take(start).is_err());
         assert!(bucket.take(later + Duration::from_secs(1)).is_ok());
+    }
+
+    #[test]
+    fn waking_up_to_early_late_loses_no_time() {
+        let start = Instant::now();
+        let mut bucket = TokenBucket::new(rate("50/s"), 1, start);
+        let early = Duration::from_millis(1);
+        let mut now = start;
+        let mut taken = 0;
+        // A waiter that always wakes a millisecond late.
+        while now < start + Duration::from_secs(10) {
+            let wait = bucket.wait_early(now, early);
+            if wait.is_zero() {
+                bucket.take_owed(now);
+                taken += 1;
+            } else {
+                now += wait + early;
+            }
+        }
+        assert!((500..=501).contains(&taken), "{taken}");
     }
 
     #[test]

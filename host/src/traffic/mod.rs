@@ -9,9 +9,9 @@
 //! changes). Must not: do I/O, sleep, or know axum, reqwest or the store; the ingress handlers
 //! and the delivery worker apply what these types decide.
 
-// pub mod adaptive;
-// pub mod breaker;
+pub mod adaptive;
+pub mod breaker;
 pub mod bucket;
-// pub mod endpoint;
+pub mod endpoint;
 pub mod ingest;
 pub mod rate;

@@ -7,7 +7,7 @@ use std::fmt;
 use std::time::Duration;
 
 /// Events per unit of time, kept as written for display and as a per-second figure.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rate {
     count: u32,
     per: Duration,
