@@ -1,5 +1,8 @@
 //! Traffic control through the real binary: ingest rate limits per source and per client
-//! (webhooks and the publish API).
+//! (webhooks and the publish API; NATS sources paced), and per endpoint the delivery rate
+//! measured at the receiver, the whole-endpoint `Retry-After` pause, the circuit breaker,
+//! adaptive concurrency (read from `/metrics`), auto-disable, and the same settings on
+//! endpoints created through the admin API.
 
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
@@ -431,4 +434,97 @@ async fn an_endpoint_failing_for_disable_after_is_disabled_with_a_reason_and_par
     let counted =
         host.metric("switchyard_endpoint_auto_disabled_total{endpoint=\"doomed\"}").await.unwrap();
     assert_eq!(counted, 1.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nats_source_is_paced_by_its_rate_limit_and_loses_nothing() {
+    use async_nats::jetstream::{self, stream};
+    const MESSAGES: u64 = 40;
+    let nats = switchyard_e2e::NatsServer::start().unwrap();
+    let client = nats.client().await.unwrap();
+    let publisher = jetstream::new(client.clone());
+    let config = stream::Config {
+        name: "ORDERS".to_owned(),
+        subjects: vec!["orders.>".to_owned()],
+        ..Default::default()
+    };
+    publisher.create_stream(config).await.unwrap();
+    for sequence in 0..MESSAGES {
+        let body = format!(r#"{{"type":"order.created","sequence":{sequence}}}"#);
+        publisher.publish("orders.created", body.into()).await.unwrap().await.unwrap();
+    }
+    let started = Instant::now();
+    let config = format!(
+        "[nats]\nurl = \"{}\"\n\n[sources.orders]\ntype = \"nats\"\nsubject = \"orders.>\"\n\
+         jetstream = {{ stream = \"ORDERS\", durable = \"switchyard\" }}\n\
+         rate_limit = {{ rate = \"10/s\", burst = 5 }}\n",
+        nats.url()
+    );
+    let host = TestHost::start("durability = \"os\"", &config).await.unwrap();
+    // Never ahead of burst + rate × time, and in the end every message is stored.
+    loop {
+        let stored = host.count_events().await.unwrap();
+        let allowed = 5.0 + 10.0 * started.elapsed().as_secs_f64() + 1.0;
+        assert!((stored as f64) <= allowed, "{stored} stored after {:?}", started.elapsed());
+        if stored == MESSAGES {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "only {stored} stored");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let took = started.elapsed();
+    println!("{MESSAGES} NATS messages at 10/s (burst 5) stored in {took:.2?}");
+    assert!(took >= Duration::from_millis(3_400), "not paced: {took:?}");
+    let acked = host
+        .metric("switchyard_nats_messages_total{source=\"orders\",outcome=\"acked\"}")
+        .await
+        .unwrap();
+    assert_eq!(acked as u64, MESSAGES);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dynamic_endpoints_take_the_same_traffic_settings_through_the_admin_api() {
+    let mut receiver = TestReceiver::start().await;
+    let host = TestHost::start(
+        "admin_token = { value = \"traffic-admin\" }",
+        "[egress]\nallow_networks = [\"127.0.0.0/8\"]\n\n[sources.app]\n",
+    )
+    .await
+    .unwrap();
+    let client = reqwest::Client::new();
+    let create = |body: serde_json::Value| {
+        client.post(host.url("/v1/admin/endpoints")).bearer_auth("traffic-admin").json(&body).send()
+    };
+    // The config file's rules and words.
+    let refused = create(serde_json::json!({
+        "url": receiver.url("/"), "rate": "often", "breaker": {"failures": 0}, "disable_after": "1ms"
+    }))
+    .await
+    .unwrap();
+    assert_eq!(refused.status().as_u16(), 422);
+    let answer: serde_json::Value = refused.json().await.unwrap();
+    let fields: Vec<&str> = answer["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|error| error["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(fields, ["rate", "breaker.failures", "disable_after"], "{answer}");
+    let created = create(serde_json::json!({
+        "url": receiver.url("/"), "rate": "5/s", "burst": 2, "breaker": "off", "adaptive": false
+    }))
+    .await
+    .unwrap();
+    assert_eq!(created.status().as_u16(), 201);
+    let created: serde_json::Value = created.json().await.unwrap();
+    let id = created["endpoint"]["id"].as_str().unwrap().to_owned();
+    let traffic = endpoint_traffic(&host, &id).await;
+    assert_eq!((traffic["rate"].as_str(), traffic["burst"].as_u64()), (Some("5/s"), Some(2)));
+    assert!(traffic["breaker"].is_null() && traffic["adaptive"] == false, "{traffic}");
+    // And they apply: 12 deliveries at 5/s with a burst of 2 take about two seconds.
+    let started = Instant::now();
+    send_events(&host, 12).await;
+    arrivals(&mut receiver, 12, Duration::from_secs(10)).await;
+    let took = started.elapsed();
+    assert!(took >= Duration::from_millis(1_900), "{took:?}");
 }
