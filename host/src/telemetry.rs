@@ -207,12 +207,17 @@ pub struct EndpointWaitLabels {
     pub reason: &'static str,
 }
 
+/// One endpoint's gauge, looked up once by its worker.
+pub type EndpointGauge = Gauge;
+/// A counter of seconds.
+pub type SecondsCounter = Counter<f64, std::sync::atomic::AtomicU64>;
+
 /// What traffic control shows of each endpoint.
 #[derive(Debug, Default)]
 pub struct TrafficMetrics {
     /// `switchyard_endpoint_wait_seconds_total{endpoint, reason}`: time deliveries waited
     /// for the endpoint's rate, a `Retry-After` pause or its breaker.
-    pub wait_seconds: Family<EndpointWaitLabels, Counter<f64, std::sync::atomic::AtomicU64>>,
+    pub wait_seconds: Family<EndpointWaitLabels, SecondsCounter>,
     /// `switchyard_endpoint_in_flight_limit{endpoint}`: attempts allowed under way at once
     /// (adaptive concurrency moves it between 1 and `max_in_flight`).
     pub in_flight_limit: Family<EndpointLabels, Gauge>,

@@ -10,6 +10,9 @@
 //! - **Core** (at most once): what cannot be stored is logged and counted as lost; core NATS
 //!   has no redelivery.
 //!
+//! A source's `rate_limit` paces both kinds ([`Pace`]): the next message is taken only once
+//! a token is there, so nothing is refused (JetStream keeps what waits).
+//!
 //! Message headers become event headers (names lower-cased, sorted, since NATS does not keep
 //! their order).
 

@@ -23,7 +23,9 @@ use tokio::task::JoinSet;
 
 use super::attempt::{Attempt, AttemptContext, Exchanged, Finished};
 use crate::store::{DeliveryId, DueQueue, NextStep};
-use crate::telemetry::{EndpointLabels, EndpointWaitLabels};
+use crate::telemetry::{
+    EndpointGauge, EndpointLabels, EndpointWaitLabels, SecondsCounter, TrafficMetrics,
+};
 use crate::traffic::breaker::{BreakerState, Transition};
 use crate::traffic::endpoint::{EndpointTraffic, Gate, Outcome, WaitReason};
 
@@ -73,7 +75,7 @@ impl Worker {
         if self.disabled {
             self.queue.pause();
         }
-        let mut shown = Shown::default();
+        let mut shown = Shown::new(&self.context.metrics.traffic, &self.endpoint.id);
         // Outcomes of exchanges, sent before their slot is given back.
         let (report, mut reports) = mpsc::unbounded_channel::<Exchanged>();
         loop {
@@ -232,40 +234,57 @@ impl Worker {
 
     /// Updates the endpoint's series in `/metrics`.
     fn show(&self, shown: &mut Shown, attempts: usize) {
-        let metrics = &self.context.metrics;
         let id = &self.endpoint.id;
-        metrics.set_pending(id, (self.queue.len() + attempts) as i64);
+        self.context.metrics.set_pending(id, (self.queue.len() + attempts) as i64);
         let traffic = lock(&self.traffic);
-        let labels = EndpointLabels { endpoint: id.clone() };
-        let metrics = &metrics.traffic;
-        metrics.in_flight_limit.get_or_create(&labels).set(i64::from(traffic.in_flight_limit()));
+        shown.in_flight_limit.set(i64::from(traffic.in_flight_limit()));
         if let Some(state) = traffic.breaker_state() {
             let code = match state {
                 BreakerState::Closed => 0,
                 BreakerState::Open { .. } => 1,
                 BreakerState::HalfOpen { .. } => 2,
             };
-            metrics.breaker_state.get_or_create(&labels).set(code);
+            shown.breaker_state.set(code);
+        }
+        if let Some(failures) = traffic.breaker_failures() {
+            shown.breaker_failures.set(i64::from(failures));
         }
         for (index, reason) in WaitReason::ALL.into_iter().enumerate() {
             let waited = traffic.waited(reason);
             let added = waited.saturating_sub(shown.waited[index]);
             if !added.is_zero() {
-                let labels = EndpointWaitLabels { endpoint: id.clone(), reason: reason.as_str() };
-                metrics.wait_seconds.get_or_create(&labels).inc_by(added.as_secs_f64());
+                shown.wait_seconds[index].inc_by(added.as_secs_f64());
                 shown.waited[index] = waited;
             }
-        }
-        if let Some(failures) = traffic.breaker_failures() {
-            metrics.breaker_failures.get_or_create(&labels).set(i64::from(failures));
         }
     }
 }
 
-/// What the worker already put in `/metrics`.
-#[derive(Default)]
+/// The endpoint's series in `/metrics`, looked up once, and what they already show.
 struct Shown {
+    in_flight_limit: EndpointGauge,
+    breaker_state: EndpointGauge,
+    breaker_failures: EndpointGauge,
+    wait_seconds: [SecondsCounter; 3],
     waited: [Duration; 3],
+}
+
+impl Shown {
+    fn new(metrics: &TrafficMetrics, endpoint: &str) -> Self {
+        let labels = EndpointLabels { endpoint: endpoint.to_owned() };
+        let wait = |reason: WaitReason| {
+            let labels =
+                EndpointWaitLabels { endpoint: endpoint.to_owned(), reason: reason.as_str() };
+            metrics.wait_seconds.get_or_create_owned(&labels)
+        };
+        Self {
+            in_flight_limit: metrics.in_flight_limit.get_or_create_owned(&labels),
+            breaker_state: metrics.breaker_state.get_or_create_owned(&labels),
+            breaker_failures: metrics.breaker_failures.get_or_create_owned(&labels),
+            wait_seconds: WaitReason::ALL.map(wait),
+            waited: [Duration::ZERO; 3],
+        }
+    }
 }
 
 /// The in-flight slots of one endpoint: a semaphore whose size follows the in-flight limit.
