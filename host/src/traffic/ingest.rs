@@ -140,10 +140,11 @@ impl Table {
     }
 }
 
-/// The seconds a `Retry-After` header gives for `wait`: whole seconds, rounded up, at least 1.
+/// The seconds a `Retry-After` header gives for `wait`: whole seconds, rounded up from the
+/// millisecond (the bucket's own rounding is a microsecond), at least 1.
 pub fn retry_after_seconds(wait: Duration) -> u64 {
-    let whole = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-    whole.max(1)
+    let millis = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
+    millis.div_ceil(1000).max(1)
 }
 
 /// The client a request comes from: `peer`, unless `peer` is in `trusted_proxies`; then the
@@ -273,6 +274,9 @@ mod tests {
         for (millis, seconds) in cases {
             assert_eq!(retry_after_seconds(Duration::from_millis(millis)), seconds, "{millis}");
         }
+        // An hour's wait, as a bucket answers it: an hour.
+        let hour = Duration::from_secs(3600) + Duration::from_micros(1);
+        assert_eq!(retry_after_seconds(hour), 3600);
     }
 
     #[test]
