@@ -99,6 +99,7 @@ pub async fn run(topology: Topology, config_path: PathBuf) -> anyhow::Result<()>
         nats: nats.clone(),
         ready: ready.clone(),
         tls: tls.clone(),
+        limits: Arc::default(),
     };
     let reloader = Reloader::start(config_path, topology, plugins, shared);
     let hangups = tokio::spawn(reload::on_sighup(reloader.clone()));

@@ -21,7 +21,7 @@ use crate::pipeline::StageError;
 use crate::store::StoreError;
 
 /// Seconds a sender should wait before retrying after a 503.
-const RETRY_AFTER_SECONDS: &str = "1";
+const RETRY_AFTER_SECONDS: u64 = 1;
 
 /// Reads the whole body, refusing it with 413 as soon as it is known to exceed `limit`:
 /// from `content-length` before reading anything, or while reading a chunked body.
@@ -94,7 +94,8 @@ pub struct ApiError {
     status: StatusCode,
     code: Cow<'static, str>,
     detail: String,
-    retry_after: bool,
+    /// Seconds for a `Retry-After` header, if the answer has one.
+    retry_after: Option<u64>,
     /// Problems by field (`[(field, detail)]`), for 422s that name what to fix.
     fields: Vec<(String, String)>,
 }
@@ -109,7 +110,7 @@ impl ApiError {
             status,
             code: code.into(),
             detail: detail.into(),
-            retry_after: false,
+            retry_after: None,
             fields: Vec::new(),
         }
     }
@@ -122,7 +123,18 @@ impl ApiError {
     }
 
     pub fn unavailable(code: &'static str, detail: &str) -> Self {
-        Self { retry_after: true, ..Self::new(StatusCode::SERVICE_UNAVAILABLE, code, detail) }
+        Self {
+            retry_after: Some(RETRY_AFTER_SECONDS),
+            ..Self::new(StatusCode::SERVICE_UNAVAILABLE, code, detail)
+        }
+    }
+
+    /// `429 rate_limited` with `Retry-After: <seconds>`.
+    pub fn rate_limited(seconds: u64, detail: impl Into<String>) -> Self {
+        Self {
+            retry_after: Some(seconds),
+            ..Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", detail)
+        }
     }
 }
 
@@ -175,10 +187,8 @@ impl IntoResponse for ApiError {
         }
         let body = Json(body);
         let mut response = (self.status, body).into_response();
-        if self.retry_after {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECONDS));
+        if let Some(seconds) = self.retry_after {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         response
     }

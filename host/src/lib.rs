@@ -30,4 +30,5 @@ pub mod signing;
 pub mod store;
 pub mod telemetry;
 pub mod traces;
+pub mod traffic;
 pub mod verdict;

@@ -78,6 +78,8 @@ pub struct Shared {
     pub ready: Arc<AtomicBool>,
     /// The listeners' TLS certificates (`server.tls`): read again at every reload.
     pub tls: Option<Arc<crate::listener::tls::Certificates>>,
+    /// Sources' `rate_limit` buckets: a reload keeps what senders have used.
+    pub limits: Arc<crate::traffic::ingest::IngestLimits>,
 }
 
 /// The current topology and what serves it.
@@ -347,6 +349,7 @@ fn serve(
         metrics: shared.metrics.clone(),
         ready: shared.ready.clone(),
         nats,
+        limits: shared.limits.clone(),
     };
     let admin = admin_side(topology, pipeline, shared, reloader);
     let routers = match (admin, topology.server.admin_listen) {

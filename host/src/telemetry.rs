@@ -44,6 +44,8 @@ pub enum IngestOutcome {
     /// Dropped by a verify plugin: acknowledged, not stored.
     Dropped,
     Rejected,
+    /// Refused by the source's `rate_limit`: answered 429, not stored.
+    RateLimited,
     Error,
 }
 
@@ -54,6 +56,7 @@ impl IngestOutcome {
             Self::Duplicate => "duplicate",
             Self::Dropped => "dropped",
             Self::Rejected => "rejected",
+            Self::RateLimited => "rate_limited",
             Self::Error => "error",
         }
     }
@@ -242,6 +245,72 @@ pub struct ListenerCloseLabels {
     pub reason: CloseReason,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EndpointWaitLabels {
+    pub endpoint: String,
+    /// `rate`, `paused` or `breaker`.
+    pub reason: &'static str,
+}
+
+/// One endpoint's gauge, looked up once by its worker.
+pub type EndpointGauge = Gauge;
+/// A counter of seconds.
+pub type SecondsCounter = Counter<f64, std::sync::atomic::AtomicU64>;
+
+/// What traffic control shows of each endpoint.
+#[derive(Debug, Default)]
+pub struct TrafficMetrics {
+    /// `switchyard_endpoint_wait_seconds_total{endpoint, reason}`: time deliveries waited
+    /// for the endpoint's rate, a `Retry-After` pause or its breaker.
+    pub wait_seconds: Family<EndpointWaitLabels, SecondsCounter>,
+    /// `switchyard_endpoint_in_flight_limit{endpoint}`: attempts allowed under way at once
+    /// (adaptive concurrency moves it between 1 and `max_in_flight`).
+    pub in_flight_limit: Family<EndpointLabels, Gauge>,
+    /// `switchyard_endpoint_breaker_state{endpoint}`: 0 closed, 1 open, 2 half-open.
+    pub breaker_state: Family<EndpointLabels, Gauge>,
+    /// `switchyard_endpoint_breaker_consecutive_failures{endpoint}`
+    pub breaker_failures: Family<EndpointLabels, Gauge>,
+    /// `switchyard_endpoint_breaker_opened_total{endpoint}`
+    pub breaker_opened: Family<EndpointLabels, Counter>,
+    /// `switchyard_endpoint_auto_disabled_total{endpoint}`: disabled by `disable_after`.
+    pub auto_disabled: Family<EndpointLabels, Counter>,
+}
+
+impl TrafficMetrics {
+    fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "switchyard_endpoint_wait_seconds",
+            "Time deliveries waited for an endpoint's rate, a Retry-After pause or its breaker",
+            self.wait_seconds.clone(),
+        );
+        registry.register(
+            "switchyard_endpoint_in_flight_limit",
+            "Attempts an endpoint may have under way at once",
+            self.in_flight_limit.clone(),
+        );
+        registry.register(
+            "switchyard_endpoint_breaker_state",
+            "Circuit breaker: 0 closed, 1 open, 2 half-open",
+            self.breaker_state.clone(),
+        );
+        registry.register(
+            "switchyard_endpoint_breaker_consecutive_failures",
+            "Consecutive failed attempts the breaker counts",
+            self.breaker_failures.clone(),
+        );
+        registry.register(
+            "switchyard_endpoint_breaker_opened",
+            "Times an endpoint's breaker opened",
+            self.breaker_opened.clone(),
+        );
+        registry.register(
+            "switchyard_endpoint_auto_disabled",
+            "Endpoints disabled for failing too long (disable_after)",
+            self.auto_disabled.clone(),
+        );
+    }
+}
+
 /// Every metric Switchyard exports.
 #[derive(Debug)]
 pub struct Metrics {
@@ -287,6 +356,8 @@ pub struct Metrics {
     /// `switchyard_nats_connected`: 1 while the NATS connection is up. A family without labels
     /// so that routers without a `[nats]` section export no sample at all.
     nats_connected: Family<Vec<(String, String)>, Gauge>,
+    /// Endpoint traffic control: waits, in-flight limits, breakers.
+    pub traffic: TrafficMetrics,
 }
 
 impl Metrics {
@@ -408,7 +479,10 @@ impl Metrics {
             "Times a listener stopped accepting because its connection limit was reached",
             listener_saturated.clone(),
         );
+        let traffic = TrafficMetrics::default();
+        traffic.register(&mut registry);
         Arc::new(Self {
+            traffic,
             registry,
             connections_open,
             connections_closed,

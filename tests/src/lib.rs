@@ -280,7 +280,7 @@ impl TestHost {
     }
 
     /// GETs an admin API path and answers its JSON; `None` on a 404.
-    async fn admin_get(&self, path: &str) -> anyhow::Result<Option<serde_json::Value>> {
+    pub async fn admin_get(&self, path: &str) -> anyhow::Result<Option<serde_json::Value>> {
         let token = self.admin_token.as_deref().context("this router has no admin API")?;
         let response = reqwest::Client::new()
             .get(self.url(path))

@@ -34,6 +34,7 @@ use crate::config::{Endpoint, EndpointTarget};
 use crate::event::now_millis;
 use crate::http_api::ApiError;
 use crate::signing::SigningKey;
+use crate::traffic::endpoint::TrafficView;
 
 /// How long creating an endpoint waits for its host name to resolve (SSRF check).
 const RESOLVE_TIMEOUT: Duration = Duration::from_secs(3);
@@ -89,6 +90,9 @@ pub struct EndpointView {
     pub disabled_reason: Option<String>,
     pub created_at: Option<u64>,
     pub updated_at: Option<u64>,
+    /// Rate, `Retry-After` pause, breaker, in-flight limit and auto-disable: settings and
+    /// live state (since the router started); absent while the endpoint has no worker.
+    pub traffic: Option<TrafficView>,
 }
 
 /// A signing key, without the key.
@@ -209,10 +213,10 @@ async fn list_endpoints(
         .topology
         .endpoints
         .values()
-        .map(|endpoint| config_view(endpoint, &disabled))
+        .map(|endpoint| config_view(&state, endpoint, &disabled))
         .collect();
     let dynamic = state.registry.list();
-    data.extend(dynamic.iter().map(|endpoint| dynamic_view(endpoint, &disabled)));
+    data.extend(dynamic.iter().map(|endpoint| dynamic_view(&state, endpoint, &disabled)));
     let (data, next_cursor) = page_after(data, |view| &view.id, after.as_deref(), limit);
     Ok(Json(EndpointList { data, next_cursor }))
 }
@@ -234,7 +238,7 @@ async fn create_endpoint(
 ) -> Result<(StatusCode, Json<EndpointCreated>), ApiError> {
     let (endpoint, secret) = create(&state, input, EndpointKind::Endpoint).await?;
     let disabled = disabled(&state).await?;
-    let endpoint = dynamic_view(&endpoint, &disabled);
+    let endpoint = dynamic_view(&state, &endpoint, &disabled);
     Ok((StatusCode::CREATED, Json(EndpointCreated { endpoint, secret })))
 }
 
@@ -287,7 +291,7 @@ async fn replace_endpoint(
     let updated = state.registry.update(&id, replace).await.map_err(registry_failure)?;
     let endpoint = updated.ok_or_else(|| not_found("endpoint", &id))?;
     let disabled = disabled(&state).await?;
-    Ok(Json(dynamic_view(&endpoint, &disabled)))
+    Ok(Json(dynamic_view(&state, &endpoint, &disabled)))
 }
 
 #[utoipa::path(
@@ -404,7 +408,7 @@ async fn rotate_secret(
     let updated = state.registry.update(&id, rotate).await.map_err(registry_failure)?;
     let endpoint = updated.ok_or_else(|| not_found("endpoint", &id))?;
     let disabled = disabled(&state).await?;
-    let endpoint = dynamic_view(&endpoint, &disabled);
+    let endpoint = dynamic_view(&state, &endpoint, &disabled);
     Ok(Json(Rotated { endpoint, secret, previous_expire_at }))
 }
 
@@ -584,10 +588,10 @@ fn find_view(
     disabled: &DisabledMap,
 ) -> Result<EndpointView, ApiError> {
     if let Some(endpoint) = state.topology.endpoints.get(id) {
-        return Ok(config_view(endpoint, disabled));
+        return Ok(config_view(state, endpoint, disabled));
     }
     match state.registry.get(id) {
-        Some(endpoint) => Ok(dynamic_view(&endpoint, disabled)),
+        Some(endpoint) => Ok(dynamic_view(state, &endpoint, disabled)),
         None => Err(not_found("endpoint", id)),
     }
 }
@@ -620,13 +624,15 @@ fn registry_failure(error: RegistryError) -> ApiError {
 
 // --- views ---
 
-fn config_view(endpoint: &Endpoint, disabled: &DisabledMap) -> EndpointView {
+fn config_view(state: &AdminState, endpoint: &Endpoint, disabled: &DisabledMap) -> EndpointView {
     let (target, url, subject) = match &endpoint.target {
         EndpointTarget::Http { url } => ("http", Some(url.to_string()), None),
         EndpointTarget::Nats { subject, .. } => ("nats", None, Some(subject.to_string())),
     };
+    let traffic = state.registry.traffic(&endpoint.id);
     let state = disabled.get(&endpoint.id);
     EndpointView {
+        traffic,
         id: endpoint.id.clone(),
         origin: Origin::Config,
         kind: None,
@@ -654,8 +660,13 @@ fn config_view(endpoint: &Endpoint, disabled: &DisabledMap) -> EndpointView {
     }
 }
 
-fn dynamic_view(endpoint: &DynamicEndpoint, disabled: &DisabledMap) -> EndpointView {
+fn dynamic_view(
+    state: &AdminState,
+    endpoint: &DynamicEndpoint,
+    disabled: &DisabledMap,
+) -> EndpointView {
     let settings = &endpoint.record.settings;
+    let traffic = state.registry.traffic(&endpoint.id);
     let state = disabled.get(&endpoint.id);
     let retry_schedule = match &settings.retry_ms {
         None => crate::config::STANDARD_RETRY_DELAYS.to_vec(),
@@ -663,6 +674,7 @@ fn dynamic_view(endpoint: &DynamicEndpoint, disabled: &DisabledMap) -> EndpointV
     };
     let now = now_millis();
     EndpointView {
+        traffic,
         id: endpoint.id.clone(),
         origin: Origin::Dynamic,
         kind: Some(endpoint.kind),

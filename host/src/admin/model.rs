@@ -16,11 +16,16 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 use utoipa::ToSchema;
 
-use crate::config::endpoint_rules::{self, EndpointFields, Field, Problem, RetryField};
+use crate::config::endpoint_rules::{
+    self, BreakerField, EndpointFields, Field, Problem, RetryField,
+};
 use crate::config::{STANDARD_RETRY_DELAYS, Topology};
 use crate::delivery::{EndpointKey, EndpointRuntime, Target, retry::RetrySchedule};
 use crate::routing::{Filter, RouteSpec, TypePattern};
 use crate::signing::SigningKey;
+use crate::traffic::breaker::BreakerSettings;
+use crate::traffic::endpoint::{DeliveryRate, TrafficSettings};
+use crate::traffic::rate::Rate;
 
 /// Dynamic endpoint ids start with this; config ids are kebab-case (no `_`), so the two
 /// never collide.
@@ -128,6 +133,35 @@ pub struct EndpointInput {
     /// The signing key, `whsec_<base64>`; generated when absent. Only on creation: rotate it
     /// with `POST /v1/admin/endpoints/{id}/secret/rotate`.
     pub secret: Option<SecretText>,
+    /// Attempts started per unit of time, spaced evenly, e.g. `"50/s"`; absent: unlimited.
+    pub rate: Option<String>,
+    /// Attempts that may start at once after a quiet spell, with `rate` (default 1).
+    pub burst: Option<u32>,
+    /// `"off"`, or the circuit breaker's settings (default: 20 failures, 30s, 10m).
+    pub breaker: Option<BreakerInput>,
+    /// Adapt the in-flight limit to overload signals (default true).
+    pub adaptive: Option<bool>,
+    /// Disable after this long without a success while failing, or `"off"` (default `"5d"`).
+    pub disable_after: Option<String>,
+}
+
+/// `"off"`, or a breaker's settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum BreakerInput {
+    /// Only `"off"`.
+    Named(String),
+    Settings(BreakerSettingsInput),
+}
+
+/// After `failures` consecutive failed attempts, none for `cooldown`, then one probe; a
+/// failed probe doubles the cooldown up to `max_cooldown`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BreakerSettingsInput {
+    pub failures: Option<u32>,
+    pub cooldown: Option<String>,
+    pub max_cooldown: Option<String>,
 }
 
 /// A subscription: a callback URL and the events it wants.
@@ -195,6 +229,75 @@ pub struct EndpointSettings {
     pub max_in_flight: u32,
     /// Delays between attempts in milliseconds; `None` is the standard schedule.
     pub retry_ms: Option<Vec<u64>>,
+    /// Absent in records stored before traffic control: the defaults.
+    #[serde(default)]
+    pub traffic: TrafficRecord,
+}
+
+/// An endpoint's traffic settings as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TrafficRecord {
+    /// As [`Rate`]'s text, e.g. `50/s`.
+    pub rate: Option<String>,
+    pub burst: u32,
+    /// `None`: off.
+    pub breaker: Option<BreakerRecord>,
+    pub adaptive: bool,
+    /// `None`: off.
+    pub disable_after_ms: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BreakerRecord {
+    pub failures: u32,
+    pub cooldown_ms: u64,
+    pub max_cooldown_ms: u64,
+}
+
+impl Default for TrafficRecord {
+    fn default() -> Self {
+        Self::from(TrafficSettings::default())
+    }
+}
+
+impl From<TrafficSettings> for TrafficRecord {
+    fn from(settings: TrafficSettings) -> Self {
+        Self {
+            rate: settings.rate.map(|rate| rate.rate.to_string()),
+            burst: settings.rate.map_or(1, |rate| rate.burst),
+            breaker: settings.breaker.map(|breaker| BreakerRecord {
+                failures: breaker.failures,
+                cooldown_ms: millis(breaker.cooldown),
+                max_cooldown_ms: millis(breaker.max_cooldown),
+            }),
+            adaptive: settings.adaptive,
+            disable_after_ms: settings.disable_after.map(millis),
+        }
+    }
+}
+
+impl TrafficRecord {
+    /// The settings; fails only if a stored rate no longer parses.
+    pub fn settings(&self) -> Result<TrafficSettings, String> {
+        let rate = match &self.rate {
+            None => None,
+            Some(text) => {
+                let rate = Rate::parse(text).map_err(|error| format!("stored rate: {error}"))?;
+                Some(DeliveryRate { rate, burst: self.burst.max(1) })
+            }
+        };
+        Ok(TrafficSettings {
+            rate,
+            breaker: self.breaker.as_ref().map(|breaker| BreakerSettings {
+                failures: breaker.failures.max(1),
+                cooldown: Duration::from_millis(breaker.cooldown_ms),
+                max_cooldown: Duration::from_millis(breaker.max_cooldown_ms),
+            }),
+            adaptive: self.adaptive,
+            disable_after: self.disable_after_ms.map(Duration::from_millis),
+        })
+    }
 }
 
 /// A signing key as stored, with the end of its overlap once rotated out.
@@ -230,6 +333,19 @@ pub fn check_endpoint(
         timeout: input.timeout.as_deref(),
         max_in_flight: input.max_in_flight.map(i64::from),
         retry: retry_field(input.retry.as_ref()),
+        rate: input.rate.as_deref(),
+        burst: input.burst.map(i64::from),
+        breaker: match &input.breaker {
+            None => BreakerField::Default,
+            Some(BreakerInput::Named(name)) => BreakerField::Named(name),
+            Some(BreakerInput::Settings(settings)) => BreakerField::Settings {
+                failures: settings.failures.map(i64::from),
+                cooldown: settings.cooldown.as_deref(),
+                max_cooldown: settings.max_cooldown.as_deref(),
+            },
+        },
+        adaptive: input.adaptive,
+        disable_after: input.disable_after.as_deref(),
     };
     let (checked, problems) = endpoint_rules::check(&fields, &context.topology.egress);
     let mut errors: Vec<FieldError> =
@@ -251,6 +367,7 @@ pub fn check_endpoint(
         timeout_ms: millis(checked.timeout),
         max_in_flight: checked.max_in_flight,
         retry_ms: checked.retry_delays.map(|delays| delays.into_iter().map(millis).collect()),
+        traffic: TrafficRecord::from(checked.traffic),
     })
 }
 
@@ -335,6 +452,7 @@ impl EndpointRecord {
             schedule: RetrySchedule::custom(delays),
             headers: settings.headers.clone().into_iter().collect(),
             signing_keys,
+            traffic: settings.traffic.settings()?,
         })
     }
 

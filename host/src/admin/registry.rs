@@ -133,6 +133,11 @@ impl Registry {
         self.snapshot.load().get(id).cloned()
     }
 
+    /// An endpoint's traffic control, live from its worker.
+    pub fn traffic(&self, id: &str) -> Option<crate::traffic::endpoint::TrafficView> {
+        self.deliveries.traffic(id)
+    }
+
     /// Whether `id` names an endpoint, config-defined or dynamic.
     pub fn knows(&self, id: &str) -> bool {
         self.config.load().endpoints.contains(id) || self.snapshot.load().contains_key(id)

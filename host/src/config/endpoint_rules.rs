@@ -18,6 +18,11 @@ use url::Url;
 
 use super::values::parse_duration;
 use crate::egress::{BlockedAddress, EgressPolicy};
+use crate::traffic::endpoint::TrafficSettings;
+
+mod traffic;
+
+pub use traffic::{BreakerField, MAX_BREAKER_FAILURES, MAX_BURST, MAX_COOLDOWN, MIN_DISABLE_AFTER};
 
 /// An attempt's timeout when the endpoint does not set one.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15);
@@ -59,6 +64,13 @@ pub struct EndpointFields<'a> {
     pub timeout: Option<&'a str>,
     pub max_in_flight: Option<i64>,
     pub retry: RetryField<'a>,
+    /// Attempts started per unit of time, e.g. `50/s`.
+    pub rate: Option<&'a str>,
+    pub burst: Option<i64>,
+    pub breaker: BreakerField<'a>,
+    pub adaptive: Option<bool>,
+    /// A duration, or `off`.
+    pub disable_after: Option<&'a str>,
 }
 
 /// A retry policy as written.
@@ -84,6 +96,8 @@ pub struct CheckedEndpoint {
     pub max_in_flight: u32,
     /// Delays between attempts; `None` is the standard schedule.
     pub retry_delays: Option<Vec<Duration>>,
+    /// Rate, breaker, adaptive concurrency and auto-disable.
+    pub traffic: TrafficSettings,
 }
 
 /// The field a problem is about, named as both the config file and the API name it.
@@ -98,6 +112,13 @@ pub enum Field {
     Retry,
     RetrySchedule,
     RetryStep(usize),
+    Rate,
+    Burst,
+    Breaker,
+    BreakerFailures,
+    BreakerCooldown,
+    BreakerMaxCooldown,
+    DisableAfter,
 }
 
 impl fmt::Display for Field {
@@ -111,6 +132,13 @@ impl fmt::Display for Field {
             Self::Retry => formatter.write_str("retry"),
             Self::RetrySchedule => formatter.write_str("retry.schedule"),
             Self::RetryStep(index) => write!(formatter, "retry.schedule[{index}]"),
+            Self::Rate => formatter.write_str("rate"),
+            Self::Burst => formatter.write_str("burst"),
+            Self::Breaker => formatter.write_str("breaker"),
+            Self::BreakerFailures => formatter.write_str("breaker.failures"),
+            Self::BreakerCooldown => formatter.write_str("breaker.cooldown"),
+            Self::BreakerMaxCooldown => formatter.write_str("breaker.max_cooldown"),
+            Self::DisableAfter => formatter.write_str("disable_after"),
         }
     }
 }
@@ -144,6 +172,15 @@ pub enum Problem {
     TooManyRetrySteps,
     RetryStepTooLong(String),
     RetryStepNotText(String),
+    /// A text that is not a rate: the parser's message.
+    Rate(String),
+    BurstOutOfRange(i64),
+    BurstWithoutRate,
+    UnknownBreaker(String),
+    BreakerFailuresOutOfRange(i64),
+    CooldownOutOfRange(String),
+    MaxCooldownBelowCooldown,
+    DisableAfterTooShort(String),
 }
 
 impl fmt::Display for Problem {
@@ -210,6 +247,28 @@ impl fmt::Display for Problem {
             Self::RetryStepNotText(found) => {
                 write!(formatter, "expected a duration string, found `{found}`")
             }
+            Self::Rate(message) => formatter.write_str(message),
+            Self::BurstOutOfRange(n) => write!(formatter, "`{n}` is out of range 1..={MAX_BURST}"),
+            Self::BurstWithoutRate => formatter.write_str("`burst` needs a `rate`"),
+            Self::UnknownBreaker(text) => write!(
+                formatter,
+                "`{text}` is not a breaker; expected `off` or `{{ failures, cooldown, max_cooldown }}`"
+            ),
+            Self::BreakerFailuresOutOfRange(n) => {
+                write!(formatter, "`{n}` is out of range 1..={MAX_BREAKER_FAILURES}")
+            }
+            Self::CooldownOutOfRange(text) => {
+                write!(
+                    formatter,
+                    "`{text}` is out of range; a cooldown is more than 0 and at most 1d"
+                )
+            }
+            Self::MaxCooldownBelowCooldown => {
+                formatter.write_str("`max_cooldown` is shorter than `cooldown`")
+            }
+            Self::DisableAfterTooShort(text) => {
+                write!(formatter, "`{text}` is shorter than 1s; use `off` to never disable")
+            }
         }
     }
 }
@@ -226,12 +285,14 @@ pub fn check(
     let headers = fields.headers.map(|headers| check_headers(headers, &mut problems));
     let timeout = check_timeout(fields.timeout, &mut problems);
     let retry_delays = check_retry(&fields.retry, &mut problems);
+    let traffic = traffic::check(fields, &mut problems);
     let checked = CheckedEndpoint {
         url,
         headers: headers.unwrap_or_default(),
         timeout,
         max_in_flight,
         retry_delays,
+        traffic,
     };
     (checked, problems)
 }

@@ -13,8 +13,8 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 
 use super::schema::{
-    Durability, DurationText, EndpointKind, Id, Instances, OnError, OtlpProtocol, RetryPolicy,
-    SizeText, SourceKind,
+    BreakerPolicy, DisableAfter, Durability, DurationText, EndpointKind, Id, Instances, OnError,
+    OtlpProtocol, RateLimitPer, RateText, RetryPolicy, SizeText, SourceKind,
 };
 
 /// `[server]`: listening address, storage and limits shared by every source.
@@ -50,6 +50,12 @@ pub struct ServerConfig {
     pub limits: Option<LimitsConfig>,
     /// TLS on every listener; the files are read again on reload.
     pub tls: Option<TlsConfig>,
+    /// Proxies whose `x-forwarded-for` is believed, as networks in CIDR notation: a request
+    /// from one of them comes from the first address of that header, read from the right,
+    /// that is not one of them (rate limits `per = "client"`).
+    #[serde(default)]
+    #[schemars(example = ["10.0.0.0/8"])]
+    pub trusted_proxies: Vec<String>,
 }
 
 /// `tls = { cert = "cert.pem", key = "key.pem", client_ca = "ca.pem", client_auth = "optional" }`.
@@ -103,6 +109,24 @@ pub struct LimitsConfig {
     /// Concurrent streams per HTTP/2 connection [default: 100].
     #[schemars(range(min = 1, max = 10_000))]
     pub http2_streams: Option<i64>,
+}
+
+/// `rate_limit = { rate = "100/s", burst = 200, per = "source" }`: the most requests a source
+/// accepts; past it, `429` with `Retry-After` (HTTP and the publish API) or slower pulls (NATS).
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitConfig {
+    /// Requests refilled per unit of time.
+    #[schemars(with = "RateText")]
+    pub rate: String,
+    /// Requests accepted at once after a quiet spell [default: one second's worth of `rate`,
+    /// at least 1].
+    #[schemars(range(min = 1, max = 1_000_000))]
+    pub burst: Option<i64>,
+    /// `source` (every sender together) or `client` (each client address apart; see
+    /// `server.trusted_proxies`) [default: `source`].
+    #[schemars(with = "Option<RateLimitPer>")]
+    pub per: Option<String>,
 }
 
 /// `[egress]`: the SSRF guard for HTTP endpoints (only public addresses by default).
@@ -237,6 +261,8 @@ pub struct SourceConfig {
     pub queue_group: Option<String>,
     /// Consume through a JetStream durable consumer (nats sources); omit for core NATS.
     pub jetstream: Option<JetStreamSourceConfig>,
+    /// The most events this source accepts per unit of time.
+    pub rate_limit: Option<RateLimitConfig>,
 }
 
 /// `client_cert = { subjects = ["CN=billing"] }`.
@@ -333,6 +359,25 @@ pub struct EndpointConfig {
     pub subject: Option<String>,
     /// Wait for the JetStream PubAck (nats endpoints).
     pub jetstream: Option<bool>,
+    /// Attempts started per unit of time, spaced evenly; deliveries past it wait, they do
+    /// not fail [default: unlimited].
+    #[schemars(with = "Option<RateText>")]
+    pub rate: Option<String>,
+    /// Attempts that may start at once after a quiet spell, with `rate` [default: 1].
+    #[schemars(range(min = 1, max = 10_000))]
+    pub burst: Option<i64>,
+    /// The circuit breaker: after `failures` consecutive failed attempts, none for `cooldown`,
+    /// then one probe; `"off"` disables it [default: `{ failures = 20, cooldown = "30s",
+    /// max_cooldown = "10m" }`].
+    #[schemars(with = "Option<BreakerPolicy>")]
+    pub breaker: Option<toml::Value>,
+    /// Adapt the in-flight limit between 1 and `max_in_flight` to 429/503, timeouts and
+    /// connection errors [default: `true`].
+    pub adaptive: Option<bool>,
+    /// Disable the endpoint (its deliveries parked) after this long without a successful
+    /// attempt while attempts kept failing; `"off"` never does [default: `5d`].
+    #[schemars(with = "Option<DisableAfter>")]
+    pub disable_after: Option<String>,
 }
 
 /// `[routes.<id>]`: which events go to which endpoints, through which plugins.

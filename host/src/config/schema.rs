@@ -97,6 +97,85 @@ impl JsonSchema for SizeText {
     }
 }
 
+/// A rate such as `100/s`, `600/m` or `3600/h`.
+#[derive(Debug)]
+pub struct RateText;
+
+impl JsonSchema for RateText {
+    fn schema_name() -> Cow<'static, str> {
+        "Rate".into()
+    }
+
+    fn json_schema(_generator: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "description": "A rate: a positive count, `/`, and a unit (`s`, `m`, `h`), e.g. \
+                            `100/s`.",
+            "type": "string",
+            "pattern": "^\\s*[0-9]+\\s*/\\s*(s|m|h|second|minute|hour)\\s*$",
+            "examples": ["100/s", "600/m"],
+        })
+    }
+}
+
+/// An endpoint's `breaker`.
+#[derive(Debug)]
+pub struct BreakerPolicy;
+
+impl JsonSchema for BreakerPolicy {
+    fn schema_name() -> Cow<'static, str> {
+        "BreakerPolicy".into()
+    }
+
+    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        let duration = generator.subschema_for::<DurationText>();
+        json_schema!({
+            "description": "`\"off\"`, or after `failures` consecutive failed attempts no \
+                            attempt for `cooldown`, then one probe: its success closes the \
+                            breaker, its failure doubles the cooldown up to `max_cooldown`.",
+            "oneOf": [
+                {"type": "string", "enum": ["off"]},
+                {
+                    "type": "object",
+                    "properties": {
+                        "failures": {"type": "integer", "minimum": 1, "maximum": 100_000},
+                        "cooldown": duration,
+                        "max_cooldown": duration,
+                    },
+                    "additionalProperties": false,
+                },
+            ],
+        })
+    }
+}
+
+/// An endpoint's `disable_after`.
+#[derive(Debug)]
+pub struct DisableAfter;
+
+impl JsonSchema for DisableAfter {
+    fn schema_name() -> Cow<'static, str> {
+        "DisableAfter".into()
+    }
+
+    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        let duration = generator.subschema_for::<DurationText>();
+        json_schema!({
+            "description": "A duration, or `\"off\"` to never disable an endpoint for failing.",
+            "oneOf": [{"type": "string", "enum": ["off"]}, duration],
+        })
+    }
+}
+
+/// A source's `rate_limit.per`.
+#[derive(Debug, JsonSchema)]
+#[schemars(rename = "RateLimitPer", rename_all = "kebab-case")]
+pub enum RateLimitPer {
+    /// One bucket for every sender of the source.
+    Source,
+    /// One bucket per client address.
+    Client,
+}
+
 /// A kebab-case id of a secret, plugin, source, endpoint or route.
 #[derive(Debug)]
 pub struct Id;

@@ -55,6 +55,8 @@ pub struct Server {
     pub limits: Limits,
     /// TLS on every listener.
     pub tls: Option<Tls>,
+    /// Proxies whose `x-forwarded-for` is believed (`client` rate limits).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 /// `server.tls`, its paths resolved.
@@ -162,6 +164,8 @@ pub struct Source {
     /// `client_cert.subjects`: a request must carry a verified client certificate matching
     /// one; `None` accepts any client.
     pub client_subjects: Option<Vec<crate::listener::subject::SubjectPattern>>,
+    /// `rate_limit`: HTTP and api sources refuse past it, nats sources pull slower.
+    pub rate_limit: Option<crate::traffic::ingest::IngestRule>,
 }
 
 #[derive(Debug, Clone)]
@@ -217,6 +221,8 @@ pub struct Endpoint {
     pub retry_delays: Vec<Duration>,
     pub headers: Vec<(String, String)>,
     pub transform: Option<String>,
+    /// Rate, breaker, adaptive concurrency and auto-disable.
+    pub traffic: crate::traffic::endpoint::TrafficSettings,
 }
 
 #[derive(Debug, Clone)]

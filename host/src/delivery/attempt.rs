@@ -10,7 +10,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::sync::OwnedSemaphorePermit;
 
 use super::http::{AttemptOutcome, AttemptResult, HttpSender, OutboundRequest};
 use super::nats::{NatsPublisher, OutboundMessage, PublishOutcome};
@@ -21,6 +20,7 @@ use crate::signing;
 use crate::store::{AttemptRecord, DeliveryId, DeliveryJob, NextStep, Payload, Store};
 use crate::telemetry::{self, Metrics};
 use crate::traces::{AttemptSpan, TRACEPARENT};
+use crate::traffic::endpoint::Outcome;
 
 pub(super) struct AttemptContext {
     pub store: Store,
@@ -48,13 +48,24 @@ pub(super) struct Attempt {
     /// Given back the moment the exchange is over (answer read, timed out or failed), not
     /// when the attempt is: its record, which waits for a commit, then goes on without it, so
     /// the commit never idles the endpoint.
-    pub slot: Option<OwnedSemaphorePermit>,
+    pub slot: Option<super::worker::Slot>,
+    /// Where the exchange's outcome goes the moment it is known, before the slot is given
+    /// back: the endpoint's traffic controls see it before the next attempt can start.
+    pub report: tokio::sync::mpsc::UnboundedSender<Exchanged>,
+}
+
+/// How an attempt's exchange ended, told to its worker before the attempt is recorded.
+pub(super) struct Exchanged {
+    pub delivery: DeliveryId,
+    pub outcome: Outcome,
 }
 
 /// What a finished attempt tells its worker.
 pub(super) struct Finished {
     pub job: DeliveryJob,
     pub next: NextStep,
+    /// Whether anything was sent (its outcome was reported as [`Exchanged`]).
+    pub sent: bool,
 }
 
 /// The headers of a delivery, in order: content type, Standard Webhooks headers, then the
@@ -88,7 +99,7 @@ pub fn outbound_headers(
 
 impl Attempt {
     pub async fn run(self, context: Arc<AttemptContext>) -> Finished {
-        let Self { job, endpoint, mut slot } = self;
+        let Self { job, endpoint, mut slot, report } = self;
         let payload = match job.payload.clone() {
             Some(payload) => Some(payload),
             None => load_payload(&context.store, job.delivery_id).await,
@@ -97,7 +108,7 @@ impl Attempt {
             // The row is gone (retention) or unreadable; it stays as stored and is retried
             // after a pause rather than spinning.
             let at = now_millis() + 60_000;
-            return Finished { job, next: NextStep::RetryAt(at) };
+            return Finished { job, next: NextStep::RetryAt(at), sent: false };
         };
         let nats = matches!(endpoint.target, Target::Nats { .. });
         let span = AttemptSpan::start(&context.store, &job, nats).await;
@@ -115,7 +126,10 @@ impl Attempt {
                     .await
             }
         };
-        // The exchange is over: the endpoint's next request need not wait for this record.
+        // The exchange is over: its outcome goes to the traffic controls first, then the slot
+        // is given back (the endpoint's next request need not wait for this record).
+        let traffic_outcome = traffic_outcome(&sent.input);
+        let _ = report.send(Exchanged { delivery: job.delivery_id, outcome: traffic_outcome });
         drop(slot.take());
         let next = decide(&endpoint, &job, &sent.input, attempted_at);
         let outcome = match next {
@@ -145,14 +159,30 @@ impl Attempt {
             // Not recorded: the delivery is still pending on disk and will be retried after a
             // restart (at least once); in memory we retry it soon.
             tracing::error!(%error, delivery = %job.delivery_id, "attempt not recorded");
-            return Finished { job, next: NextStep::RetryAt(now_millis() + 1_000) };
+            let next = NextStep::RetryAt(now_millis() + 1_000);
+            return Finished { job, next, sent: true };
         }
         // Announced once recorded, so a notice never runs ahead of the store.
         if let (Some(publisher), Some(notice)) = (&context.publisher, announcement) {
             let subject = format!("switchyard.outcomes.{}", endpoint.id);
             publisher.announce(subject, notice).await;
         }
-        Finished { job, next }
+        Finished { job, next, sent: true }
+    }
+}
+
+/// An exchange's end as traffic control sees it: 429 and 503 are overload (with their
+/// `Retry-After`), timeouts and connection errors say the endpoint is unreachable.
+fn traffic_outcome(input: &AttemptError) -> Outcome {
+    match input {
+        AttemptError::Status { code: 200..=299, .. } => Outcome::Delivered,
+        AttemptError::Status { code: 429 | 503, retry_after } => {
+            Outcome::Overloaded { retry_after: *retry_after }
+        }
+        AttemptError::Timeout | AttemptError::Connection => Outcome::Unreachable,
+        AttemptError::Status { .. } | AttemptError::Dns | AttemptError::Permanent => {
+            Outcome::Failed
+        }
     }
 }
 
@@ -329,6 +359,7 @@ mod tests {
             schedule: retry::RetrySchedule::custom(Vec::new()),
             headers: vec![("x-tenant".into(), "acme".into())],
             signing_keys: keys,
+            traffic: Default::default(),
         }
     }
 

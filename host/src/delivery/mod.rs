@@ -22,10 +22,12 @@ use tokio::task::JoinHandle;
 use url::Url;
 
 use crate::config::{EndpointTarget, Topology};
+use crate::event::now_millis;
 use crate::nats::NatsConnection;
 use crate::signing::SigningKey;
 use crate::store::Store;
 use crate::telemetry::Metrics;
+use crate::traffic::endpoint::{EndpointTraffic, TrafficSettings, TrafficView};
 
 /// `user-agent` of every delivery.
 pub const USER_AGENT: &str = concat!("Switchyard/", env!("CARGO_PKG_VERSION"));
@@ -56,6 +58,8 @@ pub struct EndpointRuntime {
     pub schedule: retry::RetrySchedule,
     pub headers: Vec<(String, String)>,
     pub signing_keys: Vec<EndpointKey>,
+    /// Rate, breaker, adaptive concurrency and auto-disable.
+    pub traffic: TrafficSettings,
 }
 
 /// A signing key of an endpoint, with the end of its rotation overlap if it was rotated out.
@@ -97,6 +101,8 @@ struct WorkerHandle {
     /// Dropping it ends the worker once its attempts under way are recorded.
     control: mpsc::UnboundedSender<Control>,
     task: JoinHandle<()>,
+    /// Its traffic controls, to show them.
+    traffic: worker::SharedTraffic,
 }
 
 /// The running workers, one per endpoint; endpoints can be added, changed, disabled and
@@ -130,6 +136,7 @@ pub fn endpoints(topology: &Topology) -> Vec<EndpointRuntime> {
             schedule: retry::RetrySchedule::custom(endpoint.retry_delays.clone()),
             headers: endpoint.headers.clone(),
             signing_keys,
+            traffic: endpoint.traffic,
         });
     }
     runtimes
@@ -178,7 +185,13 @@ impl DeliveryService {
     fn add(&self, endpoint: EndpointRuntime, disabled: bool) {
         let (control, controls) = mpsc::unbounded_channel();
         let id = endpoint.id.clone();
+        let traffic = Arc::new(Mutex::new(EndpointTraffic::new(
+            endpoint.traffic,
+            endpoint.max_in_flight,
+            std::time::Instant::now(),
+        )));
         let worker = worker::Worker {
+            traffic: traffic.clone(),
             disabled,
             queue: self.context.store.due_queue(&id),
             endpoint: Arc::new(endpoint),
@@ -187,7 +200,7 @@ impl DeliveryService {
             stop: self.stopped.clone(),
         };
         let task = tokio::spawn(worker.run());
-        self.lock().insert(id, WorkerHandle { control, task });
+        self.lock().insert(id, WorkerHandle { control, task, traffic });
     }
 
     /// Stops an endpoint's worker and waits for its attempts under way to be recorded.
@@ -205,6 +218,14 @@ impl DeliveryService {
         if let Some(worker) = self.lock().get(id) {
             let _ = worker.control.send(if disabled { Control::Disable } else { Control::Enable });
         }
+    }
+
+    /// An endpoint's traffic control as the admin API shows it; `None` for an unknown
+    /// endpoint.
+    pub fn traffic(&self, id: &str) -> Option<TrafficView> {
+        let traffic = self.lock().get(id).map(|worker| worker.traffic.clone())?;
+        let view = worker::lock(&traffic).view(std::time::Instant::now(), now_millis());
+        Some(view)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, WorkerHandle>> {

@@ -67,6 +67,8 @@ pub(super) async fn receive_webhook(
         })?;
     let (parts, body) = request.into_parts();
     super::client_cert::check(source, &parts.extensions)?;
+    // Before the body is read: a sender past its limit costs as little as possible.
+    super::limit::admit(&state, source, &parts.headers, &parts.extensions)?;
     let body = read_body(&parts.headers, body, source.max_body).await?;
     let inbound = Inbound {
         headers: header_list(&parts.headers),

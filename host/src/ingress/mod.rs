@@ -7,6 +7,7 @@
 
 pub mod client_cert;
 pub mod http;
+pub mod limit;
 pub mod nats;
 pub mod publish;
 
@@ -24,6 +25,7 @@ use crate::http_api::ApiError;
 use crate::ingest::Ingestor;
 use crate::nats::NatsConnection;
 use crate::telemetry::Metrics;
+use crate::traffic::ingest::IngestLimits;
 
 /// What the HTTP handlers share.
 #[derive(Debug, Clone)]
@@ -35,6 +37,8 @@ pub struct HttpState {
     pub ready: Arc<AtomicBool>,
     /// With NATS in use, `/readyz` also needs the connection up and every consumer created.
     pub nats: Option<NatsReadiness>,
+    /// Every source's `rate_limit` buckets; kept across reloads.
+    pub limits: Arc<IngestLimits>,
 }
 
 /// What NATS readiness depends on.

@@ -10,12 +10,15 @@
 //! - **Core** (at most once): what cannot be stored is logged and counted as lost; core NATS
 //!   has no redelivery.
 //!
+//! A source's `rate_limit` paces both kinds ([`Pace`]): the next message is taken only once
+//! a token is there, so nothing is refused (JetStream keeps what waits).
+//!
 //! Message headers become event headers (names lower-cased, sorted, since NATS does not keep
 //! their order).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, pull};
 use async_nats::jetstream::{self, AckKind};
@@ -28,6 +31,7 @@ use crate::ingest::{Inbound, IngestError, Ingestor};
 use crate::nats::NatsConnection;
 use crate::nats::mapping::{self, NatsMessage};
 use crate::telemetry::{Metrics, NatsOutcome};
+use crate::traffic::bucket::TokenBucket;
 
 /// How long JetStream waits before redelivering a message we asked to retry.
 const RETRY_DELAY: Duration = Duration::from_secs(1);
@@ -139,10 +143,15 @@ async fn run_core(
     tracing::info!(source = %context.source.id, %subject, "subscribed (core NATS: at most once)");
     let limit = Arc::new(Semaphore::new(CORE_IN_FLIGHT));
     let mut in_flight = JoinSet::new();
+    let mut pace = Pace::new(&context.source);
     loop {
+        if !pace.ready(&mut stopped).await {
+            break;
+        }
         tokio::select! {
             message = subscriber.next() => {
                 let Some(message) = message else { break };
+                pace.took();
                 let Ok(permit) = limit.clone().acquire_owned().await else { break };
                 let context = context.clone();
                 in_flight.spawn(async move {
@@ -204,6 +213,7 @@ async fn run_jetstream(
     tracing::info!(%source, stream = %settings.stream, durable = %settings.durable, "consuming (JetStream: at least once)");
     let limit = Arc::new(Semaphore::new(settings.max_ack_pending.max(1) as usize));
     let mut in_flight = JoinSet::new();
+    let mut pace = Pace::new(&context.source);
     'pull: while !*stopped.borrow() {
         let mut messages = match consumer.messages().await {
             Ok(messages) => messages,
@@ -216,10 +226,14 @@ async fn run_jetstream(
             }
         };
         loop {
+            if !pace.ready(&mut stopped).await {
+                break 'pull;
+            }
             tokio::select! {
                 next = messages.next() => {
                     match next {
                         Some(Ok(message)) => {
+                            pace.took();
                             let Ok(permit) = limit.clone().acquire_owned().await else { break 'pull };
                             let context = context.clone();
                             in_flight.spawn(async move {
@@ -241,6 +255,43 @@ async fn run_jetstream(
         }
     }
     while in_flight.join_next().await.is_some() {}
+}
+
+/// A source's `rate_limit` on NATS: the next message is taken only once a token is there, so
+/// a fast publisher is slowed down (JetStream keeps what waits; core NATS drops what the
+/// client cannot buffer, as at most once allows) and nothing is refused.
+struct Pace {
+    bucket: Option<TokenBucket>,
+}
+
+impl Pace {
+    fn new(source: &Source) -> Self {
+        let now = Instant::now();
+        Self { bucket: source.rate_limit.map(|rule| TokenBucket::new(rule.rate, rule.burst, now)) }
+    }
+
+    /// Waits until a token is there; `false` if the source stops meanwhile.
+    async fn ready(&mut self, stopped: &mut watch::Receiver<bool>) -> bool {
+        let Some(bucket) = &mut self.bucket else { return true };
+        loop {
+            let wait = bucket.wait(Instant::now());
+            if wait.is_zero() {
+                return true;
+            }
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                _ = stopped.changed() => return false,
+            }
+        }
+    }
+
+    /// A message was taken: its token is spent (there is one: [`Pace::ready`] saw it, and
+    /// nothing else takes from this bucket).
+    fn took(&mut self) {
+        if let Some(bucket) = &mut self.bucket {
+            let _ = bucket.take(Instant::now());
+        }
+    }
 }
 
 async fn settle_jetstream(context: &SourceContext, message: jetstream::Message) {

@@ -76,6 +76,7 @@ pub async fn publish(
     };
     let source = chosen_source(source_id, &api_sources)?;
     super::client_cert::check(source, &parts.extensions)?;
+    super::limit::admit(&state, source, &parts.headers, &parts.extensions)?;
     if inbound.body.len() as u64 > source.max_body {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,

@@ -118,6 +118,7 @@ fn a_record_gives_the_workers_their_runtime_and_route() {
             timeout_ms: 2_500,
             max_in_flight: 4,
             retry_ms: None,
+            traffic: TrafficRecord::default(),
         },
         keys: vec![
             KeyRecord { secret: generate_secret().unwrap(), created_at: 1, expires_at: None },
@@ -158,4 +159,48 @@ fn durations_and_headers_as_the_api_shows_them() {
     assert_eq!(shown["x-tenant"], "acme");
     assert!(new_endpoint_id().starts_with(ENDPOINT_ID_PREFIX));
     assert!(SigningKey::parse(&generate_secret().unwrap().0).is_ok());
+}
+
+#[test]
+fn traffic_settings_are_checked_stored_and_read_back() {
+    let topology = topology();
+    let input = EndpointInput {
+        url: "https://example.com/hook".into(),
+        rate: Some("50/s".into()),
+        burst: Some(5),
+        breaker: Some(BreakerInput::Settings(BreakerSettingsInput {
+            failures: Some(3),
+            cooldown: Some("2s".into()),
+            max_cooldown: None,
+        })),
+        adaptive: Some(false),
+        disable_after: Some("off".into()),
+        ..EndpointInput::default()
+    };
+    let settings = check_endpoint(&input, CheckContext { topology: &topology }).unwrap();
+    let stored = serde_json::to_string(&settings).unwrap();
+    let read: EndpointSettings = serde_json::from_str(&stored).unwrap();
+    let traffic = read.traffic.settings().unwrap();
+    assert_eq!(traffic.rate.unwrap().rate.to_string(), "50/s");
+    assert_eq!(traffic.rate.unwrap().burst, 5);
+    assert_eq!(traffic.breaker.unwrap().failures, 3);
+    assert!(!traffic.adaptive && traffic.disable_after.is_none());
+    // A record stored before traffic control reads as the defaults.
+    let mut old: serde_json::Value = serde_json::from_str(&stored).unwrap();
+    old.as_object_mut().unwrap().remove("traffic");
+    let old: EndpointSettings = serde_json::from_value(old).unwrap();
+    assert_eq!(
+        old.traffic.settings().unwrap(),
+        crate::traffic::endpoint::TrafficSettings::default()
+    );
+    // Wrong values name their fields.
+    let wrong = EndpointInput {
+        url: "https://example.com/hook".into(),
+        rate: Some("lots".into()),
+        breaker: Some(BreakerInput::Named("on".into())),
+        ..EndpointInput::default()
+    };
+    let errors = check_endpoint(&wrong, CheckContext { topology: &topology }).unwrap_err();
+    let fields: Vec<&str> = errors.iter().map(|error| error.field.as_str()).collect();
+    assert_eq!(fields, ["rate", "breaker"]);
 }

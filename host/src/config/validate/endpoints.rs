@@ -13,7 +13,7 @@ use url::Url;
 use super::{Ids, Validator};
 use crate::config::ConfigError;
 use crate::config::endpoint_rules::{
-    self, CheckedEndpoint, EndpointFields, Field, Problem, RetryField, UrlProblem,
+    self, BreakerField, CheckedEndpoint, EndpointFields, Field, Problem, RetryField, UrlProblem,
 };
 use crate::config::raw;
 use crate::config::secret::Secret;
@@ -24,6 +24,7 @@ use crate::signing::SigningKey;
 
 const RETRY_EXAMPLE: &str =
     "retry = \"standard\"  or  retry = { schedule = [\"5s\", \"5m\", \"30m\"] }";
+const BREAKER_EXAMPLE: &str = "breaker = { failures = 20, cooldown = \"30s\", max_cooldown = \"10m\" }  or  breaker = \"off\"";
 const SUBJECT_EXAMPLE: &str = "subject = \"audit.{source}.{type}\"";
 
 /// What every endpoint is checked against.
@@ -63,6 +64,12 @@ fn example(field: &Field) -> &'static str {
         Field::Timeout => "timeout = \"15s\"",
         Field::MaxInFlight => "max_in_flight = 16",
         Field::Retry | Field::RetrySchedule | Field::RetryStep(_) => RETRY_EXAMPLE,
+        Field::Rate | Field::Burst => "rate = \"50/s\"\nburst = 10",
+        Field::Breaker
+        | Field::BreakerFailures
+        | Field::BreakerCooldown
+        | Field::BreakerMaxCooldown => BREAKER_EXAMPLE,
+        Field::DisableAfter => "disable_after = \"5d\"  or  disable_after = \"off\"",
     }
 }
 
@@ -82,6 +89,11 @@ impl Validator<'_> {
             timeout: endpoint.timeout.as_deref(),
             max_in_flight: endpoint.max_in_flight,
             retry,
+            rate: endpoint.rate.as_deref(),
+            burst: endpoint.burst,
+            breaker: self.breaker_field(&at("breaker"), endpoint.breaker.as_ref()),
+            adaptive: endpoint.adaptive,
+            disable_after: endpoint.disable_after.as_deref(),
         };
         let (checked, problems) = endpoint_rules::check(&fields, context.egress);
         let (url_problems, other_problems): (Vec<_>, Vec<_>) =
@@ -99,7 +111,8 @@ impl Validator<'_> {
         for (field, problem) in &other_problems {
             self.errors.push(config_error(id, field, problem));
         }
-        let CheckedEndpoint { headers, timeout, max_in_flight, retry_delays, .. } = checked;
+        let CheckedEndpoint { headers, timeout, max_in_flight, retry_delays, traffic, .. } =
+            checked;
         Endpoint {
             id: id.to_owned(),
             target,
@@ -110,6 +123,55 @@ impl Validator<'_> {
             retry_delays: retry_delays.unwrap_or_else(|| STANDARD_RETRY_DELAYS.to_vec()),
             headers,
             transform: endpoint.transform,
+            traffic,
+        }
+    }
+
+    /// The file's breaker shapes as the rules take them; a shape that is neither a name nor
+    /// a table of settings is reported here.
+    fn breaker_field<'v>(
+        &mut self,
+        path: &str,
+        breaker: Option<&'v toml::Value>,
+    ) -> BreakerField<'v> {
+        match breaker {
+            None => BreakerField::Default,
+            Some(toml::Value::String(name)) => BreakerField::Named(name),
+            Some(toml::Value::Table(table)) => {
+                let known = ["failures", "cooldown", "max_cooldown"];
+                for key in table.keys().filter(|key| !known.contains(&key.as_str())) {
+                    self.error(
+                        format!("{path}.{key}"),
+                        format!("unknown field `{key}`, expected one of `failures`, `cooldown`, `max_cooldown`"),
+                        BREAKER_EXAMPLE,
+                    );
+                }
+                let failures = match table.get("failures") {
+                    None => None,
+                    Some(toml::Value::Integer(failures)) => Some(*failures),
+                    Some(other) => {
+                        let message = format!("expected a whole number, found `{other}`");
+                        self.error(format!("{path}.failures"), message, BREAKER_EXAMPLE);
+                        None
+                    }
+                };
+                let mut text = |key: &str| match table.get(key) {
+                    None => None,
+                    Some(toml::Value::String(text)) => Some(text.as_str()),
+                    Some(other) => {
+                        let message = format!("expected a duration string, found `{other}`");
+                        self.error(format!("{path}.{key}"), message, BREAKER_EXAMPLE);
+                        None
+                    }
+                };
+                let cooldown = text("cooldown");
+                let max_cooldown = text("max_cooldown");
+                BreakerField::Settings { failures, cooldown, max_cooldown }
+            }
+            Some(other) => {
+                self.error(path, format!("`{other}` is not a breaker"), BREAKER_EXAMPLE);
+                BreakerField::Default
+            }
         }
     }
 

@@ -80,6 +80,11 @@ impl Validator<'_> {
             max_body: self.size("server.max_body", server.max_body.as_deref(), DEFAULT_MAX_BODY),
             limits: self.limits(server.limits.unwrap_or_default()),
             tls: server.tls.map(|tls| self.tls(tls)),
+            trusted_proxies: self.networks(
+                "server.trusted_proxies",
+                &server.trusted_proxies,
+                "trusted_proxies = [\"10.0.0.0/8\"]",
+            ),
         }
     }
 
@@ -173,22 +178,32 @@ impl Validator<'_> {
         }
     }
 
-    pub(super) fn egress(&mut self, egress: raw::EgressConfig) -> EgressPolicy {
-        let mut allow_networks = Vec::new();
-        for (index, text) in egress.allow_networks.iter().enumerate() {
+    /// Networks in CIDR notation (a bare address is a network of one).
+    fn networks(&mut self, path: &str, texts: &[String], example: &str) -> Vec<IpNet> {
+        let mut networks = Vec::new();
+        for (index, text) in texts.iter().enumerate() {
             let parsed = text
                 .parse::<IpNet>()
                 .or_else(|_| text.parse::<IpAddr>().map(IpNet::from))
                 .map(|network| network.trunc());
             match parsed {
-                Ok(network) => allow_networks.push(network),
+                Ok(network) => networks.push(network),
                 Err(_) => self.error(
-                    format!("egress.allow_networks[{index}]"),
+                    format!("{path}[{index}]"),
                     format!("`{text}` is not a network in CIDR notation"),
-                    "allow_networks = [\"127.0.0.0/8\"]",
+                    example,
                 ),
             }
         }
+        networks
+    }
+
+    pub(super) fn egress(&mut self, egress: raw::EgressConfig) -> EgressPolicy {
+        let allow_networks = self.networks(
+            "egress.allow_networks",
+            &egress.allow_networks,
+            "allow_networks = [\"127.0.0.0/8\"]",
+        );
         EgressPolicy { allow_networks, https_only: egress.https_only }
     }
 

@@ -8,6 +8,8 @@ use crate::config::endpoint_rules::is_header_name;
 use crate::config::raw;
 use crate::config::topology::*;
 use crate::routing::SubjectPattern;
+use crate::traffic::ingest::{IngestRule, Per};
+use crate::traffic::rate::Rate;
 
 const DEFAULT_ACK_WAIT: Duration = Duration::from_secs(30);
 const DEFAULT_MAX_ACK_PENDING: u32 = 1024;
@@ -51,6 +53,7 @@ impl Validator<'_> {
         let client_subjects = source
             .client_cert
             .map(|client_cert| self.client_subjects(&at("client_cert"), client_cert, client_ca));
+        let rate_limit = source.rate_limit.and_then(|limit| self.rate_limit(&at, limit, &kind));
         Source {
             id: id.to_owned(),
             kind,
@@ -59,6 +62,7 @@ impl Validator<'_> {
             dedupe,
             max_body,
             client_subjects,
+            rate_limit,
         }
     }
 
@@ -94,6 +98,58 @@ impl Validator<'_> {
             }
         }
         patterns
+    }
+
+    fn rate_limit(
+        &mut self,
+        at: &dyn Fn(&str) -> String,
+        limit: raw::RateLimitConfig,
+        kind: &SourceKind,
+    ) -> Option<IngestRule> {
+        const EXAMPLE: &str = "rate_limit = { rate = \"100/s\", burst = 200, per = \"source\" }";
+        let rate = match Rate::parse(&limit.rate) {
+            Ok(rate) => Some(rate),
+            Err(message) => {
+                self.error(at("rate_limit.rate"), message, EXAMPLE);
+                None
+            }
+        };
+        let burst = match limit.burst {
+            None => None,
+            Some(burst @ 1..=1_000_000) => Some(burst as u32),
+            Some(other) => {
+                self.error(
+                    at("rate_limit.burst"),
+                    format!("`{other}` is out of range 1..=1000000"),
+                    EXAMPLE,
+                );
+                None
+            }
+        };
+        let per = match limit.per.as_deref() {
+            None | Some("source") => Per::Source,
+            Some("client") if matches!(kind, SourceKind::Nats { .. }) => {
+                self.error(
+                    at("rate_limit.per"),
+                    "nats sources have no clients; a nats source is limited as a whole",
+                    "rate_limit = { rate = \"100/s\" }",
+                );
+                Per::Source
+            }
+            Some("client") => Per::Client,
+            Some(other) => {
+                self.error(
+                    at("rate_limit.per"),
+                    format!("`{other}` is not a rate limit scope; expected `source` or `client`"),
+                    EXAMPLE,
+                );
+                Per::Source
+            }
+        };
+        let rate = rate?;
+        // One second's worth of the rate, at least one.
+        let burst = burst.unwrap_or_else(|| (rate.per_second().ceil() as u32).max(1));
+        Some(IngestRule { rate, burst, per })
     }
 
     fn source_kind(

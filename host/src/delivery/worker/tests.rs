@@ -19,6 +19,7 @@ use crate::egress::EgressPolicy;
 use crate::event::{Event, EventId};
 use crate::store::{DeliveryState, NewDelivery, NewEvent, Payload, Store};
 use crate::telemetry::Metrics;
+use crate::traffic::endpoint::{EndpointTraffic, TrafficSettings};
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -113,6 +114,7 @@ fn start(receiver: &Receiver, max_in_flight: u32) -> Running {
         schedule: retry::RetrySchedule::custom(vec![Duration::from_millis(50); 3]),
         headers: Vec::new(),
         signing_keys: Vec::new(),
+        traffic: TrafficSettings::default(),
     };
     let (controls, control_receiver) = mpsc::unbounded_channel();
     let (stop, stopped) = watch::channel(false);
@@ -123,6 +125,11 @@ fn start(receiver: &Receiver, max_in_flight: u32) -> Running {
         controls: control_receiver,
         stop: stopped,
         disabled: false,
+        traffic: Arc::new(Mutex::new(EndpointTraffic::new(
+            TrafficSettings::default(),
+            max_in_flight,
+            Instant::now(),
+        ))),
     };
     tokio::spawn(worker.run());
     Running { _directory: directory, store, controls, _stop: stop }
@@ -236,4 +243,31 @@ async fn disabled_and_enabled_again_during_an_attempt_it_is_not_sent_twice() {
 async fn delivery_of(store: &Store, event: EventId) -> crate::store::DeliveryId {
     let query = crate::store::DeliveryQuery { event: Some(event), limit: 1, ..Default::default() };
     store.list_deliveries(query).await.unwrap()[0].id
+}
+
+#[tokio::test]
+async fn slots_follow_a_lowered_limit_once_the_slots_taken_come_back() {
+    let mut slots = super::Slots::new(4);
+    let mut taken = Vec::new();
+    for _ in 0..4 {
+        taken.push(slots.acquire().await.unwrap());
+    }
+    // Down to 1 while all four are out: three of them are forgotten when given back.
+    slots.set_limit(1);
+    taken.truncate(1);
+    assert_eq!(slots.semaphore.available_permits(), 0);
+    drop(taken);
+    assert_eq!(slots.semaphore.available_permits(), 1);
+    // Up to 3, then down to 2 with none out: the spare one is forgotten at once.
+    slots.set_limit(3);
+    assert_eq!(slots.semaphore.available_permits(), 3);
+    slots.set_limit(2);
+    assert_eq!(slots.semaphore.available_permits(), 2);
+    // Down to 1 with both out, then up to 2 before either is back: the debt is paid, not
+    // doubled.
+    let (first, second) = (slots.acquire().await.unwrap(), slots.acquire().await.unwrap());
+    slots.set_limit(1);
+    slots.set_limit(2);
+    drop((first, second));
+    assert_eq!(slots.semaphore.available_permits(), 2);
 }
