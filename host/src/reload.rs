@@ -361,6 +361,7 @@ fn restart_only_changes(old: &Topology, new: &Topology) -> Vec<String> {
         ("server.data_dir", old_server.data_dir != new_server.data_dir),
         ("server.durability", old_server.durability != new_server.durability),
         ("server.retention", old_server.retention != new_server.retention),
+        ("server.store_key", old_server.store_key != new_server.store_key),
         ("egress", old.egress != new.egress),
         ("telemetry", old.telemetry.otlp != new.telemetry.otlp),
         (

@@ -611,7 +611,9 @@ fn registry_failure(error: RegistryError) -> ApiError {
     match error {
         RegistryError::Store(error) => store_failure(error),
         // Not the client's doing, and nothing of it is theirs to read: logged, answered 503.
-        error @ (RegistryError::Invalid { .. } | RegistryError::Stopped(_)) => {
+        error @ (RegistryError::Invalid { .. }
+        | RegistryError::Stopped(_)
+        | RegistryError::Sealed(_)) => {
             tracing::error!(%error, "admin change not made");
             super::api::unavailable()
         }

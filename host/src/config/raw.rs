@@ -42,6 +42,11 @@ pub struct ServerConfig {
     /// Largest accepted request body, unless a source says otherwise [default: `1MiB`].
     #[schemars(with = "Option<SizeText>")]
     pub max_body: Option<String>,
+    /// The `[secrets]` entry (32 random bytes in base64) that seals dynamic endpoints' signing
+    /// secrets and client keys in the store; absent, they are stored in clear (with a warning).
+    /// Change it with `switchyard store rotate-key`.
+    #[schemars(with = "Option<Id>", example = &"store-key")]
+    pub store_key: Option<String>,
 }
 
 /// `[egress]`: the SSRF guard for HTTP endpoints (only public addresses by default).

@@ -49,6 +49,8 @@ pub struct Server {
     /// Bearer token for the publish API (`POST /v1/events`); absent ⇒ the API is off.
     pub publish_token: Option<Secret>,
     pub max_body: u64,
+    /// Seals dynamic endpoints' secrets in the store (`server.store_key`); `None`: in clear.
+    pub store_key: Option<crate::seal::StoreKey>,
 }
 
 /// What a commit waits for before an event is acknowledged.

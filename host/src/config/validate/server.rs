@@ -1,14 +1,17 @@
 //! `[server]`, `[egress]` and `[nats]`: listen address, storage, tokens, the egress policy
 //! and the NATS connection.
 
+use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 
 use ipnet::IpNet;
 
 use super::Validator;
+use crate::config::Secret;
 use crate::config::raw;
 use crate::config::topology::*;
 use crate::egress::EgressPolicy;
+use crate::seal::StoreKey;
 
 impl Validator<'_> {
     pub(super) fn server(&mut self, server: raw::ServerConfig) -> Server {
@@ -52,6 +55,33 @@ impl Validator<'_> {
             admin_token,
             publish_token,
             max_body: self.size("server.max_body", server.max_body.as_deref(), DEFAULT_MAX_BODY),
+            // Named by `server.store_key`, resolved once `[secrets]` is read: see `store_key`.
+            store_key: None,
+        }
+    }
+
+    /// The store key `server.store_key` names: a `[secrets]` entry holding 32 bytes in base64.
+    pub(super) fn store_key(
+        &mut self,
+        name: Option<String>,
+        ids: &[String],
+        secrets: &BTreeMap<String, Secret>,
+    ) -> Option<StoreKey> {
+        let example = "store_key = \"store-key\"";
+        // Without one, the start warns (where it knows whether dynamic endpoints exist).
+        let name = name?;
+        if !ids.contains(&name) {
+            self.references("server.store_key", std::slice::from_ref(&name), ids, "secret");
+            return None;
+        }
+        // A secret that could not be read has its own error already.
+        let secret = secrets.get(&name)?;
+        match StoreKey::from_secret(&name, secret) {
+            Ok(key) => Some(key),
+            Err(error) => {
+                self.error("server.store_key", error.to_string(), example);
+                None
+            }
         }
     }
 
