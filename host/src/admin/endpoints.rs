@@ -84,11 +84,28 @@ pub struct EndpointView {
     pub retry_schedule: Vec<String>,
     /// Signing keys in use: how many, and when rotated-out ones stop signing.
     pub signing_keys: Vec<KeyView>,
+    /// Which TLS settings an `https` endpoint has of its own; absent: none.
+    pub tls: Option<TlsView>,
     pub disabled: bool,
     pub disabled_at: Option<u64>,
     pub disabled_reason: Option<String>,
     pub created_at: Option<u64>,
     pub updated_at: Option<u64>,
+}
+
+/// What TLS settings an endpoint has, without their text.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct TlsView {
+    /// A private CA is trusted instead of the system's roots.
+    pub ca: bool,
+    /// A client certificate is presented.
+    pub client_cert: bool,
+}
+
+impl TlsView {
+    fn of(tls: &crate::delivery::http::EndpointTls) -> Self {
+        Self { ca: tls.has_ca(), client_cert: tls.has_client_cert() }
+    }
 }
 
 /// A signing key, without the key.
@@ -648,6 +665,7 @@ fn config_view(endpoint: &Endpoint, disabled: &DisabledMap) -> EndpointView {
             .iter()
             .map(|_| KeyView { created_at: None, expires_at: None })
             .collect(),
+        tls: endpoint.tls.as_ref().map(TlsView::of),
         disabled: state.is_some(),
         disabled_at: state.map(|(at, _)| *at),
         disabled_reason: state.map(|(_, reason)| reason.clone()),
@@ -684,6 +702,10 @@ fn dynamic_view(endpoint: &DynamicEndpoint, disabled: &DisabledMap) -> EndpointV
             .live_keys(now)
             .map(|key| KeyView { created_at: Some(key.created_at), expires_at: key.expires_at })
             .collect(),
+        tls: settings
+            .tls
+            .as_ref()
+            .map(|tls| TlsView { ca: tls.ca.is_some(), client_cert: tls.client_cert.is_some() }),
         disabled: state.is_some(),
         disabled_at: state.map(|(at, _)| *at),
         disabled_reason: state.map(|(_, reason)| reason.clone()),

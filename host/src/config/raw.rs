@@ -264,6 +264,24 @@ pub struct EndpointConfig {
     pub subject: Option<String>,
     /// Wait for the JetStream PubAck (nats endpoints).
     pub jetstream: Option<bool>,
+    /// TLS settings of this `https` endpoint: a private CA, a client certificate.
+    pub tls: Option<EndpointTlsConfig>,
+}
+
+/// `tls = { ca = "ca.pem", client_cert = "client.pem", client_key = { file = "client.key" } }`.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EndpointTlsConfig {
+    /// PEM file of the CA certificates to trust for this endpoint, relative to the config
+    /// file; only these are trusted (not the system's roots).
+    #[schemars(example = &"ca.pem")]
+    pub ca: Option<String>,
+    /// PEM file of the client certificate (and its chain) to present, relative to the config
+    /// file; needs `client_key`.
+    #[schemars(example = &"client.pem")]
+    pub client_cert: Option<String>,
+    /// The client certificate's private key (PEM: PKCS#8, PKCS#1 or SEC1), a secret.
+    pub client_key: Option<SecretConfig>,
 }
 
 /// `[routes.<id>]`: which events go to which endpoints, through which plugins.

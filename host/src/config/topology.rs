@@ -167,6 +167,8 @@ pub struct Endpoint {
     pub retry_delays: Vec<Duration>,
     pub headers: Vec<(String, String)>,
     pub transform: Option<String>,
+    /// HTTP endpoints' own TLS settings, read and checked.
+    pub tls: Option<crate::delivery::http::EndpointTls>,
 }
 
 #[derive(Debug, Clone)]

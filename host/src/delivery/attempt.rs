@@ -207,6 +207,7 @@ async fn send_http(
         headers,
         body: payload.body.clone(),
         timeout: endpoint.timeout,
+        tls: endpoint.tls.clone(),
     };
     let result = sender.send(request).await;
     let (input, status, error) = classify_http(endpoint, &result);
@@ -329,6 +330,7 @@ mod tests {
             schedule: retry::RetrySchedule::custom(Vec::new()),
             headers: vec![("x-tenant".into(), "acme".into())],
             signing_keys: keys,
+            tls: None,
         }
     }
 

@@ -8,12 +8,19 @@
 //! disabled (a proxy would resolve and connect on our behalf, past the guard), redirects are never
 //! followed, and at most [`RESPONSE_EXCERPT_LIMIT`] bytes of an answer are read.
 //!
+//! Endpoints with their own TLS settings ([`EndpointTls`]: a private CA, a client certificate)
+//! get a client of their own, one per distinct setting, made when first needed and built exactly
+//! as the shared one (same resolver, timeouts and pool); every other endpoint shares one client.
+//!
 //! It must not decide what an outcome means for the delivery (that is `delivery::retry`), sign,
 //! or record anything; it never panics on what an endpoint or a request holds.
 
+mod tls;
+
+use std::collections::HashMap;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -23,6 +30,8 @@ use tokio::time::Instant;
 use url::{Host, Url};
 
 use crate::egress::{BlockedAddress, EgressPolicy};
+
+pub use tls::{EndpointTls, TlsField, TlsProblem};
 
 /// How much of an answer's body is kept with the attempt; the rest is never read.
 pub const RESPONSE_EXCERPT_LIMIT: usize = 1024;
@@ -35,6 +44,9 @@ const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 /// connections that the next burst must open again. Connections are only ever opened for a
 /// request, so the endpoints' limits bound this pool, not this number.
 const POOL_MAX_IDLE_PER_HOST: usize = 512;
+/// Clients kept for endpoints' own TLS settings. Settings change rarely; should changes through
+/// the admin API pile up past this, the cache starts over (clients in use live on).
+const MAX_TLS_CLIENTS: usize = 256;
 
 /// Why the delivery client could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -55,6 +67,8 @@ pub struct OutboundRequest {
     pub body: Bytes,
     /// Bounds the whole attempt: resolving, connecting, sending and reading the answer.
     pub timeout: Duration,
+    /// The endpoint's own TLS settings; `None` uses the shared client.
+    pub tls: Option<EndpointTls>,
 }
 
 /// How an attempt ended.
@@ -89,6 +103,10 @@ pub struct AttemptResult {
 pub struct HttpSender {
     client: reqwest::Client,
     policy: Arc<EgressPolicy>,
+    user_agent: HeaderValue,
+    resolver: Arc<GuardedResolver>,
+    /// One client per distinct endpoint TLS setting.
+    tls_clients: Arc<Mutex<HashMap<EndpointTls, reqwest::Client>>>,
 }
 
 /// Resolves host names, then refuses the name unless every address passes the egress policy.
@@ -135,19 +153,31 @@ impl HttpSender {
         let user_agent = HeaderValue::from_str(&user_agent)
             .map_err(|_| SenderError::UserAgent { user_agent: user_agent.clone() })?;
         let policy = Arc::new(policy);
-        let resolver = GuardedResolver { policy: policy.clone(), lookup };
-        let client = reqwest::Client::builder()
-            .user_agent(user_agent)
-            .dns_resolver(Arc::new(resolver))
-            // Environment proxies (`HTTP_PROXY`, …) would resolve and connect past the guard.
-            .no_proxy()
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(CONNECT_TIMEOUT_LIMIT)
-            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
-            .pool_max_idle_per_host(POOL_MAX_IDLE_PER_HOST)
+        let resolver = Arc::new(GuardedResolver { policy: policy.clone(), lookup });
+        let client = client_builder(&user_agent, &resolver)
             .build()
             .map_err(|error| SenderError::Client { reason: error_chain(&error) })?;
-        Ok(Self { client, policy })
+        let tls_clients = Arc::default();
+        Ok(Self { client, policy, user_agent, resolver, tls_clients })
+    }
+
+    /// The client for `tls`: the shared one, or the one for that setting (built now if it is
+    /// the first request with it).
+    fn client_for(&self, tls: Option<&EndpointTls>) -> Result<reqwest::Client, String> {
+        let Some(tls) = tls else { return Ok(self.client.clone()) };
+        let mut clients = self.tls_clients.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(client) = clients.get(tls) {
+            return Ok(client.clone());
+        }
+        let client = tls
+            .apply(client_builder(&self.user_agent, &self.resolver))?
+            .build()
+            .map_err(|error| error_chain(&error))?;
+        if clients.len() >= MAX_TLS_CLIENTS {
+            clients.clear();
+        }
+        clients.insert(tls.clone(), client.clone());
+        Ok(client)
     }
 
     /// Sends one attempt and says how it ended; never takes much longer than `request.timeout`.
@@ -174,8 +204,14 @@ impl HttpSender {
             Ok(headers) => headers,
             Err(reason) => return (AttemptOutcome::Connect(reason), Bytes::new()),
         };
-        let sending = self
-            .client
+        let client = match self.client_for(request.tls.as_ref()) {
+            Ok(client) => client,
+            Err(reason) => {
+                let reason = format!("the endpoint's `tls` settings cannot be used: {reason}");
+                return (AttemptOutcome::Connect(reason), Bytes::new());
+            }
+        };
+        let sending = client
             .post(request.url)
             .headers(headers)
             .body(request.body)
@@ -222,6 +258,23 @@ impl HttpSender {
             None => Ok(()),
         }
     }
+}
+
+/// A client builder with what every delivery client has: the user agent, the guarded resolver,
+/// no proxies, no redirects, the connect timeout and the pool's limits.
+fn client_builder(
+    user_agent: &HeaderValue,
+    resolver: &Arc<GuardedResolver>,
+) -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
+        .user_agent(user_agent.clone())
+        .dns_resolver(resolver.clone())
+        // Environment proxies (`HTTP_PROXY`, …) would resolve and connect past the guard.
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(CONNECT_TIMEOUT_LIMIT)
+        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+        .pool_max_idle_per_host(POOL_MAX_IDLE_PER_HOST)
 }
 
 /// The request's headers, in order, duplicates kept.
@@ -309,6 +362,7 @@ impl fmt::Debug for OutboundRequest {
             .field("header_names", &header_names)
             .field("body_bytes", &self.body.len())
             .field("timeout", &self.timeout)
+            .field("tls", &self.tls)
             .finish()
     }
 }

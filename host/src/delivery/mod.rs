@@ -56,6 +56,8 @@ pub struct EndpointRuntime {
     pub schedule: retry::RetrySchedule,
     pub headers: Vec<(String, String)>,
     pub signing_keys: Vec<EndpointKey>,
+    /// HTTP endpoints' own TLS settings (a private CA, a client certificate).
+    pub tls: Option<http::EndpointTls>,
 }
 
 /// A signing key of an endpoint, with the end of its rotation overlap if it was rotated out.
@@ -130,6 +132,7 @@ pub fn endpoints(topology: &Topology) -> Vec<EndpointRuntime> {
             schedule: retry::RetrySchedule::custom(endpoint.retry_delays.clone()),
             headers: endpoint.headers.clone(),
             signing_keys,
+            tls: endpoint.tls.clone(),
         });
     }
     runtimes

@@ -118,6 +118,7 @@ fn a_record_gives_the_workers_their_runtime_and_route() {
             timeout_ms: 2_500,
             max_in_flight: 4,
             retry_ms: None,
+            tls: None,
         },
         keys: vec![
             KeyRecord { secret: generate_secret().unwrap(), created_at: 1, expires_at: None },

@@ -100,3 +100,128 @@ fn the_store_key_is_a_secret_of_32_bytes_in_base64() {
         ]
     );
 }
+
+/// A CA certificate, a client certificate it signed, that certificate's key, and another key.
+struct Pem {
+    ca: String,
+    client_cert: String,
+    client_key: String,
+    other_key: String,
+}
+
+fn pem() -> Pem {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap().pem();
+    let issuer = Issuer::new(ca_params, ca_key);
+    let client_key = KeyPair::generate().unwrap();
+    let params = CertificateParams::new(vec!["switchyard".to_owned()]).unwrap();
+    let client_cert = params.signed_by(&client_key, &issuer).unwrap().pem();
+    Pem {
+        ca,
+        client_cert,
+        client_key: client_key.serialize_pem(),
+        other_key: KeyPair::generate().unwrap().serialize_pem(),
+    }
+}
+
+fn with_files(files: &[(&str, &str)]) -> Fixed {
+    let mut environment = environment();
+    for (name, text) in files {
+        environment.files.insert(PathBuf::from(name), text.as_bytes().to_vec());
+    }
+    environment
+}
+
+fn endpoint_with(url: &str, tls: &str) -> String {
+    format!(
+        "[egress]\nallow_networks = [\"127.0.0.0/8\"]\n[secrets]\nstore = {{ env = \"STORE_KEY\" }}\n\
+         [endpoints.billing]\nurl = \"{url}\"\ntls = {tls}\n"
+    )
+}
+
+#[test]
+fn endpoint_tls_is_read_and_checked_with_every_problem_at_once() {
+    let pem = pem();
+    let environment = with_files(&[
+        ("ca.pem", &pem.ca),
+        ("client.pem", &pem.client_cert),
+        ("client.key", &pem.client_key),
+        ("other.key", &pem.other_key),
+        ("garbage.pem", "-----BEGIN CERTIFICATE-----\nnot base64 at all!\n"),
+    ]);
+    let good =
+        "{ ca = \"ca.pem\", client_cert = \"client.pem\", client_key = { file = \"client.key\" } }";
+    let topology = load(&endpoint_with("https://127.0.0.1:8443/hook", good), &environment).unwrap();
+    let tls = topology.endpoints["billing"].tls.as_ref().expect("tls settings");
+    assert!(tls.has_ca() && tls.has_client_cert());
+    assert_eq!(format!("{tls:?}"), "EndpointTls { ca: true, client_cert: true }");
+
+    let table: [(&str, &str, Vec<&str>); 6] = [
+        (
+            "https://127.0.0.1/",
+            "{ ca = \"missing.pem\", client_cert = \"client.key\", client_key = { file = \"nope.key\" } }",
+            vec![
+                "endpoints.billing.tls.ca: cannot read `missing.pem`: No such file or directory (os error 2)",
+                "endpoints.billing.tls.client_key: cannot read secret file `nope.key`: No such file or directory (os error 2)",
+                // What could be read is still checked.
+                "endpoints.billing.tls.client_cert: the file holds a private key",
+            ],
+        ),
+        (
+            "https://127.0.0.1/",
+            "{ ca = \"garbage.pem\", client_cert = \"client.key\", client_key = { file = \"ca.pem\" } }",
+            vec![
+                "endpoints.billing.tls.ca: the file is not valid PEM: a section has no \
+                 `-----END CERTIFICATE-----` line",
+                "endpoints.billing.tls.client_cert: the file holds a private key; give it as \
+                 `client_key`, a secret",
+                "endpoints.billing.tls.client_key: the key holds no PEM private key \
+                 (`-----BEGIN PRIVATE KEY-----`, PKCS#8; or PKCS#1 RSA, or SEC1 EC)",
+            ],
+        ),
+        (
+            "https://127.0.0.1/",
+            "{ client_cert = \"client.pem\" }",
+            vec!["endpoints.billing.tls.client_key: `client_cert` needs its `client_key`"],
+        ),
+        (
+            "https://127.0.0.1/",
+            "{ client_cert = \"client.pem\", client_key = { file = \"other.key\" } }",
+            vec![
+                "endpoints.billing.tls.client_key: the key does not fit `client_cert`, or is refused",
+            ],
+        ),
+        (
+            "http://127.0.0.1/",
+            "{ ca = \"ca.pem\" }",
+            vec![
+                "endpoints.billing.tls: `tls` applies to `https` URLs; the URL's scheme is `http`",
+            ],
+        ),
+        (
+            "https://127.0.0.1/",
+            "{}",
+            vec!["endpoints.billing.tls: set `ca`, or `client_cert` and `client_key`, or both"],
+        ),
+    ];
+    for (url, tls, expected) in table {
+        let found = problems(&endpoint_with(url, tls), &environment);
+        assert_eq!(found.len(), expected.len(), "{tls}: {found:#?}");
+        for (found, expected) in found.iter().zip(&expected) {
+            assert!(
+                found.starts_with(expected),
+                "{tls}:\n  found    {found}\n  expected {expected}"
+            );
+        }
+    }
+    // Only for http endpoints.
+    let nats = "[nats]\nurl = \"nats://127.0.0.1:4222\"\n[endpoints.audit]\ntype = \"nats\"\n\
+                subject = \"audit\"\ntls = { ca = \"ca.pem\" }\n";
+    assert_eq!(
+        problems(nats, &environment),
+        vec!["endpoints.audit.tls: `tls` is only for `type = \"http\"` endpoints".to_owned()]
+    );
+}

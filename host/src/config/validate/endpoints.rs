@@ -99,6 +99,7 @@ impl Validator<'_> {
         for (field, problem) in &other_problems {
             self.errors.push(config_error(id, field, problem));
         }
+        let tls = endpoint.tls.and_then(|tls| self.endpoint_tls(&at, tls, is_http, &target));
         let CheckedEndpoint { headers, timeout, max_in_flight, retry_delays, .. } = checked;
         Endpoint {
             id: id.to_owned(),
@@ -110,6 +111,7 @@ impl Validator<'_> {
             retry_delays: retry_delays.unwrap_or_else(|| STANDARD_RETRY_DELAYS.to_vec()),
             headers,
             transform: endpoint.transform,
+            tls,
         }
     }
 

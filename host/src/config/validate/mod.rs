@@ -11,6 +11,7 @@
 
 #[cfg(test)]
 mod egress_tests;
+mod endpoint_tls;
 mod endpoints;
 mod plugins;
 mod routes;

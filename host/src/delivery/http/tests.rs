@@ -103,6 +103,7 @@ fn request(url: &str, timeout: Duration) -> OutboundRequest {
         headers: vec![("content-type".into(), "application/json".into())],
         body: Bytes::from_static(b"{}"),
         timeout,
+        tls: None,
     }
 }
 
@@ -173,6 +174,7 @@ async fn headers_and_body_arrive_exactly_as_given() {
         headers: headers.clone(),
         body: body.clone(),
         timeout: Duration::from_secs(5),
+        tls: None,
     };
     let result = loopback_allowed().send(outbound).await;
     assert_eq!(result.outcome, status(200));

@@ -113,6 +113,7 @@ fn start(receiver: &Receiver, max_in_flight: u32) -> Running {
         schedule: retry::RetrySchedule::custom(vec![Duration::from_millis(50); 3]),
         headers: Vec::new(),
         signing_keys: Vec::new(),
+        tls: None,
     };
     let (controls, control_receiver) = mpsc::unbounded_channel();
     let (stop, stopped) = watch::channel(false);
