@@ -60,6 +60,15 @@ pub struct EgressConfig {
     /// Refuse `http://` endpoint URLs.
     #[serde(default)]
     pub https_only: bool,
+    /// An HTTP proxy every delivery goes through (`CONNECT` for `https` targets); the rules
+    /// above still apply to each target name, checked before the proxy is asked.
+    #[schemars(example = &"http://proxy.internal:3128")]
+    pub proxy: Option<String>,
+    /// Targets reached directly, not through `proxy`: host names (`example.com` or
+    /// `.example.com`: the domain and its subdomains), IP addresses and networks.
+    #[serde(default)]
+    #[schemars(example = ["billing.internal", "10.0.0.0/8"])]
+    pub no_proxy: Vec<String>,
 }
 
 /// `[nats]`: the NATS connection used by nats sources and nats endpoints.

@@ -8,6 +8,13 @@
 //! disabled (a proxy would resolve and connect on our behalf, past the guard), redirects are never
 //! followed, and at most [`RESPONSE_EXCERPT_LIMIT`] bytes of an answer are read.
 //!
+//! With `egress.proxy`, every client sends through the proxy (`CONNECT` for `https` targets),
+//! except targets in `egress.no_proxy`. The proxy would resolve target names past the guard, so
+//! before each attempt the target's name is resolved here and every address checked; the
+//! resolver itself still checks every connection made directly (bypassed targets). The
+//! proxy's own host name is the one name the resolver does not hold to the rules: it is the
+//! operator's choice, typically on a private network.
+//!
 //! Endpoints with their own TLS settings ([`EndpointTls`]: a private CA, a client certificate)
 //! get a client of their own, one per distinct setting, made when first needed and built exactly
 //! as the shared one (same resolver, timeouts and pool); every other endpoint shares one client.
@@ -114,6 +121,8 @@ pub struct HttpSender {
 struct GuardedResolver {
     policy: Arc<EgressPolicy>,
     lookup: Lookup,
+    /// The proxy's host name: resolved without the policy (the operator chose it).
+    proxy_host: Option<String>,
 }
 
 /// Where [`GuardedResolver`] gets addresses from.
@@ -153,8 +162,13 @@ impl HttpSender {
         let user_agent = HeaderValue::from_str(&user_agent)
             .map_err(|_| SenderError::UserAgent { user_agent: user_agent.clone() })?;
         let policy = Arc::new(policy);
-        let resolver = Arc::new(GuardedResolver { policy: policy.clone(), lookup });
-        let client = client_builder(&user_agent, &resolver)
+        let proxy_host = policy
+            .proxy
+            .as_ref()
+            .and_then(|proxy| proxy.url.host_str())
+            .map(|host| host.to_ascii_lowercase());
+        let resolver = Arc::new(GuardedResolver { policy: policy.clone(), lookup, proxy_host });
+        let client = client_builder(&user_agent, &resolver)?
             .build()
             .map_err(|error| SenderError::Client { reason: error_chain(&error) })?;
         let tls_clients = Arc::default();
@@ -169,10 +183,9 @@ impl HttpSender {
         if let Some(client) = clients.get(tls) {
             return Ok(client.clone());
         }
-        let client = tls
-            .apply(client_builder(&self.user_agent, &self.resolver))?
-            .build()
-            .map_err(|error| error_chain(&error))?;
+        let builder =
+            client_builder(&self.user_agent, &self.resolver).map_err(|error| error.to_string())?;
+        let client = tls.apply(builder)?.build().map_err(|error| error_chain(&error))?;
         if clients.len() >= MAX_TLS_CLIENTS {
             clients.clear();
         }
@@ -199,6 +212,9 @@ impl HttpSender {
     ) -> (AttemptOutcome, Bytes) {
         if let Err(reason) = self.check_url(&request.url) {
             return (AttemptOutcome::Blocked(reason), Bytes::new());
+        }
+        if let Err(outcome) = self.check_name_for_proxy(&request.url, deadline).await {
+            return (outcome, Bytes::new());
         }
         let headers = match header_map(&request.headers) {
             Ok(headers) => headers,
@@ -261,20 +277,62 @@ impl HttpSender {
 }
 
 /// A client builder with what every delivery client has: the user agent, the guarded resolver,
-/// no proxies, no redirects, the connect timeout and the pool's limits.
+/// `egress.proxy` or no proxy at all, no redirects, the connect timeout and the pool's limits.
 fn client_builder(
     user_agent: &HeaderValue,
     resolver: &Arc<GuardedResolver>,
-) -> reqwest::ClientBuilder {
-    reqwest::Client::builder()
+) -> Result<reqwest::ClientBuilder, SenderError> {
+    let builder = reqwest::Client::builder()
         .user_agent(user_agent.clone())
         .dns_resolver(resolver.clone())
-        // Environment proxies (`HTTP_PROXY`, …) would resolve and connect past the guard.
+        // Environment proxies (`HTTP_PROXY`, …) are never read: only `egress.proxy` counts.
         .no_proxy()
         .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(CONNECT_TIMEOUT_LIMIT)
         .pool_idle_timeout(POOL_IDLE_TIMEOUT)
-        .pool_max_idle_per_host(POOL_MAX_IDLE_PER_HOST)
+        .pool_max_idle_per_host(POOL_MAX_IDLE_PER_HOST);
+    let Some(proxy) = &resolver.policy.proxy else { return Ok(builder) };
+    let bypass = reqwest::NoProxy::from_string(&proxy.no_proxy.join(","));
+    let proxy = reqwest::Proxy::all(proxy.url.clone())
+        .map_err(|error| SenderError::Client { reason: error_chain(&error) })?
+        .no_proxy(bypass);
+    Ok(builder.proxy(proxy))
+}
+
+// === impl HttpSender: the proxy ===
+
+impl HttpSender {
+    /// With a proxy, resolves the target's host name here and checks every address, so that
+    /// the proxy is never asked for a target the rules refuse. (The proxy resolves the name
+    /// again; an answer that changes in between is its to police.) Literal addresses were
+    /// checked by [`Self::check_url`]; without a proxy the resolver checks at connect time.
+    async fn check_name_for_proxy(
+        &self,
+        url: &Url,
+        deadline: Instant,
+    ) -> Result<(), AttemptOutcome> {
+        if self.policy.proxy.is_none() {
+            return Ok(());
+        }
+        let Some(Host::Domain(host)) = url.host() else { return Ok(()) };
+        if host.parse::<IpAddr>().is_ok() {
+            return Ok(());
+        }
+        let host = host.to_ascii_lowercase();
+        let resolving = self.resolver.lookup.addresses(&host);
+        let addresses = match tokio::time::timeout_at(deadline, resolving).await {
+            Err(_elapsed) => return Err(AttemptOutcome::Timeout),
+            Ok(Err(error)) => return Err(AttemptOutcome::Dns(error.to_string())),
+            Ok(Ok(addresses)) => addresses,
+        };
+        match guard(&self.policy, host, addresses) {
+            Ok(_) => Ok(()),
+            Err(error @ ResolveError::Refused { .. }) => {
+                Err(AttemptOutcome::Blocked(error.to_string()))
+            }
+            Err(error) => Err(AttemptOutcome::Dns(error.to_string())),
+        }
+    }
 }
 
 /// The request's headers, in order, duplicates kept.
@@ -374,8 +432,15 @@ impl Resolve for GuardedResolver {
         let policy = self.policy.clone();
         let lookup = self.lookup.clone();
         let host = name.as_str().to_owned();
+        let is_proxy = self.proxy_host.as_deref() == Some(host.to_ascii_lowercase().as_str());
         Box::pin(async move {
             let addresses = lookup.addresses(&host).await?;
+            if is_proxy {
+                if addresses.is_empty() {
+                    return Err(ResolveError::NoAddress { host }.into());
+                }
+                return Ok(Box::new(addresses.into_iter()) as Addrs);
+            }
             let addresses = guard(&policy, host, addresses)?;
             Ok(Box::new(addresses.into_iter()) as Addrs)
         })

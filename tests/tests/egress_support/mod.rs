@@ -1,6 +1,7 @@
-//! What the egress tests share: a test CA with a server and client certificates (rcgen), and an
-//! HTTPS receiver on 127.0.0.1 (tokio-rustls) that demands a client certificate from that CA,
-//! records what arrives, and answers 200.
+//! What the egress tests share: a test CA with a server and client certificates (rcgen), an
+//! HTTPS receiver on loopback (tokio-rustls) that demands a client certificate from that CA,
+//! records what arrives, and answers 200; and a CONNECT proxy on 127.0.0.1 that counts what it
+//! is asked and tunnels to loopback targets only.
 
 #![allow(dead_code)]
 
@@ -22,7 +23,8 @@ pub struct Pair {
     pub key: String,
 }
 
-/// A CA with a server certificate for `127.0.0.1` and a client certificate (`CN=switchyard`),
+/// A CA with a server certificate for `127.0.0.1` and `127.0.0.2` and a client certificate
+/// (`CN=switchyard`),
 /// plus a second, unrelated CA, written as files into a directory of their own.
 pub struct TestPki {
     pub ca: String,
@@ -73,6 +75,7 @@ fn leaf(issuer: &Issuer<'_, KeyPair>, name: &str, usage: ExtendedKeyUsagePurpose
     params.distinguished_name.push(DnType::CommonName, name);
     if let Ok(address) = name.parse::<IpAddr>() {
         params.subject_alt_names.push(SanType::IpAddress(address));
+        params.subject_alt_names.push(SanType::IpAddress(Ipv4Addr::new(127, 0, 0, 2).into()));
     }
     params.extended_key_usages = vec![usage];
     let certificate = params.signed_by(&key, issuer).unwrap();
@@ -95,6 +98,12 @@ pub struct TlsReceiver {
 
 impl TlsReceiver {
     pub async fn start(pki: &TestPki) -> Self {
+        Self::start_on(pki, Ipv4Addr::LOCALHOST).await
+    }
+
+    /// On another loopback address (the whole of 127.0.0.0/8 is loopback).
+    pub async fn start_on(pki: &TestPki, ip: Ipv4Addr) -> Self {
+        assert!(ip.is_loopback(), "tests listen on loopback only");
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
         let mut roots = rustls::RootCertStore::empty();
         roots.add(certificate_der(&pki.ca)).unwrap();
@@ -111,9 +120,7 @@ impl TlsReceiver {
             .with_single_cert(vec![certificate_der(&pki.server.cert)], key_der(&pki.server.key))
             .unwrap();
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-        let listener = tokio::net::TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
-            .await
-            .unwrap();
+        let listener = tokio::net::TcpListener::bind(SocketAddr::from((ip, 0))).await.unwrap();
         let address = listener.local_addr().unwrap();
         let (sender, requests) = mpsc::unbounded_channel();
         let server = tokio::spawn(async move {
@@ -157,6 +164,77 @@ impl Drop for TlsReceiver {
     fn drop(&mut self) {
         self.server.abort();
     }
+}
+
+/// A CONNECT proxy on 127.0.0.1: records every request line it is sent, tunnels `CONNECT`s
+/// to loopback addresses (and refuses anything else with 403), answers other methods 405.
+pub struct ConnectProxy {
+    pub address: SocketAddr,
+    asked: Arc<std::sync::Mutex<Vec<String>>>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl ConnectProxy {
+    pub async fn start() -> Self {
+        let listener = tokio::net::TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
+            .await
+            .unwrap();
+        let address = listener.local_addr().unwrap();
+        let asked = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let record = asked.clone();
+        let server = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else { return };
+                tokio::spawn(tunnel(stream, record.clone()));
+            }
+        });
+        Self { address, asked, server }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.address)
+    }
+
+    /// The request lines received so far, e.g. `CONNECT 127.0.0.2:4433 HTTP/1.1`.
+    pub fn asked(&self) -> Vec<String> {
+        self.asked.lock().unwrap().clone()
+    }
+
+    pub fn connects(&self) -> usize {
+        self.asked().iter().filter(|line| line.starts_with("CONNECT ")).count()
+    }
+}
+
+impl Drop for ConnectProxy {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+async fn tunnel(mut client: tokio::net::TcpStream, asked: Arc<std::sync::Mutex<Vec<String>>>) {
+    let Some(request) = read_request(&mut client).await else { return };
+    let line = request.head.lines().next().unwrap_or_default().to_owned();
+    asked.lock().unwrap().push(line.clone());
+    let mut words = line.split(' ');
+    let (Some("CONNECT"), Some(target)) = (words.next(), words.next()) else {
+        let _ =
+            client.write_all(b"HTTP/1.1 405 Method Not Allowed\r\ncontent-length: 0\r\n\r\n").await;
+        return;
+    };
+    // Traffic from tests goes to loopback only.
+    let loopback = target.parse::<SocketAddr>().is_ok_and(|address| address.ip().is_loopback());
+    if !loopback {
+        let _ = client.write_all(b"HTTP/1.1 403 Forbidden\r\ncontent-length: 0\r\n\r\n").await;
+        return;
+    }
+    let Ok(mut upstream) = tokio::net::TcpStream::connect(target).await else {
+        let _ = client.write_all(b"HTTP/1.1 502 Bad Gateway\r\ncontent-length: 0\r\n\r\n").await;
+        return;
+    };
+    if client.write_all(b"HTTP/1.1 200 Connection Established\r\n\r\n").await.is_err() {
+        return;
+    }
+    let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
 }
 
 /// Reads one HTTP/1.1 request with a `content-length` body; `None` at the end of the stream.

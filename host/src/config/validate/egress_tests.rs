@@ -225,3 +225,50 @@ fn endpoint_tls_is_read_and_checked_with_every_problem_at_once() {
         vec!["endpoints.audit.tls: `tls` is only for `type = \"http\"` endpoints".to_owned()]
     );
 }
+
+#[test]
+fn the_proxy_is_an_http_url_and_no_proxy_needs_it() {
+    let environment = environment();
+    let topology = load(
+        "[egress]\nproxy = \"http://proxy.internal:3128\"\nno_proxy = [\"billing.internal\", \"10.0.0.0/8\"]\n",
+        &environment,
+    )
+    .unwrap();
+    let proxy = topology.egress.proxy.expect("a proxy");
+    assert_eq!(proxy.url.as_str(), "http://proxy.internal:3128/");
+    assert_eq!(proxy.no_proxy, ["billing.internal", "10.0.0.0/8"]);
+
+    let table: [(&str, Vec<&str>); 5] = [
+        (
+            "proxy = \"http://user:secret@proxy:3128/path\"\nno_proxy = [\"\", \"a b\"]",
+            vec![
+                "egress.proxy: `http://user:secret@proxy:3128/path`: credentials in the proxy URL are not supported",
+                "egress.proxy: `http://user:secret@proxy:3128/path`: a proxy URL has no path, query or fragment",
+                "egress.no_proxy[0]: `` is not a host name, address or network",
+                "egress.no_proxy[1]: `a b` is not a host name, address or network",
+            ],
+        ),
+        (
+            "proxy = \"https://proxy:3128\"",
+            vec!["egress.proxy: `https://proxy:3128`: the scheme is `https`; a proxy is `http://`"],
+        ),
+        (
+            "proxy = \"proxy:3128\"",
+            vec!["egress.proxy: `proxy:3128`: the scheme is `proxy`; a proxy is `http://`"],
+        ),
+        (
+            "proxy = \"not a url\"",
+            vec!["egress.proxy: `not a url` is not a URL: relative URL without a base"],
+        ),
+        (
+            "no_proxy = [\"billing.internal\"]",
+            vec![
+                "egress.no_proxy: `no_proxy` lists targets that bypass `proxy`, and there is no `proxy`",
+            ],
+        ),
+    ];
+    for (egress, expected) in table {
+        let found = problems(&format!("[egress]\n{egress}\n"), &environment);
+        assert_eq!(found, expected, "{egress}");
+    }
+}

@@ -90,6 +90,7 @@ fn policy(allow_networks: &[&str]) -> EgressPolicy {
     EgressPolicy {
         allow_networks: allow_networks.iter().map(|network| network.parse().unwrap()).collect(),
         https_only: false,
+        proxy: None,
     }
 }
 
