@@ -147,3 +147,42 @@ async fn the_admin_api_takes_the_same_settings_checks_them_and_seals_the_key() {
     assert!(!any_file_holds(&host.data_dir(), key_body.as_bytes()));
     assert!(!any_file_holds(&host.data_dir(), b"PRIVATE KEY"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_reads_the_tls_files_again() {
+    let pki = TestPki::new();
+    let mut receiver = TlsReceiver::start(&pki).await;
+    // The endpoint starts out trusting the wrong CA.
+    let trusted = pki.path("trusted.pem");
+    std::fs::write(&trusted, &pki.other_ca).unwrap();
+    let config = format!(
+        "[egress]\nallow_networks = [\"127.0.0.0/8\"]\n\n[sources.app]\ntype = \"http\"\n\n\
+         [endpoints.mutual]\nurl = \"{url}\"\nretry = {{ schedule = [\"1h\"] }}\n\
+         tls = {{ ca = \"{ca}\", client_cert = \"{cert}\", client_key = {{ file = \"{key}\" }} }}\n\n\
+         [routes.all]\nfrom = [\"app\"]\nto = [\"mutual\"]\n",
+        url = receiver.url("/hook"),
+        ca = trusted.display(),
+        cert = pki.path("client.pem").display(),
+        key = pki.path("client.key").display(),
+    );
+    let host = TestHost::start("", &config).await.unwrap();
+    let first = publish(&host).await;
+    let refused = attempted(&host, &first, "mutual").await;
+    let reason = refused.last_error.unwrap_or_default();
+    assert!(reason.contains("UnknownIssuer") || reason.contains("unknown issuer"), "{reason}");
+
+    // The right CA in the same file, then SIGHUP: the next delivery trusts the receiver.
+    std::fs::write(&trusted, &pki.ca).unwrap();
+    let status = std::process::Command::new("kill")
+        .arg("-HUP")
+        .arg(host.pid().to_string())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    host.logs
+        .wait_for(WAIT, |line| line.contains("config reloaded").then_some(()))
+        .expect("the reload is applied");
+    let second = publish(&host).await;
+    let request = receiver.next(WAIT).await.expect("delivered after the reload");
+    assert!(request.head.contains(&format!("webhook-id: {second}")), "{}", request.head);
+}
