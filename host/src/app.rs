@@ -45,7 +45,8 @@ pub async fn run(topology: Topology, config_path: PathBuf) -> anyhow::Result<()>
     let server = topology.server.clone();
     let store = Store::open(&server.data_dir, server.durability, metrics.clone())?;
     let disabled = store.disabled_endpoints().await?;
-    let stored_endpoints = store.endpoints().await?;
+    let stored_endpoints =
+        crate::admin::sealed::open_at_start(&store, server.store_key.as_ref()).await?;
     let dynamic = registry::load(stored_endpoints);
     let config_routes: Vec<_> = topology.routes.values().map(|route| route.spec.clone()).collect();
     let routes = Arc::new(ArcSwap::from_pointee(registry::route_table(&config_routes, &dynamic)));
@@ -60,6 +61,7 @@ pub async fn run(topology: Topology, config_path: PathBuf) -> anyhow::Result<()>
     )?);
     let registry = Arc::new(registry::Registry::new(
         store.clone(),
+        server.store_key.clone(),
         deliveries.clone(),
         routes.clone(),
         config_routes,
@@ -180,6 +182,32 @@ fn open_files_check(topology: &Topology) {
              raise it (ulimit -n, LimitNOFILE) or lower the limit"
         );
     }
+}
+
+/// `switchyard store rotate-key`: seals every stored dynamic endpoint under `to`, refusing
+/// while something answers on `server.listen` (a running router keeps sealing with the key it
+/// started with).
+pub async fn rotate_store_key(
+    topology: &Topology,
+    to: &crate::seal::StoreKey,
+) -> anyhow::Result<crate::admin::sealed::Rotation> {
+    let server = &topology.server;
+    let mut probe = server.listen;
+    if probe.ip().is_unspecified() {
+        probe.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    let connect = tokio::net::TcpStream::connect(probe);
+    if let Ok(Ok(_)) = tokio::time::timeout(Duration::from_secs(1), connect).await {
+        anyhow::bail!(
+            "something answers on `server.listen` (`{}`): stop the router before rotating the \
+             store key",
+            server.listen
+        );
+    }
+    let store = Store::open(&server.data_dir, server.durability, Metrics::new())?;
+    let rotation = crate::admin::sealed::rotate(&store, server.store_key.as_ref(), to).await;
+    tokio::task::spawn_blocking(move || store.shutdown()).await.context("store shutdown")?;
+    Ok(rotation?)
 }
 
 async fn shutdown_signal() {

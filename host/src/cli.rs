@@ -55,6 +55,9 @@ exit codes: 0 applied, 78 refused (invalid config), 1 router unreachable")]
     /// Describe the config file.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Work on the store directly (the router stopped).
+    #[command(subcommand)]
+    Store(StoreCommand),
     /// Print the completion script for SHELL, e.g. `switchyard completions bash`.
     Completions {
         #[arg(value_enum)]
@@ -69,6 +72,28 @@ enum ConfigCommand {
     /// Print the JSON Schema of `switchyard.toml` (what `docs/config.schema.json` holds), for
     /// editors: start a config with `#:schema <path or URL of the schema>`.
     Schema,
+}
+
+#[derive(Debug, Subcommand)]
+enum StoreCommand {
+    /// Seal every dynamic endpoint's secrets under another store key.
+    #[command(after_help = "Records sealed under the current `server.store_key` (or still in \
+clear) are opened and sealed again under the key in the `[secrets]` entry SECRET_NAME (32 random \
+bytes in base64). Stop the router first: it keeps the key it started with. Then set \
+`server.store_key = \"SECRET_NAME\"` and start it. Running the command again finishes an \
+interrupted rotation.
+
+exit codes: 0 done, 78 invalid config or key, 1 the store could not be re-sealed")]
+    RotateKey(RotateKeyArguments),
+}
+
+#[derive(Debug, clap::Args)]
+struct RotateKeyArguments {
+    #[command(flatten)]
+    config: ConfigArgument,
+    /// The `[secrets]` entry holding the new key.
+    #[arg(long = "to", value_name = "SECRET_NAME")]
+    to: String,
 }
 
 #[derive(Debug, Subcommand)]
@@ -269,6 +294,7 @@ pub fn main() -> ExitCode {
             print!("{}", config::schema::config_schema_text());
             ExitCode::SUCCESS
         }
+        Command::Store(StoreCommand::RotateKey(arguments)) => rotate_key(&arguments),
         Command::Completions { shell } => {
             print!("{}", crate::shell::completions(shell));
             ExitCode::SUCCESS
@@ -566,6 +592,45 @@ async fn send_reload(
         anyhow::bail!("the router answered {status}: {text}");
     }
     Ok(serde_json::from_str(&text)?)
+}
+
+fn rotate_key(arguments: &RotateKeyArguments) -> ExitCode {
+    let topology = match load(&arguments.config.config) {
+        Ok(topology) => topology,
+        Err(code) => return code,
+    };
+    let name = &arguments.to;
+    let Some(secret) = topology.secrets.get(name) else {
+        eprintln!("error: `--to`: there is no `[secrets]` entry `{name}`");
+        return ExitCode::from(EXIT_CONFIG);
+    };
+    let to = match crate::seal::StoreKey::from_secret(name, secret) {
+        Ok(key) => key,
+        Err(error) => {
+            eprintln!("error: `--to`: {error}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => return runtime_failure(&anyhow::Error::new(error).context("cannot start")),
+    };
+    match runtime.block_on(crate::app::rotate_store_key(&topology, &to)) {
+        Ok(rotation) => {
+            println!(
+                "re-sealed {} under `{name}` (key id `{}`){}; set `server.store_key = \"{name}\"` \
+                 before starting the router",
+                count(rotation.resealed, "endpoint"),
+                to.id(),
+                match rotation.already {
+                    0 => String::new(),
+                    already => format!(", {} already were", count(already, "endpoint")),
+                },
+            );
+            ExitCode::SUCCESS
+        }
+        Err(error) => runtime_failure(&error),
+    }
 }
 
 fn runtime_failure(error: &anyhow::Error) -> ExitCode {

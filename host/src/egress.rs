@@ -111,6 +111,20 @@ fn v6_kind(address: Ipv6Addr) -> Option<AddressKind> {
 pub struct EgressPolicy {
     pub allow_networks: Vec<IpNet>,
     pub https_only: bool,
+    /// Deliveries go through this HTTP proxy (`egress.proxy`); the rules above still apply to
+    /// every target, checked before the proxy is asked.
+    pub proxy: Option<EgressProxy>,
+}
+
+/// `egress.proxy` and the targets that bypass it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EgressProxy {
+    /// `http://host:port`: HTTPS targets through `CONNECT`, HTTP targets as absolute-form
+    /// requests.
+    pub url: url::Url,
+    /// Host names (a leading `.` or none: the domain and its subdomains), IP addresses and
+    /// networks reached directly (`egress.no_proxy`).
+    pub no_proxy: Vec<String>,
 }
 
 /// An address the policy refuses, with the reason a user can act on.
@@ -191,6 +205,7 @@ mod tests {
         let policy = EgressPolicy {
             allow_networks: vec!["127.0.0.0/8".parse().unwrap()],
             https_only: false,
+            proxy: None,
         };
         assert!(policy.check("127.0.0.1".parse().unwrap()).is_ok());
         assert!(policy.check("::ffff:127.0.0.1".parse().unwrap()).is_ok());

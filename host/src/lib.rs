@@ -25,6 +25,7 @@ pub mod reload;
 pub mod route_trace;
 pub mod routes_cli;
 pub mod routing;
+pub mod seal;
 pub mod shell;
 pub mod signing;
 pub mod store;

@@ -437,6 +437,7 @@ fn restart_only_changes(old: &Topology, new: &Topology) -> Vec<String> {
         ("server.retention", old_server.retention != new_server.retention),
         ("server.limits", old_server.limits != new_server.limits),
         ("server.tls", old_server.tls.is_some() != new_server.tls.is_some()),
+        ("server.store_key", old_server.store_key != new_server.store_key),
         ("egress", old.egress != new.egress),
         ("telemetry", old.telemetry.otlp != new.telemetry.otlp),
         (

@@ -85,6 +85,8 @@ pub struct EndpointView {
     pub retry_schedule: Vec<String>,
     /// Signing keys in use: how many, and when rotated-out ones stop signing.
     pub signing_keys: Vec<KeyView>,
+    /// Which TLS settings an `https` endpoint has of its own; absent: none.
+    pub tls: Option<TlsView>,
     pub disabled: bool,
     pub disabled_at: Option<u64>,
     pub disabled_reason: Option<String>,
@@ -93,6 +95,21 @@ pub struct EndpointView {
     /// Rate, `Retry-After` pause, breaker, in-flight limit and auto-disable: settings and
     /// live state (since the router started); absent while the endpoint has no worker.
     pub traffic: Option<TrafficView>,
+}
+
+/// What TLS settings an endpoint has, without their text.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct TlsView {
+    /// A private CA is trusted instead of the system's roots.
+    pub ca: bool,
+    /// A client certificate is presented.
+    pub client_cert: bool,
+}
+
+impl TlsView {
+    fn of(tls: &crate::delivery::http::EndpointTls) -> Self {
+        Self { ca: tls.has_ca(), client_cert: tls.has_client_cert() }
+    }
 }
 
 /// A signing key, without the key.
@@ -615,7 +632,9 @@ fn registry_failure(error: RegistryError) -> ApiError {
     match error {
         RegistryError::Store(error) => store_failure(error),
         // Not the client's doing, and nothing of it is theirs to read: logged, answered 503.
-        error @ (RegistryError::Invalid { .. } | RegistryError::Stopped(_)) => {
+        error @ (RegistryError::Invalid { .. }
+        | RegistryError::Stopped(_)
+        | RegistryError::Sealed(_)) => {
             tracing::error!(%error, "admin change not made");
             super::api::unavailable()
         }
@@ -652,6 +671,7 @@ fn config_view(state: &AdminState, endpoint: &Endpoint, disabled: &DisabledMap) 
             .iter()
             .map(|_| KeyView { created_at: None, expires_at: None })
             .collect(),
+        tls: endpoint.tls.as_ref().map(TlsView::of),
         disabled: state.is_some(),
         disabled_at: state.map(|(at, _)| *at),
         disabled_reason: state.map(|(_, reason)| reason.clone()),
@@ -694,6 +714,10 @@ fn dynamic_view(
             .live_keys(now)
             .map(|key| KeyView { created_at: Some(key.created_at), expires_at: key.expires_at })
             .collect(),
+        tls: settings
+            .tls
+            .as_ref()
+            .map(|tls| TlsView { ca: tls.ca.is_some(), client_cert: tls.client_cert.is_some() }),
         disabled: state.is_some(),
         disabled_at: state.map(|(at, _)| *at),
         disabled_reason: state.map(|(_, reason)| reason.clone()),

@@ -2,7 +2,8 @@
 //!
 //! Owns the operator surface: dynamic endpoints and subscriptions ([`endpoints`], kept in step
 //! with the store, the workers and the routes by [`registry`]), the delivery log with retry and
-//! dead letters ([`log`]), replay ([`replay`]), and the OpenAPI 3.1 document generated from the
+//! dead letters ([`log`]), replay ([`replay`]), dynamic endpoints' records sealed at rest
+//! ([`sealed`]), and the OpenAPI 3.1 document generated from the
 //! handlers (served at `/v1/admin/openapi.json`; a copy is committed at
 //! `docs/admin-openapi.json` and a test fails when it drifts). The API is not mounted at all
 //! when no token is configured; every route, the document included, needs the token.
@@ -13,6 +14,7 @@ mod log;
 pub mod model;
 pub mod registry;
 mod replay;
+pub mod sealed;
 
 use std::sync::Arc;
 

@@ -20,6 +20,7 @@ use crate::config::endpoint_rules::{
     self, BreakerField, EndpointFields, Field, Problem, RetryField,
 };
 use crate::config::{STANDARD_RETRY_DELAYS, Topology};
+use crate::delivery::http::{EndpointTls, TlsField};
 use crate::delivery::{EndpointKey, EndpointRuntime, Target, retry::RetrySchedule};
 use crate::routing::{Filter, RouteSpec, TypePattern};
 use crate::signing::SigningKey;
@@ -34,6 +35,8 @@ pub const ENDPOINT_ID_PREFIX: &str = "ep_";
 /// and headers have theirs in `endpoint_rules`).
 const MAX_DESCRIPTION: usize = 1024;
 const MAX_LIST_ITEMS: usize = 100;
+/// Bytes of one PEM text in `tls` (a certificate chain is a few KiB).
+const MAX_PEM: usize = 64 * 1024;
 /// Bytes of a generated `whsec_` key (Standard Webhooks asks for 24 to 64).
 const GENERATED_KEY_BYTES: usize = 32;
 /// How long a rotated-out key keeps signing when the request does not say.
@@ -143,6 +146,8 @@ pub struct EndpointInput {
     pub adaptive: Option<bool>,
     /// Disable after this long without a success while failing, or `"off"` (default `"5d"`).
     pub disable_after: Option<String>,
+    /// TLS settings of an `https` endpoint: a private CA, a client certificate.
+    pub tls: Option<TlsInput>,
 }
 
 /// `"off"`, or a breaker's settings.
@@ -162,6 +167,19 @@ pub struct BreakerSettingsInput {
     pub failures: Option<u32>,
     pub cooldown: Option<String>,
     pub max_cooldown: Option<String>,
+}
+
+/// An endpoint's TLS settings as PEM text. The key is stored sealed (with `server.store_key`)
+/// and never shown.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TlsInput {
+    /// The CA certificates to trust for this endpoint (only these, not the system's roots).
+    pub ca: Option<String>,
+    /// The client certificate (and its chain) to present; needs `client_key`.
+    pub client_cert: Option<String>,
+    /// The client certificate's private key (PKCS#8, PKCS#1 or SEC1).
+    pub client_key: Option<SecretText>,
 }
 
 /// A subscription: a callback URL and the events it wants.
@@ -232,6 +250,9 @@ pub struct EndpointSettings {
     /// Absent in records stored before traffic control: the defaults.
     #[serde(default)]
     pub traffic: TrafficRecord,
+    /// PEM text, checked; absent in records stored before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsInput>,
 }
 
 /// An endpoint's traffic settings as stored.
@@ -354,6 +375,9 @@ pub fn check_endpoint(
     if let Some(Err(error)) = input.secret.as_ref().map(|secret| SigningKey::parse(&secret.0)) {
         errors.push(FieldError::new("secret", error.to_string()));
     }
+    if let Some(tls) = &input.tls {
+        check_tls(&input.url, tls, &mut errors);
+    }
     if !errors.is_empty() {
         return Err(errors);
     }
@@ -368,7 +392,50 @@ pub fn check_endpoint(
         max_in_flight: checked.max_in_flight,
         retry_ms: checked.retry_delays.map(|delays| delays.into_iter().map(millis).collect()),
         traffic: TrafficRecord::from(checked.traffic),
+        tls: input.tls.clone(),
     })
+}
+
+/// `tls`: each PEM text within bounds and holding what its name says, on an `https` URL.
+fn check_tls(url: &str, tls: &TlsInput, errors: &mut Vec<FieldError>) {
+    if Url::parse(url).is_ok_and(|url| url.scheme() != "https") {
+        errors.push(FieldError::new("tls", "`tls` applies to `https` URLs"));
+    }
+    let texts = [
+        (TlsField::Ca, tls.ca.as_deref()),
+        (TlsField::ClientCert, tls.client_cert.as_deref()),
+        (TlsField::ClientKey, tls.client_key.as_ref().map(|key| key.0.as_str())),
+    ];
+    let mut too_long = false;
+    for (field, text) in texts {
+        if text.is_some_and(|text| text.len() > MAX_PEM) {
+            errors.push(FieldError::new(
+                format!("tls.{}", field.key()),
+                format!("longer than {MAX_PEM} bytes"),
+            ));
+            too_long = true;
+        }
+    }
+    if texts.iter().all(|(_, text)| text.is_none()) {
+        errors.push(FieldError::new("tls", "set `ca`, or `client_cert` and `client_key`, or both"));
+    } else if !too_long && let Err(problems) = endpoint_tls(tls) {
+        for problem in problems {
+            let what = if problem.field == TlsField::ClientKey { "the key" } else { "the text" };
+            errors.push(FieldError::new(
+                format!("tls.{}", problem.field.key()),
+                problem.describe(what),
+            ));
+        }
+    }
+}
+
+/// The delivery side's form of `tls`.
+fn endpoint_tls(tls: &TlsInput) -> Result<EndpointTls, Vec<crate::delivery::http::TlsProblem>> {
+    EndpointTls::new(
+        tls.ca.as_deref().map(str::as_bytes),
+        tls.client_cert.as_deref().map(str::as_bytes),
+        tls.client_key.as_ref().map(|key| key.0.as_bytes()),
+    )
 }
 
 /// What only the API has: the description and the endpoint's own route (sources, types,
@@ -444,7 +511,18 @@ impl EndpointRecord {
             None => STANDARD_RETRY_DELAYS.to_vec(),
             Some(delays) => delays.iter().copied().map(Duration::from_millis).collect(),
         };
+        let tls = match &settings.tls {
+            Some(tls) => Some(endpoint_tls(tls).map_err(|problems| {
+                let reasons: Vec<String> = problems
+                    .iter()
+                    .map(|problem| format!("`tls.{}` {}", problem.field.key(), problem.message))
+                    .collect();
+                format!("stored TLS settings: {}", reasons.join("; "))
+            })?),
+            None => None,
+        };
         Ok(EndpointRuntime {
+            tls,
             id: id.to_owned(),
             target: Target::Http(url),
             timeout: Duration::from_millis(settings.timeout_ms),

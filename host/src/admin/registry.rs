@@ -18,6 +18,7 @@ use super::model::{EndpointKind, EndpointRecord};
 use crate::delivery::{DeliveryService, EndpointRuntime};
 use crate::pipeline::LiveRoutes;
 use crate::routing::{RouteSpec, RouteTable};
+use crate::seal::StoreKey;
 use crate::store::{Store, StoreError, StoredEndpoint};
 
 /// A dynamic endpoint as the registry holds it.
@@ -35,6 +36,9 @@ pub struct DynamicEndpoint {
 pub enum RegistryError {
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The record could not be sealed (no randomness for a nonce).
+    #[error(transparent)]
+    Sealed(#[from] super::sealed::SealedError),
     /// The record cannot run (a stored key or filter no longer parses): a bug or a store edited
     /// by hand.
     #[error("endpoint `{id}` cannot run: {reason}")]
@@ -47,6 +51,8 @@ pub enum RegistryError {
 #[derive(Debug)]
 pub struct Registry {
     store: Store,
+    /// Seals every record written (`server.store_key`); `None`: records are stored in clear.
+    store_key: Option<StoreKey>,
     deliveries: Arc<DeliveryService>,
     routes: LiveRoutes,
     /// The config's routes and endpoint ids: replaced by a reload.
@@ -104,6 +110,7 @@ pub fn route_table(config_routes: &[RouteSpec], endpoints: &[DynamicEndpoint]) -
 impl Registry {
     pub fn new(
         store: Store,
+        store_key: Option<StoreKey>,
         deliveries: Arc<DeliveryService>,
         routes: LiveRoutes,
         config_routes: Vec<RouteSpec>,
@@ -113,6 +120,7 @@ impl Registry {
         let dynamic = endpoints.into_iter().map(|endpoint| (endpoint.id.clone(), endpoint));
         Self {
             store,
+            store_key,
             deliveries,
             routes,
             config: ArcSwap::from_pointee(ConfigPart {
@@ -250,6 +258,7 @@ impl Registry {
         let runtime = endpoint.record.runtime(&endpoint.id).map_err(invalid)?;
         endpoint.record.route(&endpoint.id).map_err(invalid)?;
         let spec = serde_json::to_string(&endpoint.record).expect("records always serialize");
+        let spec = super::sealed::seal_spec(self.store_key.as_ref(), &endpoint.id, spec)?;
         self.store
             .put_endpoint(StoredEndpoint {
                 id: endpoint.id.clone(),

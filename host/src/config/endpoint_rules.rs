@@ -505,8 +505,11 @@ mod tests {
     use super::*;
 
     fn problems(text: &str, https_only: bool) -> Vec<UrlProblem> {
-        let egress =
-            EgressPolicy { allow_networks: vec!["127.0.0.0/8".parse().unwrap()], https_only };
+        let egress = EgressPolicy {
+            allow_networks: vec!["127.0.0.0/8".parse().unwrap()],
+            https_only,
+            proxy: None,
+        };
         url_problems(&Url::parse(text).unwrap(), &egress)
     }
 

@@ -56,6 +56,11 @@ pub struct ServerConfig {
     #[serde(default)]
     #[schemars(example = ["10.0.0.0/8"])]
     pub trusted_proxies: Vec<String>,
+    /// The `[secrets]` entry (32 random bytes in base64) that seals dynamic endpoints' signing
+    /// secrets and client keys in the store; absent, they are stored in clear (with a warning).
+    /// Change it with `switchyard store rotate-key`.
+    #[schemars(with = "Option<Id>", example = &"store-key")]
+    pub store_key: Option<String>,
 }
 
 /// `tls = { cert = "cert.pem", key = "key.pem", client_ca = "ca.pem", client_auth = "optional" }`.
@@ -140,6 +145,15 @@ pub struct EgressConfig {
     /// Refuse `http://` endpoint URLs.
     #[serde(default)]
     pub https_only: bool,
+    /// An HTTP proxy every delivery goes through (`CONNECT` for `https` targets); the rules
+    /// above still apply to each target name, checked before the proxy is asked.
+    #[schemars(example = &"http://proxy.internal:3128")]
+    pub proxy: Option<String>,
+    /// Targets reached directly, not through `proxy`: host names (`example.com` or
+    /// `.example.com`: the domain and its subdomains), IP addresses and networks.
+    #[serde(default)]
+    #[schemars(example = ["billing.internal", "10.0.0.0/8"])]
+    pub no_proxy: Vec<String>,
 }
 
 /// `[nats]`: the NATS connection used by nats sources and nats endpoints.
@@ -378,6 +392,24 @@ pub struct EndpointConfig {
     /// attempt while attempts kept failing; `"off"` never does [default: `5d`].
     #[schemars(with = "Option<DisableAfter>")]
     pub disable_after: Option<String>,
+    /// TLS settings of this `https` endpoint: a private CA, a client certificate.
+    pub tls: Option<EndpointTlsConfig>,
+}
+
+/// `tls = { ca = "ca.pem", client_cert = "client.pem", client_key = { file = "client.key" } }`.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EndpointTlsConfig {
+    /// PEM file of the CA certificates to trust for this endpoint, relative to the config
+    /// file; only these are trusted (not the system's roots).
+    #[schemars(example = &"ca.pem")]
+    pub ca: Option<String>,
+    /// PEM file of the client certificate (and its chain) to present, relative to the config
+    /// file; needs `client_key`.
+    #[schemars(example = &"client.pem")]
+    pub client_cert: Option<String>,
+    /// The client certificate's private key (PEM: PKCS#8, PKCS#1 or SEC1), a secret.
+    pub client_key: Option<SecretConfig>,
 }
 
 /// `[routes.<id>]`: which events go to which endpoints, through which plugins.

@@ -57,6 +57,8 @@ pub struct Server {
     pub tls: Option<Tls>,
     /// Proxies whose `x-forwarded-for` is believed (`client` rate limits).
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Seals dynamic endpoints' secrets in the store (`server.store_key`); `None`: in clear.
+    pub store_key: Option<crate::seal::StoreKey>,
 }
 
 /// `server.tls`, its paths resolved.
@@ -223,6 +225,8 @@ pub struct Endpoint {
     pub transform: Option<String>,
     /// Rate, breaker, adaptive concurrency and auto-disable.
     pub traffic: crate::traffic::endpoint::TrafficSettings,
+    /// HTTP endpoints' own TLS settings, read and checked.
+    pub tls: Option<crate::delivery::http::EndpointTls>,
 }
 
 #[derive(Debug, Clone)]

@@ -237,6 +237,7 @@ async fn send_http(
         headers,
         body: payload.body.clone(),
         timeout: endpoint.timeout,
+        tls: endpoint.tls.clone(),
     };
     let result = sender.send(request).await;
     let (input, status, error) = classify_http(endpoint, &result);
@@ -360,6 +361,7 @@ mod tests {
             headers: vec![("x-tenant".into(), "acme".into())],
             signing_keys: keys,
             traffic: Default::default(),
+            tls: None,
         }
     }
 

@@ -8,12 +8,26 @@
 //! disabled (a proxy would resolve and connect on our behalf, past the guard), redirects are never
 //! followed, and at most [`RESPONSE_EXCERPT_LIMIT`] bytes of an answer are read.
 //!
+//! With `egress.proxy`, every client sends through the proxy (`CONNECT` for `https` targets),
+//! except targets in `egress.no_proxy`. The proxy would resolve target names past the guard, so
+//! before each attempt the target's name is resolved here and every address checked; the
+//! resolver itself still checks every connection made directly (bypassed targets). The
+//! proxy's own host name is the one name the resolver does not hold to the rules: it is the
+//! operator's choice, typically on a private network.
+//!
+//! Endpoints with their own TLS settings ([`EndpointTls`]: a private CA, a client certificate)
+//! get a client of their own, one per distinct setting, made when first needed and built exactly
+//! as the shared one (same resolver, timeouts and pool); every other endpoint shares one client.
+//!
 //! It must not decide what an outcome means for the delivery (that is `delivery::retry`), sign,
 //! or record anything; it never panics on what an endpoint or a request holds.
 
+mod tls;
+
+use std::collections::HashMap;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -23,6 +37,8 @@ use tokio::time::Instant;
 use url::{Host, Url};
 
 use crate::egress::{BlockedAddress, EgressPolicy};
+
+pub use tls::{EndpointTls, TlsField, TlsProblem};
 
 /// How much of an answer's body is kept with the attempt; the rest is never read.
 pub const RESPONSE_EXCERPT_LIMIT: usize = 1024;
@@ -35,6 +51,9 @@ const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 /// connections that the next burst must open again. Connections are only ever opened for a
 /// request, so the endpoints' limits bound this pool, not this number.
 const POOL_MAX_IDLE_PER_HOST: usize = 512;
+/// Clients kept for endpoints' own TLS settings. Settings change rarely; should changes through
+/// the admin API pile up past this, the cache starts over (clients in use live on).
+const MAX_TLS_CLIENTS: usize = 256;
 
 /// Why the delivery client could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -55,6 +74,8 @@ pub struct OutboundRequest {
     pub body: Bytes,
     /// Bounds the whole attempt: resolving, connecting, sending and reading the answer.
     pub timeout: Duration,
+    /// The endpoint's own TLS settings; `None` uses the shared client.
+    pub tls: Option<EndpointTls>,
 }
 
 /// How an attempt ended.
@@ -89,6 +110,10 @@ pub struct AttemptResult {
 pub struct HttpSender {
     client: reqwest::Client,
     policy: Arc<EgressPolicy>,
+    user_agent: HeaderValue,
+    resolver: Arc<GuardedResolver>,
+    /// One client per distinct endpoint TLS setting.
+    tls_clients: Arc<Mutex<HashMap<EndpointTls, reqwest::Client>>>,
 }
 
 /// Resolves host names, then refuses the name unless every address passes the egress policy.
@@ -96,6 +121,8 @@ pub struct HttpSender {
 struct GuardedResolver {
     policy: Arc<EgressPolicy>,
     lookup: Lookup,
+    /// The proxy's host name: resolved without the policy (the operator chose it).
+    proxy_host: Option<String>,
 }
 
 /// Where [`GuardedResolver`] gets addresses from.
@@ -135,19 +162,35 @@ impl HttpSender {
         let user_agent = HeaderValue::from_str(&user_agent)
             .map_err(|_| SenderError::UserAgent { user_agent: user_agent.clone() })?;
         let policy = Arc::new(policy);
-        let resolver = GuardedResolver { policy: policy.clone(), lookup };
-        let client = reqwest::Client::builder()
-            .user_agent(user_agent)
-            .dns_resolver(Arc::new(resolver))
-            // Environment proxies (`HTTP_PROXY`, …) would resolve and connect past the guard.
-            .no_proxy()
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(CONNECT_TIMEOUT_LIMIT)
-            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
-            .pool_max_idle_per_host(POOL_MAX_IDLE_PER_HOST)
+        let proxy_host = policy
+            .proxy
+            .as_ref()
+            .and_then(|proxy| proxy.url.host_str())
+            .map(|host| host.to_ascii_lowercase());
+        let resolver = Arc::new(GuardedResolver { policy: policy.clone(), lookup, proxy_host });
+        let client = client_builder(&user_agent, &resolver)?
             .build()
             .map_err(|error| SenderError::Client { reason: error_chain(&error) })?;
-        Ok(Self { client, policy })
+        let tls_clients = Arc::default();
+        Ok(Self { client, policy, user_agent, resolver, tls_clients })
+    }
+
+    /// The client for `tls`: the shared one, or the one for that setting (built now if it is
+    /// the first request with it).
+    fn client_for(&self, tls: Option<&EndpointTls>) -> Result<reqwest::Client, String> {
+        let Some(tls) = tls else { return Ok(self.client.clone()) };
+        let mut clients = self.tls_clients.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(client) = clients.get(tls) {
+            return Ok(client.clone());
+        }
+        let builder =
+            client_builder(&self.user_agent, &self.resolver).map_err(|error| error.to_string())?;
+        let client = tls.apply(builder)?.build().map_err(|error| error_chain(&error))?;
+        if clients.len() >= MAX_TLS_CLIENTS {
+            clients.clear();
+        }
+        clients.insert(tls.clone(), client.clone());
+        Ok(client)
     }
 
     /// Sends one attempt and says how it ended; never takes much longer than `request.timeout`.
@@ -170,12 +213,21 @@ impl HttpSender {
         if let Err(reason) = self.check_url(&request.url) {
             return (AttemptOutcome::Blocked(reason), Bytes::new());
         }
+        if let Err(outcome) = self.check_name_for_proxy(&request.url, deadline).await {
+            return (outcome, Bytes::new());
+        }
         let headers = match header_map(&request.headers) {
             Ok(headers) => headers,
             Err(reason) => return (AttemptOutcome::Connect(reason), Bytes::new()),
         };
-        let sending = self
-            .client
+        let client = match self.client_for(request.tls.as_ref()) {
+            Ok(client) => client,
+            Err(reason) => {
+                let reason = format!("the endpoint's `tls` settings cannot be used: {reason}");
+                return (AttemptOutcome::Connect(reason), Bytes::new());
+            }
+        };
+        let sending = client
             .post(request.url)
             .headers(headers)
             .body(request.body)
@@ -220,6 +272,65 @@ impl HttpSender {
         match literal {
             Some(address) => self.policy.check(address).map_err(|blocked| blocked.to_string()),
             None => Ok(()),
+        }
+    }
+}
+
+/// A client builder with what every delivery client has: the user agent, the guarded resolver,
+/// `egress.proxy` or no proxy at all, no redirects, the connect timeout and the pool's limits.
+fn client_builder(
+    user_agent: &HeaderValue,
+    resolver: &Arc<GuardedResolver>,
+) -> Result<reqwest::ClientBuilder, SenderError> {
+    let builder = reqwest::Client::builder()
+        .user_agent(user_agent.clone())
+        .dns_resolver(resolver.clone())
+        // Environment proxies (`HTTP_PROXY`, …) are never read: only `egress.proxy` counts.
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(CONNECT_TIMEOUT_LIMIT)
+        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+        .pool_max_idle_per_host(POOL_MAX_IDLE_PER_HOST);
+    let Some(proxy) = &resolver.policy.proxy else { return Ok(builder) };
+    let bypass = reqwest::NoProxy::from_string(&proxy.no_proxy.join(","));
+    let proxy = reqwest::Proxy::all(proxy.url.clone())
+        .map_err(|error| SenderError::Client { reason: error_chain(&error) })?
+        .no_proxy(bypass);
+    Ok(builder.proxy(proxy))
+}
+
+// === impl HttpSender: the proxy ===
+
+impl HttpSender {
+    /// With a proxy, resolves the target's host name here and checks every address, so that
+    /// the proxy is never asked for a target the rules refuse. (The proxy resolves the name
+    /// again; an answer that changes in between is its to police.) Literal addresses were
+    /// checked by [`Self::check_url`]; without a proxy the resolver checks at connect time.
+    async fn check_name_for_proxy(
+        &self,
+        url: &Url,
+        deadline: Instant,
+    ) -> Result<(), AttemptOutcome> {
+        if self.policy.proxy.is_none() {
+            return Ok(());
+        }
+        let Some(Host::Domain(host)) = url.host() else { return Ok(()) };
+        if host.parse::<IpAddr>().is_ok() {
+            return Ok(());
+        }
+        let host = host.to_ascii_lowercase();
+        let resolving = self.resolver.lookup.addresses(&host);
+        let addresses = match tokio::time::timeout_at(deadline, resolving).await {
+            Err(_elapsed) => return Err(AttemptOutcome::Timeout),
+            Ok(Err(error)) => return Err(AttemptOutcome::Dns(error.to_string())),
+            Ok(Ok(addresses)) => addresses,
+        };
+        match guard(&self.policy, host, addresses) {
+            Ok(_) => Ok(()),
+            Err(error @ ResolveError::Refused { .. }) => {
+                Err(AttemptOutcome::Blocked(error.to_string()))
+            }
+            Err(error) => Err(AttemptOutcome::Dns(error.to_string())),
         }
     }
 }
@@ -309,6 +420,7 @@ impl fmt::Debug for OutboundRequest {
             .field("header_names", &header_names)
             .field("body_bytes", &self.body.len())
             .field("timeout", &self.timeout)
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -320,8 +432,15 @@ impl Resolve for GuardedResolver {
         let policy = self.policy.clone();
         let lookup = self.lookup.clone();
         let host = name.as_str().to_owned();
+        let is_proxy = self.proxy_host.as_deref() == Some(host.to_ascii_lowercase().as_str());
         Box::pin(async move {
             let addresses = lookup.addresses(&host).await?;
+            if is_proxy {
+                if addresses.is_empty() {
+                    return Err(ResolveError::NoAddress { host }.into());
+                }
+                return Ok(Box::new(addresses.into_iter()) as Addrs);
+            }
             let addresses = guard(&policy, host, addresses)?;
             Ok(Box::new(addresses.into_iter()) as Addrs)
         })

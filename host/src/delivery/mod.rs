@@ -60,6 +60,8 @@ pub struct EndpointRuntime {
     pub signing_keys: Vec<EndpointKey>,
     /// Rate, breaker, adaptive concurrency and auto-disable.
     pub traffic: TrafficSettings,
+    /// HTTP endpoints' own TLS settings (a private CA, a client certificate).
+    pub tls: Option<http::EndpointTls>,
 }
 
 /// A signing key of an endpoint, with the end of its rotation overlap if it was rotated out.
@@ -137,6 +139,7 @@ pub fn endpoints(topology: &Topology) -> Vec<EndpointRuntime> {
             headers: endpoint.headers.clone(),
             signing_keys,
             traffic: endpoint.traffic,
+            tls: endpoint.tls.clone(),
         });
     }
     runtimes

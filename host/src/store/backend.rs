@@ -61,6 +61,15 @@ pub trait Backend: Send + Sync + 'static {
         reason: String,
     ) -> Answer<'_, usize>;
 
+    /// Makes sure that what earlier writes replaced or deleted is gone from the store's files
+    /// (logs, free space, history), so that a record written in clear and sealed since cannot
+    /// be read back from a copy. Slow (may rewrite the whole store): called only after
+    /// endpoints' records were sealed anew. A backend that keeps nothing overwritten needs no
+    /// more than the default.
+    fn scrub(&self) -> Answer<'_, ()> {
+        Box::pin(async { Ok(()) })
+    }
+
     // --- queries ---
 
     fn event(&self, id: EventId) -> Answer<'_, Option<Event>>;

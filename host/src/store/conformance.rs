@@ -1098,6 +1098,9 @@ mod broken {
         fn put_endpoint(&self, endpoint: StoredEndpoint) -> Answer<'_, ()> {
             self.0.put_endpoint(endpoint)
         }
+        fn scrub(&self) -> Answer<'_, ()> {
+            self.0.scrub()
+        }
         fn delete_endpoint(&self, id: String, reason: String) -> Answer<'_, usize> {
             self.0.delete_endpoint(id, reason)
         }

@@ -119,6 +119,7 @@ fn a_record_gives_the_workers_their_runtime_and_route() {
             max_in_flight: 4,
             retry_ms: None,
             traffic: TrafficRecord::default(),
+            tls: None,
         },
         keys: vec![
             KeyRecord { secret: generate_secret().unwrap(), created_at: 1, expires_at: None },

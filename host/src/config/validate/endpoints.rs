@@ -111,6 +111,7 @@ impl Validator<'_> {
         for (field, problem) in &other_problems {
             self.errors.push(config_error(id, field, problem));
         }
+        let tls = endpoint.tls.and_then(|tls| self.endpoint_tls(&at, tls, is_http, &target));
         let CheckedEndpoint { headers, timeout, max_in_flight, retry_delays, traffic, .. } =
             checked;
         Endpoint {
@@ -124,6 +125,7 @@ impl Validator<'_> {
             headers,
             transform: endpoint.transform,
             traffic,
+            tls,
         }
     }
 

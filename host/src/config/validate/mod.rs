@@ -9,6 +9,9 @@
 //! [`super::endpoint_rules`], shared with the admin API) and [`routes`]. This module holds the
 //! validator and the checks they share (ids, durations, sizes, references, secrets).
 
+#[cfg(test)]
+mod egress_tests;
+mod endpoint_tls;
 mod endpoints;
 mod plugins;
 mod routes;
@@ -65,7 +68,9 @@ impl Validator<'_> {
             sources: raw.sources.iter().map(|(id, _)| id.clone()).collect(),
             endpoints: raw.endpoints.iter().map(|(id, _)| id.clone()).collect(),
         };
-        let server = self.server(raw.server);
+        let mut raw_server = raw.server;
+        let store_key = raw_server.store_key.take();
+        let mut server = self.server(raw_server);
         let egress = self.egress(raw.egress);
         let nats = raw.nats.and_then(|nats| self.nats(nats));
         let has_nats = raw.nats_present;
@@ -77,6 +82,7 @@ impl Validator<'_> {
                 secrets.insert(id, secret);
             }
         }
+        server.store_key = self.store_key(store_key, &ids.secrets, &secrets);
         let plugins = self.each(raw.plugins, "plugins", |v, id, item| v.plugin(id, item, &ids));
         let default_max_body = server.max_body;
         let client_ca = server.tls.as_ref().is_some_and(|tls| tls.client_ca.is_some());

@@ -1,15 +1,18 @@
 //! `[server]`, `[egress]` and `[nats]`: listen address, storage, tokens, the egress policy
 //! and the NATS connection.
 
+use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 
 use ipnet::IpNet;
 
 use super::Validator;
+use crate::config::Secret;
 use crate::config::raw;
 use crate::config::topology::*;
 use crate::config::values::parse_size;
-use crate::egress::EgressPolicy;
+use crate::egress::{EgressPolicy, EgressProxy};
+use crate::seal::StoreKey;
 
 /// Parses a byte rate such as `1KiB/s` or `512/s`; `0/s` turns the rate check off.
 fn parse_rate(text: &str) -> Result<u64, String> {
@@ -85,6 +88,33 @@ impl Validator<'_> {
                 &server.trusted_proxies,
                 "trusted_proxies = [\"10.0.0.0/8\"]",
             ),
+            // Named by `server.store_key`, resolved once `[secrets]` is read: see `store_key`.
+            store_key: None,
+        }
+    }
+
+    /// The store key `server.store_key` names: a `[secrets]` entry holding 32 bytes in base64.
+    pub(super) fn store_key(
+        &mut self,
+        name: Option<String>,
+        ids: &[String],
+        secrets: &BTreeMap<String, Secret>,
+    ) -> Option<StoreKey> {
+        let example = "store_key = \"store-key\"";
+        // Without one, the start warns (where it knows whether dynamic endpoints exist).
+        let name = name?;
+        if !ids.contains(&name) {
+            self.references("server.store_key", std::slice::from_ref(&name), ids, "secret");
+            return None;
+        }
+        // A secret that could not be read has its own error already.
+        let secret = secrets.get(&name)?;
+        match StoreKey::from_secret(&name, secret) {
+            Ok(key) => Some(key),
+            Err(error) => {
+                self.error("server.store_key", error.to_string(), example);
+                None
+            }
         }
     }
 
@@ -204,7 +234,61 @@ impl Validator<'_> {
             &egress.allow_networks,
             "allow_networks = [\"127.0.0.0/8\"]",
         );
-        EgressPolicy { allow_networks, https_only: egress.https_only }
+        if egress.proxy.is_none() && !egress.no_proxy.is_empty() {
+            self.error(
+                "egress.no_proxy",
+                "`no_proxy` lists targets that bypass `proxy`, and there is no `proxy`",
+                "proxy = \"http://proxy.internal:3128\"",
+            );
+        }
+        let proxy = egress.proxy.and_then(|text| self.egress_proxy(&text, egress.no_proxy));
+        EgressPolicy { allow_networks, https_only: egress.https_only, proxy }
+    }
+
+    /// `egress.proxy`: an `http://host:port` URL, without credentials or a path; and
+    /// `egress.no_proxy`, the targets that bypass it.
+    fn egress_proxy(&mut self, text: &str, no_proxy: Vec<String>) -> Option<EgressProxy> {
+        let example = "proxy = \"http://proxy.internal:3128\"";
+        let url = match url::Url::parse(text) {
+            Ok(url) => url,
+            Err(error) => {
+                self.error("egress.proxy", format!("`{text}` is not a URL: {error}"), example);
+                return None;
+            }
+        };
+        let mut problems = Vec::new();
+        if url.scheme() != "http" {
+            // `proxy:3128` parses with the scheme `proxy`: what else is wrong is noise then.
+            let message =
+                format!("`{text}`: the scheme is `{}`; a proxy is `http://`", url.scheme());
+            self.error("egress.proxy", message, example);
+            return None;
+        }
+        if url.host().is_none() {
+            problems.push("it has no host".to_owned());
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            problems.push("credentials in the proxy URL are not supported".to_owned());
+        }
+        if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
+            problems.push("a proxy URL has no path, query or fragment".to_owned());
+        }
+        for problem in &problems {
+            self.error("egress.proxy", format!("`{text}`: {problem}"), example);
+        }
+        for (index, entry) in no_proxy.iter().enumerate() {
+            let valid = !entry.trim().is_empty()
+                && !entry.contains(',')
+                && !entry.chars().any(char::is_whitespace);
+            if !valid {
+                self.error(
+                    format!("egress.no_proxy[{index}]"),
+                    format!("`{entry}` is not a host name, address or network"),
+                    "no_proxy = [\"billing.internal\", \"10.0.0.0/8\"]",
+                );
+            }
+        }
+        problems.is_empty().then_some(EgressProxy { url, no_proxy })
     }
 
     pub(super) fn nats(&mut self, nats: raw::NatsConfig) -> Option<Nats> {

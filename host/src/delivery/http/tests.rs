@@ -90,6 +90,7 @@ fn policy(allow_networks: &[&str]) -> EgressPolicy {
     EgressPolicy {
         allow_networks: allow_networks.iter().map(|network| network.parse().unwrap()).collect(),
         https_only: false,
+        proxy: None,
     }
 }
 
@@ -103,6 +104,7 @@ fn request(url: &str, timeout: Duration) -> OutboundRequest {
         headers: vec![("content-type".into(), "application/json".into())],
         body: Bytes::from_static(b"{}"),
         timeout,
+        tls: None,
     }
 }
 
@@ -173,6 +175,7 @@ async fn headers_and_body_arrive_exactly_as_given() {
         headers: headers.clone(),
         body: body.clone(),
         timeout: Duration::from_secs(5),
+        tls: None,
     };
     let result = loopback_allowed().send(outbound).await;
     assert_eq!(result.outcome, status(200));

@@ -97,8 +97,11 @@ fn start(receiver: &Receiver, max_in_flight: u32) -> Running {
     let metrics = Metrics::new();
     let store =
         Store::open(directory.path(), crate::config::Durability::Os, metrics.clone()).unwrap();
-    let policy =
-        EgressPolicy { allow_networks: vec!["127.0.0.0/8".parse().unwrap()], https_only: false };
+    let policy = EgressPolicy {
+        allow_networks: vec!["127.0.0.0/8".parse().unwrap()],
+        https_only: false,
+        proxy: None,
+    };
     let context = Arc::new(AttemptContext {
         store: store.clone(),
         sender: HttpSender::new(policy, "switchyard-test".into()).unwrap(),
@@ -115,6 +118,7 @@ fn start(receiver: &Receiver, max_in_flight: u32) -> Running {
         headers: Vec::new(),
         signing_keys: Vec::new(),
         traffic: TrafficSettings::default(),
+        tls: None,
     };
     let (controls, control_receiver) = mpsc::unbounded_channel();
     let (stop, stopped) = watch::channel(false);

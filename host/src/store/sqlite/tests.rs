@@ -182,3 +182,31 @@ async fn a_pooled_read_connection_is_reused_and_sees_every_later_commit() {
     assert_eq!((one.unwrap(), two.unwrap()), (2, 2));
     assert!((1..=2).contains(&store.idle_readers()));
 }
+
+#[tokio::test]
+async fn a_scrub_leaves_no_replaced_record_in_the_files() {
+    let directory = tempfile::tempdir().unwrap();
+    let store =
+        super::SqliteStore::open(directory.path(), crate::config::Durability::Os, Metrics::new())
+            .unwrap();
+    let endpoint = |spec: &str| crate::store::StoredEndpoint {
+        id: "ep_1".into(),
+        kind: "endpoint".into(),
+        spec: spec.into(),
+        created_at: 1,
+        updated_at: 1,
+    };
+    let files_hold = |needle: &[u8]| {
+        std::fs::read_dir(directory.path()).unwrap().any(|entry| {
+            let bytes = std::fs::read(entry.unwrap().path()).unwrap_or_default();
+            bytes.windows(needle.len()).any(|window| window == needle)
+        })
+    };
+    store.put_endpoint(endpoint("in-clear-0123456789")).await.unwrap();
+    store.put_endpoint(endpoint("sealed-abcdefghij")).await.unwrap();
+    assert!(files_hold(b"in-clear-0123456789"), "the replaced record is still in the files");
+    store.scrub().await.unwrap();
+    assert!(!files_hold(b"in-clear-0123456789"));
+    assert!(files_hold(b"sealed-abcdefghij"));
+    assert_eq!(store.endpoint("ep_1".into()).await.unwrap().unwrap().spec, "sealed-abcdefghij");
+}
