@@ -27,6 +27,8 @@ pub mod routing;
 pub mod shell;
 pub mod signing;
 pub mod store;
+pub mod tail;
 pub mod telemetry;
 pub mod traces;
+pub mod ui;
 pub mod verdict;

@@ -323,7 +323,7 @@ fn serve(
                 .with_state(reloader);
             ingress::router(state)
                 .merge(crate::admin::router(token.clone(), admin))
-                .merge(crate::admin::behind_token(token, reload))
+                .merge(crate::admin::behind_token(token, topology, reload))
         }
         None => ingress::router(state),
     };

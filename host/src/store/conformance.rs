@@ -1130,6 +1130,9 @@ mod broken {
         fn count_events(&self) -> Answer<'_, u64> {
             self.0.count_events()
         }
+        fn activity_since(&self, since: u64, limit: u32) -> Answer<'_, Activity> {
+            self.0.activity_since(since, limit)
+        }
         fn list_deliveries(&self, query: DeliveryQuery) -> Answer<'_, Vec<DeliverySummary>> {
             self.0.list_deliveries(query)
         }
