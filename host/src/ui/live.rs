@@ -185,12 +185,10 @@ pub async fn stream(
     let mut seen = missed.last().and_then(|item| item.id.parse::<EventId>().ok()).or(last);
     let backlog = stream::iter(missed.into_iter().map(|item| Ok::<_, Infallible>(message(&item))));
     let live = stream::unfold((watcher, slot), move |(mut watcher, slot)| async move {
-        loop {
-            match watcher.recv().await {
-                Ok(notice) => return Some((Some(notice), (watcher, slot))),
-                Err(RecvError::Lagged(_)) => return Some((None, (watcher, slot))),
-                Err(RecvError::Closed) => return None,
-            }
+        match watcher.recv().await {
+            Ok(notice) => Some((Some(notice), (watcher, slot))),
+            Err(RecvError::Lagged(_)) => Some((None, (watcher, slot))),
+            Err(RecvError::Closed) => None,
         }
     })
     .filter_map(move |notice| {

@@ -153,7 +153,6 @@ pub fn router(tokens: AccessTokens, api: Router, state: AdminState) -> Router {
         .route("/ui/assets/{name}", get(assets::serve));
     guarded
         .merge(open)
-        .fallback_service(Router::new())
         .layer(axum::middleware::from_fn(security_headers))
         .layer(CompressionLayer::new())
         .with_state(ui)

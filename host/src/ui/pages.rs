@@ -191,10 +191,11 @@ pub async fn overview(
     session: CurrentSession,
     Query(options): Query<WindowQuery>,
 ) -> Result<Response, PageError> {
-    let window = match options.window.as_deref() {
-        Some(window @ ("15m" | "1h" | "24h" | "7d")) => window,
-        _ => "1h",
-    };
+    let window = options
+        .window
+        .as_deref()
+        .filter(|window| ["15m", "1h", "24h", "7d"].contains(window))
+        .unwrap_or("1h");
     let stats = ui.read(session.role, &format!("/v1/admin/stats?window={window}")).await?;
     let number = |key: &str| stats.get(key).and_then(Value::as_f64);
     let milliseconds =

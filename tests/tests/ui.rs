@@ -1,0 +1,347 @@
+//! The dashboard through the real binary: HTTP checks (no UI without an admin token, the
+//! viewer token in the API, cross-site POSTs refused, gzip, first-load size and the render
+//! time of a 50-row list, printed) and one browser check per screen in headless Chromium
+//! (Debian's `chromium`, driven by Playwright from the test venv: `tests/ui/dashboard.py`).
+//! Screenshots, light and dark, go to `target/ui-screenshots/` (printed).
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use reqwest::header::{ACCEPT_ENCODING, CONTENT_ENCODING, COOKIE, LOCATION, ORIGIN, SET_COOKIE};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use switchyard_e2e::{
+    Reply, TestHost, TestReceiver, eventually_async, post_webhook, tools_python, workspace_root,
+};
+
+const ADMIN: &str = "ui-admin-token";
+const VIEWER: &str = "ui-viewer-token";
+const WAIT: Duration = Duration::from_secs(20);
+
+fn server() -> String {
+    format!("admin_token = {{ value = \"{ADMIN}\" }}\nviewer_token = {{ value = \"{VIEWER}\" }}")
+}
+
+/// One source routed to a config endpoint whose single attempt fails while the receiver says
+/// so (so dead letters are easy to make).
+fn config(url: &str) -> String {
+    format!(
+        "[egress]\nallow_networks = [\"127.0.0.0/8\"]\n\n[sources.app]\ntype = \"http\"\n\n\
+         [endpoints.shop]\nurl = \"{url}\"\nretry = {{ schedule = [] }}\n\n\
+         [routes.all]\nfrom = [\"app\"]\nto = [\"shop\"]\n"
+    )
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()
+}
+
+async fn api(
+    host: &TestHost,
+    token: &str,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let mut request = client().request(method, host.url(path)).bearer_auth(token);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+async fn send(host: &TestHost, body: &str, headers: &[(&str, &str)]) -> String {
+    let mut all = vec![("content-type", "application/json")];
+    all.extend_from_slice(headers);
+    post_webhook(&reqwest::Client::new(), host, "app", &all, body.to_owned()).await.unwrap()
+}
+
+/// The deliveries of `event` once they reach `status`.
+async fn delivery_in(host: &TestHost, event: &str, status: &str) -> Value {
+    let path = format!("/v1/admin/deliveries?event={event}");
+    eventually_async(WAIT, || async {
+        let (_, page) = api(host, ADMIN, Method::GET, &path, None).await;
+        page["data"].as_array()?.iter().find(|d| d["status"] == status).cloned()
+    })
+    .await
+    .unwrap_or_else(|| panic!("no delivery of `{event}` became {status}"))
+}
+
+/// Signs in with `token` as a browser would (same-origin form POST); answers the cookie.
+async fn sign_in(host: &TestHost, token: &str) -> String {
+    let response = client()
+        .post(host.url("/ui/login"))
+        .header(ORIGIN, format!("http://{}", host.address))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("token={token}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let line = response.headers()[SET_COOKIE].to_str().unwrap().to_owned();
+    for part in ["HttpOnly", "SameSite=Strict", "Path=/ui", "Max-Age=43200"] {
+        assert!(line.contains(part), "{line}");
+    }
+    assert!(!line.contains("Secure"), "no TLS here: {line}");
+    line.split(';').next().unwrap().to_owned()
+}
+
+fn screenshots() -> PathBuf {
+    workspace_root().join("target/ui-screenshots")
+}
+
+/// Runs one case of the browser script; panics with its output unless it passes.
+fn browser(host: &TestHost, case: &str, environment: &[(&str, String)]) {
+    let chromium = std::env::var("UI_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    assert!(
+        std::path::Path::new(&chromium).exists(),
+        "`{chromium}` is missing: run `cargo xtask setup` (it installs Debian's chromium)"
+    );
+    let output = Command::new(tools_python())
+        .arg(workspace_root().join("tests/ui/dashboard.py"))
+        .arg(case)
+        .env("UI_BASE", format!("http://{}", host.address))
+        .env("UI_ADMIN", ADMIN)
+        .env("UI_VIEWER", VIEWER)
+        .env("UI_SHOTS", screenshots())
+        .env("UI_CHROMIUM", &chromium)
+        .envs(environment.iter().map(|(name, value)| (*name, value.as_str())))
+        .output()
+        .expect("the test venv's python runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    print!("{stdout}");
+    assert!(
+        output.status.success(),
+        "browser case `{case}` failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    println!("screenshots: {}", screenshots().display());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_an_admin_token_there_is_no_dashboard() {
+    let receiver = TestReceiver::start().await;
+    let host = TestHost::start_without_admin("", &config(&receiver.url("/shop"))).await.unwrap();
+    for path in ["/ui/", "/ui/login", "/ui/assets/app.css"] {
+        let status = client().get(host.url(path)).send().await.unwrap().status();
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_viewer_token_reads_the_api_and_changes_nothing() {
+    let receiver = TestReceiver::start().await;
+    let host = TestHost::start(&server(), &config(&receiver.url("/shop"))).await.unwrap();
+    let event = send(&host, "{}", &[("authorization", "Bearer viewer-must-not-see")]).await;
+    for path in [
+        "/v1/admin/events",
+        "/v1/admin/endpoints",
+        "/v1/admin/stats?window=24h",
+        "/v1/admin/dead-letters",
+    ] {
+        let (status, _) = api(&host, VIEWER, Method::GET, path, None).await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+    }
+    let (_, detail) =
+        api(&host, VIEWER, Method::GET, &format!("/v1/admin/events/{event}?body=true"), None).await;
+    assert!(!detail.to_string().contains("viewer-must-not-see"), "{detail}");
+    let (_, as_admin) =
+        api(&host, ADMIN, Method::GET, &format!("/v1/admin/events/{event}?body=true"), None).await;
+    assert!(as_admin.to_string().contains("viewer-must-not-see"), "the admin sees what arrived");
+    let changes = [
+        (Method::POST, "/v1/admin/endpoints/shop/disable", json!({})),
+        (Method::POST, "/v1/admin/dead-letters/redrive", json!({})),
+        (Method::POST, "/v1/admin/endpoints", json!({"url": "http://127.0.0.1:9/x"})),
+        (Method::POST, "/v1/admin/reload", json!({})),
+    ];
+    for (method, path, body) in changes {
+        let (status, answer) = api(&host, VIEWER, method, path, Some(body)).await;
+        assert_eq!(
+            (status, answer["code"].as_str()),
+            (StatusCode::FORBIDDEN, Some("forbidden")),
+            "{path}"
+        );
+    }
+    let (status, _) = api(&host, "nope", Method::GET, "/v1/admin/events", None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (_, stats) = api(&host, VIEWER, Method::GET, "/v1/admin/stats", None).await;
+    assert_eq!(stats["events"], 1, "{stats}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cross_site_post_is_refused_and_a_same_site_one_acts() {
+    let receiver = TestReceiver::start().await;
+    let host = TestHost::start(&server(), &config(&receiver.url("/shop"))).await.unwrap();
+    let cookie = sign_in(&host, ADMIN).await;
+    let post = |origin: Option<String>| {
+        let mut request =
+            client().post(host.url("/ui/endpoints/shop/disable")).header(COOKIE, &cookie);
+        if let Some(origin) = origin {
+            request = request.header(ORIGIN, origin);
+        }
+        request.send()
+    };
+    for origin in [None, Some("http://evil.example".to_owned()), Some("null".to_owned())] {
+        let response = post(origin.clone()).await.unwrap();
+        assert_eq!(response.status(), StatusCode::FORBIDDEN, "{origin:?}");
+    }
+    let (_, endpoint) = api(&host, ADMIN, Method::GET, "/v1/admin/endpoints/shop", None).await;
+    assert_eq!(endpoint["disabled"], false, "nothing changed");
+    let response = post(Some(format!("http://{}", host.address))).await.unwrap();
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let (_, endpoint) = api(&host, ADMIN, Method::GET, "/v1/admin/endpoints/shop", None).await;
+    assert_eq!(endpoint["disabled"], true);
+    // Login forgery: a token posted from another site signs nobody in.
+    let forged = client()
+        .post(host.url("/ui/login"))
+        .header(ORIGIN, "http://evil.example")
+        .body(format!("token={ADMIN}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+    assert!(forged.headers().get(SET_COOKIE).is_none());
+    // Without a session, pages send to the login form.
+    let response = client().get(host.url("/ui/events")).send().await.unwrap();
+    assert_eq!(response.headers()[LOCATION], "/ui/login");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_are_compressed_and_small_and_a_50_row_list_renders_fast() {
+    let receiver = TestReceiver::start().await;
+    let host = TestHost::start(&server(), &config(&receiver.url("/shop"))).await.unwrap();
+    for n in 0..60 {
+        send(&host, &format!("{{\"type\":\"order.created\",\"n\":{n}}}"), &[]).await;
+    }
+    let cookie = sign_in(&host, ADMIN).await;
+    let fetch = |path: &'static str| {
+        client().get(host.url(path)).header(COOKIE, &cookie).header(ACCEPT_ENCODING, "gzip").send()
+    };
+    // First load: the overview page, its stylesheet and its script, as transferred.
+    let mut transferred = 0;
+    for path in ["/ui/", "/ui/assets/app.css", "/ui/assets/app.js"] {
+        let response = fetch(path).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+        assert_eq!(response.headers()[CONTENT_ENCODING], "gzip", "{path}");
+        let bytes = response.bytes().await.unwrap();
+        assert_gzip(&bytes);
+        transferred += bytes.len();
+    }
+    println!("first load (overview + css + js), gzip: {transferred} bytes");
+    assert!(transferred <= 60 * 1024, "first load {transferred} bytes is over 60 kB");
+    // The events list holds 50 rows by default; time it server-side, warm.
+    fetch("/ui/events").await.unwrap().bytes().await.unwrap();
+    let mut times = Vec::new();
+    for _ in 0..20 {
+        let started = Instant::now();
+        let response = fetch("/ui/events").await.unwrap();
+        let bytes = response.bytes().await.unwrap();
+        times.push(started.elapsed());
+        assert!(!bytes.is_empty());
+    }
+    times.sort();
+    let page = client().get(host.url("/ui/events")).header(COOKIE, &cookie).send().await.unwrap();
+    let html = page.text().await.unwrap();
+    assert_eq!(html.matches("<tr><td><a href=\"/ui/events/evt_").count(), 50);
+    println!(
+        "events list, 50 rows (request to last byte, loopback, debug build): median {:?}, max {:?}",
+        times[times.len() / 2],
+        times[times.len() - 1]
+    );
+}
+
+/// Gzip's magic number: the body really is compressed (decoding is the browser's job).
+fn assert_gzip(bytes: &[u8]) {
+    assert_eq!(bytes.get(..2), Some(&[0x1f, 0x8b][..]), "a gzip stream");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_login_and_logout() {
+    let receiver = TestReceiver::start().await;
+    let host = TestHost::start(&server(), &config(&receiver.url("/shop"))).await.unwrap();
+    send(&host, r#"{"type":"order.created","id":1}"#, &[]).await;
+    browser(&host, "login_logout", &[]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_live_tail_shows_an_event_within_a_second() {
+    let receiver = TestReceiver::start().await;
+    let host = TestHost::start(&server(), &config(&receiver.url("/shop"))).await.unwrap();
+    browser(&host, "live", &[]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_retry_turns_a_dead_delivery_into_delivered() {
+    let receiver = TestReceiver::scripted(vec![Reply::Status(500)], Reply::Status(200)).await;
+    let host = TestHost::start(&server(), &config(&receiver.url("/shop"))).await.unwrap();
+    let event = send(&host, r#"{"type":"order.created"}"#, &[]).await;
+    let dead = delivery_in(&host, &event, "dead").await;
+    browser(&host, "retry", &[("UI_DELIVERY", dead["id"].to_string())]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_disable_parks_and_enable_delivers() {
+    let receiver = TestReceiver::start().await;
+    let host = TestHost::start(&server(), &config(&receiver.url("/shop"))).await.unwrap();
+    browser(&host, "disable_enable", &[("UI_ENDPOINT", "shop".into())]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_rotate_shows_the_secret_once() {
+    let receiver = TestReceiver::start().await;
+    let host = TestHost::start(&server(), &config(&receiver.url("/shop"))).await.unwrap();
+    let (status, created) = api(
+        &host,
+        ADMIN,
+        Method::POST,
+        "/v1/admin/endpoints",
+        Some(json!({"url": receiver.url("/dynamic")})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let id = created["endpoint"]["id"].as_str().unwrap().to_owned();
+    browser(&host, "rotate", &[("UI_ENDPOINT", id)]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_bulk_redrive_redrives_what_the_dry_run_counted() {
+    let receiver = TestReceiver::scripted(vec![Reply::Status(500); 3], Reply::Status(200)).await;
+    let host = TestHost::start(&server(), &config(&receiver.url("/shop"))).await.unwrap();
+    for n in 0..3 {
+        let event = send(&host, &format!("{{\"type\":\"order.created\",\"n\":{n}}}"), &[]).await;
+        delivery_in(&host, &event, "dead").await;
+    }
+    browser(&host, "redrive", &[("UI_DEAD", "3".into())]);
+    let (_, page) = api(&host, ADMIN, Method::GET, "/v1/admin/dead-letters", None).await;
+    assert_eq!(page["data"].as_array().unwrap().len(), 0, "every dead letter was redriven");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_a_viewer_sees_every_page_and_can_neither_act_nor_see_a_secret() {
+    let receiver = TestReceiver::scripted(vec![Reply::Status(500)], Reply::Status(200)).await;
+    let host = TestHost::start(&server(), &config(&receiver.url("/shop"))).await.unwrap();
+    let event =
+        send(&host, r#"{"type":"order.created"}"#, &[("x-api-key", "viewer-must-not-see")]).await;
+    let dead = delivery_in(&host, &event, "dead").await;
+    let environment = [
+        ("UI_EVENT", event),
+        ("UI_ENDPOINT", "shop".into()),
+        ("UI_DELIVERY", dead["id"].to_string()),
+    ];
+    browser(&host, "viewer", &environment);
+    let (_, endpoint) = api(&host, ADMIN, Method::GET, "/v1/admin/endpoints/shop", None).await;
+    assert_eq!(endpoint["disabled"], false, "the viewer's POSTs changed nothing");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_a_body_holding_a_script_is_shown_as_text_and_runs_nothing() {
+    let receiver = TestReceiver::start().await;
+    let host = TestHost::start(&server(), &config(&receiver.url("/shop"))).await.unwrap();
+    let body =
+        r#"<script>window.__pwned = 1</script><img src=x onerror="window.__pwned=2;alert(1)">"#;
+    let event = send(&host, body, &[("content-type", "text/html")]).await;
+    browser(&host, "script_body", &[("UI_EVENT", event)]);
+}
