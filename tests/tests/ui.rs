@@ -345,3 +345,39 @@ async fn browser_a_body_holding_a_script_is_shown_as_text_and_runs_nothing() {
     let event = send(&host, body, &[("content-type", "text/html")]).await;
     browser(&host, "script_body", &[("UI_EVENT", event)]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_live_stream_resumes_after_the_last_event_id_then_goes_on_live() {
+    let receiver = TestReceiver::start().await;
+    let host = TestHost::start(&server(), &config(&receiver.url("/shop"))).await.unwrap();
+    let mut sent = Vec::new();
+    for n in 0..3 {
+        sent.push(send(&host, &format!("{{\"type\":\"tail.check\",\"n\":{n}}}"), &[]).await);
+    }
+    let cookie = sign_in(&host, VIEWER).await;
+    let mut response = client()
+        .get(host.url("/ui/stream"))
+        .header(COOKIE, &cookie)
+        .header("last-event-id", &sent[0])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["content-type"], "text/event-stream");
+    let mut text = String::new();
+    let mut read_until = async |needle: &str, text: &mut String| {
+        let deadline = Instant::now() + WAIT;
+        while !text.contains(needle) {
+            assert!(Instant::now() < deadline, "no `{needle}` in the stream:\n{text}");
+            let chunk = tokio::time::timeout(WAIT, response.chunk()).await.unwrap().unwrap();
+            text.push_str(&String::from_utf8_lossy(&chunk.expect("the stream stays open")));
+        }
+    };
+    read_until(&format!("id: {}", sent[2]), &mut text).await;
+    assert!(!text.contains(&format!("id: {}\n", sent[0])), "nothing before the last id seen");
+    let missed = text.find(&format!("id: {}", sent[1])).expect("the missed events come first");
+    assert!(missed < text.find(&format!("id: {}", sent[2])).unwrap(), "oldest first");
+    let live = send(&host, r#"{"type":"tail.check","n":3}"#, &[]).await;
+    read_until(&format!("id: {live}"), &mut text).await;
+    assert!(text.contains("event: accepted"), "{text}");
+}
