@@ -198,6 +198,11 @@ fn lint() -> anyhow::Result<()> {
 
 fn demo() -> anyhow::Result<()> {
     plugins()?;
+    // The quickstart config sets this admin token (inline: local development only).
+    eprintln!(
+        "xtask: dashboard at http://127.0.0.1:8080/ui/ once the router listens; \
+         sign in with the token `quickstart-admin`"
+    );
     run(cargo()
         .args(["run", "--package", "switchyard", "--", "run", "-c"])
         .arg(Path::new("examples").join("quickstart").join("switchyard.toml")))
