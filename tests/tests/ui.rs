@@ -381,3 +381,37 @@ async fn the_live_stream_resumes_after_the_last_event_id_then_goes_on_live() {
     read_until(&format!("id: {live}"), &mut text).await;
     assert!(text.contains("event: accepted"), "{text}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_route_trace_page_says_which_route_matched_and_why_the_other_did_not() {
+    let receiver = TestReceiver::start().await;
+    let extra_route =
+        "\n[routes.invoices]\nfrom = [\"app\"]\ntypes = [\"invoice.*\"]\nto = [\"shop\"]\n";
+    let config = format!("{}{extra_route}", config(&receiver.url("/shop")));
+    let host = TestHost::start(&server(), &config).await.unwrap();
+    let event = send(&host, r#"{"type":"order.created"}"#, &[]).await;
+    let cookie = sign_in(&host, VIEWER).await;
+    let page = client()
+        .get(host.url(&format!("/ui/events/{event}/trace")))
+        .header(COOKIE, &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    let html = page.text().await.unwrap();
+    let row = |route: &str| {
+        let start = html.find(&format!("<tr><td>{route}</td>")).unwrap_or_else(|| panic!("{html}"));
+        html[start..].split("</tr>").next().unwrap().to_owned()
+    };
+    assert!(row("all").contains("yes"), "{}", row("all"));
+    let invoices = row("invoices");
+    assert!(invoices.contains(">no<") && invoices.contains("✗ type"), "{invoices}");
+    assert!(html.contains("id=\"trace-outcome\">accepted<"), "{html}");
+    let missing = client()
+        .get(host.url("/ui/events/evt_01KAQ2Y5Q0J7N7ZJ0W3M9X8RTV/trace"))
+        .header(COOKIE, &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+}

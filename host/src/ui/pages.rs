@@ -631,3 +631,60 @@ pub async fn redrive(
     );
     Ok(Redirect::to(&back).into_response())
 }
+
+// === route trace ===
+
+#[derive(Template)]
+#[template(path = "ui/trace.html")]
+struct TracePage {
+    chrome: Chrome,
+    id: String,
+    trace: crate::route_trace::Trace,
+    outcome: String,
+}
+
+/// Why (or why not) a stored event goes where it goes under the running config: each verify
+/// plugin's verdict, each route's criteria up to the first that says no, each route plugin's
+/// verdict and the deliveries it would make. The same core as `switchyard routes test`;
+/// plugins run in their sandbox, off the async threads; nothing is stored or sent. Routes of
+/// dynamic endpoints are not traced (they are not in the config).
+pub async fn trace(
+    State(ui): State<Ui>,
+    session: CurrentSession,
+    Path(id): Path<String>,
+) -> Result<Response, PageError> {
+    use crate::event::EventId;
+    use crate::route_trace::Outcome;
+    let not_found = || PageError::new(StatusCode::NOT_FOUND, format!("no event `{id}`"));
+    let event_id: EventId = id.parse().map_err(|_| not_found())?;
+    let stored = ui.state.store.event(event_id).await.map_err(|_| {
+        PageError::new(StatusCode::SERVICE_UNAVAILABLE, "the store is unavailable; retry")
+    })?;
+    let event = stored.ok_or_else(not_found)?;
+    let topology = ui.state.topology.clone();
+    if !topology.sources.contains_key(&event.source) {
+        let message = format!("source `{}` is no longer in the config", event.source);
+        return Err(PageError::new(StatusCode::CONFLICT, message));
+    }
+    let traced = tokio::task::spawn_blocking(move || {
+        let cache = crate::plugin::RuntimeOptions::serving(&topology.server.data_dir).cache_dir;
+        crate::routes_cli::trace_event(&topology, event, cache.as_deref())
+    })
+    .await
+    .map_err(|_| PageError::new(StatusCode::INTERNAL_SERVER_ERROR, "the trace failed"))?;
+    let outcome = match &traced.outcome {
+        Outcome::Accepted => "accepted".to_owned(),
+        Outcome::Dropped { plugin } => format!("dropped by `{plugin}`"),
+        Outcome::Rejected { plugin, status, code, message } => {
+            format!("rejected by `{plugin}`: {status} {code}: {message}")
+        }
+        Outcome::Retry { plugin, reason } => format!("retry asked by `{plugin}`: {reason}"),
+    };
+    let page = TracePage {
+        chrome: Chrome::new(format!("Route trace of {id}"), &session, "events"),
+        id: event_id.to_string(),
+        trace: traced,
+        outcome,
+    };
+    Ok(render(&page))
+}
