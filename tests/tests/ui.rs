@@ -415,3 +415,49 @@ async fn the_route_trace_page_says_which_route_matched_and_why_the_other_did_not
         .unwrap();
     assert_eq!(missing.status(), StatusCode::NOT_FOUND);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_the_curl_command_of_a_delivery_run_against_the_receiver_verifies() {
+    let mut receiver = TestReceiver::start().await;
+    let host = TestHost::start(&server(), &config(&receiver.url("/shop"))).await.unwrap();
+    let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    let input = json!({"url": receiver.url("/dynamic"), "sources": ["app"], "secret": secret});
+    let (status, created) =
+        api(&host, ADMIN, Method::POST, "/v1/admin/endpoints", Some(input)).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let endpoint = created["endpoint"]["id"].as_str().unwrap().to_owned();
+    let body = "{\"type\":\"order.created\",\"note\":\"it's <b>\"}";
+    let event = send(&host, body, &[]).await;
+    let path = format!("/v1/admin/deliveries?event={event}&endpoint={endpoint}");
+    let delivery = eventually_async(WAIT, || async {
+        let (_, page) = api(&host, ADMIN, Method::GET, &path, None).await;
+        page["data"].as_array()?.iter().find(|d| d["status"] == "delivered").cloned()
+    })
+    .await
+    .expect("delivered once by the router");
+    receiver.drain();
+    let out = tempfile::NamedTempFile::new().unwrap();
+    let environment = [
+        ("UI_DELIVERY", delivery["id"].to_string()),
+        ("UI_CURL_OUT", out.path().display().to_string()),
+    ];
+    browser(&host, "curl", &environment);
+    let command = std::fs::read_to_string(out.path()).unwrap();
+    let ran = Command::new("sh").arg("-c").arg(&command).output().unwrap();
+    assert!(ran.status.success(), "{command}\n{}", String::from_utf8_lossy(&ran.stderr));
+    let resent = receiver.next(WAIT).await.expect("the curl command reached the receiver");
+    assert_eq!(resent.path, "/dynamic");
+    assert_eq!(resent.body, body.as_bytes(), "byte for byte");
+    assert_eq!(resent.header("webhook-id"), Some(event.as_str()));
+    let verdicts = switchyard_e2e::verify_with_standardwebhooks(secret, &[resent]);
+    assert_eq!(verdicts, [Ok(())], "the fresh signature verifies");
+    let (status, _) = api(
+        &host,
+        VIEWER,
+        Method::POST,
+        &format!("/v1/admin/deliveries/{}/curl", delivery["id"]),
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "a viewer gets no signed command");
+}

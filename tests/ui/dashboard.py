@@ -154,13 +154,14 @@ def case_viewer(page):
                  "/ui/endpoints", f"/ui/endpoints/{endpoint}", "/ui/dead-letters", "/ui/live"):
         response = page.goto(BASE + path)
         assert response.status == 200, (path, response.status)
-        for action in ("Retry now", "Disable", "Enable", "Rotate secret", "Redrive"):
+        for action in ("Retry now", "Copy as curl", "Disable", "Enable", "Rotate secret", "Redrive"):
             assert page.locator(f"button:has-text('{action}')").count() == 0, (path, action)
     page.goto(f"{BASE}/ui/events/{event}")
     assert "viewer-must-not-see" not in page.content()
     expect(page.locator("table.headers")).to_contain_text("[redacted]")
     shoot(page, "viewer-event")
     for action in (f"/ui/endpoints/{endpoint}/disable", f"/ui/deliveries/{delivery}/retry",
+                   f"/ui/deliveries/{delivery}/curl",
                    f"/ui/endpoints/{endpoint}/rotate", "/ui/dead-letters/redrive"):
         status = page.evaluate("(url) => fetch(url, {method: 'POST'}).then(r => r.status)", action)
         assert status == 403, (action, status)
@@ -178,6 +179,17 @@ def case_script_body(page):
     assert page.locator("body script:not([src])").count() == 0
     assert dialogs == [], dialogs
     shoot(page, "event-script-body")
+
+
+def case_curl(page):
+    login(page, os.environ["UI_ADMIN"])
+    page.goto(f"{BASE}/ui/deliveries/{os.environ['UI_DELIVERY']}")
+    page.click("button:has-text('Copy as curl')")
+    command = page.locator("#curl").inner_text()
+    assert "webhook-signature: v1," in command, command
+    shoot(page, "delivery-curl")
+    with open(os.environ["UI_CURL_OUT"], "w") as out:
+        out.write(command)
 
 
 def main():

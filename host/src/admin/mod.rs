@@ -10,6 +10,7 @@
 
 pub mod access;
 mod api;
+mod curl;
 mod endpoints;
 mod log;
 pub mod model;
@@ -114,6 +115,7 @@ fn routes() -> OpenApiRouter<AdminState> {
         .merge(log::router())
         .merge(replay::router())
         .merge(stats::router())
+        .merge(curl::router())
 }
 
 /// The OpenAPI document of the admin API, as served and as committed.

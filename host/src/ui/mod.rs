@@ -136,6 +136,7 @@ pub fn router(tokens: AccessTokens, api: Router, state: AdminState) -> Router {
         .route("/ui/events/{id}/trace", get(pages::trace))
         .route("/ui/deliveries/{id}", get(pages::delivery))
         .route("/ui/deliveries/{id}/retry", post(pages::retry))
+        .route("/ui/deliveries/{id}/curl", post(pages::curl))
         .route("/ui/endpoints", get(pages::endpoints))
         .route("/ui/endpoints/{id}", get(pages::endpoint))
         .route("/ui/endpoints/{id}/disable", post(pages::disable))

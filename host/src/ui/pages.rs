@@ -361,6 +361,8 @@ struct DeliveryPage {
     admin: bool,
     delivery: DeliveryRow,
     attempts: Vec<AttemptRow>,
+    /// The delivery as a freshly signed `curl` command, in the answer to "Copy as curl" only.
+    curl: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -374,7 +376,17 @@ pub async fn delivery(
     Path(id): Path<String>,
     Query(done): Query<DoneQuery>,
 ) -> Result<Response, PageError> {
-    let answer = ui.read(session.role, &format!("/v1/admin/deliveries/{}", segment(&id))).await?;
+    delivery_page(&ui, &session, &id, done.done.as_deref(), None).await
+}
+
+async fn delivery_page(
+    ui: &Ui,
+    session: &CurrentSession,
+    id: &str,
+    notice: Option<&str>,
+    curl: Option<String>,
+) -> Result<Response, PageError> {
+    let answer = ui.read(session.role, &format!("/v1/admin/deliveries/{}", segment(id))).await?;
     let delivery = DeliveryRow::deserialize(&answer)
         .map_err(|_| PageError::new(StatusCode::BAD_GATEWAY, "the delivery could not be read"))?;
     let attempts = answer
@@ -385,13 +397,28 @@ pub async fn delivery(
         .filter_map(|item| AttemptRow::deserialize(item).ok())
         .collect();
     let page = DeliveryPage {
-        chrome: Chrome::new(format!("Delivery {}", delivery.id), &session, "events")
-            .with_notice(done.done.as_deref()),
+        chrome: Chrome::new(format!("Delivery {}", delivery.id), session, "events")
+            .with_notice(notice),
         admin: session.role == Role::Admin,
         delivery,
         attempts,
+        curl,
     };
     Ok(render(&page))
+}
+
+/// The delivery as a `curl` command signed now, shown in this answer.
+pub async fn curl(
+    State(ui): State<Ui>,
+    session: CurrentSession,
+    Path(id): Path<String>,
+) -> Result<Response, PageError> {
+    let uri = format!("/v1/admin/deliveries/{}/curl", segment(&id));
+    let (status, answer) = ui.api(session.role, Method::POST, &uri, Some(json!({}))).await?;
+    if !status.is_success() {
+        return Err(PageError::new(status, api_detail(&answer)));
+    }
+    delivery_page(&ui, &session, &id, None, view::text(&answer, "command")).await
 }
 
 /// Runs an action through the API and goes back to `back` with `done`, or shows why not.
