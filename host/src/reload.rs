@@ -316,6 +316,7 @@ fn serve(
                 store: shared.store.clone(),
                 pipeline,
                 registry: shared.registry.clone(),
+                metrics: shared.metrics.clone(),
                 openapi: crate::admin::openapi_value(),
             };
             let reload = axum::Router::new()

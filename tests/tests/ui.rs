@@ -461,3 +461,59 @@ async fn browser_the_curl_command_of_a_delivery_run_against_the_receiver_verifie
     .await;
     assert_eq!(status, StatusCode::FORBIDDEN, "a viewer gets no signed command");
 }
+
+/// A Stripe source behind the `verify-stripe` plugin, routed to the receiver.
+fn stripe_config(url: &str) -> String {
+    format!(
+        "{}\n[secrets]\nstripe = {{ value = \"whsec_test_stripe_secret\" }}\n\n\
+         [plugins.verify-stripe]\npath = \"{}\"\nsecrets = [\"stripe\"]\nconfig = {{ secret = \"stripe\" }}\n\n\
+         [sources.stripe]\ntype = \"http\"\nverify = [\"verify-stripe\"]\n\n\
+         [routes.stripe]\nfrom = [\"stripe\"]\nto = [\"shop\"]\n",
+        config(url),
+        switchyard_e2e::plugin_wasm("verify-stripe").display()
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_test_event_is_signed_as_the_provider_signs_and_goes_through_the_verify_plugin() {
+    let mut receiver = TestReceiver::start().await;
+    let host = TestHost::start(&server(), &stripe_config(&receiver.url("/shop"))).await.unwrap();
+    let (status, answer) =
+        api(&host, ADMIN, Method::POST, "/v1/admin/sources/stripe/test", Some(json!({}))).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(
+        (answer["outcome"].as_str(), answer["status"].as_u64()),
+        (Some("accepted"), Some(202)),
+        "{answer}"
+    );
+    assert_eq!(answer["scheme"], "stripe");
+    assert!(answer["headers"]["stripe-signature"].as_str().unwrap().starts_with("t="));
+    assert!(
+        !answer.to_string().contains("whsec_test_stripe_secret"),
+        "the secret is never answered"
+    );
+    let delivered = receiver.next(WAIT).await.expect("the test event is routed and delivered");
+    assert!(String::from_utf8_lossy(&delivered.body).contains("switchyard.test"));
+    // Signed the wrong way, the verify plugin refuses it as it would refuse the provider.
+    let wrong = json!({"scheme": "github"});
+    let (_, refused) =
+        api(&host, ADMIN, Method::POST, "/v1/admin/sources/stripe/test", Some(wrong)).await;
+    assert_eq!(
+        (refused["outcome"].as_str(), refused["status"].as_u64()),
+        (Some("rejected"), Some(401)),
+        "{refused}"
+    );
+    let (status, _) =
+        api(&host, VIEWER, Method::POST, "/v1/admin/sources/stripe/test", Some(json!({}))).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _) =
+        api(&host, ADMIN, Method::POST, "/v1/admin/sources/nope/test", Some(json!({}))).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_send_test_event_shows_what_the_provider_would_get() {
+    let receiver = TestReceiver::start().await;
+    let host = TestHost::start(&server(), &stripe_config(&receiver.url("/shop"))).await.unwrap();
+    browser(&host, "test_event", &[]);
+}

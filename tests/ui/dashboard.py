@@ -192,6 +192,23 @@ def case_curl(page):
         out.write(command)
 
 
+def case_test_event(page):
+    login(page, os.environ["UI_ADMIN"])
+    page.goto(f"{BASE}/ui/events")
+    page.select_option("#test-event select[name=source]", "stripe")
+    page.click("button:has-text('Send test event')")
+    expect(page.locator("#test-outcome")).to_have_text("accepted")
+    shoot(page, "test-event")
+    page.click("#test-event-link")
+    expect(page.locator("table.list")).to_contain_text("shop")
+    page.goto(f"{BASE}/ui/events")
+    page.select_option("#test-event select[name=source]", "stripe")
+    page.select_option("#test-event select[name=scheme]", "github")
+    page.click("button:has-text('Send test event')")
+    expect(page.locator("#test-outcome")).to_have_text("rejected")
+    expect(page.locator("dd.error")).to_contain_text("missing_signature")
+
+
 def main():
     case = sys.argv[1]
     os.makedirs(SHOTS, exist_ok=True)

@@ -17,6 +17,7 @@ pub mod model;
 pub mod registry;
 mod replay;
 pub mod stats;
+pub mod test_event;
 
 use std::sync::Arc;
 
@@ -39,6 +40,8 @@ pub struct AdminState {
     pub store: Store,
     pub pipeline: Pipeline,
     pub registry: Arc<registry::Registry>,
+    /// For ingest by the admin side (test events).
+    pub metrics: Arc<crate::telemetry::Metrics>,
     /// The document, built once.
     pub openapi: Arc<serde_json::Value>,
 }
@@ -116,6 +119,7 @@ fn routes() -> OpenApiRouter<AdminState> {
         .merge(replay::router())
         .merge(stats::router())
         .merge(curl::router())
+        .merge(test_event::router())
 }
 
 /// The OpenAPI document of the admin API, as served and as committed.

@@ -134,6 +134,7 @@ pub fn router(tokens: AccessTokens, api: Router, state: AdminState) -> Router {
         .route("/ui/events", get(pages::events))
         .route("/ui/events/{id}", get(pages::event))
         .route("/ui/events/{id}/trace", get(pages::trace))
+        .route("/ui/test-event", post(pages::test_event))
         .route("/ui/deliveries/{id}", get(pages::delivery))
         .route("/ui/deliveries/{id}/retry", post(pages::retry))
         .route("/ui/deliveries/{id}/curl", post(pages::curl))

@@ -239,6 +239,9 @@ pub async fn overview(
 #[template(path = "ui/events.html")]
 struct EventsPage {
     chrome: Chrome,
+    admin: bool,
+    /// HTTP sources, for "Send test event".
+    sources: Vec<String>,
     source: String,
     event_type: String,
     rows: Vec<EventRow>,
@@ -279,8 +282,18 @@ pub async fn events(
             ("cursor", Some(cursor.as_str())),
         ])
     });
+    let sources = ui
+        .state
+        .topology
+        .sources
+        .values()
+        .filter(|source| matches!(source.kind, crate::config::SourceKind::Http))
+        .map(|source| source.id.clone())
+        .collect();
     let page = EventsPage {
         chrome: Chrome::new("Events", &session, "events"),
+        admin: session.role == Role::Admin,
+        sources,
         source: filter.source.unwrap_or_default(),
         event_type: filter.event_type.unwrap_or_default(),
         rows: view::rows(&answer),
@@ -712,6 +725,51 @@ pub async fn trace(
         id: event_id.to_string(),
         trace: traced,
         outcome,
+    };
+    Ok(render(&page))
+}
+
+// === test events ===
+
+#[derive(Template)]
+#[template(path = "ui/test_event.html")]
+struct TestEventPage {
+    chrome: Chrome,
+    source: String,
+    answer: Value,
+    headers: Vec<(String, String)>,
+}
+
+/// Sends a provider-signed sample event to a source through the real ingest path, and shows
+/// what the provider would have got.
+pub async fn test_event(
+    State(ui): State<Ui>,
+    session: CurrentSession,
+    body: Bytes,
+) -> Result<Response, PageError> {
+    let fields = form(&body);
+    let source = fields.get("source").cloned().unwrap_or_default();
+    let request = match fields.get("scheme").map(String::as_str) {
+        None | Some("" | "auto") => json!({}),
+        Some(scheme) => json!({ "scheme": scheme }),
+    };
+    let uri = format!("/v1/admin/sources/{}/test", segment(&source));
+    let (status, answer) = ui.api(session.role, Method::POST, &uri, Some(request)).await?;
+    if !status.is_success() {
+        return Err(PageError::new(status, api_detail(&answer)));
+    }
+    let headers = answer
+        .get("headers")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+        .map(|(name, value)| (name.clone(), value.as_str().unwrap_or_default().to_owned()))
+        .collect();
+    let page = TestEventPage {
+        chrome: Chrome::new(format!("Test event to {source}"), &session, "events"),
+        source,
+        answer,
+        headers,
     };
     Ok(render(&page))
 }
