@@ -517,3 +517,38 @@ async fn browser_send_test_event_shows_what_the_provider_would_get() {
     let host = TestHost::start(&server(), &stripe_config(&receiver.url("/shop"))).await.unwrap();
     browser(&host, "test_event", &[]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_a_portal_link_shows_only_its_endpoint_and_stops_working_after_its_ttl() {
+    let receiver = TestReceiver::start().await;
+    let host = TestHost::start(&server(), &config(&receiver.url("/shop"))).await.unwrap();
+    let input = json!({"url": receiver.url("/customer"), "sources": ["app"]});
+    let (status, created) =
+        api(&host, ADMIN, Method::POST, "/v1/admin/endpoints", Some(input)).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let endpoint = created["endpoint"]["id"].as_str().unwrap().to_owned();
+    let event = send(&host, r#"{"type":"order.created"}"#, &[]).await;
+    delivery_in(&host, &event, "delivered").await;
+    let path = format!("/v1/admin/deliveries?event={event}");
+    let all = eventually_async(WAIT, || async {
+        let (_, page) = api(&host, ADMIN, Method::GET, &path, None).await;
+        let rows = page["data"].as_array()?.clone();
+        (rows.len() == 2 && rows.iter().all(|d| d["status"] == "delivered")).then_some(rows)
+    })
+    .await
+    .expect("both deliveries made");
+    let id_of =
+        |endpoint: &str| all.iter().find(|d| d["endpoint"] == endpoint).unwrap()["id"].to_string();
+    let portal = format!("/v1/admin/endpoints/{endpoint}/portal");
+    let (status, _) = api(&host, VIEWER, Method::POST, &portal, Some(json!({"ttl": "1h"}))).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "viewers make no links");
+    let (status, link) = api(&host, ADMIN, Method::POST, &portal, Some(json!({"ttl": "6s"}))).await;
+    assert_eq!(status, StatusCode::OK, "{link}");
+    let environment = [
+        ("UI_PORTAL", link["url"].as_str().unwrap().to_owned()),
+        ("UI_ENDPOINT", endpoint.clone()),
+        ("UI_DELIVERY", id_of(&endpoint)),
+        ("UI_OTHER", id_of("shop")),
+    ];
+    browser(&host, "portal", &environment);
+}

@@ -209,6 +209,32 @@ def case_test_event(page):
     expect(page.locator("dd.error")).to_contain_text("missing_signature")
 
 
+def case_portal(page):
+    link, own, other = os.environ["UI_PORTAL"], os.environ["UI_DELIVERY"], os.environ["UI_OTHER"]
+    response = page.goto(BASE + link)
+    assert response.status == 200, response.status
+    expect(page.locator("#portal-endpoint")).to_have_text(os.environ["UI_ENDPOINT"])
+    expect(page.locator("nav")).to_have_count(0)
+    expect(page.locator(f'a[href$="/deliveries/{own}"]')).to_have_count(1)
+    assert page.locator(f'a[href$="/deliveries/{other}"]').count() == 0
+    shoot(page, "portal")
+    page.click(f'a[href$="/deliveries/{own}"]')
+    expect(page.locator("#delivery-status")).to_have_text("delivered")
+    for path in (f"{link}/deliveries/{other}", "/ui/", "/ui/events", "/v1/admin/events"):
+        status = page.request.get(BASE + path, max_redirects=0).status
+        assert status in (302, 303, 401, 404), (path, status)
+        assert status != 200, path
+    page.goto(BASE + link)
+    page.click("button:has-text('Rotate secret')")
+    assert page.locator("#new-secret").inner_text().startswith("whsec_")
+    deadline = time.monotonic() + 15
+    while page.goto(BASE + link).status == 200:
+        assert time.monotonic() < deadline, "the link never expired"
+        time.sleep(0.5)
+    assert page.goto(BASE + link).status == 404
+    print("portal: showed only its endpoint, then expired")
+
+
 def main():
     case = sys.argv[1]
     os.makedirs(SHOTS, exist_ok=True)

@@ -14,6 +14,7 @@ mod curl;
 mod endpoints;
 mod log;
 pub mod model;
+mod portal;
 pub mod registry;
 mod replay;
 pub mod stats;
@@ -120,6 +121,7 @@ fn routes() -> OpenApiRouter<AdminState> {
         .merge(stats::router())
         .merge(curl::router())
         .merge(test_event::router())
+        .merge(portal::router())
 }
 
 /// The OpenAPI document of the admin API, as served and as committed.

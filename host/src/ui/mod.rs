@@ -11,6 +11,7 @@
 mod assets;
 mod live;
 mod pages;
+mod portal;
 pub mod session;
 mod view;
 
@@ -153,7 +154,11 @@ pub fn router(tokens: AccessTokens, api: Router, state: AdminState) -> Router {
     let open = Router::new()
         .route("/ui", get(|| async { Redirect::to("/ui/") }))
         .route("/ui/login", get(pages::login_form).post(pages::login))
-        .route("/ui/assets/{name}", get(assets::serve));
+        .route("/ui/assets/{name}", get(assets::serve))
+        .route("/portal/{token}", get(portal::home))
+        .route("/portal/{token}/rotate", post(portal::rotate))
+        .route("/portal/{token}/deliveries/{id}", get(portal::delivery))
+        .route("/portal/{token}/deliveries/{id}/retry", post(portal::retry));
     guarded
         .merge(open)
         .layer(axum::middleware::from_fn(security_headers))

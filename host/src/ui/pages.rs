@@ -59,7 +59,7 @@ fn notice_text(done: &str) -> Option<&'static str> {
     })
 }
 
-fn render(template: &impl Template) -> Response {
+pub(super) fn render(template: &impl Template) -> Response {
     match template.render() {
         Ok(html) => Html(html).into_response(),
         Err(error) => {

@@ -91,6 +91,29 @@ impl SessionKey {
     }
 }
 
+impl SessionKey {
+    /// An endpoint portal link's token for `endpoint`, valid until `expires_at` (unix ms).
+    /// Its own prefix keeps a portal token from passing as a session, and back.
+    pub fn issue_portal(&self, endpoint: &str, expires_at: u64) -> String {
+        let text = format!("p1.{endpoint}.{expires_at}");
+        let signature = URL_SAFE_NO_PAD.encode(self.sign(&text));
+        format!("{text}.{signature}")
+    }
+
+    /// The endpoint a portal token opens, if this key signed it and it has not expired.
+    pub fn check_portal(&self, token: &str, now: u64) -> Option<String> {
+        let (text, signature) = token.rsplit_once('.')?;
+        let signature = URL_SAFE_NO_PAD.decode(signature).ok()?;
+        if !bool::from(self.sign(text).as_slice().ct_eq(&signature)) {
+            return None;
+        }
+        let rest = text.strip_prefix("p1.")?;
+        let (endpoint, expires_at) = rest.rsplit_once('.')?;
+        let expires_at = expires_at.parse::<u64>().ok()?;
+        (now < expires_at && !endpoint.is_empty()).then(|| endpoint.to_owned())
+    }
+}
+
 /// The session cookie's value among a request's cookies.
 pub fn cookie_value(headers: &HeaderMap) -> Option<&str> {
     headers
@@ -165,6 +188,19 @@ mod tests {
         for junk in ["", ".", "v1.admin.1", "v1.admin.x.AAAA", "v2.admin.1.AAAA"] {
             assert!(key.check(junk, NOW).is_none(), "{junk}");
         }
+    }
+
+    #[test]
+    fn portal_tokens_open_one_endpoint_until_they_expire() {
+        let key = SessionKey::derive(&tokens("a", None));
+        let token = key.issue_portal("ep_01abc", NOW + 1000);
+        assert_eq!(key.check_portal(&token, NOW).as_deref(), Some("ep_01abc"));
+        assert_eq!(key.check_portal(&token, NOW + 1000), None);
+        assert_eq!(key.check_portal(&token.replace("ep_01abc", "ep_01abd"), NOW), None);
+        assert!(key.check(&token, NOW).is_none(), "not a session");
+        let session = key.issue(Role::Admin, NOW);
+        assert_eq!(key.check_portal(&session, NOW), None, "a session is not a portal token");
+        assert_eq!(SessionKey::derive(&tokens("b", None)).check_portal(&token, NOW), None);
     }
 
     #[test]
