@@ -169,6 +169,7 @@ async fn the_viewer_token_reads_the_api_and_changes_nothing() {
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     let (_, stats) = api(&host, VIEWER, Method::GET, "/v1/admin/stats", None).await;
     assert_eq!(stats["events"], 1, "{stats}");
+    assert_eq!(stats["unrouted_since_start"], 0, "the event was routed: {stats}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -72,6 +72,9 @@ pub struct Stats {
     pub parked: u64,
     /// Endpoints disabled now, by id.
     pub disabled_endpoints: Vec<String>,
+    /// Accepted events that matched no route since this router started (not windowed: the
+    /// store keeps no such mark).
+    pub unrouted_since_start: u64,
     /// The endpoints with the most failed attempts in the window, most first.
     pub top_failing: Vec<EndpointFailures>,
 }
@@ -196,6 +199,7 @@ pub async fn gather(state: &AdminState, window: Duration) -> Result<Stats, ApiEr
         dead_letters,
         parked,
         disabled_endpoints,
+        unrouted_since_start: state.metrics.events_unrouted.get(),
         top_failing: figures.top_failing,
     })
 }
