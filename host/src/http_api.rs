@@ -70,6 +70,11 @@ fn header_text(value: &HeaderValue) -> String {
     }
 }
 
+/// Put in a request's extensions by a listener that accepted it over TLS (the dashboard then
+/// marks its cookie `Secure` and expects an `https` origin).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OverTls;
+
 /// Checks `authorization: Bearer <token>`; 401 otherwise.
 pub fn require_bearer(token: &Secret, headers: &HeaderMap) -> Result<(), ApiError> {
     let given = headers

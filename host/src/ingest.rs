@@ -3,7 +3,7 @@
 //! Owns the rules that turn what a source received into an [`Event`] (event type, dedupe
 //! key) and the order of the stages before acknowledgement: build the event, verify it
 //! (plugins), route it and run the route and endpoint plugins, then store it with its
-//! deliveries in the same commit. It knows nothing of HTTP or NATS:
+//! deliveries in the same commit, then tell the live tail ([`crate::tail`]). It knows nothing of HTTP or NATS:
 //! ingresses hand it an [`Inbound`] and map its answer to their protocol.
 
 use std::borrow::Cow;
@@ -211,6 +211,14 @@ impl Ingestor {
             None => self.pipeline.fan_out(&event, None).await?,
         };
         let unrouted = fan_out.routes_matched == 0;
+        let notice = crate::tail::Accepted {
+            id: event.id,
+            source: event.source.clone(),
+            event_type: event.event_type.clone(),
+            received_at: event.received_at,
+            body_size: event.body.len() as u64,
+            deliveries: fan_out.deliveries.len(),
+        };
         let new = NewEvent {
             event,
             dedupe_window,
@@ -218,8 +226,11 @@ impl Ingestor {
             deliveries: fan_out.deliveries,
         };
         let receipt = crate::traces::commit(new, |new| self.store.ingest(new)).await?;
-        if unrouted && matches!(receipt, IngestReceipt::Stored(_)) {
-            self.metrics.events_unrouted.inc();
+        if matches!(receipt, IngestReceipt::Stored(_)) {
+            if unrouted {
+                self.metrics.events_unrouted.inc();
+            }
+            self.store.tail().publish(notice);
         }
         Ok(receipt)
     }

@@ -380,13 +380,15 @@ fn admin_side(
         store: shared.store.clone(),
         pipeline,
         registry: shared.registry.clone(),
+        metrics: shared.metrics.clone(),
         openapi: crate::admin::openapi_value(),
     };
     let reload = axum::Router::new()
         .route("/v1/admin/reload", axum::routing::post(reload_handler))
         .with_state(reloader);
     Some(
-        crate::admin::router(token.clone(), admin).merge(crate::admin::behind_token(token, reload)),
+        crate::admin::router(token.clone(), admin)
+            .merge(crate::admin::behind_token(token, topology, reload)),
     )
 }
 

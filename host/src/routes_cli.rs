@@ -56,8 +56,14 @@ pub fn run(
     cache_dir: Option<&Path>,
 ) -> anyhow::Result<Trace> {
     let event = build_event(topology, arguments)?;
+    Ok(trace_event(topology, event, cache_dir))
+}
+
+/// Traces an event already built (a stored one, for the dashboard's route trace), its
+/// plugins run in the sandbox on this thread: call it off the async threads.
+pub fn trace_event(topology: &Topology, event: Event, cache_dir: Option<&Path>) -> Trace {
     let mut plugins = SandboxPlugins { topology, cache_dir, loaded: HashMap::new() };
-    Ok(trace::trace(topology, event, &mut plugins))
+    trace::trace(topology, event, &mut plugins)
 }
 
 fn build_event(topology: &Topology, arguments: &EventArguments) -> anyhow::Result<Event> {

@@ -100,8 +100,25 @@ fn setup() -> anyhow::Result<()> {
         run(Command::new("npm").args(["ci", "--no-audit", "--no-fund", "--prefix", JS_SDK]))?;
     }
     c_toolchain();
+    browser()?;
     deploy::install_tools();
     Ok(())
+}
+
+/// The headless browser of the dashboard's tests (`tests/tests/ui.rs`): Debian's Chromium,
+/// driven by Playwright from the venv (its own browser download needs the network).
+fn browser() -> anyhow::Result<()> {
+    if Path::new("/usr/bin/chromium").exists() {
+        return Ok(());
+    }
+    run(Command::new("apt-get").args(["update", "-qq"]))?;
+    run(Command::new("apt-get").args([
+        "install",
+        "-y",
+        "-qq",
+        "--no-install-recommends",
+        "chromium",
+    ]))
 }
 
 /// The optional C plugin toolchain (sdk/c/README.md): installed from Debian in CI (about a
@@ -181,6 +198,11 @@ fn lint() -> anyhow::Result<()> {
 
 fn demo() -> anyhow::Result<()> {
     plugins()?;
+    // The quickstart config sets this admin token (inline: local development only).
+    eprintln!(
+        "xtask: dashboard at http://127.0.0.1:8080/ui/ once the router listens; \
+         sign in with the token `quickstart-admin`"
+    );
     run(cargo()
         .args(["run", "--package", "switchyard", "--", "run", "-c"])
         .arg(Path::new("examples").join("quickstart").join("switchyard.toml")))

@@ -1,19 +1,19 @@
-//! What every admin handler shares: the bearer check, JSON bodies and query strings read
+//! What every admin handler shares: the bearer check (admin or viewer), JSON bodies and query strings read
 //! with errors that name the field, cursors, and the error schema of the OpenAPI document.
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request, State};
-use axum::http::StatusCode;
 use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::Response;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use utoipa::ToSchema;
 
+use super::access::AccessTokens;
 use super::model::FieldError;
-use crate::config::Secret;
-use crate::http_api::{ApiError, require_bearer};
+use crate::http_api::ApiError;
 use crate::store::StoreError;
 
 /// Items per page when `limit` is not given, and the most a page holds.
@@ -32,14 +32,37 @@ pub struct ErrorBody {
     pub errors: Option<Vec<FieldError>>,
 }
 
-/// Layer: every admin route needs `authorization: Bearer <server.admin_token>`.
+/// Layer: every admin route needs `authorization: Bearer <token>`: the admin token for
+/// anything, the viewer token for reads (`GET`, `HEAD`; 403 otherwise). The role is left in
+/// the request's extensions for handlers that show less to a viewer.
 pub async fn require_admin(
-    State(token): State<Secret>,
-    request: Request,
+    State(tokens): State<AccessTokens>,
+    mut request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    require_bearer(&token, request.headers())?;
+    let given = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    let Some(role) = tokens.role_of(given.as_bytes()) else {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "a valid bearer token is required",
+        ));
+    };
+    if !role.may(request.method()) {
+        return Err(forbidden());
+    }
+    request.extensions_mut().insert(role);
     Ok(next.run(request).await)
+}
+
+/// 403: the viewer token reads only.
+pub fn forbidden() -> ApiError {
+    ApiError::new(StatusCode::FORBIDDEN, "forbidden", "the viewer token may only read")
 }
 
 /// A JSON request body. Unlike axum's `Json`, any content type is read as JSON, and a body

@@ -1,9 +1,9 @@
 //! The delivery log: events, deliveries and their attempts, listed newest first with cursor
 //! pagination; manual retry of one delivery; dead letters listed and redriven.
 
-use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use axum::{Extension, Json};
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -11,6 +11,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::AdminState;
+use super::access::Role;
 use super::api::{
     Body, ErrorBody, Query, conflict, decode_cursor, encode_cursor, next_cursor, not_found,
     page_limit, store_failure,
@@ -228,12 +229,16 @@ pub struct AttemptPage {
 pub struct RedriveInput {
     /// Only this endpoint's dead letters.
     pub endpoint: Option<String>,
+    /// Count the dead letters that would be redriven; change nothing.
+    #[serde(default)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Redriven {
-    /// Dead letters made pending again.
+    /// Dead letters made pending again (with `dry_run`: that would be).
     pub deliveries: u64,
+    pub dry_run: bool,
 }
 
 #[utoipa::path(
@@ -267,6 +272,8 @@ async fn list_events(
 
 #[utoipa::path(
     get, path = "/v1/admin/events/{id}", tag = "log",
+    description = "An event; with `body=true` its headers and body too (to the viewer token, \
+                   credential-like headers are `[redacted]`).",
     params(("id" = String, Path, description = "Event id (`evt_…`)"), EventOptions),
     responses(
         (status = 200, body = EventDetail),
@@ -277,9 +284,12 @@ async fn list_events(
 )]
 async fn get_event(
     State(state): State<AdminState>,
+    role: Option<Extension<Role>>,
     Path(id): Path<String>,
     Query(options): Query<EventOptions>,
 ) -> Result<Json<EventDetail>, ApiError> {
+    // A viewer never sees a secret: credential-like headers of the event are redacted.
+    let redact = !matches!(role, Some(Extension(Role::Admin)));
     let event_id: EventId = id.parse().map_err(|_| not_found("event", &id))?;
     let event = state.store.event(event_id).await.map_err(store_failure)?;
     let Some(event) = event else { return Err(not_found("event", &id)) };
@@ -292,7 +302,14 @@ async fn get_event(
         (None, None)
     };
     let headers = options.body.then(|| {
-        event.headers.iter().map(|(name, value)| vec![name.clone(), value.clone()]).collect()
+        let shown = |name: &String, value: &String| {
+            if redact && super::model::is_sensitive_header(name) {
+                "[redacted]".to_owned()
+            } else {
+                value.clone()
+            }
+        };
+        event.headers.iter().map(|(name, value)| vec![name.clone(), shown(name, value)]).collect()
     });
     let view = EventView {
         id: event.id.to_string(),
@@ -471,7 +488,8 @@ async fn list_dead_letters(
 
 #[utoipa::path(
     post, path = "/v1/admin/dead-letters/redrive", tag = "log",
-    description = "Makes dead letters (optionally of one endpoint) pending again; they are sent now.",
+    description = "Makes dead letters (optionally of one endpoint) pending again; they are sent \
+                   now. With `dry_run`, only counts them.",
     request_body = RedriveInput,
     responses(
         (status = 200, body = Redriven),
@@ -483,9 +501,14 @@ async fn redrive_dead_letters(
     State(state): State<AdminState>,
     Body(input): Body<RedriveInput>,
 ) -> Result<Json<Redriven>, ApiError> {
+    if input.dry_run {
+        let store = &state.store;
+        let count = store.count_deliveries(DeliveryState::Dead, input.endpoint).await;
+        return Ok(Json(Redriven { deliveries: count.map_err(store_failure)?, dry_run: true }));
+    }
     let selection = ReplaySelection::DeadLetters { endpoint: input.endpoint };
     let deliveries = state.store.replay(selection).await.map_err(store_failure)?;
-    Ok(Json(Redriven { deliveries: deliveries as u64 }))
+    Ok(Json(Redriven { deliveries: deliveries as u64, dry_run: false }))
 }
 
 async fn deliveries_page(

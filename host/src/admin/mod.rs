@@ -6,15 +6,21 @@
 //! ([`sealed`]), and the OpenAPI 3.1 document generated from the
 //! handlers (served at `/v1/admin/openapi.json`; a copy is committed at
 //! `docs/admin-openapi.json` and a test fails when it drifts). The API is not mounted at all
-//! when no token is configured; every route, the document included, needs the token.
+//! when no token is configured; every route, the document included, needs the token, and the
+//! viewer token ([`access`]) reads only. Mounts the dashboard (`crate::ui`) beside the API.
 
+pub mod access;
 mod api;
+mod curl;
 mod endpoints;
 mod log;
 pub mod model;
+mod portal;
 pub mod registry;
 mod replay;
 pub mod sealed;
+pub mod stats;
+pub mod test_event;
 
 use std::sync::Arc;
 
@@ -37,6 +43,8 @@ pub struct AdminState {
     pub store: Store,
     pub pipeline: Pipeline,
     pub registry: Arc<registry::Registry>,
+    /// For ingest by the admin side (test events).
+    pub metrics: Arc<crate::telemetry::Metrics>,
     /// The document, built once.
     pub openapi: Arc<serde_json::Value>,
 }
@@ -112,6 +120,10 @@ fn routes() -> OpenApiRouter<AdminState> {
         .merge(endpoints::router())
         .merge(log::router())
         .merge(replay::router())
+        .merge(stats::router())
+        .merge(curl::router())
+        .merge(test_event::router())
+        .merge(portal::router())
 }
 
 /// The OpenAPI document of the admin API, as served and as committed.
@@ -130,18 +142,28 @@ pub fn openapi_json() -> String {
     text
 }
 
-/// The admin routes, each behind the token.
+/// The admin routes, each behind the token (the viewer token reads), and the dashboard at
+/// `/ui/` beside them (its own sessions, made from the same tokens).
 pub fn router(token: Secret, state: AdminState) -> axum::Router {
+    let tokens = access_tokens(token, &state.topology);
     let (router, _) = routes().split_for_parts();
-    router
+    let api = router
         .route("/v1/admin/openapi.json", axum::routing::get(serve_openapi))
-        .layer(axum::middleware::from_fn_with_state(token, api::require_admin))
-        .with_state(state)
+        .layer(axum::middleware::from_fn_with_state(tokens.clone(), api::require_admin))
+        .with_state(state.clone());
+    let ui = crate::ui::router(tokens, api.clone(), state);
+    api.merge(ui)
 }
 
-/// `router` behind the admin token, as every admin route (the reload route lives elsewhere).
-pub fn behind_token(token: Secret, router: axum::Router) -> axum::Router {
-    router.layer(axum::middleware::from_fn_with_state(token, api::require_admin))
+/// `router` behind the admin token, as every admin route (the reload route lives elsewhere);
+/// the viewer token of `topology` reads.
+pub fn behind_token(token: Secret, topology: &Topology, router: axum::Router) -> axum::Router {
+    let tokens = access_tokens(token, topology);
+    router.layer(axum::middleware::from_fn_with_state(tokens, api::require_admin))
+}
+
+fn access_tokens(admin: Secret, topology: &Topology) -> access::AccessTokens {
+    access::AccessTokens { admin, viewer: topology.server.viewer_token.clone() }
 }
 
 async fn serve_openapi(State(state): State<AdminState>) -> Json<serde_json::Value> {

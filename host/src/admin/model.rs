@@ -70,11 +70,17 @@ pub fn shown_headers<'a>(
     headers
         .into_iter()
         .map(|(name, value)| {
-            let lower = name.to_ascii_lowercase();
-            let sensitive = SENSITIVE_HEADER_WORDS.iter().any(|word| lower.contains(word));
+            let sensitive = is_sensitive_header(name);
             (name.clone(), if sensitive { "[redacted]".to_owned() } else { value.clone() })
         })
         .collect()
+}
+
+/// Whether a header's value is credential-like (its name holds `authorization`, `cookie`,
+/// `token`, `secret`, `key` or `password`), so shown `[redacted]`.
+pub fn is_sensitive_header(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    SENSITIVE_HEADER_WORDS.iter().any(|word| lower.contains(word))
 }
 
 /// One problem with a request, naming the field.

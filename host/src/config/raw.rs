@@ -41,6 +41,9 @@ pub struct ServerConfig {
     pub retention: Option<String>,
     /// Bearer token for `/v1/admin/*`; absent, the admin API is off.
     pub admin_token: Option<SecretConfig>,
+    /// Read-only token for the admin API and the dashboard: every page and `GET`, no action,
+    /// never a secret. Needs `admin_token`.
+    pub viewer_token: Option<SecretConfig>,
     /// Bearer token for `POST /v1/events`; absent, the publish API is off.
     pub publish_token: Option<SecretConfig>,
     /// Largest accepted request body, unless a source says otherwise [default: `1MiB`].

@@ -48,6 +48,8 @@ pub struct Server {
     pub durability: Durability,
     pub retention: Duration,
     pub admin_token: Option<Secret>,
+    /// Read-only token for the admin API and the dashboard; only with `admin_token`.
+    pub viewer_token: Option<Secret>,
     /// Bearer token for the publish API (`POST /v1/events`); absent ⇒ the API is off.
     pub publish_token: Option<Secret>,
     pub max_body: u64,

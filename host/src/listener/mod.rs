@@ -195,7 +195,9 @@ async fn connection(
                         .peer_certificates()
                         .and_then(|chain| chain.first())
                         .and_then(|certificate| subject::subject_of(certificate));
-                    serve_connection(stream, peer, subject, &shared, activity, finishing).await;
+                    let session = TlsSession { subject };
+                    serve_connection(stream, peer, Some(session), &shared, activity, finishing)
+                        .await;
                 }
                 Ok(Err(error)) => {
                     tracing::debug!(listener = shared.name, %peer, %error, "TLS handshake failed");
@@ -208,11 +210,18 @@ async fn connection(
     drop(permit);
 }
 
+/// What a connection accepted over TLS tells its requests: they carry
+/// [`crate::http_api::OverTls`], and the verified client certificate's subject when it has one.
+#[derive(Debug, Clone)]
+struct TlsSession {
+    subject: Option<subject::PeerSubject>,
+}
+
 /// Runs HTTP on `io` until the client or a limit closes it, or a drain finishes it.
 async fn serve_connection<Io>(
     io: Io,
     peer: SocketAddr,
-    subject: Option<subject::PeerSubject>,
+    tls: Option<TlsSession>,
     shared: &Arc<Shared>,
     activity: Arc<Activity>,
     mut finishing: watch::Receiver<bool>,
@@ -226,8 +235,11 @@ async fn serve_connection<Io>(
             let multiplexed = request.version() == hyper::Version::HTTP_2;
             let (mut parts, body) = request.into_parts();
             parts.extensions.insert(ConnectInfo(peer));
-            if let Some(subject) = &subject {
-                parts.extensions.insert(subject.clone());
+            if let Some(session) = &tls {
+                parts.extensions.insert(crate::http_api::OverTls);
+                if let Some(subject) = &session.subject {
+                    parts.extensions.insert(subject.clone());
+                }
             }
             let limits = &shared.limits;
             let body = PacedBody::new(

@@ -9,7 +9,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 use super::{
-    AttemptRecord, AttemptRow, DeliveryId, DeliveryJob, DeliveryQuery, DeliveryState,
+    Activity, AttemptRecord, AttemptRow, DeliveryId, DeliveryJob, DeliveryQuery, DeliveryState,
     DeliverySummary, DisabledEndpoints, EventQuery, EventSummary, IngestReceipt, NewEvent,
     NextStep, Payload, PruneReport, ReplaySelection, Retention, StoreError, StoredEndpoint,
 };
@@ -84,6 +84,10 @@ pub trait Backend: Send + Sync + 'static {
     -> Answer<'_, Vec<Event>>;
 
     fn count_events(&self) -> Answer<'_, u64>;
+
+    /// Events received and attempts made at or after `since` (unix ms); at most `limit`
+    /// attempts, newest first (statistics over a window).
+    fn activity_since(&self, since: u64, limit: u32) -> Answer<'_, Activity>;
 
     /// Up to `query.limit` deliveries matching `query`, newest first. The next page starts
     /// `before` the last one's id.

@@ -247,6 +247,7 @@ pub const CHECKS: &[&str] = &[
     "deliveries_are_listed_newest_first_with_filters_and_pages",
     "what_was_acknowledged_survives_a_crash_and_pending_work_is_queued_again",
     "a_due_queue_hands_out_each_delivery_once_until_its_outcome",
+    "activity_counts_recent_events_and_attempts_newest_first",
 ];
 
 /// Runs the check named `name` against the backend `open` opens.
@@ -302,6 +303,9 @@ pub async fn run(name: &str, open: Open) -> Result<()> {
         }
         "a_due_queue_hands_out_each_delivery_once_until_its_outcome" => {
             a_due_queue_hands_out_each_delivery_once_until_its_outcome(open).await
+        }
+        "activity_counts_recent_events_and_attempts_newest_first" => {
+            activity_counts_recent_events_and_attempts_newest_first(open).await
         }
         _ => bail!("no check `{name}`"),
     }
@@ -446,6 +450,43 @@ async fn attempts_move_deliveries_and_are_listed_oldest_first(open: Open) -> Res
     // The retry waits for its time; nothing else is due.
     ensure!(harness.drain_due().is_empty(), "{:?}", harness.drain_due());
     ensure_eq!(harness.queue("hook")?.len(), 1, "the retry waits in the queue");
+    Ok(())
+}
+
+/// The dashboard's statistics: events received since a moment, and the attempts made since
+/// then, newest first, bounded, each with its endpoint and whether it succeeded.
+async fn activity_counts_recent_events_and_attempts_newest_first(open: Open) -> Result<()> {
+    let mut harness = Harness::new(open, &["hook", "other"])?;
+    let now = now_millis();
+    harness.ingest("app", "old", now - 3_600_000, &[]).await?;
+    let (_, deliveries) = harness.ingest("app", "a", now, &["hook", "other"]).await?;
+    let [to_hook, to_other] = deliveries[..] else { bail!("two deliveries") };
+    harness.attempt(to_hook, "hook", NextStep::DeadLetter).await?;
+    let record = AttemptRecord {
+        delivery_id: to_other,
+        endpoint: "other".into(),
+        attempted_at: now_millis(),
+        duration: Duration::from_millis(7),
+        status: Some(204),
+        error: None,
+        response_excerpt: Bytes::new(),
+        next: NextStep::Delivered,
+    };
+    harness.store.record_attempt(record).await?;
+    let activity = harness.store.activity_since(now - 1_000, 100).await?;
+    ensure_eq!(activity.events, 1, "the old event is outside the window");
+    ensure!(!activity.truncated);
+    let seen: Vec<(&str, bool, u64)> = activity
+        .attempts
+        .iter()
+        .map(|sample| (sample.endpoint.as_str(), sample.succeeded, sample.duration_micros))
+        .collect();
+    ensure_eq!(seen, [("other", true, 7_000), ("hook", false, 3_000)], "newest first");
+    let bounded = harness.store.activity_since(now - 1_000, 1).await?;
+    ensure_eq!((bounded.attempts.len(), bounded.truncated), (1, true));
+    ensure_eq!(bounded.attempts[0].endpoint, "other");
+    let later = harness.store.activity_since(now_millis() + 60_000, 100).await?;
+    ensure_eq!((later.events, later.attempts.len()), (0, 0));
     Ok(())
 }
 
@@ -1058,6 +1099,7 @@ mod sqlite {
         deliveries_are_listed_newest_first_with_filters_and_pages,
         what_was_acknowledged_survives_a_crash_and_pending_work_is_queued_again,
         a_due_queue_hands_out_each_delivery_once_until_its_outcome,
+        activity_counts_recent_events_and_attempts_newest_first,
     );
 
     #[test]
@@ -1132,6 +1174,9 @@ mod broken {
         }
         fn count_events(&self) -> Answer<'_, u64> {
             self.0.count_events()
+        }
+        fn activity_since(&self, since: u64, limit: u32) -> Answer<'_, Activity> {
+            self.0.activity_since(since, limit)
         }
         fn list_deliveries(&self, query: DeliveryQuery) -> Answer<'_, Vec<DeliverySummary>> {
             self.0.list_deliveries(query)

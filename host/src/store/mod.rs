@@ -108,10 +108,13 @@ impl LogPosition {
     }
 }
 
-/// A cheap, cloneable handle on the store; every operation is [`Backend`]'s.
+/// A cheap, cloneable handle on the store; every operation is [`Backend`]'s. It also carries
+/// the live tail of accepted events ([`crate::tail`]), which every ingress feeds and the
+/// dashboard reads.
 #[derive(Clone)]
 pub struct Store {
     backend: Arc<dyn Backend>,
+    tail: crate::tail::Tail,
 }
 
 impl fmt::Debug for Store {
@@ -142,7 +145,12 @@ impl Store {
     }
 
     pub fn from_backend(backend: Arc<dyn Backend>) -> Self {
-        Self { backend }
+        Self { backend, tail: crate::tail::Tail::new() }
+    }
+
+    /// The live tail of accepted events.
+    pub fn tail(&self) -> &crate::tail::Tail {
+        &self.tail
     }
 }
 
@@ -315,6 +323,28 @@ pub struct AttemptRow {
     pub status: Option<u16>,
     pub error: Option<String>,
     pub response_excerpt: Vec<u8>,
+}
+
+/// One attempt as the dashboard's statistics count it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptSample {
+    pub endpoint: String,
+    /// Unix milliseconds.
+    pub attempted_at: u64,
+    pub duration_micros: u64,
+    /// A 2xx answer (or a NATS publish) without error.
+    pub succeeded: bool,
+}
+
+/// What happened since a moment: for statistics over a window.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Activity {
+    /// Events received in the window (splits included).
+    pub events: u64,
+    /// Attempts made in the window, newest first, at most the limit asked for.
+    pub attempts: Vec<AttemptSample>,
+    /// More attempts were made in the window than `attempts` holds.
+    pub truncated: bool,
 }
 
 /// Which events [`Backend::list_events`] answers; every filter set must match.

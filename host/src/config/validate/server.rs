@@ -66,6 +66,25 @@ impl Validator<'_> {
         };
         let admin_token =
             server.admin_token.and_then(|token| self.secret("server.admin_token", token));
+        let viewer_token =
+            server.viewer_token.and_then(|token| self.secret("server.viewer_token", token));
+        if viewer_token.is_some() && admin_token.is_none() {
+            self.error(
+                "server.viewer_token",
+                "a viewer token needs `server.admin_token`: without it the admin API and the \
+                 dashboard are off",
+                "admin_token = { env = \"SWITCHYARD_ADMIN_TOKEN\" }",
+            );
+        }
+        if let (Some(viewer), Some(admin)) = (&viewer_token, &admin_token)
+            && viewer == admin
+        {
+            self.error(
+                "server.viewer_token",
+                "the viewer token must differ from `server.admin_token`",
+                "viewer_token = { env = \"SWITCHYARD_VIEWER_TOKEN\" }",
+            );
+        }
         let publish_token =
             server.publish_token.and_then(|token| self.secret("server.publish_token", token));
         Server {
@@ -79,6 +98,7 @@ impl Validator<'_> {
                 DEFAULT_RETENTION,
             ),
             admin_token,
+            viewer_token,
             publish_token,
             max_body: self.size("server.max_body", server.max_body.as_deref(), DEFAULT_MAX_BODY),
             limits: self.limits(server.limits.unwrap_or_default()),

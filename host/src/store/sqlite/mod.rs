@@ -26,7 +26,7 @@ use tokio::sync::mpsc;
 use self::batch::{Message, Request, WriteOp};
 use self::reader::Reader;
 use super::{
-    Answer, AttemptRecord, AttemptRow, Backend, DeliveryId, DeliveryQuery, DeliveryState,
+    Activity, Answer, AttemptRecord, AttemptRow, Backend, DeliveryId, DeliveryQuery, DeliveryState,
     DeliverySummary, DisabledEndpoints, DueQueue, EventQuery, EventSummary, IngestReceipt,
     NewEvent, Payload, PruneReport, ReplaySelection, Retention, StoreError, StoredEndpoint,
 };
@@ -277,6 +277,10 @@ impl Backend for SqliteStore {
 
     fn count_events(&self) -> Answer<'_, u64> {
         self.read(|reader| reader.count_events())
+    }
+
+    fn activity_since(&self, since: u64, limit: u32) -> Answer<'_, Activity> {
+        self.read(move |reader| reader.activity_since(since, limit))
     }
 
     fn list_deliveries(&self, query: DeliveryQuery) -> Answer<'_, Vec<DeliverySummary>> {

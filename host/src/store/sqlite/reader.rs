@@ -14,8 +14,9 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, ToSql, params};
 use super::{code, state_of};
 use crate::event::{Event, EventId};
 use crate::store::{
-    AttemptRow, DeliveryId, DeliveryJob, DeliveryQuery, DeliveryState, DeliverySummary,
-    DisabledEndpoints, EventQuery, EventSummary, LogPosition, Payload, StoreError, StoredEndpoint,
+    Activity, AttemptRow, AttemptSample, DeliveryId, DeliveryJob, DeliveryQuery, DeliveryState,
+    DeliverySummary, DisabledEndpoints, EventQuery, EventSummary, LogPosition, Payload, StoreError,
+    StoredEndpoint,
 };
 
 const EVENT_COLUMNS: &str = "e.id, e.source, e.type, e.subject, e.headers, p.body, \
@@ -244,6 +245,44 @@ impl Reader {
         let mut statement = self.connection.prepare(&sql)?;
         let rows = statement.query_map(params![since as i64, until as i64, limit], stored_event)?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Events received at or after `since`, and up to `limit` attempts made since then, newest
+    /// first. Attempts are walked down their primary key, which follows the time they were
+    /// recorded, until one is older than `since` (no index on `attempted_at`; attempts are
+    /// recorded as they finish, so a slow one may come a little out of order: the bound is
+    /// approximate by the longest attempt's duration).
+    pub fn activity_since(&self, since: u64, limit: u32) -> Result<Activity, StoreError> {
+        let events: i64 = self
+            .connection
+            .prepare_cached("SELECT COUNT(*) FROM events WHERE received_at >= ?1")?
+            .query_row(params![since as i64], |row| row.get(0))?;
+        let mut statement = self.connection.prepare_cached(
+            "SELECT a.attempted_at, a.duration_us, a.status, a.error IS NULL, d.endpoint \
+             FROM attempts a JOIN deliveries d ON d.id = a.delivery_id ORDER BY a.id DESC",
+        )?;
+        let mut rows = statement.query([])?;
+        let mut attempts = Vec::new();
+        let mut truncated = false;
+        while let Some(row) = rows.next()? {
+            let attempted_at = row.get::<_, i64>(0)? as u64;
+            if attempted_at < since {
+                break;
+            }
+            if attempts.len() == limit as usize {
+                truncated = true;
+                break;
+            }
+            let status: Option<u16> = row.get(2)?;
+            let no_error: bool = row.get(3)?;
+            attempts.push(AttemptSample {
+                endpoint: row.get(4)?,
+                attempted_at,
+                duration_micros: row.get::<_, i64>(1)? as u64,
+                succeeded: no_error && status.is_none_or(|status| (200..300).contains(&status)),
+            });
+        }
+        Ok(Activity { events: events as u64, attempts, truncated })
     }
 
     pub fn count_events(&self) -> Result<u64, StoreError> {
