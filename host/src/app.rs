@@ -69,6 +69,7 @@ pub async fn run(topology: Topology, config_path: PathBuf) -> anyhow::Result<()>
     let retention = tokio::spawn(crate::store::retention::run(
         store.clone(),
         server.retention,
+        server.audit_retention,
         metrics.clone(),
         retention_stopped,
     ));
@@ -92,7 +93,9 @@ pub async fn run(topology: Topology, config_path: PathBuf) -> anyhow::Result<()>
     let hangups = tokio::spawn(reload::on_sighup(reloader.clone()));
     let router = reloader.service();
     let draining = Arc::new(tokio::sync::Notify::new());
-    let serve = axum::serve(listener, router).with_graceful_shutdown({
+    // The client's address reaches the handlers (the audit log records it).
+    let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let serve = axum::serve(listener, service).with_graceful_shutdown({
         let (ready, draining) = (ready.clone(), draining.clone());
         async move {
             shutdown_signal().await;

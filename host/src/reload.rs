@@ -323,7 +323,7 @@ fn serve(
                 .with_state(reloader);
             ingress::router(state)
                 .merge(crate::admin::router(token.clone(), admin))
-                .merge(crate::admin::behind_token(token, reload))
+                .merge(crate::admin::behind_token(token, shared.store.clone(), reload))
         }
         None => ingress::router(state),
     };
@@ -361,6 +361,7 @@ fn restart_only_changes(old: &Topology, new: &Topology) -> Vec<String> {
         ("server.data_dir", old_server.data_dir != new_server.data_dir),
         ("server.durability", old_server.durability != new_server.durability),
         ("server.retention", old_server.retention != new_server.retention),
+        ("server.audit_retention", old_server.audit_retention != new_server.audit_retention),
         ("egress", old.egress != new.egress),
         ("telemetry", old.telemetry.otlp != new.telemetry.otlp),
         (

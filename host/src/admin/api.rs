@@ -11,6 +11,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use utoipa::ToSchema;
 
+use super::audit::Credential;
 use super::model::FieldError;
 use crate::config::Secret;
 use crate::http_api::{ApiError, require_bearer};
@@ -32,13 +33,15 @@ pub struct ErrorBody {
     pub errors: Option<Vec<FieldError>>,
 }
 
-/// Layer: every admin route needs `authorization: Bearer <server.admin_token>`.
+/// Layer: every admin route needs `authorization: Bearer <server.admin_token>`; the request
+/// then carries the [`Credential`] it was made with (for the audit log).
 pub async fn require_admin(
     State(token): State<Secret>,
-    request: Request,
+    mut request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
     require_bearer(&token, request.headers())?;
+    request.extensions_mut().insert(Credential::admin_token());
     Ok(next.run(request).await)
 }
 

@@ -9,9 +9,9 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
-use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 use tokio::net::lookup_host;
 use utoipa::{IntoParams, ToSchema};
@@ -23,6 +23,7 @@ use super::api::{
     Body, ErrorBody, Query, conflict, decode_id_cursor, invalid, not_found, page_after, page_limit,
     store_failure,
 };
+use super::audit::AuditResource;
 use super::model::{
     self, CheckContext, DEFAULT_ROTATION_OVERLAP, EndpointInput, EndpointKind, EndpointRecord,
     FieldError, KeyRecord, MAX_ROTATION_OVERLAP, SecretText, SubscriptionInput,
@@ -231,11 +232,12 @@ async fn list_endpoints(
 async fn create_endpoint(
     State(state): State<AdminState>,
     Body(input): Body<EndpointInput>,
-) -> Result<(StatusCode, Json<EndpointCreated>), ApiError> {
+) -> Result<(StatusCode, Extension<AuditResource>, Json<EndpointCreated>), ApiError> {
     let (endpoint, secret) = create(&state, input, EndpointKind::Endpoint).await?;
     let disabled = disabled(&state).await?;
     let endpoint = dynamic_view(&endpoint, &disabled);
-    Ok((StatusCode::CREATED, Json(EndpointCreated { endpoint, secret })))
+    let audited = Extension(AuditResource(format!("endpoint/{}", endpoint.id)));
+    Ok((StatusCode::CREATED, audited, Json(EndpointCreated { endpoint, secret })))
 }
 
 #[utoipa::path(
@@ -450,10 +452,11 @@ async fn list_subscriptions(
 async fn create_subscription(
     State(state): State<AdminState>,
     Body(input): Body<SubscriptionInput>,
-) -> Result<(StatusCode, Json<SubscriptionCreated>), ApiError> {
+) -> Result<(StatusCode, Extension<AuditResource>, Json<SubscriptionCreated>), ApiError> {
     let (endpoint, secret) = create(&state, input.into(), EndpointKind::Subscription).await?;
     let subscription = subscription_view(&endpoint, &DisabledMap::new());
-    Ok((StatusCode::CREATED, Json(SubscriptionCreated { subscription, secret })))
+    let audited = Extension(AuditResource(format!("subscription/{}", subscription.id)));
+    Ok((StatusCode::CREATED, audited, Json(SubscriptionCreated { subscription, secret })))
 }
 
 #[utoipa::path(

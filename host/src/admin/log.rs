@@ -1,9 +1,9 @@
 //! The delivery log: events, deliveries and their attempts, listed newest first with cursor
 //! pagination; manual retry of one delivery; dead letters listed and redriven.
 
-use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use axum::{Extension, Json};
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -15,6 +15,7 @@ use super::api::{
     Body, ErrorBody, Query, conflict, decode_cursor, encode_cursor, next_cursor, not_found,
     page_limit, store_failure,
 };
+use super::audit::AuditResource;
 use crate::event::EventId;
 use crate::http_api::ApiError;
 use crate::store::{
@@ -482,10 +483,14 @@ async fn list_dead_letters(
 async fn redrive_dead_letters(
     State(state): State<AdminState>,
     Body(input): Body<RedriveInput>,
-) -> Result<Json<Redriven>, ApiError> {
+) -> Result<(Extension<AuditResource>, Json<Redriven>), ApiError> {
+    let resource = match &input.endpoint {
+        Some(endpoint) => format!("endpoint/{endpoint}"),
+        None => "dead-letters".to_owned(),
+    };
     let selection = ReplaySelection::DeadLetters { endpoint: input.endpoint };
     let deliveries = state.store.replay(selection).await.map_err(store_failure)?;
-    Ok(Json(Redriven { deliveries: deliveries as u64 }))
+    Ok((Extension(AuditResource(resource)), Json(Redriven { deliveries: deliveries as u64 })))
 }
 
 async fn deliveries_page(

@@ -5,9 +5,11 @@
 //! dead letters ([`log`]), replay ([`replay`]), and the OpenAPI 3.1 document generated from the
 //! handlers (served at `/v1/admin/openapi.json`; a copy is committed at
 //! `docs/admin-openapi.json` and a test fails when it drifts). The API is not mounted at all
-//! when no token is configured; every route, the document included, needs the token.
+//! when no token is configured; every route, the document included, needs the token. Every
+//! state-changing request the token lets through is recorded in the audit log ([`audit`]).
 
 mod api;
+pub mod audit;
 mod endpoints;
 mod log;
 pub mod model;
@@ -52,6 +54,7 @@ pub struct AdminState {
         (name = "endpoints", description = "Config-defined (read-only) and dynamic endpoints"),
         (name = "subscriptions", description = "Callback URLs subscribed to event types"),
         (name = "log", description = "Events, deliveries, attempts, retry, replay, dead letters"),
+        (name = "audit", description = "State-changing admin actions: who, from where, what, outcome"),
     ),
 )]
 struct ApiDoc;
@@ -110,6 +113,7 @@ fn routes() -> OpenApiRouter<AdminState> {
         .merge(endpoints::router())
         .merge(log::router())
         .merge(replay::router())
+        .merge(audit::router())
 }
 
 /// The OpenAPI document of the admin API, as served and as committed.
@@ -128,18 +132,23 @@ pub fn openapi_json() -> String {
     text
 }
 
-/// The admin routes, each behind the token.
+/// The admin routes, each behind the token, their actions recorded.
 pub fn router(token: Secret, state: AdminState) -> axum::Router {
     let (router, _) = routes().split_for_parts();
+    let store = state.store.clone();
     router
         .route("/v1/admin/openapi.json", axum::routing::get(serve_openapi))
+        .layer(axum::middleware::from_fn_with_state(store, audit::record_admin_actions))
         .layer(axum::middleware::from_fn_with_state(token, api::require_admin))
         .with_state(state)
 }
 
-/// `router` behind the admin token, as every admin route (the reload route lives elsewhere).
-pub fn behind_token(token: Secret, router: axum::Router) -> axum::Router {
-    router.layer(axum::middleware::from_fn_with_state(token, api::require_admin))
+/// `router` behind the admin token, its actions recorded in `store`'s audit log, as every
+/// admin route (the reload route lives elsewhere).
+pub fn behind_token(token: Secret, store: Store, router: axum::Router) -> axum::Router {
+    router
+        .layer(axum::middleware::from_fn_with_state(store, audit::record_admin_actions))
+        .layer(axum::middleware::from_fn_with_state(token, api::require_admin))
 }
 
 async fn serve_openapi(State(state): State<AdminState>) -> Json<serde_json::Value> {

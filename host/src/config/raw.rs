@@ -35,6 +35,9 @@ pub struct ServerConfig {
     /// [default: `7d`].
     #[schemars(with = "Option<DurationText>")]
     pub retention: Option<String>,
+    /// How long the audit log keeps admin actions [default: `90d`].
+    #[schemars(with = "Option<DurationText>")]
+    pub audit_retention: Option<String>,
     /// Bearer token for `/v1/admin/*`; absent, the admin API is off.
     pub admin_token: Option<SecretConfig>,
     /// Bearer token for `POST /v1/events`; absent, the publish API is off.

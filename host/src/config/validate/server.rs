@@ -49,6 +49,11 @@ impl Validator<'_> {
                 server.retention.as_deref(),
                 DEFAULT_RETENTION,
             ),
+            audit_retention: self.duration(
+                "server.audit_retention",
+                server.audit_retention.as_deref(),
+                DEFAULT_AUDIT_RETENTION,
+            ),
             admin_token,
             publish_token,
             max_body: self.size("server.max_body", server.max_body.as_deref(), DEFAULT_MAX_BODY),

@@ -246,6 +246,13 @@ impl Reader {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    pub fn list_audit(
+        &self,
+        query: &crate::store::AuditQuery,
+    ) -> Result<Vec<crate::store::AuditRecord>, StoreError> {
+        Ok(super::audit::list(&self.connection, query)?)
+    }
+
     pub fn count_events(&self) -> Result<u64, StoreError> {
         let count: i64 =
             self.connection.query_row("SELECT COUNT(*) FROM events", [], |row| row.get(0))?;
