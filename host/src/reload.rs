@@ -70,6 +70,8 @@ pub struct Shared {
     pub metrics: Arc<Metrics>,
     pub deliveries: Arc<DeliveryService>,
     pub registry: Arc<Registry>,
+    /// Challenges dynamic endpoints to prove ownership (`server.verify_endpoints`).
+    pub ownership: Arc<crate::admin::ownership::OwnershipService>,
     pub routes: LiveRoutes,
     pub nats: Option<NatsConnection>,
     /// False while starting and draining.
@@ -316,6 +318,7 @@ fn serve(
                 store: shared.store.clone(),
                 pipeline,
                 registry: shared.registry.clone(),
+                ownership: shared.ownership.clone(),
                 openapi: crate::admin::openapi_value(),
             };
             let reload = axum::Router::new()

@@ -13,6 +13,7 @@ pub mod audit;
 mod endpoints;
 mod log;
 pub mod model;
+pub mod ownership;
 pub mod registry;
 mod replay;
 
@@ -37,6 +38,7 @@ pub struct AdminState {
     pub store: Store,
     pub pipeline: Pipeline,
     pub registry: Arc<registry::Registry>,
+    pub ownership: Arc<ownership::OwnershipService>,
     /// The document, built once.
     pub openapi: Arc<serde_json::Value>,
 }

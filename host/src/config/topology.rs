@@ -19,6 +19,9 @@ use crate::signing::SigningKey;
 pub const DEFAULT_MAX_BODY: u64 = 1 << 20;
 /// How long delivered events are kept by default.
 pub const DEFAULT_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
+/// How long a dynamic endpoint has to answer its challenge when `server.verify_timeout` is
+/// not set.
+pub const DEFAULT_VERIFY_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 /// How long the audit log keeps admin actions when `server.audit_retention` is not set.
 pub const DEFAULT_AUDIT_RETENTION: Duration = Duration::from_secs(90 * 24 * 3600);
 /// Default dedupe window for sources that set `dedupe` without `window`.
@@ -49,6 +52,10 @@ pub struct Server {
     pub retention: Duration,
     /// How long audit entries are kept (`server.audit_retention`).
     pub audit_retention: Duration,
+    /// Dynamic endpoints must answer a challenge before they get deliveries.
+    pub verify_endpoints: bool,
+    /// How long they have to answer it.
+    pub verify_timeout: Duration,
     pub admin_token: Option<Secret>,
     /// Bearer token for the publish API (`POST /v1/events`); absent ⇒ the API is off.
     pub publish_token: Option<Secret>,

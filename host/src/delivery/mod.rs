@@ -12,6 +12,8 @@ pub mod nats;
 pub mod retry;
 mod worker;
 
+pub use attempt::outbound_headers;
+
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::{Arc, Mutex};

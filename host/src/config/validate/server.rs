@@ -54,6 +54,12 @@ impl Validator<'_> {
                 server.audit_retention.as_deref(),
                 DEFAULT_AUDIT_RETENTION,
             ),
+            verify_endpoints: server.verify_endpoints.unwrap_or(false),
+            verify_timeout: self.duration(
+                "server.verify_timeout",
+                server.verify_timeout.as_deref(),
+                DEFAULT_VERIFY_TIMEOUT,
+            ),
             admin_token,
             publish_token,
             max_body: self.size("server.max_body", server.max_body.as_deref(), DEFAULT_MAX_BODY),
