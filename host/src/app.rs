@@ -68,10 +68,16 @@ pub async fn run(topology: Topology, config_path: PathBuf) -> anyhow::Result<()>
         topology.endpoints.keys().cloned().collect(),
         dynamic,
     ));
+    let ownership = crate::admin::ownership::OwnershipService::new(topology.egress.clone())
+        .context("cannot build the client that challenges endpoints")?;
     let (stop_retention, retention_stopped) = tokio::sync::watch::channel(false);
+    let expiry = tokio::spawn(
+        ownership.clone().expire_unanswered(registry.clone(), retention_stopped.clone()),
+    );
     let retention = tokio::spawn(crate::store::retention::run(
         store.clone(),
         server.retention,
+        server.audit_retention,
         metrics.clone(),
         retention_stopped,
     ));
@@ -97,6 +103,7 @@ pub async fn run(topology: Topology, config_path: PathBuf) -> anyhow::Result<()>
         metrics: metrics.clone(),
         deliveries: deliveries.clone(),
         registry,
+        ownership,
         routes,
         nats: nats.clone(),
         ready: ready.clone(),
@@ -157,6 +164,7 @@ pub async fn run(topology: Topology, config_path: PathBuf) -> anyhow::Result<()>
     deliveries.stop().await;
     let _ = stop_retention.send(true);
     let _ = retention.await;
+    let _ = expiry.await;
     if let Some(connection) = &nats {
         connection.flush().await;
     }

@@ -93,6 +93,11 @@ pub fn require_bearer(token: &Secret, headers: &HeaderMap) -> Result<(), ApiErro
     }
 }
 
+/// The `code` of an error answer, kept on the response (as an extension) for the layers that
+/// record outcomes, such as the audit log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErrorCode(pub Cow<'static, str>);
+
 /// A JSON error answer: `{"code": "snake_case", "detail": "…"}`.
 #[derive(Debug)]
 pub struct ApiError {
@@ -180,7 +185,7 @@ impl From<IngestError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut body = json!({"code": self.code, "detail": self.detail});
+        let mut body = json!({"code": &self.code, "detail": self.detail});
         if let Some((first, _)) = self.fields.first() {
             body["field"] = json!(first);
             let errors: Vec<_> = self
@@ -192,6 +197,7 @@ impl IntoResponse for ApiError {
         }
         let body = Json(body);
         let mut response = (self.status, body).into_response();
+        response.extensions_mut().insert(ErrorCode(self.code));
         if let Some(seconds) = self.retry_after {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }

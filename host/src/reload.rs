@@ -72,6 +72,8 @@ pub struct Shared {
     pub metrics: Arc<Metrics>,
     pub deliveries: Arc<DeliveryService>,
     pub registry: Arc<Registry>,
+    /// Challenges dynamic endpoints to prove ownership (`server.verify_endpoints`).
+    pub ownership: Arc<crate::admin::ownership::OwnershipService>,
     pub routes: LiveRoutes,
     pub nats: Option<NatsConnection>,
     /// False while starting and draining.
@@ -381,6 +383,7 @@ fn admin_side(
         pipeline,
         registry: shared.registry.clone(),
         metrics: shared.metrics.clone(),
+        ownership: shared.ownership.clone(),
         openapi: crate::admin::openapi_value(),
     };
     let reload = axum::Router::new()
@@ -388,7 +391,7 @@ fn admin_side(
         .with_state(reloader);
     Some(
         crate::admin::router(token.clone(), admin)
-            .merge(crate::admin::behind_token(token, topology, reload)),
+            .merge(crate::admin::behind_token(token, topology, shared.store.clone(), reload)),
     )
 }
 
@@ -440,6 +443,7 @@ fn restart_only_changes(old: &Topology, new: &Topology) -> Vec<String> {
         ("server.limits", old_server.limits != new_server.limits),
         ("server.tls", old_server.tls.is_some() != new_server.tls.is_some()),
         ("server.store_key", old_server.store_key != new_server.store_key),
+        ("server.audit_retention", old_server.audit_retention != new_server.audit_retention),
         ("egress", old.egress != new.egress),
         ("telemetry", old.telemetry.otlp != new.telemetry.otlp),
         (

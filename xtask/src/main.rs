@@ -17,8 +17,11 @@ const USAGE: &str = "usage: cargo xtask <task> [args]
 tasks:
   setup        install what the tests need (rust targets, test tools)
   plugins      build the first-party plugins (plugins/, wasm32-wasip2)
-  test [ARGS]  build the router and the plugins, then run every test (ARGS go to the
-               router workspace's `cargo test`)
+  test [ARGS]  build the router and the plugins, run every test (ARGS go to the router
+               workspace's `cargo test`), then fuzz every target for 2 minutes in all
+  fuzz [--time 2m] [--target NAME] [--seed N]
+               run the fuzz targets (fuzz/) for a total of --time, shared evenly; a
+               panic fails it, its input left in fuzz/crashes/
   lint         formatting and clippy, warnings denied, in every workspace; the alert
                rules and the systemd unit in deploy/ (promtool, systemd-analyze)
   ci           `lint`, then `test`
@@ -43,6 +46,7 @@ fn main() -> anyhow::Result<()> {
         "setup" => setup(),
         "plugins" => plugins(),
         "test" => test(&rest),
+        "fuzz" => fuzz(&rest),
         "lint" => lint(),
         "ci" => lint().and_then(|()| test(&[])),
         "demo" => demo(),
@@ -164,7 +168,14 @@ fn test(extra: &[String]) -> anyhow::Result<()> {
     plugins()?;
     run(cargo().args(["build", "--workspace", "--bins"]))?;
     run(cargo().args(["test", "--manifest-path", SDK_MANIFEST, "--workspace"]))?;
-    run(cargo().args(["test", "--workspace"]).args(extra))
+    run(cargo().args(["test", "--workspace"]).args(extra))?;
+    // A bounded pass over every fuzz target, about two minutes; a filtered run skips it.
+    if extra.is_empty() { fuzz(&[]) } else { Ok(()) }
+}
+
+/// Fuzzing runs the dev build (it shares the tests' compiled router); `--time` is the total.
+fn fuzz(extra: &[String]) -> anyhow::Result<()> {
+    run(cargo().args(["run", "--package", "switchyard-fuzz", "--"]).args(extra))
 }
 
 fn lint() -> anyhow::Result<()> {

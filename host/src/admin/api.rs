@@ -12,6 +12,7 @@ use serde::de::DeserializeOwned;
 use utoipa::ToSchema;
 
 use super::access::AccessTokens;
+use super::audit::Credential;
 use super::model::FieldError;
 use crate::http_api::ApiError;
 use crate::store::StoreError;
@@ -57,6 +58,7 @@ pub async fn require_admin(
         return Err(forbidden());
     }
     request.extensions_mut().insert(role);
+    request.extensions_mut().insert(Credential::of_role(role));
     Ok(next.run(request).await)
 }
 

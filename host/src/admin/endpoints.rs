@@ -9,9 +9,9 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
-use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 use tokio::net::lookup_host;
 use utoipa::{IntoParams, ToSchema};
@@ -23,6 +23,7 @@ use super::api::{
     Body, ErrorBody, Query, conflict, decode_id_cursor, invalid, not_found, page_after, page_limit,
     store_failure,
 };
+use super::audit::AuditResource;
 use super::model::{
     self, CheckContext, DEFAULT_ROTATION_OVERLAP, EndpointInput, EndpointKind, EndpointRecord,
     FieldError, KeyRecord, MAX_ROTATION_OVERLAP, SecretText, SubscriptionInput,
@@ -35,6 +36,7 @@ use crate::event::now_millis;
 use crate::http_api::ApiError;
 use crate::signing::SigningKey;
 use crate::traffic::endpoint::TrafficView;
+use crate::store::lifecycle::Ownership;
 
 /// How long creating an endpoint waits for its host name to resolve (SSRF check).
 const RESOLVE_TIMEOUT: Duration = Duration::from_secs(3);
@@ -46,6 +48,7 @@ pub fn router() -> OpenApiRouter<AdminState> {
         .routes(routes!(disable_endpoint))
         .routes(routes!(enable_endpoint))
         .routes(routes!(rotate_secret))
+        .routes(routes!(verify_endpoint))
         .routes(routes!(list_subscriptions, create_subscription))
         .routes(routes!(get_subscription, delete_subscription))
 }
@@ -90,6 +93,9 @@ pub struct EndpointView {
     pub disabled: bool,
     pub disabled_at: Option<u64>,
     pub disabled_reason: Option<String>,
+    /// Dynamic endpoints created while `server.verify_endpoints` is on: whether the endpoint
+    /// has proven ownership. Until it is `verified`, its deliveries are parked.
+    pub verification: Option<VerificationState>,
     pub created_at: Option<u64>,
     pub updated_at: Option<u64>,
     /// Rate, `Retry-After` pause, breaker, in-flight limit and auto-disable: settings and
@@ -110,6 +116,37 @@ impl TlsView {
     fn of(tls: &crate::delivery::http::EndpointTls) -> Self {
         Self { ca: tls.has_ca(), client_cert: tls.has_client_cert() }
     }
+}
+
+/// Where an endpoint stands in proving ownership.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum VerificationState {
+    /// Its challenge is not answered yet; deliveries are parked.
+    PendingVerification,
+    Verified,
+    /// Not answered within `server.verify_timeout`: disabled. `POST …/verify` resends it.
+    Expired,
+}
+
+impl From<Ownership> for VerificationState {
+    fn from(ownership: Ownership) -> Self {
+        match ownership {
+            Ownership::PendingVerification => Self::PendingVerification,
+            Ownership::Verified => Self::Verified,
+            Ownership::Expired => Self::Expired,
+        }
+    }
+}
+
+/// What a challenge sent by `POST …/verify` got back.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Verified {
+    pub endpoint: EndpointView,
+    /// Whether the endpoint has proven ownership.
+    pub verified: bool,
+    /// What it answered, e.g. `HTTP 200 without the challenge` or `timeout`.
+    pub detail: String,
 }
 
 /// A signing key, without the key.
@@ -190,6 +227,9 @@ pub struct SubscriptionView {
     pub headers: BTreeMap<String, String>,
     pub description: Option<String>,
     pub disabled: bool,
+    /// Present when created while `server.verify_endpoints` is on; deliveries wait until
+    /// `verified`.
+    pub verification: Option<VerificationState>,
     pub created_at: u64,
 }
 
@@ -252,11 +292,12 @@ async fn list_endpoints(
 async fn create_endpoint(
     State(state): State<AdminState>,
     Body(input): Body<EndpointInput>,
-) -> Result<(StatusCode, Json<EndpointCreated>), ApiError> {
+) -> Result<(StatusCode, Extension<AuditResource>, Json<EndpointCreated>), ApiError> {
     let (endpoint, secret) = create(&state, input, EndpointKind::Endpoint).await?;
     let disabled = disabled(&state).await?;
     let endpoint = dynamic_view(&state, &endpoint, &disabled);
-    Ok((StatusCode::CREATED, Json(EndpointCreated { endpoint, secret })))
+    let audited = Extension(AuditResource(format!("endpoint/{}", endpoint.id)));
+    Ok((StatusCode::CREATED, audited, Json(EndpointCreated { endpoint, secret })))
 }
 
 #[utoipa::path(
@@ -295,18 +336,33 @@ async fn replace_endpoint(
     Path(id): Path<String>,
     Body(input): Body<EndpointInput>,
 ) -> Result<Json<EndpointView>, ApiError> {
-    find_dynamic(&state, &id)?;
+    let current = find_dynamic(&state, &id)?;
     if input.secret.is_some() {
         let detail = "the secret is not replaced here: rotate it with POST …/secret/rotate";
         return Err(invalid(vec![FieldError::new("secret", detail)]));
     }
     let settings = check(&state, &input).await?;
+    let now = now_millis();
+    // A new URL must prove ownership again (its deliveries wait meanwhile).
+    let check_again = current.record.settings.url != settings.url;
+    let verification = if check_again { new_verification(&state, now)? } else { None };
+    let recheck = verification.is_some();
     let replace = move |endpoint: &mut DynamicEndpoint| {
         endpoint.record.settings = settings;
-        endpoint.updated_at = now_millis();
+        if verification.is_some() {
+            endpoint.record.verification = verification;
+        }
+        endpoint.updated_at = now;
     };
-    let updated = state.registry.update(&id, replace).await.map_err(registry_failure)?;
-    let endpoint = updated.ok_or_else(|| not_found("endpoint", &id))?;
+    let updated = if recheck {
+        state.registry.update_ownership(&id, replace).await
+    } else {
+        state.registry.update(&id, replace).await
+    };
+    let endpoint = updated.map_err(registry_failure)?.ok_or_else(|| not_found("endpoint", &id))?;
+    if recheck {
+        send_challenge_later(&state, &id);
+    }
     let disabled = disabled(&state).await?;
     Ok(Json(dynamic_view(&state, &endpoint, &disabled)))
 }
@@ -362,7 +418,41 @@ async fn enable_endpoint(
     State(state): State<AdminState>,
     Path(id): Path<String>,
 ) -> Result<Json<EndpointChanged>, ApiError> {
+    if state.registry.get(&id).is_some_and(|endpoint| endpoint.record.awaits_owner()) {
+        let detail = format!(
+            "endpoint `{id}` has not proven ownership: it must answer its challenge \
+             (`POST /v1/admin/endpoints/{id}/verify` sends it again)"
+        );
+        return Err(conflict("unverified", detail));
+    }
     set_enabled(&state, &id, true).await.map(Json)
+}
+
+#[utoipa::path(
+    post, path = "/v1/admin/endpoints/{id}/verify", tag = "endpoints",
+    description = "Sends a dynamic endpoint its ownership challenge again (a signed \
+                   `switchyard.endpoint.verification` event holding `challenge`) and waits for \
+                   the answer: a 2xx whose body is the challenge (bare, or \
+                   `{\"challenge\":\"…\"}`) verifies it, and its parked deliveries go out.",
+    params(("id" = String, Path, description = "Endpoint id")),
+    responses(
+        (status = 200, body = Verified),
+        (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "A config-defined endpoint"),
+    ),
+)]
+async fn verify_endpoint(
+    State(state): State<AdminState>,
+    Path(id): Path<String>,
+) -> Result<Json<Verified>, ApiError> {
+    find_dynamic(&state, &id)?;
+    let challenged = state.ownership.challenge(&state.registry, &id).await;
+    let challenged = challenged.map_err(registry_failure)?;
+    let challenged = challenged.ok_or_else(|| not_found("endpoint", &id))?;
+    let disabled = disabled(&state).await?;
+    let endpoint = find_view(&state, &id, &disabled)?;
+    Ok(Json(Verified { endpoint, verified: challenged.verified, detail: challenged.detail }))
 }
 
 #[utoipa::path(
@@ -471,10 +561,12 @@ async fn list_subscriptions(
 async fn create_subscription(
     State(state): State<AdminState>,
     Body(input): Body<SubscriptionInput>,
-) -> Result<(StatusCode, Json<SubscriptionCreated>), ApiError> {
+) -> Result<(StatusCode, Extension<AuditResource>, Json<SubscriptionCreated>), ApiError> {
     let (endpoint, secret) = create(&state, input.into(), EndpointKind::Subscription).await?;
-    let subscription = subscription_view(&endpoint, &DisabledMap::new());
-    Ok((StatusCode::CREATED, Json(SubscriptionCreated { subscription, secret })))
+    let disabled = disabled(&state).await?;
+    let subscription = subscription_view(&endpoint, &disabled);
+    let audited = Extension(AuditResource(format!("subscription/{}", subscription.id)));
+    Ok((StatusCode::CREATED, audited, Json(SubscriptionCreated { subscription, secret })))
 }
 
 #[utoipa::path(
@@ -529,12 +621,44 @@ async fn create(
         record: EndpointRecord {
             settings,
             keys: vec![KeyRecord { secret: secret.clone(), created_at: now, expires_at: None }],
+            verification: new_verification(state, now)?,
         },
         created_at: now,
         updated_at: now,
     };
     state.registry.create(endpoint.clone()).await.map_err(registry_failure)?;
+    if endpoint.record.verification.is_some() {
+        send_challenge_later(state, &endpoint.id);
+    }
     Ok((endpoint, secret))
+}
+
+/// A pending ownership check when `server.verify_endpoints` is on.
+fn new_verification(
+    state: &AdminState,
+    now: u64,
+) -> Result<Option<model::VerificationRecord>, ApiError> {
+    let server = &state.topology.server;
+    if !server.verify_endpoints {
+        return Ok(None);
+    }
+    model::new_verification(now, server.verify_timeout).map(Some).map_err(|error| {
+        tracing::error!(%error, "no randomness for a verification challenge");
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "retry")
+    })
+}
+
+/// Sends endpoint `id` its challenge on its own task: the admin request does not wait for the
+/// endpoint's answer (`POST …/verify` does).
+fn send_challenge_later(state: &AdminState, id: &str) {
+    state.ownership.started();
+    let (ownership, registry, id) =
+        (state.ownership.clone(), state.registry.clone(), id.to_owned());
+    tokio::spawn(async move {
+        if let Err(error) = ownership.challenge(&registry, &id).await {
+            tracing::warn!(endpoint = %id, %error, "challenge not sent; resend it with POST …/verify");
+        }
+    });
 }
 
 /// The field checks, then the SSRF rule for host names: every address the name resolves to
@@ -675,6 +799,7 @@ fn config_view(state: &AdminState, endpoint: &Endpoint, disabled: &DisabledMap) 
         disabled: state.is_some(),
         disabled_at: state.map(|(at, _)| *at),
         disabled_reason: state.map(|(_, reason)| reason.clone()),
+        verification: None,
         created_at: None,
         updated_at: None,
     }
@@ -721,6 +846,7 @@ fn dynamic_view(
         disabled: state.is_some(),
         disabled_at: state.map(|(at, _)| *at),
         disabled_reason: state.map(|(_, reason)| reason.clone()),
+        verification: verification_of(endpoint),
         created_at: Some(endpoint.created_at),
         updated_at: Some(endpoint.updated_at),
     }
@@ -736,6 +862,11 @@ fn subscription_view(endpoint: &DynamicEndpoint, disabled: &DisabledMap) -> Subs
         headers: model::shown_headers(&settings.headers),
         description: settings.description.clone(),
         disabled: disabled.contains_key(&endpoint.id),
+        verification: verification_of(endpoint),
         created_at: endpoint.created_at,
     }
+}
+
+fn verification_of(endpoint: &DynamicEndpoint) -> Option<VerificationState> {
+    endpoint.record.verification.as_ref().map(|check| check.state.into())
 }

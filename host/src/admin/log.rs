@@ -16,6 +16,7 @@ use super::api::{
     Body, ErrorBody, Query, conflict, decode_cursor, encode_cursor, next_cursor, not_found,
     page_limit, store_failure,
 };
+use super::audit::AuditResource;
 use crate::event::EventId;
 use crate::http_api::ApiError;
 use crate::store::{
@@ -500,15 +501,20 @@ async fn list_dead_letters(
 async fn redrive_dead_letters(
     State(state): State<AdminState>,
     Body(input): Body<RedriveInput>,
-) -> Result<Json<Redriven>, ApiError> {
+) -> Result<(Extension<AuditResource>, Json<Redriven>), ApiError> {
+    let resource = Extension(AuditResource(match &input.endpoint {
+        Some(endpoint) => format!("endpoint/{endpoint}"),
+        None => "dead-letters".to_owned(),
+    }));
     if input.dry_run {
         let store = &state.store;
         let count = store.count_deliveries(DeliveryState::Dead, input.endpoint).await;
-        return Ok(Json(Redriven { deliveries: count.map_err(store_failure)?, dry_run: true }));
+        let deliveries = count.map_err(store_failure)?;
+        return Ok((resource, Json(Redriven { deliveries, dry_run: true })));
     }
     let selection = ReplaySelection::DeadLetters { endpoint: input.endpoint };
     let deliveries = state.store.replay(selection).await.map_err(store_failure)?;
-    Ok(Json(Redriven { deliveries: deliveries as u64, dry_run: false }))
+    Ok((resource, Json(Redriven { deliveries: deliveries as u64, dry_run: false })))
 }
 
 async fn deliveries_page(

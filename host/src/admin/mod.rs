@@ -7,14 +7,17 @@
 //! handlers (served at `/v1/admin/openapi.json`; a copy is committed at
 //! `docs/admin-openapi.json` and a test fails when it drifts). The API is not mounted at all
 //! when no token is configured; every route, the document included, needs the token, and the
-//! viewer token ([`access`]) reads only. Mounts the dashboard (`crate::ui`) beside the API.
+//! viewer token ([`access`]) reads only. Every state-changing request a token lets through is
+//! recorded in the audit log ([`audit`]). Mounts the dashboard (`crate::ui`) beside the API.
 
 pub mod access;
 mod api;
+pub mod audit;
 mod curl;
 mod endpoints;
 mod log;
 pub mod model;
+pub mod ownership;
 mod portal;
 pub mod registry;
 mod replay;
@@ -45,6 +48,7 @@ pub struct AdminState {
     pub registry: Arc<registry::Registry>,
     /// For ingest by the admin side (test events).
     pub metrics: Arc<crate::telemetry::Metrics>,
+    pub ownership: Arc<ownership::OwnershipService>,
     /// The document, built once.
     pub openapi: Arc<serde_json::Value>,
 }
@@ -62,6 +66,7 @@ pub struct AdminState {
         (name = "endpoints", description = "Config-defined (read-only) and dynamic endpoints"),
         (name = "subscriptions", description = "Callback URLs subscribed to event types"),
         (name = "log", description = "Events, deliveries, attempts, retry, replay, dead letters"),
+        (name = "audit", description = "State-changing admin actions: who, from where, what, outcome"),
     ),
 )]
 struct ApiDoc;
@@ -124,6 +129,7 @@ fn routes() -> OpenApiRouter<AdminState> {
         .merge(curl::router())
         .merge(test_event::router())
         .merge(portal::router())
+        .merge(audit::router())
 }
 
 /// The OpenAPI document of the admin API, as served and as committed.
@@ -142,24 +148,33 @@ pub fn openapi_json() -> String {
     text
 }
 
-/// The admin routes, each behind the token (the viewer token reads), and the dashboard at
-/// `/ui/` beside them (its own sessions, made from the same tokens).
+/// The admin routes, each behind the token (the viewer token reads), their actions recorded,
+/// and the dashboard at `/ui/` beside them (its own sessions, made from the same tokens).
 pub fn router(token: Secret, state: AdminState) -> axum::Router {
     let tokens = access_tokens(token, &state.topology);
     let (router, _) = routes().split_for_parts();
+    let store = state.store.clone();
     let api = router
         .route("/v1/admin/openapi.json", axum::routing::get(serve_openapi))
+        .layer(axum::middleware::from_fn_with_state(store, audit::record_admin_actions))
         .layer(axum::middleware::from_fn_with_state(tokens.clone(), api::require_admin))
         .with_state(state.clone());
     let ui = crate::ui::router(tokens, api.clone(), state);
     api.merge(ui)
 }
 
-/// `router` behind the admin token, as every admin route (the reload route lives elsewhere);
-/// the viewer token of `topology` reads.
-pub fn behind_token(token: Secret, topology: &Topology, router: axum::Router) -> axum::Router {
+/// `router` behind the admin token, its actions recorded in `store`'s audit log, as every
+/// admin route (the reload route lives elsewhere); the viewer token of `topology` reads.
+pub fn behind_token(
+    token: Secret,
+    topology: &Topology,
+    store: Store,
+    router: axum::Router,
+) -> axum::Router {
     let tokens = access_tokens(token, topology);
-    router.layer(axum::middleware::from_fn_with_state(tokens, api::require_admin))
+    router
+        .layer(axum::middleware::from_fn_with_state(store, audit::record_admin_actions))
+        .layer(axum::middleware::from_fn_with_state(tokens, api::require_admin))
 }
 
 fn access_tokens(admin: Secret, topology: &Topology) -> access::AccessTokens {

@@ -27,6 +27,7 @@ use crate::signing::SigningKey;
 use crate::traffic::breaker::BreakerSettings;
 use crate::traffic::endpoint::{DeliveryRate, TrafficSettings};
 use crate::traffic::rate::Rate;
+use crate::store::lifecycle::{EndpointStatus, Ownership, ownership_status};
 
 /// Dynamic endpoint ids start with this; config ids are kebab-case (no `_`), so the two
 /// never collide.
@@ -341,6 +342,55 @@ pub struct EndpointRecord {
     pub settings: EndpointSettings,
     /// Newest first; the newest signs first.
     pub keys: Vec<KeyRecord>,
+    /// Its ownership check; absent for endpoints created while `server.verify_endpoints` was
+    /// off (they count as verified).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verification: Option<VerificationRecord>,
+}
+
+/// An endpoint's ownership check, as stored.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VerificationRecord {
+    pub state: Ownership,
+    /// The random text the endpoint must answer with. Never shown.
+    pub challenge: String,
+    /// When the check started (unix ms).
+    pub started_at: u64,
+    /// When an unanswered check expires (unix ms).
+    pub deadline: u64,
+    /// When the endpoint answered (unix ms).
+    pub verified_at: Option<u64>,
+}
+
+impl std::fmt::Debug for VerificationRecord {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("VerificationRecord")
+            .field("state", &self.state)
+            .field("started_at", &self.started_at)
+            .field("deadline", &self.deadline)
+            .field("verified_at", &self.verified_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Bytes of a verification challenge.
+const CHALLENGE_BYTES: usize = 24;
+
+/// A new check, pending from `now` until `now + timeout`, with a fresh random challenge.
+pub fn new_verification(
+    now: u64,
+    timeout: Duration,
+) -> Result<VerificationRecord, getrandom::Error> {
+    let mut bytes = [0u8; CHALLENGE_BYTES];
+    getrandom::fill(&mut bytes)?;
+    Ok(VerificationRecord {
+        state: Ownership::PendingVerification,
+        challenge: base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes),
+        started_at: now,
+        deadline: now.saturating_add(millis(timeout)),
+        verified_at: None,
+    })
 }
 
 /// What a check needs to know about the running configuration.
@@ -564,6 +614,16 @@ impl EndpointRecord {
             plugins: Vec::new(),
             endpoints: vec![id.to_owned()],
         })
+    }
+
+    /// Its ownership: verified unless a check is pending or expired.
+    pub fn ownership(&self) -> Ownership {
+        self.verification.as_ref().map_or(Ownership::Verified, |check| check.state)
+    }
+
+    /// Whether its deliveries wait for it to prove ownership (it counts as disabled).
+    pub fn awaits_owner(&self) -> bool {
+        ownership_status(self.ownership()) != EndpointStatus::Enabled
     }
 
     /// Keys still signing at `now`, newest first.

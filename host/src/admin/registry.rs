@@ -151,10 +151,16 @@ impl Registry {
         self.config.load().endpoints.contains(id) || self.snapshot.load().contains_key(id)
     }
 
-    /// Adds a new endpoint: stored, then given a worker, then its route swapped in.
+    /// Adds a new endpoint: stored, then given a worker, then its route swapped in. One that
+    /// must prove ownership first is disabled in the store before anything can be routed to
+    /// it, so its deliveries are created parked.
     pub async fn create(self: &Arc<Self>, endpoint: DynamicEndpoint) -> Result<(), RegistryError> {
         self.change(move |registry| async move {
             let _change = registry.changes.lock().await;
+            if endpoint.record.awaits_owner() {
+                let reason = super::ownership::PENDING_REASON.to_owned();
+                registry.store.set_endpoint_enabled(endpoint.id.clone(), false, reason).await?;
+            }
             registry.put(endpoint).await.map(drop)
         })
         .await
@@ -227,6 +233,46 @@ impl Registry {
         .await
     }
 
+    /// Changes endpoint `id`'s ownership check with `edit` and, in the same change, parks or
+    /// resumes its deliveries as its ownership now says: one that waits for its owner is
+    /// disabled in the store and its worker told before its new settings are stored (a new URL
+    /// gets nothing unverified); one that became verified is stored, then enabled. Answers
+    /// the endpoint as changed, or `None` if there is no such endpoint.
+    pub async fn update_ownership(
+        self: &Arc<Self>,
+        id: &str,
+        edit: impl FnOnce(&mut DynamicEndpoint) + Send + 'static,
+    ) -> Result<Option<DynamicEndpoint>, RegistryError> {
+        use super::ownership::{EXPIRED_REASON, PENDING_REASON};
+        use crate::store::lifecycle::Ownership;
+        let id = id.to_owned();
+        self.change(move |registry| async move {
+            let _change = registry.changes.lock().await;
+            let Some(mut endpoint) = registry.get(&id) else { return Ok(None) };
+            let was_waiting = endpoint.record.awaits_owner();
+            edit(&mut endpoint);
+            let reason = match endpoint.record.ownership() {
+                Ownership::Verified => {
+                    let endpoint = registry.put(endpoint).await?;
+                    if was_waiting {
+                        registry
+                            .store
+                            .set_endpoint_enabled(id.clone(), true, String::new())
+                            .await?;
+                        registry.deliveries.set_disabled(&id, false);
+                    }
+                    return Ok(Some(endpoint));
+                }
+                Ownership::PendingVerification => PENDING_REASON,
+                Ownership::Expired => EXPIRED_REASON,
+            };
+            registry.store.set_endpoint_enabled(id.clone(), false, reason.to_owned()).await?;
+            registry.deliveries.set_disabled(&id, true);
+            registry.put(endpoint).await.map(Some)
+        })
+        .await
+    }
+
     /// Takes a reloaded config's routes and endpoint ids, and swaps in the route table they
     /// make with the dynamic endpoints'.
     pub async fn set_config(&self, routes: Vec<RouteSpec>, endpoints: HashSet<String>) {
@@ -268,8 +314,9 @@ impl Registry {
                 updated_at: endpoint.updated_at,
             })
             .await?;
-        // A new endpoint starts enabled; an existing one keeps its state.
-        self.deliveries.upsert(runtime, false);
+        // A new endpoint starts enabled unless it must prove ownership first; an existing one
+        // keeps its state.
+        self.deliveries.upsert(runtime, endpoint.record.awaits_owner());
         let stored = endpoint.clone();
         self.publish(|dynamic| drop(dynamic.insert(endpoint.id.clone(), endpoint)));
         Ok(stored)

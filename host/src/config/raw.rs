@@ -39,6 +39,17 @@ pub struct ServerConfig {
     /// [default: `7d`].
     #[schemars(with = "Option<DurationText>")]
     pub retention: Option<String>,
+    /// How long the audit log keeps admin actions [default: `90d`].
+    #[schemars(with = "Option<DurationText>")]
+    pub audit_retention: Option<String>,
+    /// Dynamic endpoints and subscriptions must prove ownership (answer a signed challenge)
+    /// before they get deliveries [default: `false`]. Recommended for any subscription API
+    /// open to customers; never applies to config endpoints.
+    pub verify_endpoints: Option<bool>,
+    /// How long a dynamic endpoint has to answer its challenge before it is disabled
+    /// [default: `24h`].
+    #[schemars(with = "Option<DurationText>")]
+    pub verify_timeout: Option<String>,
     /// Bearer token for `/v1/admin/*`; absent, the admin API is off.
     pub admin_token: Option<SecretConfig>,
     /// Read-only token for the admin API and the dashboard: every page and `GET`, no action,

@@ -19,6 +19,11 @@ use crate::signing::SigningKey;
 pub const DEFAULT_MAX_BODY: u64 = 1 << 20;
 /// How long delivered events are kept by default.
 pub const DEFAULT_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
+/// How long a dynamic endpoint has to answer its challenge when `server.verify_timeout` is
+/// not set.
+pub const DEFAULT_VERIFY_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
+/// How long the audit log keeps admin actions when `server.audit_retention` is not set.
+pub const DEFAULT_AUDIT_RETENTION: Duration = Duration::from_secs(90 * 24 * 3600);
 /// Default dedupe window for sources that set `dedupe` without `window`.
 pub const DEFAULT_DEDUPE_WINDOW: Duration = Duration::from_secs(24 * 3600);
 /// The `"standard"` retry schedule, declared once by the retry policy that runs it.
@@ -47,6 +52,12 @@ pub struct Server {
     pub data_dir: PathBuf,
     pub durability: Durability,
     pub retention: Duration,
+    /// How long audit entries are kept (`server.audit_retention`).
+    pub audit_retention: Duration,
+    /// Dynamic endpoints must answer a challenge before they get deliveries.
+    pub verify_endpoints: bool,
+    /// How long they have to answer it.
+    pub verify_timeout: Duration,
     pub admin_token: Option<Secret>,
     /// Read-only token for the admin API and the dashboard; only with `admin_token`.
     pub viewer_token: Option<Secret>,

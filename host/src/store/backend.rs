@@ -9,9 +9,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 use super::{
-    Activity, AttemptRecord, AttemptRow, DeliveryId, DeliveryJob, DeliveryQuery, DeliveryState,
-    DeliverySummary, DisabledEndpoints, EventQuery, EventSummary, IngestReceipt, NewEvent,
-    NextStep, Payload, PruneReport, ReplaySelection, Retention, StoreError, StoredEndpoint,
+    Activity, AttemptRecord, AttemptRow, DeliveryId, DeliveryJob, DeliveryQuery, DeliveryState, DeliverySummary, DisabledEndpoints, EventQuery, EventSummary, IngestReceipt, NewEvent, NextStep, Payload, PruneReport, ReplaySelection, Retention, StoreError, StoredEndpoint, AuditEntry, AuditQuery, AuditRecord, LogPosition,
 };
 use crate::event::{Event, EventId};
 
@@ -69,6 +67,12 @@ pub trait Backend: Send + Sync + 'static {
     fn scrub(&self) -> Answer<'_, ()> {
         Box::pin(async { Ok(()) })
     }
+    /// Appends one entry to the audit log; answers its position once durable.
+    fn append_audit(&self, entry: AuditEntry) -> Answer<'_, LogPosition>;
+
+    /// Deletes up to `batch` audit entries older than `before` (unix ms), oldest first;
+    /// answers how many.
+    fn prune_audit(&self, before: u64, batch: usize) -> Answer<'_, usize>;
 
     // --- queries ---
 
@@ -112,6 +116,10 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Disabled endpoints, with since when (unix ms) and why.
     fn disabled_endpoints(&self) -> Answer<'_, DisabledEndpoints>;
+
+    /// Up to `query.limit` audit entries matching `query`, newest first. The next page starts
+    /// `before` the last one's position.
+    fn list_audit(&self, query: AuditQuery) -> Answer<'_, Vec<AuditRecord>>;
 
     // --- the queue of due deliveries ---
 

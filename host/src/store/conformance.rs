@@ -248,6 +248,7 @@ pub const CHECKS: &[&str] = &[
     "what_was_acknowledged_survives_a_crash_and_pending_work_is_queued_again",
     "a_due_queue_hands_out_each_delivery_once_until_its_outcome",
     "activity_counts_recent_events_and_attempts_newest_first",
+    "the_audit_log_lists_newest_first_with_filters_pages_and_prunes",
 ];
 
 /// Runs the check named `name` against the backend `open` opens.
@@ -306,6 +307,8 @@ pub async fn run(name: &str, open: Open) -> Result<()> {
         }
         "activity_counts_recent_events_and_attempts_newest_first" => {
             activity_counts_recent_events_and_attempts_newest_first(open).await
+        "the_audit_log_lists_newest_first_with_filters_pages_and_prunes" => {
+            the_audit_log_lists_newest_first_with_filters_pages_and_prunes(open).await
         }
         _ => bail!("no check `{name}`"),
     }
@@ -1064,6 +1067,71 @@ async fn a_due_queue_hands_out_each_delivery_once_until_its_outcome(open: Open) 
     Ok(())
 }
 
+fn audit_entry(at: u64, action: &str, resource: &str, outcome: &str) -> AuditEntry {
+    AuditEntry {
+        at,
+        role: "admin".into(),
+        credential: "server.admin_token".into(),
+        remote: Some("127.0.0.1:5000".into()),
+        action: action.into(),
+        resource: resource.into(),
+        outcome: outcome.into(),
+        status: if outcome == "success" { 200 } else { 404 },
+    }
+}
+
+async fn the_audit_log_lists_newest_first_with_filters_pages_and_prunes(open: Open) -> Result<()> {
+    let harness = Harness::new(open, &[])?;
+    let store = &harness.store;
+    let entries = [
+        audit_entry(1_000, "endpoint.create", "endpoint/ep_a", "success"),
+        audit_entry(2_000, "endpoint.rotate", "endpoint/ep_a", "success"),
+        audit_entry(3_000, "endpoint.delete", "endpoint/ep_b", "not_found"),
+        audit_entry(4_000, "endpoint.delete", "endpoint/ep_a", "success"),
+    ];
+    let mut positions = Vec::new();
+    for entry in &entries {
+        positions.push(store.append_audit(entry.clone()).await?);
+    }
+    ensure!(positions.windows(2).all(|pair| pair[0] < pair[1]), "positions grow: {positions:?}");
+    let all = store.list_audit(AuditQuery { limit: 10, ..AuditQuery::default() }).await?;
+    let listed: Vec<&AuditEntry> = all.iter().map(|record| &record.entry).collect();
+    let newest_first: Vec<&AuditEntry> = entries.iter().rev().collect();
+    ensure_eq!(listed, newest_first, "every entry, newest first, as appended");
+    let query = |action: Option<&str>, resource: Option<&str>, since, until| AuditQuery {
+        action: action.map(str::to_owned),
+        resource: resource.map(str::to_owned),
+        since,
+        until,
+        before: None,
+        limit: 10,
+    };
+    let at = |records: Vec<AuditRecord>| -> Vec<u64> {
+        records.iter().map(|record| record.entry.at).collect()
+    };
+    let deletes = store.list_audit(query(Some("endpoint.delete"), None, None, None)).await?;
+    ensure_eq!(at(deletes), vec![4_000, 3_000], "by action");
+    let of_a = store.list_audit(query(None, Some("endpoint/ep_a"), None, None)).await?;
+    ensure_eq!(at(of_a), vec![4_000, 2_000, 1_000], "by resource");
+    let window = store.list_audit(query(None, None, Some(2_000), Some(4_000))).await?;
+    ensure_eq!(at(window), vec![3_000, 2_000], "since is inclusive, until is not");
+    let first_page = store.list_audit(AuditQuery { limit: 3, ..AuditQuery::default() }).await?;
+    // An entry appended between pages never shifts the next one.
+    store.append_audit(audit_entry(5_000, "config.reload", "config", "success")).await?;
+    let before = first_page.last().map(|record| record.position);
+    let second_page = store.list_audit(AuditQuery { before, limit: 3, ..AuditQuery::default() });
+    ensure_eq!(at(first_page), vec![4_000, 3_000, 2_000], "the first page");
+    ensure_eq!(at(second_page.await?), vec![1_000], "the second page");
+    // Pruning goes oldest first, in batches, and keeps what is recent enough.
+    ensure_eq!(store.prune_audit(3_500, 1).await?, 1, "one batch of one");
+    ensure_eq!(store.prune_audit(3_500, 10).await?, 2, "the rest before the cutoff");
+    ensure_eq!(store.prune_audit(3_500, 10).await?, 0, "nothing left to prune");
+    let harness = harness.restart().await?;
+    let kept = harness.store.list_audit(AuditQuery { limit: 10, ..AuditQuery::default() });
+    ensure_eq!(at(kept.await?), vec![5_000, 4_000], "what was kept survives a restart");
+    Ok(())
+}
+
 /// One test per check, for the backend that `$open` opens.
 macro_rules! conformance_tests {
     ($open:expr; $($name:ident),+ $(,)?) => {
@@ -1100,6 +1168,7 @@ mod sqlite {
         what_was_acknowledged_survives_a_crash_and_pending_work_is_queued_again,
         a_due_queue_hands_out_each_delivery_once_until_its_outcome,
         activity_counts_recent_events_and_attempts_newest_first,
+        the_audit_log_lists_newest_first_with_filters_pages_and_prunes,
     );
 
     #[test]
@@ -1157,6 +1226,15 @@ mod broken {
             }
             // The broken rule: a disable is acknowledged and does nothing.
             Box::pin(async { Ok(0) })
+        }
+        fn append_audit(&self, entry: AuditEntry) -> Answer<'_, LogPosition> {
+            self.0.append_audit(entry)
+        }
+        fn prune_audit(&self, before: u64, batch: usize) -> Answer<'_, usize> {
+            self.0.prune_audit(before, batch)
+        }
+        fn list_audit(&self, query: AuditQuery) -> Answer<'_, Vec<AuditRecord>> {
+            self.0.list_audit(query)
         }
         fn event(&self, id: EventId) -> Answer<'_, Option<Event>> {
             self.0.event(id)

@@ -6,6 +6,12 @@
 //! `delivered`, `dead` (a dead letter: replayable while its endpoint exists) or `parked` (its
 //! endpoint is disabled: resumed when it is enabled again). An endpoint that is deleted leaves a
 //! tombstone: its deliveries are dead for good ("gone"), never sent again.
+//!
+//! A dynamic endpoint created while `server.verify_endpoints` is on must also prove that its
+//! owner wants deliveries ([`Ownership`], [`next_ownership`]): until it answers its challenge,
+//! it counts as disabled here, so its deliveries are created parked and wait.
+
+use serde::{Deserialize, Serialize};
 
 use super::{DeliveryState, NextStep};
 
@@ -94,6 +100,52 @@ fn attempted(
     }
 }
 
+/// Where a dynamic endpoint stands in proving that its owner wants its deliveries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Ownership {
+    /// Its challenge is not answered yet; its deliveries are parked.
+    PendingVerification,
+    /// It answered its challenge; deliveries flow.
+    Verified,
+    /// It did not answer within `server.verify_timeout`; disabled, its deliveries parked. A
+    /// challenge answered later (resent through the admin API) still verifies it.
+    Expired,
+}
+
+/// What happens to an endpoint's ownership.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OwnershipEvent {
+    /// The endpoint answered a challenge: with a 2xx holding the challenge (`true`) or not.
+    Answered { with_challenge: bool },
+    /// Its verification deadline passed.
+    DeadlinePassed,
+}
+
+/// The ownership an endpoint in `current` has after `event`. A verified endpoint stays
+/// verified (a new URL starts a new verification, decided by the admin API).
+pub fn next_ownership(current: Ownership, event: OwnershipEvent) -> Ownership {
+    use Ownership::{Expired, PendingVerification, Verified};
+    match (current, event) {
+        (Verified, _) => Verified,
+        (_, OwnershipEvent::Answered { with_challenge: true }) => Verified,
+        (PendingVerification, OwnershipEvent::Answered { with_challenge: false }) => {
+            PendingVerification
+        }
+        (PendingVerification | Expired, OwnershipEvent::DeadlinePassed) => Expired,
+        (Expired, OwnershipEvent::Answered { with_challenge: false }) => Expired,
+    }
+}
+
+/// How the delivery lifecycle sees an endpoint whose ownership is `ownership`: deliveries
+/// flow only once it is verified.
+pub fn ownership_status(ownership: Ownership) -> EndpointStatus {
+    match ownership {
+        Ownership::Verified => EndpointStatus::Enabled,
+        Ownership::PendingVerification | Ownership::Expired => EndpointStatus::Disabled,
+    }
+}
+
 /// Every state change `change` makes while the endpoint is `endpoint`, as `(from, to)` pairs:
 /// what a backend applies to many deliveries at once.
 pub fn moves(change: Change, endpoint: EndpointStatus) -> Vec<(DeliveryState, DeliveryState)> {
@@ -179,6 +231,43 @@ mod tests {
         assert_eq!(moves(Change::Redriven, Enabled), [(Dead, Pending)]);
         assert_eq!(moves(Change::Redriven, Disabled), [(Dead, Parked)]);
         assert!(moves(Change::Redriven, Deleted).is_empty());
+    }
+
+    #[test]
+    fn the_ownership_table() {
+        use Ownership::{Expired, PendingVerification, Verified};
+        let answered = OwnershipEvent::Answered { with_challenge: true };
+        let wrong = OwnershipEvent::Answered { with_challenge: false };
+        let late = OwnershipEvent::DeadlinePassed;
+        #[rustfmt::skip]
+        let table = [
+            (PendingVerification, answered, Verified),
+            (PendingVerification, wrong, PendingVerification),
+            (PendingVerification, late, Expired),
+            (Expired, answered, Verified),
+            (Expired, wrong, Expired),
+            (Expired, late, Expired),
+            (Verified, answered, Verified),
+            (Verified, wrong, Verified),
+            (Verified, late, Verified),
+        ];
+        for (current, event, expected) in table {
+            assert_eq!(next_ownership(current, event), expected, "{current:?} on {event:?}");
+        }
+    }
+
+    #[test]
+    fn only_a_verified_endpoint_gets_deliveries() {
+        // Until then its deliveries are created parked, as for a disabled endpoint.
+        for (ownership, created) in [
+            (Ownership::PendingVerification, Parked),
+            (Ownership::Expired, Parked),
+            (Ownership::Verified, Pending),
+        ] {
+            let change = Change::Created { dead_letter: false };
+            let state = next_state(None, change, ownership_status(ownership));
+            assert_eq!(state, Some(created), "{ownership:?}");
+        }
     }
 
     #[test]

@@ -410,6 +410,51 @@ pub struct DeliverySummary {
     pub received_at: u64,
 }
 
+/// One state-changing admin action, as the audit log keeps it. It never holds a secret: the
+/// credential is named (`server.admin_token`), never given, and no request body is kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEntry {
+    /// When the action was answered (unix ms).
+    pub at: u64,
+    /// The credential's role: `admin`, or another role a credential may have.
+    pub role: String,
+    /// Which credential: the config key of a token, or a session's id; never its value.
+    pub credential: String,
+    /// The client's address, when the listener knows it.
+    pub remote: Option<String>,
+    /// What was done, e.g. `endpoint.create` or `delivery.retry`.
+    pub action: String,
+    /// On what, e.g. `endpoint/ep_01H…` or `dead-letters`.
+    pub resource: String,
+    /// `success`, or the error code answered (`not_found`, `invalid_field`…).
+    pub outcome: String,
+    /// The HTTP status answered.
+    pub status: u16,
+}
+
+/// An audit entry and its place in the log (newest last; a cursor for paging).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditRecord {
+    pub position: LogPosition,
+    pub entry: AuditEntry,
+}
+
+/// Which audit entries [`Backend::list_audit`] answers; every filter set must match.
+#[derive(Debug, Clone, Default)]
+pub struct AuditQuery {
+    /// Matched exactly.
+    pub action: Option<String>,
+    /// Matched exactly.
+    pub resource: Option<String>,
+    /// At or after (unix ms).
+    pub since: Option<u64>,
+    /// Before (unix ms).
+    pub until: Option<u64>,
+    /// Cursor: only entries before this position.
+    pub before: Option<LogPosition>,
+    pub limit: u32,
+}
+
 /// Why and since when (unix ms) an endpoint is disabled.
 pub type DisabledEndpoints = std::collections::HashMap<String, (u64, String)>;
 

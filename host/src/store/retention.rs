@@ -1,5 +1,7 @@
 //! The retention task: deletes, in small batches, what `server.retention` lets go.
 //!
+//! The audit log's entries go after `server.audit_retention` (90 days by default).
+//!
 //! Delivered events (and their deliveries, attempts and unused bodies) go after
 //! `server.retention` (7 days by default); events with dead letters after 30 days, or after the
 //! retention if that is longer; events with pending or parked deliveries never. Expired dedupe
@@ -25,10 +27,12 @@ const BATCH: usize = 500;
 pub async fn run(
     store: Store,
     retention: Duration,
+    audit_retention: Duration,
     metrics: Arc<Metrics>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let pause = (retention / 4).clamp(Duration::from_millis(100), Duration::from_secs(60));
+    let pause = (retention.min(audit_retention) / 4)
+        .clamp(Duration::from_millis(100), Duration::from_secs(60));
     let dead_retention = retention.max(DEAD_LETTER_RETENTION);
     loop {
         let now = now_millis();
@@ -54,7 +58,20 @@ pub async fn run(
                 false
             }
         };
-        if full {
+        let audit_before = now.saturating_sub(millis(audit_retention));
+        let audit_full = match store.prune_audit(audit_before, BATCH).await {
+            Ok(pruned) => {
+                if pruned > 0 {
+                    tracing::debug!(audit_entries = pruned, "audit retention pass");
+                }
+                pruned == BATCH
+            }
+            Err(error) => {
+                tracing::warn!(%error, "audit retention pass failed; trying again later");
+                false
+            }
+        };
+        if full || audit_full {
             continue;
         }
         tokio::select! {

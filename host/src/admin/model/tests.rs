@@ -129,6 +129,7 @@ fn a_record_gives_the_workers_their_runtime_and_route() {
                 expires_at: Some(10),
             },
         ],
+        verification: None,
     };
     let runtime = record.runtime("ep_1").unwrap();
     assert_eq!(runtime.timeout, Duration::from_millis(2_500));
@@ -204,4 +205,22 @@ fn traffic_settings_are_checked_stored_and_read_back() {
     let errors = check_endpoint(&wrong, CheckContext { topology: &topology }).unwrap_err();
     let fields: Vec<&str> = errors.iter().map(|error| error.field.as_str()).collect();
     assert_eq!(fields, ["rate", "breaker"]);
+}
+
+fn a_record_without_a_check_is_verified_and_one_with_a_pending_check_waits() {
+    use crate::store::lifecycle::Ownership;
+    // Records stored before ownership checks existed read back as verified.
+    let stored = r#"{"settings":{"url":"https://example.com/","description":null,"sources":[],
+        "types":[],"filter":null,"headers":{},"timeout_ms":1000,"max_in_flight":1,
+        "retry_ms":null},"keys":[]}"#;
+    let mut record: EndpointRecord = serde_json::from_str(stored).unwrap();
+    assert_eq!((record.ownership(), record.awaits_owner()), (Ownership::Verified, false));
+    let check = new_verification(1_000, Duration::from_secs(2)).unwrap();
+    assert_eq!((check.started_at, check.deadline), (1_000, 3_000));
+    assert!(check.challenge.len() >= 32, "{} characters", check.challenge.len());
+    assert!(!format!("{check:?}").contains(&check.challenge), "the challenge is never logged");
+    record.verification = Some(check);
+    assert_eq!((record.ownership(), record.awaits_owner()), (Ownership::PendingVerification, true));
+    let text = serde_json::to_string(&record).unwrap();
+    assert!(text.contains(r#""state":"pending_verification""#), "{text}");
 }

@@ -97,6 +97,17 @@ impl Validator<'_> {
                 server.retention.as_deref(),
                 DEFAULT_RETENTION,
             ),
+            audit_retention: self.duration(
+                "server.audit_retention",
+                server.audit_retention.as_deref(),
+                DEFAULT_AUDIT_RETENTION,
+            ),
+            verify_endpoints: server.verify_endpoints.unwrap_or(false),
+            verify_timeout: self.duration(
+                "server.verify_timeout",
+                server.verify_timeout.as_deref(),
+                DEFAULT_VERIFY_TIMEOUT,
+            ),
             admin_token,
             viewer_token,
             publish_token,

@@ -2,10 +2,11 @@
 //!
 //! Owns everything that names rusqlite, and its layout: [`schema`] (tables and migrations),
 //! `batch` (group commit on one writer thread), `ops` (one write command each), [`reader`]
-//! (queries on pooled read connections) and `due` (each endpoint's due-queue in memory, filled
+//! (queries on pooled read connections), `audit` (the audit log's table) and `due` (each endpoint's due-queue in memory, filled
 //! from the pending rows at open and by every commit). Which state a delivery takes comes from
 //! [`crate::store::lifecycle`].
 
+mod audit;
 mod batch;
 mod due;
 mod ops;
@@ -26,9 +27,7 @@ use tokio::sync::mpsc;
 use self::batch::{Message, Request, WriteOp};
 use self::reader::Reader;
 use super::{
-    Activity, Answer, AttemptRecord, AttemptRow, Backend, DeliveryId, DeliveryQuery, DeliveryState,
-    DeliverySummary, DisabledEndpoints, DueQueue, EventQuery, EventSummary, IngestReceipt,
-    NewEvent, Payload, PruneReport, ReplaySelection, Retention, StoreError, StoredEndpoint,
+    Activity, Answer, AttemptRecord, AttemptRow, Backend, DeliveryId, DeliveryQuery, DeliveryState, DeliverySummary, DisabledEndpoints, DueQueue, EventQuery, EventSummary, IngestReceipt, NewEvent, Payload, PruneReport, ReplaySelection, Retention, StoreError, StoredEndpoint, AuditEntry, AuditQuery, AuditRecord, LogPosition,
 };
 use crate::config::Durability;
 use crate::event::{Event, EventId};
@@ -256,6 +255,18 @@ impl Backend for SqliteStore {
         reason: String,
     ) -> Answer<'_, usize> {
         self.write(ops::SetEndpointEnabled { endpoint, enabled, reason })
+    }
+
+    fn append_audit(&self, entry: AuditEntry) -> Answer<'_, LogPosition> {
+        self.write(audit::AppendAudit(entry))
+    }
+
+    fn prune_audit(&self, before: u64, batch: usize) -> Answer<'_, usize> {
+        self.write(audit::PruneAudit { before, batch })
+    }
+
+    fn list_audit(&self, query: AuditQuery) -> Answer<'_, Vec<AuditRecord>> {
+        self.read(move |reader| reader.list_audit(&query))
     }
 
     fn event(&self, id: EventId) -> Answer<'_, Option<Event>> {

@@ -285,6 +285,13 @@ impl Reader {
         Ok(Activity { events: events as u64, attempts, truncated })
     }
 
+    pub fn list_audit(
+        &self,
+        query: &crate::store::AuditQuery,
+    ) -> Result<Vec<crate::store::AuditRecord>, StoreError> {
+        Ok(super::audit::list(&self.connection, query)?)
+    }
+
     pub fn count_events(&self) -> Result<u64, StoreError> {
         let count: i64 =
             self.connection.query_row("SELECT COUNT(*) FROM events", [], |row| row.get(0))?;

@@ -95,6 +95,21 @@ const MIGRATIONS: &[&str] = &[
         deleted_at INTEGER                 -- unix ms; a deleted endpoint stays as a tombstone
     ) WITHOUT ROWID;
     "#,
+    // 5: the audit log of admin actions. Never holds a secret (see `AuditEntry`).
+    r#"
+    CREATE TABLE audit (
+        seq        INTEGER PRIMARY KEY,    -- append order, for stable cursors
+        at         INTEGER NOT NULL,       -- unix milliseconds
+        role       TEXT NOT NULL,
+        credential TEXT NOT NULL,
+        remote     TEXT,
+        action     TEXT NOT NULL,
+        resource   TEXT NOT NULL,
+        outcome    TEXT NOT NULL,
+        status     INTEGER NOT NULL
+    );
+    CREATE INDEX audit_by_at ON audit(at);
+    "#,
 ];
 
 /// The schema version this build writes.
