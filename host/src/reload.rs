@@ -389,10 +389,12 @@ fn admin_side(
     let reload = axum::Router::new()
         .route("/v1/admin/reload", axum::routing::post(reload_handler))
         .with_state(reloader);
-    Some(
-        crate::admin::router(token.clone(), admin)
-            .merge(crate::admin::behind_token(token, topology, shared.store.clone(), reload)),
-    )
+    Some(crate::admin::router(token.clone(), admin).merge(crate::admin::behind_token(
+        token,
+        topology,
+        shared.store.clone(),
+        reload,
+    )))
 }
 
 /// A router answering every request `404 not_found`, as the ingress does.

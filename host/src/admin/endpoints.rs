@@ -35,8 +35,8 @@ use crate::config::{Endpoint, EndpointTarget};
 use crate::event::now_millis;
 use crate::http_api::ApiError;
 use crate::signing::SigningKey;
-use crate::traffic::endpoint::TrafficView;
 use crate::store::lifecycle::Ownership;
+use crate::traffic::endpoint::TrafficView;
 
 /// How long creating an endpoint waits for its host name to resolve (SSRF check).
 const RESOLVE_TIMEOUT: Duration = Duration::from_secs(3);

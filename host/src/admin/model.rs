@@ -24,10 +24,10 @@ use crate::delivery::http::{EndpointTls, TlsField};
 use crate::delivery::{EndpointKey, EndpointRuntime, Target, retry::RetrySchedule};
 use crate::routing::{Filter, RouteSpec, TypePattern};
 use crate::signing::SigningKey;
+use crate::store::lifecycle::{EndpointStatus, Ownership, ownership_status};
 use crate::traffic::breaker::BreakerSettings;
 use crate::traffic::endpoint::{DeliveryRate, TrafficSettings};
 use crate::traffic::rate::Rate;
-use crate::store::lifecycle::{EndpointStatus, Ownership, ownership_status};
 
 /// Dynamic endpoint ids start with this; config ids are kebab-case (no `_`), so the two
 /// never collide.

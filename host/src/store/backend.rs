@@ -9,7 +9,10 @@ use std::future::Future;
 use std::pin::Pin;
 
 use super::{
-    Activity, AttemptRecord, AttemptRow, DeliveryId, DeliveryJob, DeliveryQuery, DeliveryState, DeliverySummary, DisabledEndpoints, EventQuery, EventSummary, IngestReceipt, NewEvent, NextStep, Payload, PruneReport, ReplaySelection, Retention, StoreError, StoredEndpoint, AuditEntry, AuditQuery, AuditRecord, LogPosition,
+    Activity, AttemptRecord, AttemptRow, AuditEntry, AuditQuery, AuditRecord, DeliveryId,
+    DeliveryJob, DeliveryQuery, DeliveryState, DeliverySummary, DisabledEndpoints, EventQuery,
+    EventSummary, IngestReceipt, LogPosition, NewEvent, NextStep, Payload, PruneReport,
+    ReplaySelection, Retention, StoreError, StoredEndpoint,
 };
 use crate::event::{Event, EventId};
 

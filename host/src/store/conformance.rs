@@ -307,6 +307,7 @@ pub async fn run(name: &str, open: Open) -> Result<()> {
         }
         "activity_counts_recent_events_and_attempts_newest_first" => {
             activity_counts_recent_events_and_attempts_newest_first(open).await
+        }
         "the_audit_log_lists_newest_first_with_filters_pages_and_prunes" => {
             the_audit_log_lists_newest_first_with_filters_pages_and_prunes(open).await
         }

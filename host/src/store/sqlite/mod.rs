@@ -27,7 +27,10 @@ use tokio::sync::mpsc;
 use self::batch::{Message, Request, WriteOp};
 use self::reader::Reader;
 use super::{
-    Activity, Answer, AttemptRecord, AttemptRow, Backend, DeliveryId, DeliveryQuery, DeliveryState, DeliverySummary, DisabledEndpoints, DueQueue, EventQuery, EventSummary, IngestReceipt, NewEvent, Payload, PruneReport, ReplaySelection, Retention, StoreError, StoredEndpoint, AuditEntry, AuditQuery, AuditRecord, LogPosition,
+    Activity, Answer, AttemptRecord, AttemptRow, AuditEntry, AuditQuery, AuditRecord, Backend,
+    DeliveryId, DeliveryQuery, DeliveryState, DeliverySummary, DisabledEndpoints, DueQueue,
+    EventQuery, EventSummary, IngestReceipt, LogPosition, NewEvent, Payload, PruneReport,
+    ReplaySelection, Retention, StoreError, StoredEndpoint,
 };
 use crate::config::Durability;
 use crate::event::{Event, EventId};
