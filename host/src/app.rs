@@ -49,6 +49,7 @@ pub async fn run(topology: Topology, config_path: PathBuf) -> anyhow::Result<()>
     let config_routes: Vec<_> = topology.routes.values().map(|route| route.spec.clone()).collect();
     let routes = Arc::new(ArcSwap::from_pointee(registry::route_table(&config_routes, &dynamic)));
     let disabled = disabled.into_keys().collect();
+    let notifier = crate::notify::Notifier::start(store.clone());
     let deliveries = Arc::new(DeliveryService::start(
         &topology,
         registry::runtimes(&dynamic),
@@ -56,6 +57,7 @@ pub async fn run(topology: Topology, config_path: PathBuf) -> anyhow::Result<()>
         metrics.clone(),
         nats.clone(),
         &disabled,
+        Some(notifier.clone()),
     )?);
     let registry = Arc::new(registry::Registry::new(
         store.clone(),
@@ -87,6 +89,7 @@ pub async fn run(topology: Topology, config_path: PathBuf) -> anyhow::Result<()>
         routes,
         nats: nats.clone(),
         ready: ready.clone(),
+        notifier,
     };
     let reloader = Reloader::start(config_path, topology, plugins, shared);
     let hangups = tokio::spawn(reload::on_sighup(reloader.clone()));

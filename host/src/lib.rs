@@ -17,6 +17,7 @@ pub mod http_api;
 pub mod ingest;
 pub mod ingress;
 pub mod nats;
+pub mod notify;
 pub mod pipeline;
 pub mod plugin;
 pub mod plugin_cli;

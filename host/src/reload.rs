@@ -74,6 +74,8 @@ pub struct Shared {
     pub nats: Option<NatsConnection>,
     /// False while starting and draining.
     pub ready: Arc<AtomicBool>,
+    /// Ingests operational events through the current topology's ingest path.
+    pub notifier: crate::notify::Notifier,
 }
 
 /// The current topology and what serves it.
@@ -295,6 +297,7 @@ fn serve(
 ) -> (axum::Router, Option<NatsSources>) {
     let pipeline = Pipeline::new(topology, shared.routes.clone(), plugins, shared.metrics.clone());
     let ingestor = Ingestor::new(shared.store.clone(), pipeline.clone(), shared.metrics.clone());
+    shared.notifier.configure(ingestor.clone(), topology.server.notify_every);
     let nats_sources = shared
         .nats
         .as_ref()

@@ -42,6 +42,10 @@ pub struct ServerConfig {
     /// Largest accepted request body, unless a source says otherwise [default: `1MiB`].
     #[schemars(with = "Option<SizeText>")]
     pub max_body: Option<String>,
+    /// At most one operational event (source `switchyard`) per kind and endpoint in this
+    /// long [default: `15m`].
+    #[schemars(with = "Option<DurationText>")]
+    pub notify_every: Option<String>,
 }
 
 /// `[egress]`: the SSRF guard for HTTP endpoints (only public addresses by default).

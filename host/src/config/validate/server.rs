@@ -52,6 +52,11 @@ impl Validator<'_> {
             admin_token,
             publish_token,
             max_body: self.size("server.max_body", server.max_body.as_deref(), DEFAULT_MAX_BODY),
+            notify_every: self.duration(
+                "server.notify_every",
+                server.notify_every.as_deref(),
+                crate::notify::DEFAULT_NOTIFY_EVERY,
+            ),
         }
     }
 
