@@ -1,13 +1,13 @@
 //! Failure notifications as ordinary events, through the real binary: a 410, a dead letter, a
 //! recovery and a storm of failures each reach an operations endpoint as a signed event of the
 //! built-in source `switchyard`, routed by a plain route; a failing operations endpoint makes
-//! no loop.
+//! no loop; the `to-slack` plugin reshapes them into a Slack message.
 
 use std::time::Duration;
 
 use serde_json::Value;
 use switchyard_e2e::{
-    ReceivedRequest, Reply, TestHost, TestReceiver, eventually_async, post_webhook,
+    ReceivedRequest, Reply, TestHost, TestReceiver, eventually_async, plugin_wasm, post_webhook,
     verify_with_standardwebhooks,
 };
 
@@ -220,4 +220,32 @@ async fn a_failing_operations_endpoint_makes_no_loop() {
     let types: Vec<&str> = stored.iter().map(|event| event["type"].as_str().unwrap()).collect();
     assert_eq!(types, ["switchyard.endpoint.disabled"; 2]);
     assert!(ops.next(Duration::from_millis(300)).await.is_none(), "nothing more reaches `ops`");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_to_slack_plugin_reshapes_a_notification_into_a_signed_slack_message() {
+    let gone = TestReceiver::scripted(vec![Reply::Status(410)], Reply::Status(200)).await;
+    let mut slack = TestReceiver::start().await;
+    let plugin = format!(
+        "[plugins.to-slack]\npath = \"{}\"\nconfig = {{ admin_url = \"https://switchyard.example.com\" }}\n\n",
+        plugin_wasm("to-slack").display()
+    );
+    let ops_extra = "transform = \"to-slack\"";
+    let text = plugin + &config(&[("shop", gone.url("/"), "")], &slack.url("/"), ops_extra);
+    let host = start("", &text).await;
+    post_webhook(&reqwest::Client::new(), &host, "app", &[], "{}").await.unwrap();
+
+    let (request, message) = next_notice(&mut slack).await;
+    assert_eq!(
+        message["text"],
+        "Switchyard: endpoint `shop` was disabled; its deliveries are parked"
+    );
+    let details = message["blocks"][0]["text"]["text"].as_str().unwrap();
+    assert!(details.contains("Last error: `HTTP 410`"), "{details}");
+    assert!(
+        details.contains("<https://switchyard.example.com/v1/admin/endpoints/shop|endpoint shop>"),
+        "{details}"
+    );
+    // Reshaped, and signed over the new body.
+    assert_eq!(verify_with_standardwebhooks(SECRET, &[request]), [Ok(())]);
 }
