@@ -84,12 +84,12 @@ pub async fn run(topology: Topology, config_path: PathBuf) -> anyhow::Result<()>
     let shared = reload::Shared {
         store: store.clone(),
         metrics,
+        notifier,
         deliveries: deliveries.clone(),
         registry,
         routes,
         nats: nats.clone(),
         ready: ready.clone(),
-        notifier,
     };
     let reloader = Reloader::start(config_path, topology, plugins, shared);
     let hangups = tokio::spawn(reload::on_sighup(reloader.clone()));

@@ -68,14 +68,14 @@ pub enum Reloaded {
 pub struct Shared {
     pub store: Store,
     pub metrics: Arc<Metrics>,
+    /// Ingests operational events through the current topology's ingest path.
+    pub notifier: crate::notify::Notifier,
     pub deliveries: Arc<DeliveryService>,
     pub registry: Arc<Registry>,
     pub routes: LiveRoutes,
     pub nats: Option<NatsConnection>,
     /// False while starting and draining.
     pub ready: Arc<AtomicBool>,
-    /// Ingests operational events through the current topology's ingest path.
-    pub notifier: crate::notify::Notifier,
 }
 
 /// The current topology and what serves it.

@@ -35,6 +35,10 @@ pub struct ServerConfig {
     /// [default: `7d`].
     #[schemars(with = "Option<DurationText>")]
     pub retention: Option<String>,
+    /// At most one operational event (source `switchyard`) per kind and endpoint in this
+    /// long [default: `15m`].
+    #[schemars(with = "Option<DurationText>")]
+    pub notify_every: Option<String>,
     /// Bearer token for `/v1/admin/*`; absent, the admin API is off.
     pub admin_token: Option<SecretConfig>,
     /// Bearer token for `POST /v1/events`; absent, the publish API is off.
@@ -42,10 +46,6 @@ pub struct ServerConfig {
     /// Largest accepted request body, unless a source says otherwise [default: `1MiB`].
     #[schemars(with = "Option<SizeText>")]
     pub max_body: Option<String>,
-    /// At most one operational event (source `switchyard`) per kind and endpoint in this
-    /// long [default: `15m`].
-    #[schemars(with = "Option<DurationText>")]
-    pub notify_every: Option<String>,
 }
 
 /// `[egress]`: the SSRF guard for HTTP endpoints (only public addresses by default).

@@ -45,12 +45,12 @@ pub struct Server {
     pub data_dir: PathBuf,
     pub durability: Durability,
     pub retention: Duration,
+    /// The storm guard of operational events: at most one per kind and endpoint this often.
+    pub notify_every: Duration,
     pub admin_token: Option<Secret>,
     /// Bearer token for the publish API (`POST /v1/events`); absent ⇒ the API is off.
     pub publish_token: Option<Secret>,
     pub max_body: u64,
-    /// The storm guard of operational events: at most one per kind and endpoint this often.
-    pub notify_every: std::time::Duration,
 }
 
 /// What a commit waits for before an event is acknowledged.

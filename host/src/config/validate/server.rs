@@ -49,14 +49,14 @@ impl Validator<'_> {
                 server.retention.as_deref(),
                 DEFAULT_RETENTION,
             ),
-            admin_token,
-            publish_token,
-            max_body: self.size("server.max_body", server.max_body.as_deref(), DEFAULT_MAX_BODY),
             notify_every: self.duration(
                 "server.notify_every",
                 server.notify_every.as_deref(),
                 crate::notify::DEFAULT_NOTIFY_EVERY,
             ),
+            admin_token,
+            publish_token,
+            max_body: self.size("server.max_body", server.max_body.as_deref(), DEFAULT_MAX_BODY),
         }
     }
 
