@@ -41,6 +41,10 @@ pub const DEFAULT_NOTIFY_EVERY: Duration = Duration::from_secs(15 * 60);
 /// needs the store.
 const REMEMBERED_EVENTS: usize = 4096;
 
+/// Messages waiting for the notifier's task. Past it (a failure storm faster than the task
+/// reads events' sources), outcomes are dropped: health counts come out low, nothing grows.
+const QUEUED_MESSAGES: usize = 8192;
+
 /// The built-in source as ingest sees it: no verify plugins, no dedupe, its type declared.
 pub fn source() -> Source {
     Source {
@@ -81,7 +85,7 @@ struct Observed {
 /// Hears delivery outcomes and raised conditions; ingests the notifications due.
 #[derive(Debug, Clone)]
 pub struct Notifier {
-    messages: mpsc::UnboundedSender<Message>,
+    messages: mpsc::Sender<Message>,
     /// Endpoints whose next success matters (they have failed since their last one).
     unhealthy: Arc<Mutex<HashSet<String>>>,
     unhealthy_count: Arc<AtomicUsize>,
@@ -91,7 +95,7 @@ impl Notifier {
     /// Starts the notifier's task; it ingests nothing until [`Notifier::configure`] gives it
     /// the ingest path (notifications raised before are ingested then).
     pub fn start(store: Store) -> Self {
-        let (messages, receiver) = mpsc::unbounded_channel();
+        let (messages, receiver) = mpsc::channel(QUEUED_MESSAGES);
         let notifier =
             Self { messages, unhealthy: Arc::default(), unhealthy_count: Arc::default() };
         let task = Task {
@@ -109,7 +113,12 @@ impl Notifier {
 
     /// The ingest path of the topology being served and its `server.notify_every`.
     pub fn configure(&self, ingestor: Ingestor, every: Duration) {
-        let _ = self.messages.send(Message::Configure { ingestor, every });
+        let message = Message::Configure { ingestor, every };
+        // Never dropped: a full queue is waited for.
+        if let Err(mpsc::error::TrySendError::Full(message)) = self.messages.try_send(message) {
+            let messages = self.messages.clone();
+            tokio::spawn(async move { messages.send(message).await });
+        }
     }
 
     /// One recorded attempt at `job`. Cheap when nothing can come of it (a success at a
@@ -135,14 +144,20 @@ impl Notifier {
             error: record.error.clone(),
             attempts: job.attempts.saturating_add(1),
         };
-        let _ = self.messages.send(Message::Attempted(outcome, observed));
+        self.send(Message::Attempted(outcome, observed));
     }
 
     /// A condition about an endpoint (or, for [`NoticeKind::SourceRateLimited`], a source):
     /// notified unless the storm guard holds it back. Breakers and rate limits call this.
     pub fn raise(&self, kind: NoticeKind, about: &str, details: Details) {
         let about = about.to_owned();
-        let _ = self.messages.send(Message::Raise { kind, about, details });
+        self.send(Message::Raise { kind, about, details });
+    }
+
+    fn send(&self, message: Message) {
+        if let Err(mpsc::error::TrySendError::Full(_)) = self.messages.try_send(message) {
+            tracing::debug!("notifier queue full: an outcome is not counted");
+        }
     }
 }
 
@@ -164,7 +179,7 @@ struct Task {
 }
 
 impl Task {
-    async fn run(mut self, mut messages: mpsc::UnboundedReceiver<Message>) {
+    async fn run(mut self, mut messages: mpsc::Receiver<Message>) {
         let source = source();
         while let Some(message) = messages.recv().await {
             let due = match message {
