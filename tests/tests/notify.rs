@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde_json::Value;
 use switchyard_e2e::{
     ReceivedRequest, Reply, TestHost, TestReceiver, eventually_async, plugin_wasm, post_webhook,
-    verify_with_standardwebhooks,
+    run_cli, verify_with_standardwebhooks,
 };
 
 /// The first Standard Webhooks test vector's secret: the operations endpoint's key.
@@ -248,4 +248,19 @@ async fn the_to_slack_plugin_reshapes_a_notification_into_a_signed_slack_message
     );
     // Reshaped, and signed over the new body.
     assert_eq!(verify_with_standardwebhooks(SECRET, &[request]), [Ok(())]);
+}
+
+#[test]
+fn routes_test_traces_an_operational_event_through_the_routes() {
+    let directory = tempfile::tempdir().unwrap();
+    let text = "[endpoints.ops]\nurl = \"https://ops.example.com/hook\"\n\n\
+                [routes.operations]\nfrom = [\"switchyard\"]\ntypes = [\"switchyard.endpoint.*\"]\nto = [\"ops\"]\n";
+    std::fs::write(directory.path().join("switchyard.toml"), text).unwrap();
+    let event = r#"{"source":"switchyard","type":"switchyard.endpoint.failing","body_json":{}}"#;
+    std::fs::write(directory.path().join("failing.json"), event).unwrap();
+    let arguments = ["routes", "test", "-c", "switchyard.toml", "--event", "failing.json"];
+    let output = run_cli(directory.path(), &arguments, &[]);
+    assert_eq!(output.code, Some(0), "{}", output.stderr);
+    assert!(output.stdout.contains("operations: matched"), "{}", output.stdout);
+    assert!(output.stdout.contains("1 delivery"), "{}", output.stdout);
 }
