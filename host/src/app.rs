@@ -51,6 +51,7 @@ pub async fn run(topology: Topology, config_path: PathBuf) -> anyhow::Result<()>
     let config_routes: Vec<_> = topology.routes.values().map(|route| route.spec.clone()).collect();
     let routes = Arc::new(ArcSwap::from_pointee(registry::route_table(&config_routes, &dynamic)));
     let disabled = disabled.into_keys().collect();
+    let notifier = crate::notify::Notifier::start(store.clone());
     let deliveries = Arc::new(DeliveryService::start(
         &topology,
         registry::runtimes(&dynamic),
@@ -58,6 +59,7 @@ pub async fn run(topology: Topology, config_path: PathBuf) -> anyhow::Result<()>
         metrics.clone(),
         nats.clone(),
         &disabled,
+        Some(notifier.clone()),
     )?);
     let registry = Arc::new(registry::Registry::new(
         store.clone(),
@@ -101,6 +103,7 @@ pub async fn run(topology: Topology, config_path: PathBuf) -> anyhow::Result<()>
     let shared = reload::Shared {
         store: store.clone(),
         metrics: metrics.clone(),
+        notifier,
         deliveries: deliveries.clone(),
         registry,
         ownership,

@@ -18,6 +18,7 @@ pub mod ingest;
 pub mod ingress;
 pub mod listener;
 pub mod nats;
+pub mod notify;
 pub mod pipeline;
 pub mod plugin;
 pub mod plugin_cli;

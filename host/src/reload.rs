@@ -70,6 +70,8 @@ pub enum Reloaded {
 pub struct Shared {
     pub store: Store,
     pub metrics: Arc<Metrics>,
+    /// Ingests operational events through the current topology's ingest path.
+    pub notifier: crate::notify::Notifier,
     pub deliveries: Arc<DeliveryService>,
     pub registry: Arc<Registry>,
     /// Challenges dynamic endpoints to prove ownership (`server.verify_endpoints`).
@@ -338,6 +340,7 @@ fn serve(
 ) -> (Routers, Option<NatsSources>) {
     let pipeline = Pipeline::new(topology, shared.routes.clone(), plugins, shared.metrics.clone());
     let ingestor = Ingestor::new(shared.store.clone(), pipeline.clone(), shared.metrics.clone());
+    shared.notifier.configure(ingestor.clone(), topology.server.notify_every);
     let nats_sources = shared
         .nats
         .as_ref()
@@ -352,6 +355,7 @@ fn serve(
         ready: shared.ready.clone(),
         nats,
         limits: shared.limits.clone(),
+        notifier: shared.notifier.clone(),
     };
     let admin = admin_side(topology, pipeline, shared, reloader);
     let routers = match (admin, topology.server.admin_listen) {

@@ -79,7 +79,9 @@ fn build_event(topology: &Topology, arguments: &EventArguments) -> anyhow::Resul
     let source_id = arguments.source.clone().or_else(|| fixture.source.clone()).context(
         "say which source the event comes from: `--source ID`, or `source` in the event file",
     )?;
-    let Some(source) = topology.sources.get(&source_id) else {
+    // The built-in source of operational events is routed without being declared.
+    let builtin = (source_id == crate::notify::SOURCE).then(crate::notify::source);
+    let Some(source) = builtin.as_ref().or_else(|| topology.sources.get(&source_id)) else {
         let known: Vec<String> = topology.sources.keys().map(|id| format!("`{id}`")).collect();
         bail!("source `{source_id}` is not in the config; its sources are {}", known.join(", "));
     };

@@ -77,6 +77,7 @@ fn first_party_plugins_pass_their_golden_fixtures() {
         "redact",
         "filter-json",
         "to-cloudevents",
+        "to-slack",
     ] {
         let wasm = plugin_wasm(name);
         let fixtures = workspace_root().join("plugins").join(name).join("fixtures");

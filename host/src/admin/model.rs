@@ -502,7 +502,7 @@ fn check_routing(input: &EndpointInput, context: CheckContext<'_>, errors: &mut 
     }
     check_list_length("sources", &input.sources, errors);
     for (index, source) in input.sources.iter().enumerate() {
-        if !context.topology.sources.contains_key(source) {
+        if !context.topology.sources.contains_key(source) && source != crate::notify::SOURCE {
             errors.push(FieldError::new(
                 format!("sources[{index}]"),
                 format!("`{source}` is not a configured source"),

@@ -50,6 +50,10 @@ pub struct ServerConfig {
     /// [default: `24h`].
     #[schemars(with = "Option<DurationText>")]
     pub verify_timeout: Option<String>,
+    /// At most one operational event (source `switchyard`) per kind and endpoint in this
+    /// long [default: `15m`].
+    #[schemars(with = "Option<DurationText>")]
+    pub notify_every: Option<String>,
     /// Bearer token for `/v1/admin/*`; absent, the admin API is off.
     pub admin_token: Option<SecretConfig>,
     /// Read-only token for the admin API and the dashboard: every page and `GET`, no action,

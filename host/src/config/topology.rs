@@ -58,6 +58,8 @@ pub struct Server {
     pub verify_endpoints: bool,
     /// How long they have to answer it.
     pub verify_timeout: Duration,
+    /// The storm guard of operational events: at most one per kind and endpoint this often.
+    pub notify_every: Duration,
     pub admin_token: Option<Secret>,
     /// Read-only token for the admin API and the dashboard; only with `admin_token`.
     pub viewer_token: Option<Secret>,

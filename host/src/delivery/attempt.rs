@@ -30,6 +30,8 @@ pub(super) struct AttemptContext {
     /// Announce each attempt's outcome on `switchyard.outcomes.<endpoint>` (`nats.outcomes`).
     pub announce_outcomes: bool,
     pub metrics: Arc<Metrics>,
+    /// Hears every recorded attempt: operational events (`switchyard.endpoint.failing`…).
+    pub notifier: Option<crate::notify::Notifier>,
 }
 
 /// What a send produced, in the terms the retry policy and the attempt record use.
@@ -155,6 +157,9 @@ impl Attempt {
         };
         let announcement =
             context.announce_outcomes.then(|| outcome_notice(&record, &job, outcome));
+        if let Some(notifier) = &context.notifier {
+            notifier.attempted(&job, &record);
+        }
         if let Err(error) = context.store.record_attempt(record).await {
             // Not recorded: the delivery is still pending on disk and will be retried after a
             // restart (at least once); in memory we retry it soon.

@@ -157,6 +157,7 @@ impl DeliveryService {
         metrics: Arc<Metrics>,
         nats: Option<NatsConnection>,
         disabled: &HashSet<String>,
+        notifier: Option<crate::notify::Notifier>,
     ) -> Result<Self, DeliveryError> {
         let sender = http::HttpSender::new(topology.egress.clone(), USER_AGENT.to_owned())
             .map_err(|error| DeliveryError::Client(error.to_string()))?;
@@ -168,6 +169,7 @@ impl DeliveryService {
             publisher,
             announce_outcomes,
             metrics,
+            notifier,
         });
         let (stop, stopped) = watch::channel(false);
         let service = Self { stop, stopped, context, workers: Mutex::new(HashMap::new()) };

@@ -53,6 +53,12 @@ pub fn admit(
             Per::Source => "this source",
             Per::Client => "this client",
         };
+        // The storm guard lets one notification through per window; the rest are counted.
+        let mut extra = serde_json::Map::new();
+        extra.insert("rate".to_owned(), rule.rate.to_string().into());
+        extra.insert("per".to_owned(), scope.trim_start_matches("this ").into());
+        let details = crate::notify::Details { extra, ..Default::default() };
+        state.notifier.raise(crate::notify::NoticeKind::SourceRateLimited, &source.id, details);
         ApiError::rate_limited(
             retry_after_seconds(wait),
             format!("{scope} sends more than `{}` allows; retry later", rule.rate),

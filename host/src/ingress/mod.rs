@@ -39,6 +39,8 @@ pub struct HttpState {
     pub nats: Option<NatsReadiness>,
     /// Every source's `rate_limit` buckets; kept across reloads.
     pub limits: Arc<IngestLimits>,
+    /// Told when a source refuses senders past its rate limit (`switchyard.source.rate_limited`).
+    pub notifier: crate::notify::Notifier,
 }
 
 /// What NATS readiness depends on.

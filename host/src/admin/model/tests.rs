@@ -49,6 +49,14 @@ fn what_only_the_api_has_is_checked_field_by_field() {
             vec![("sources[0]", "`nope` is not a configured source")],
         ),
         (
+            // The built-in source of operational events is never declared, yet subscribable.
+            EndpointInput {
+                sources: vec!["switchyard".into(), "github".into()],
+                ..input("https://example.com/")
+            },
+            vec![],
+        ),
+        (
             EndpointInput {
                 types: vec!["ok.*".into(), String::new()],
                 ..input("https://example.com/")

@@ -8,7 +8,10 @@ use crate::routing::{Filter, RouteSpec, SubjectPattern, TypePattern};
 impl Validator<'_> {
     pub(super) fn route(&mut self, id: &str, route: raw::RouteConfig, ids: &Ids) -> Route {
         let at = |key: &str| format!("routes.{id}.{key}");
-        self.references(&at("from"), &route.from, &ids.sources, "source");
+        // The built-in source of operational events is routed like a declared one.
+        let declared: Vec<String> =
+            route.from.iter().filter(|id| *id != crate::notify::SOURCE).cloned().collect();
+        self.references(&at("from"), &declared, &ids.sources, "source");
         self.references(&at("plugins"), &route.plugins, &ids.plugins, "plugin");
         if route.to.is_empty() {
             self.error(at("to"), "a route needs at least one endpoint", "to = [\"billing\"]");

@@ -108,6 +108,11 @@ impl Validator<'_> {
                 server.verify_timeout.as_deref(),
                 DEFAULT_VERIFY_TIMEOUT,
             ),
+            notify_every: self.duration(
+                "server.notify_every",
+                server.notify_every.as_deref(),
+                crate::notify::DEFAULT_NOTIFY_EVERY,
+            ),
             admin_token,
             viewer_token,
             publish_token,

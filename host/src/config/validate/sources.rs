@@ -32,6 +32,16 @@ impl Validator<'_> {
         client_ca: bool,
     ) -> Source {
         let at = |key: &str| format!("sources.{id}.{key}");
+        if id == crate::notify::SOURCE {
+            self.error(
+                format!("sources.{id}"),
+                format!(
+                    "`{id}` is the built-in source of operational events and cannot be declared; \
+                     route it with `from = [\"{id}\"]`"
+                ),
+                "[sources.github]",
+            );
+        }
         self.references(&at("verify"), &source.verify, &ids.plugins, "plugin");
         let nats = NatsKeys {
             subject: source.subject,

@@ -22,6 +22,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
 
 use super::attempt::{Attempt, AttemptContext, Exchanged, Finished};
+use crate::notify::{Details, NoticeKind};
 use crate::store::{DeliveryId, DueQueue, NextStep};
 use crate::telemetry::{
     EndpointGauge, EndpointLabels, EndpointWaitLabels, SecondsCounter, TrafficMetrics,
@@ -208,9 +209,13 @@ impl Worker {
             Some(Transition::Opened { cooldown }) => {
                 metrics.breaker_opened.get_or_create(&labels).inc();
                 tracing::warn!(endpoint = %id, ?cooldown, "circuit breaker opened: no attempts until the cooldown ends, then one probe");
+                let mut extra = serde_json::Map::new();
+                extra.insert("cooldown_ms".to_owned(), (cooldown.as_millis() as u64).into());
+                self.notify(NoticeKind::BreakerOpened, Details { extra, ..Details::default() });
             }
             Some(Transition::Closed) => {
                 tracing::info!(endpoint = %id, "circuit breaker closed: the probe succeeded");
+                self.notify(NoticeKind::BreakerClosed, Details::default());
             }
             None => {}
         }
@@ -220,15 +225,26 @@ impl Worker {
         }
         if let Some(reason) = consequences.disable {
             tracing::warn!(endpoint = %id, %reason, "endpoint disabled: its deliveries are parked");
+            let details = Details { last_error: Some(reason.clone()), ..Details::default() };
             match self.context.store.set_endpoint_enabled(id.clone(), false, reason).await {
                 Ok(_) => {
                     self.queue.pause();
                     metrics.auto_disabled.get_or_create(&labels).inc();
+                    self.notify(NoticeKind::EndpointDisabled, details);
                 }
                 Err(error) => {
                     tracing::error!(endpoint = %id, %error, "endpoint not disabled; it is tried again at the next failure")
                 }
             }
+        }
+    }
+
+    /// Raises an operational event about this endpoint (the notifier's storm guard bounds
+    /// them). The breaker of an endpoint that receives only operational events may announce
+    /// itself too: at most once per `server.notify_every`, so it cannot loop.
+    fn notify(&self, kind: NoticeKind, details: Details) {
+        if let Some(notifier) = &self.context.notifier {
+            notifier.raise(kind, &self.endpoint.id, details);
         }
     }
 

@@ -108,6 +108,7 @@ fn start(receiver: &Receiver, max_in_flight: u32) -> Running {
         publisher: None,
         announce_outcomes: false,
         metrics,
+        notifier: None,
     });
     let endpoint = EndpointRuntime {
         id: "hook".into(),
