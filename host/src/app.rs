@@ -42,7 +42,8 @@ pub async fn run(topology: Topology, config_path: PathBuf) -> anyhow::Result<()>
         None => None,
     };
     let server = &topology.server;
-    let store = Store::open(&server.data_dir, server.durability, metrics.clone())?;
+    let store =
+        Store::open_configured(server, &topology.store, nats.as_ref(), metrics.clone()).await?;
     let disabled = store.disabled_endpoints().await?;
     let stored_endpoints = store.endpoints().await?;
     let dynamic = registry::load(stored_endpoints);

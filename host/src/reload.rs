@@ -361,12 +361,13 @@ fn restart_only_changes(old: &Topology, new: &Topology) -> Vec<String> {
         ("server.data_dir", old_server.data_dir != new_server.data_dir),
         ("server.durability", old_server.durability != new_server.durability),
         ("server.retention", old_server.retention != new_server.retention),
+        ("store", old.store != new.store),
         ("egress", old.egress != new.egress),
         ("telemetry", old.telemetry.otlp != new.telemetry.otlp),
         (
             "nats",
-            old.nats.as_ref().map(|nats| (&nats.url, nats.outcomes))
-                != new.nats.as_ref().map(|nats| (&nats.url, nats.outcomes)),
+            old.nats.as_ref().map(|nats| (&nats.urls, nats.outcomes))
+                != new.nats.as_ref().map(|nats| (&nats.urls, nats.outcomes)),
         ),
     ];
     changed

@@ -108,7 +108,7 @@ impl Dispatch {
 
 /// One endpoint's queue (see [`DueQueue`]).
 #[derive(Debug)]
-pub(super) struct SqliteDueQueue {
+pub(in crate::store) struct SqliteDueQueue {
     endpoint: String,
     claim: u64,
     dispatch: Arc<Dispatch>,
@@ -170,6 +170,16 @@ impl SqliteDueQueue {
             return None;
         }
         self.due.peek().map(|Reverse((due_at, _))| *due_at)
+    }
+}
+
+impl SqliteDueQueue {
+    /// Queues `jobs` read from the store (a delivery already queued or under way is kept
+    /// once).
+    pub fn add(&mut self, jobs: Vec<DeliveryJob>) {
+        for job in jobs {
+            self.push(job);
+        }
     }
 }
 
