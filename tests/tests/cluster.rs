@@ -1,0 +1,172 @@
+//! Cluster mode through the real binary: router nodes sharing one 3-server NATS JetStream
+//! cluster (`[store] backend = "jetstream"`), every server fsyncing each write.
+//!
+//! Two nodes take webhooks and every event reaches every endpoint; either node's admin API
+//! shows what the other stored; a dynamic endpoint created through one node is delivered to by
+//! the other once the first has stopped (its partitions move); and a node refuses
+//! `durability = "fsync"` on servers that do not fsync each write.
+
+use std::collections::{HashMap, HashSet};
+use std::net::TcpListener;
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use switchyard_e2e::{
+    NatsCluster, NatsServer, TestHost, TestReceiver, eventually_async, post_webhook, run_cli,
+};
+
+const TOKEN: &str = "cluster-admin-token";
+const WAIT: Duration = Duration::from_secs(30);
+
+/// `[server]` lines of every node.
+fn server() -> String {
+    format!("admin_token = {{ value = \"{TOKEN}\" }}\ndurability = \"fsync\"")
+}
+
+/// The rest of a node's config: the cluster store, one source, one config endpoint.
+fn config(cluster: &NatsCluster, audit_url: &str) -> String {
+    let quoted = |urls: Vec<String>| {
+        urls.iter().map(|url| format!("\"{url}\"")).collect::<Vec<_>>().join(", ")
+    };
+    format!(
+        "[store]\nbackend = \"jetstream\"\nreplicas = 3\nprefix = \"e2e\"\n\
+         monitor_urls = [{monitors}]\n\n\
+         [nats]\nurls = [{urls}]\n\n\
+         [egress]\nallow_networks = [\"127.0.0.0/8\"]\n\n\
+         [sources.app]\ntype = \"http\"\n\n\
+         [endpoints.audit]\nurl = \"{audit_url}\"\n\n\
+         [routes.audit]\nfrom = [\"app\"]\nto = [\"audit\"]\n",
+        monitors = quoted(cluster.monitor_urls()),
+        urls = quoted(cluster.urls()),
+    )
+}
+
+async fn publish(client: &reqwest::Client, host: &TestHost, n: usize) -> String {
+    let body = json!({"type": "thing.happened", "n": n}).to_string();
+    post_webhook(client, host, "app", &[("content-type", "application/json")], body)
+        .await
+        .expect("a node takes the webhook")
+}
+
+/// The `webhook-id`s that reached each path, waiting until `expected` ids reached each of
+/// `paths`; answers them with how many requests arrived in all.
+async fn received(
+    receiver: &mut TestReceiver,
+    paths: &[&str],
+    expected: &HashSet<String>,
+) -> (HashMap<String, HashSet<String>>, usize) {
+    let mut seen: HashMap<String, HashSet<String>> = HashMap::new();
+    let mut requests = 0;
+    let done = |seen: &HashMap<String, HashSet<String>>| {
+        paths.iter().all(|path| seen.get(*path).is_some_and(|ids| expected.is_subset(ids)))
+    };
+    while !done(&seen) {
+        let Some(request) = receiver.next(WAIT).await else { break };
+        requests += 1;
+        let id = request.header("webhook-id").unwrap_or_default().to_owned();
+        seen.entry(request.path.clone()).or_default().insert(id);
+    }
+    (seen, requests)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_deliver_every_event_and_one_serves_an_endpoint_made_on_the_other() {
+    let cluster = tokio::task::spawn_blocking(NatsCluster::start).await.unwrap().unwrap();
+    let mut receiver = TestReceiver::start().await;
+    let config = config(&cluster, &receiver.url("/audit"));
+    let mut first = TestHost::start(&server(), &config).await.unwrap();
+    assert!(first.logs.contains("every NATS server fsyncs each write"), "the check ran");
+    let client = reqwest::Client::new();
+
+    // A dynamic endpoint, made through the first node.
+    let created = client
+        .post(first.url("/v1/admin/endpoints"))
+        .bearer_auth(TOKEN)
+        .json(&json!({"url": receiver.url("/dynamic"), "sources": ["app"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let created: Value = created.json().await.unwrap();
+    let dynamic = created["endpoint"]["id"].as_str().unwrap().to_owned();
+
+    let second = TestHost::start(&server(), &config).await.unwrap();
+    // The partitions spread: the first node hands the second its share.
+    let logs = second.logs.clone();
+    let spread = tokio::task::spawn_blocking(move || {
+        logs.wait_for(WAIT, |line| line.contains("partition taken").then_some(()))
+    });
+    assert!(spread.await.unwrap().is_some(), "the second node takes partitions");
+    assert!(first.logs.contains("partition released"));
+    let nodes = [&first, &second];
+
+    // Webhooks to both nodes: every event reaches both endpoints.
+    let mut ids = HashSet::new();
+    let mut taken_by_first = None;
+    for n in 0..20 {
+        let id = publish(&client, nodes[n % 2], n).await;
+        taken_by_first.get_or_insert_with(|| id.clone());
+        ids.insert(id);
+    }
+    let (seen, requests) = received(&mut receiver, &["/audit", "/dynamic"], &ids).await;
+    for path in ["/audit", "/dynamic"] {
+        let missing: Vec<_> = ids.difference(&seen[path]).collect();
+        assert!(missing.is_empty(), "{path} missed {missing:?}");
+    }
+    assert!(requests >= 40, "{requests} requests");
+
+    // Either node's admin API shows what the other took and delivered.
+    let taken_by_first = taken_by_first.unwrap().parse().unwrap();
+    let delivered = eventually_async(WAIT, || async {
+        let deliveries = second.deliveries_of(taken_by_first).await.ok()?;
+        let states: Vec<_> = deliveries.iter().map(|delivery| delivery.state).collect();
+        (states.len() == 2
+            && states.iter().all(|state| *state == switchyard::store::DeliveryState::Delivered))
+        .then_some(states)
+    })
+    .await;
+    assert!(delivered.is_some(), "the second node sees every delivery delivered");
+    let listed: Value = client
+        .get(second.url("/v1/admin/endpoints"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(listed.to_string().contains(&dynamic), "{listed}");
+
+    // The first node stops cleanly and gives its partitions back: the second delivers
+    // everything now, to the endpoint made through the first included.
+    assert!(first.terminate().await.unwrap().success());
+    let mut later = HashSet::new();
+    for n in 20..26 {
+        later.insert(publish(&client, &second, n).await);
+    }
+    let (seen, _) = received(&mut receiver, &["/audit", "/dynamic"], &later).await;
+    for path in ["/audit", "/dynamic"] {
+        let missing: Vec<_> = later.difference(&seen[path]).collect();
+        assert!(missing.is_empty(), "{path} missed {missing:?} after the first node stopped");
+    }
+    drop(cluster);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fsync_durability_is_refused_on_servers_that_do_not_fsync_each_write() {
+    let monitor = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let server = NatsServer::start_with(&["-m", &monitor.to_string()]).unwrap();
+    let directory = tempfile::tempdir().unwrap();
+    let text = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = \"data\"\ndurability = \"fsync\"\n\n\
+         [store]\nbackend = \"jetstream\"\nreplicas = 1\n\
+         monitor_urls = [\"http://127.0.0.1:{monitor}\"]\n\n[nats]\nurl = \"{}\"\n",
+        server.url()
+    );
+    std::fs::write(directory.path().join("switchyard.toml"), text).unwrap();
+    let output = run_cli(directory.path(), &["run", "-c", "switchyard.toml"], &[]);
+    assert_ne!(output.code, Some(0), "{output:?}");
+    assert!(output.stderr.contains("does not fsync each write"), "{}", output.stderr);
+    assert!(output.stderr.contains("sync_interval: always"), "{}", output.stderr);
+}
