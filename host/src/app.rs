@@ -66,6 +66,17 @@ pub async fn run(topology: Topology, config_path: PathBuf) -> anyhow::Result<()>
         topology.endpoints.keys().cloned().collect(),
         dynamic,
     ));
+    // Cluster mode: endpoints changed through another node reach this one's workers and routes.
+    let outside_changes = store.outside_changes().map(|mut changes| {
+        let (registry, mut known) = (registry.clone(), disabled.clone());
+        tokio::spawn(async move {
+            while changes.changed().await.is_ok() {
+                if let Err(error) = registry.sync_with_store(&mut known).await {
+                    tracing::warn!(%error, "cannot take endpoint changes made by another node");
+                }
+            }
+        })
+    });
     let (stop_retention, retention_stopped) = tokio::sync::watch::channel(false);
     let retention = tokio::spawn(crate::store::retention::run(
         store.clone(),
@@ -113,6 +124,9 @@ pub async fn run(topology: Topology, config_path: PathBuf) -> anyhow::Result<()>
         () = drain_deadline => tracing::warn!("drain timed out; closing remaining connections"),
     }
     hangups.abort();
+    if let Some(task) = outside_changes {
+        task.abort();
+    }
     reloader.stop_nats_sources().await;
     deliveries.stop().await;
     let _ = stop_retention.send(true);

@@ -2,8 +2,9 @@
 //! cluster (`[store] backend = "jetstream"`), every server fsyncing each write.
 //!
 //! Two nodes take webhooks and every event reaches every endpoint; either node's admin API
-//! shows what the other stored; a dynamic endpoint created through one node is delivered to by
-//! the other once the first has stopped (its partitions move); and a node refuses
+//! shows what the other stored; dynamic endpoints created through one node (before the other
+//! started, and while it runs) get the other's webhooks, and are delivered to by the other once
+//! the first has stopped (its partitions move); and a node refuses
 //! `durability = "fsync"` on servers that do not fsync each write.
 
 use std::collections::{HashMap, HashSet};
@@ -70,6 +71,10 @@ async fn received(
     (seen, requests)
 }
 
+fn arrived(seen: &HashMap<String, HashSet<String>>, path: &str, id: &str) -> bool {
+    seen.get(path).is_some_and(|ids| ids.contains(id))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_nodes_deliver_every_event_and_one_serves_an_endpoint_made_on_the_other() {
     let cluster = tokio::task::spawn_blocking(NatsCluster::start).await.unwrap().unwrap();
@@ -101,6 +106,26 @@ async fn two_nodes_deliver_every_event_and_one_serves_an_endpoint_made_on_the_ot
     assert!(first.logs.contains("partition released"));
     let nodes = [&first, &second];
 
+    // An endpoint made through the first node while the second runs: the second routes its
+    // webhooks to it within a second.
+    let made = client
+        .post(first.url("/v1/admin/endpoints"))
+        .bearer_auth(TOKEN)
+        .json(&json!({"url": receiver.url("/live"), "sources": ["app"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(made.status(), StatusCode::CREATED);
+    let made: Value = made.json().await.unwrap();
+    let live = made["endpoint"]["id"].as_str().unwrap().to_owned();
+    let path = format!("/v1/admin/endpoints/{live}");
+    let known = eventually_async(Duration::from_secs(1), || async {
+        let response = client.get(second.url(&path)).bearer_auth(TOKEN).send().await.ok()?;
+        (response.status() == StatusCode::OK).then_some(())
+    })
+    .await;
+    assert!(known.is_some(), "the second node knows the new endpoint within a second");
+
     // Webhooks to both nodes: every event reaches both endpoints.
     let mut ids = HashSet::new();
     let mut taken_by_first = None;
@@ -109,19 +134,20 @@ async fn two_nodes_deliver_every_event_and_one_serves_an_endpoint_made_on_the_ot
         taken_by_first.get_or_insert_with(|| id.clone());
         ids.insert(id);
     }
-    let (seen, requests) = received(&mut receiver, &["/audit", "/dynamic"], &ids).await;
-    for path in ["/audit", "/dynamic"] {
-        let missing: Vec<_> = ids.difference(&seen[path]).collect();
+    let paths = ["/audit", "/dynamic", "/live"];
+    let (seen, requests) = received(&mut receiver, &paths, &ids).await;
+    for path in paths {
+        let missing: Vec<_> = ids.iter().filter(|id| !arrived(&seen, path, id)).collect();
         assert!(missing.is_empty(), "{path} missed {missing:?}");
     }
-    assert!(requests >= 40, "{requests} requests");
+    assert!(requests >= 60, "{requests} requests");
 
     // Either node's admin API shows what the other took and delivered.
     let taken_by_first = taken_by_first.unwrap().parse().unwrap();
     let delivered = eventually_async(WAIT, || async {
         let deliveries = second.deliveries_of(taken_by_first).await.ok()?;
         let states: Vec<_> = deliveries.iter().map(|delivery| delivery.state).collect();
-        (states.len() == 2
+        (states.len() == 3
             && states.iter().all(|state| *state == switchyard::store::DeliveryState::Delivered))
         .then_some(states)
     })
@@ -145,9 +171,9 @@ async fn two_nodes_deliver_every_event_and_one_serves_an_endpoint_made_on_the_ot
     for n in 20..26 {
         later.insert(publish(&client, &second, n).await);
     }
-    let (seen, _) = received(&mut receiver, &["/audit", "/dynamic"], &later).await;
-    for path in ["/audit", "/dynamic"] {
-        let missing: Vec<_> = later.difference(&seen[path]).collect();
+    let (seen, _) = received(&mut receiver, &paths, &later).await;
+    for path in paths {
+        let missing: Vec<_> = later.iter().filter(|id| !arrived(&seen, path, id)).collect();
         assert!(missing.is_empty(), "{path} missed {missing:?} after the first node stopped");
     }
     drop(cluster);

@@ -39,6 +39,8 @@ pub(in crate::store) struct Log {
     waiters: Waiters,
     /// The last sequence the projection applied (or skipped as undecodable).
     applied: watch::Sender<u64>,
+    /// Moves after each entry from another node that changed endpoints.
+    endpoint_changes: watch::Sender<u64>,
 }
 
 impl Log {
@@ -71,6 +73,7 @@ impl Log {
             projection,
             waiters: Mutex::new(HashMap::new()),
             applied: watch::Sender::new(applied),
+            endpoint_changes: watch::Sender::new(0),
         })
     }
 
@@ -120,6 +123,11 @@ impl Log {
             }
             Err(_) => Err(StoreError::Write("the log stream did not acknowledge in time".into())),
         }
+    }
+
+    /// A signal moving after each entry from another node that changed endpoints.
+    pub fn endpoint_changes(&self) -> watch::Receiver<u64> {
+        self.endpoint_changes.subscribe()
     }
 
     /// The last sequence the projection applied.
@@ -184,9 +192,10 @@ impl Log {
             next = sequence + 1;
             let applying = match command::decode(&message.payload) {
                 Ok(entry) => {
+                    let touches_endpoints = touches_endpoints(&entry.command);
                     let applying =
                         self.projection.submit_logged(sequence, entry.now, entry.command).await?;
-                    Some((entry.id, Box::pin(applying) as Applying))
+                    Some((entry.id, Box::pin(applying) as Applying, touches_endpoints))
                 }
                 Err(error) => {
                     tracing::error!(%error, sequence, "a log entry cannot be read; skipped");
@@ -203,13 +212,18 @@ impl Log {
     /// Answers each entry's issuer (when it is this node) once applied, in log order.
     async fn answer(self: Arc<Self>, mut answers: mpsc::Receiver<Pending>) {
         while let Some(Pending { sequence, applying }) = answers.recv().await {
-            if let Some((id, applying)) = applying {
+            if let Some((id, applying, touches_endpoints)) = applying {
                 let outcome = applying.await;
                 if let Err(error) = &outcome {
                     tracing::debug!(%error, sequence, "a log entry failed to apply");
                 }
-                if let Some(waiter) = self.waiters().remove(&id) {
+                let waiter = self.waiters().remove(&id);
+                let from_elsewhere = waiter.is_none();
+                if let Some(waiter) = waiter {
                     let _ = waiter.send(outcome);
+                }
+                if touches_endpoints && from_elsewhere {
+                    self.endpoint_changes.send_modify(|version| *version += 1);
                 }
             }
             self.applied.send_if_modified(|applied| {
@@ -224,10 +238,22 @@ impl Log {
 type Applying =
     std::pin::Pin<Box<dyn std::future::Future<Output = Result<Outcome, StoreError>> + Send>>;
 
-/// An entry handed to the projection: its issuer's command id and the answer to come.
+/// An entry handed to the projection: its issuer's command id, the answer to come, and
+/// whether it changes endpoints.
 struct Pending {
     sequence: u64,
-    applying: Option<(String, Applying)>,
+    applying: Option<(String, Applying, bool)>,
+}
+
+/// Whether `command` changes the dynamic endpoints or which endpoints are disabled.
+fn touches_endpoints(command: &Command) -> bool {
+    match command {
+        Command::PutEndpoint(_)
+        | Command::DeleteEndpoint { .. }
+        | Command::SetEndpointEnabled { .. } => true,
+        Command::RecordAttempt(record) => record.next == crate::store::NextStep::DisableEndpoint,
+        Command::Ingest(_) | Command::Replay(_) | Command::Prune(_) => false,
+    }
 }
 
 fn read_error(error: impl std::error::Error + Send + Sync + 'static) -> StoreError {

@@ -352,6 +352,10 @@ impl Backend for JetStreamStore {
         ))
     }
 
+    fn outside_changes(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        Some(self.log.endpoint_changes())
+    }
+
     fn shutdown(&self) {
         // Called off the async threads: gives the leases back so that other nodes take over
         // at once, then stops applying and closes the projection.
