@@ -14,7 +14,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use switchyard_e2e::{
-    NatsCluster, NatsServer, TestHost, TestReceiver, eventually_async, post_webhook, run_cli,
+    NatsCluster, NatsServer, Reply, TestHost, TestReceiver, eventually_async, post_webhook, run_cli,
 };
 
 const TOKEN: &str = "cluster-admin-token";
@@ -176,6 +176,81 @@ async fn two_nodes_deliver_every_event_and_one_serves_an_endpoint_made_on_the_ot
         let missing: Vec<_> = later.iter().filter(|id| !arrived(&seen, path, id)).collect();
         assert!(missing.is_empty(), "{path} missed {missing:?} after the first node stopped");
     }
+    drop(cluster);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_killed_under_load_and_restarted_loses_no_acknowledged_event() {
+    let cluster = tokio::task::spawn_blocking(NatsCluster::start).await.unwrap().unwrap();
+    // Each answer takes a little while, so that attempts are under way when the node dies.
+    let mut receiver =
+        TestReceiver::scripted(Vec::new(), Reply::Delayed(Duration::from_millis(20), 200)).await;
+    let config = config(&cluster, &receiver.url("/audit"));
+    let mut first = TestHost::start(&server(), &config).await.unwrap();
+    let second = TestHost::start(&server(), &config).await.unwrap();
+    let client = reqwest::Client::new();
+    let made = client
+        .post(first.url("/v1/admin/endpoints"))
+        .bearer_auth(TOKEN)
+        .json(&json!({"url": receiver.url("/dynamic"), "sources": ["app"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(made.status(), StatusCode::CREATED);
+    let logs = second.logs.clone();
+    let spread = tokio::task::spawn_blocking(move || {
+        logs.wait_for(WAIT, |line| line.contains("partition taken").then_some(()))
+    });
+    assert!(spread.await.unwrap().is_some(), "the second node takes partitions");
+
+    // Webhooks to both; the first node is SIGKILLed a third of the way, restarted at two
+    // thirds. Only what got a 202 counts.
+    let mut acknowledged = HashSet::new();
+    let mut first_up = true;
+    for n in 0..300 {
+        if n == 100 {
+            first.kill();
+            first_up = false;
+        }
+        if n == 200 {
+            first.restart().await.unwrap();
+            first_up = true;
+        }
+        let target = if first_up && n % 2 == 0 { &first } else { &second };
+        let body = json!({"type": "thing.happened", "n": n}).to_string();
+        let sent =
+            post_webhook(&client, target, "app", &[("content-type", "application/json")], body);
+        if let Ok(id) = sent.await {
+            acknowledged.insert(id);
+        }
+    }
+    assert!(acknowledged.len() >= 290, "{} acknowledged", acknowledged.len());
+    let mut arrivals: HashMap<(String, String), usize> = HashMap::new();
+    let complete = |arrivals: &HashMap<(String, String), usize>| {
+        acknowledged.iter().all(|id| {
+            ["/audit", "/dynamic"]
+                .iter()
+                .all(|path| arrivals.contains_key(&(path.to_string(), id.clone())))
+        })
+    };
+    while !complete(&arrivals) {
+        let Some(request) = receiver.next(Duration::from_secs(60)).await else { break };
+        let id = request.header("webhook-id").unwrap_or_default().to_owned();
+        *arrivals.entry((request.path.clone(), id)).or_default() += 1;
+    }
+    let lost: Vec<_> = acknowledged
+        .iter()
+        .flat_map(|id| ["/audit", "/dynamic"].map(|path| (path.to_string(), id.clone())))
+        .filter(|key| !arrivals.contains_key(key))
+        .collect();
+    assert!(lost.is_empty(), "{} acknowledged deliveries lost: {lost:?}", lost.len());
+    // Duplicates: at most the attempts under way on the killed node, per endpoint.
+    let duplicates: usize = arrivals.values().map(|count| count - 1).sum();
+    eprintln!(
+        "a node killed under load: {} events, {duplicates} duplicate requests",
+        acknowledged.len()
+    );
+    assert!(duplicates <= 2 * 16, "{duplicates} duplicates");
     drop(cluster);
 }
 
