@@ -255,6 +255,64 @@ async fn a_node_killed_under_load_and_restarted_loses_no_acknowledged_event() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_the_log_leader_pauses_writes_and_loses_nothing_acknowledged() {
+    let mut cluster = tokio::task::spawn_blocking(NatsCluster::start).await.unwrap().unwrap();
+    let mut receiver = TestReceiver::start().await;
+    let config = config(&cluster, &receiver.url("/audit"));
+    let host = TestHost::start(&server(), &config).await.unwrap();
+    let client = reqwest::Client::new();
+    // The server leading the log stream, from the JetStream API.
+    let nats = async_nats::connect(cluster.urls()[0].as_str()).await.unwrap();
+    let mut stream = async_nats::jetstream::new(nats).get_stream("e2e_log").await.unwrap();
+    let info = stream.info().await.unwrap();
+    let leader = info.cluster.as_ref().and_then(|cluster| cluster.leader.clone()).unwrap();
+    let index: usize = leader.trim_start_matches('n').parse::<usize>().unwrap() - 1;
+
+    let mut acknowledged = HashSet::new();
+    for n in 0..50 {
+        acknowledged.insert(publish_once(&client, &host, n).await.expect("a 202 before the kill"));
+    }
+    cluster.stop(index);
+    let killed = std::time::Instant::now();
+    // Senders retry what is refused (503) until writes resume on a new leader.
+    let (mut refused, mut paused) = (0, None);
+    let mut n = 50;
+    while acknowledged.len() < 100 {
+        assert!(killed.elapsed() < Duration::from_secs(60), "writes never resumed");
+        n += 1;
+        match publish_once(&client, &host, n).await {
+            Some(id) => {
+                paused.get_or_insert_with(|| killed.elapsed());
+                acknowledged.insert(id);
+            }
+            None => {
+                refused += 1;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+    tokio::task::block_in_place(|| cluster.restart(index)).unwrap();
+    let started = killed;
+    let (seen, _) = received(&mut receiver, &["/audit"], &acknowledged).await;
+    let lost: Vec<_> = acknowledged.iter().filter(|id| !arrived(&seen, "/audit", id)).collect();
+    eprintln!(
+        "log leader `{leader}` killed: {} acknowledged, {refused} refused, writes paused {:?}, \
+         all delivered {:.1}s after the kill",
+        acknowledged.len(),
+        paused,
+        started.elapsed().as_secs_f64()
+    );
+    assert!(lost.is_empty(), "{} acknowledged events lost: {lost:?}", lost.len());
+    drop(cluster);
+}
+
+/// Posts one webhook; `None` when it was not acknowledged (a 503 during an election).
+async fn publish_once(client: &reqwest::Client, host: &TestHost, n: usize) -> Option<String> {
+    let body = json!({"type": "thing.happened", "n": n}).to_string();
+    post_webhook(client, host, "app", &[("content-type", "application/json")], body).await.ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fsync_durability_is_refused_on_servers_that_do_not_fsync_each_write() {
     let monitor = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let server = NatsServer::start_with(&["-m", &monitor.to_string()]).unwrap();

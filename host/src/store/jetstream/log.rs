@@ -7,6 +7,7 @@
 //! applied everything the stream held at some instant).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -23,6 +24,14 @@ use crate::store::sqlite::{Command, Outcome, SqliteStore};
 /// How long an append waits for the stream's acknowledgement and then for this node's
 /// projection before it answers an error.
 const APPEND_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long a follower behind the log may go without applying an entry before it reads again.
+const STALL_TIME: Duration = Duration::from_secs(2);
+/// How often an idle follower reads where the stream ends.
+const STREAM_POLL: Duration = Duration::from_secs(5);
+/// How long one publish waits for the stream's acknowledgement at least.
+const PUBLISH_ATTEMPT: Duration = Duration::from_secs(2);
+/// The pause before publishing again after a refusal.
+const PUBLISH_RETRY: Duration = Duration::from_millis(100);
 /// How long a starting node retries creating the stream while the cluster elects leaders.
 const SETUP_TIMEOUT: Duration = Duration::from_secs(30);
 /// Entries decoded and handed to the projection, not yet applied, at most.
@@ -41,6 +50,10 @@ pub(in crate::store) struct Log {
     applied: watch::Sender<u64>,
     /// Moves after each entry from another node that changed endpoints.
     endpoint_changes: watch::Sender<u64>,
+    /// The highest sequence known to be in the stream (this node's acknowledgements, and the
+    /// stream's state read now and then): a follower behind it that makes no progress is
+    /// stuck, and reads again.
+    known_last: AtomicU64,
 }
 
 impl Log {
@@ -74,6 +87,7 @@ impl Log {
             waiters: Mutex::new(HashMap::new()),
             applied: watch::Sender::new(applied),
             endpoint_changes: watch::Sender::new(0),
+            known_last: AtomicU64::new(0),
         })
     }
 
@@ -85,15 +99,16 @@ impl Log {
         self.waiters.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Appends `command`, then waits until this node's projection has applied it: answers
-    /// what applying it answered. An error before the stream acknowledged means nothing may
-    /// have been stored (the caller answers 503; its retry is safe).
-    pub async fn append(&self, command: Command) -> Result<Outcome, StoreError> {
+    /// Appends `command` (trying again for up to `budget` while the stream cannot take it),
+    /// then waits until this node's projection has applied it: answers what applying it
+    /// answered. An error before the stream acknowledged means nothing may have been stored
+    /// (the caller answers 503; its retry is safe).
+    pub async fn append(&self, command: Command, budget: Duration) -> Result<Outcome, StoreError> {
         let id = ulid::Ulid::new().to_string();
         let (answer, outcome) = oneshot::channel();
         self.waiters().insert(id.clone(), answer);
         let entry = Entry { id: id.clone(), now: now_millis(), command };
-        let published = self.publish(&id, Bytes::from(command::encode(&entry))).await;
+        let published = self.publish(&id, Bytes::from(command::encode(&entry)), budget).await;
         if let Err(error) = published {
             self.waiters().remove(&id);
             return Err(error);
@@ -112,16 +127,30 @@ impl Log {
         }
     }
 
-    async fn publish(&self, id: &str, payload: Bytes) -> Result<(), StoreError> {
-        let message = jetstream::message::PublishMessage::build().message_id(id).payload(payload);
-        let acknowledged =
-            async { self.jetstream.send_publish(self.subject.clone(), message).await?.await };
-        match tokio::time::timeout(APPEND_TIMEOUT, acknowledged).await {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(error)) => {
-                Err(StoreError::Write(format!("the log stream refused the command: {error}")))
+    /// Publishes until the stream acknowledges or `budget` has passed: a stream without a
+    /// leader (an election, a cluster just started) refuses at once, and a retry is safe,
+    /// since the stream keeps a command id once (`Nats-Msg-Id`, two-minute window).
+    async fn publish(&self, id: &str, payload: Bytes, budget: Duration) -> Result<(), StoreError> {
+        let deadline = tokio::time::Instant::now() + budget;
+        loop {
+            let message =
+                jetstream::message::PublishMessage::build().message_id(id).payload(payload.clone());
+            let acknowledged =
+                async { self.jetstream.send_publish(self.subject.clone(), message).await?.await };
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let error = match tokio::time::timeout(left.max(PUBLISH_ATTEMPT), acknowledged).await {
+                Ok(Ok(acknowledgement)) => {
+                    self.known_last.fetch_max(acknowledgement.sequence, Ordering::AcqRel);
+                    return Ok(());
+                }
+                Ok(Err(error)) => format!("the log stream refused the command: {error}"),
+                Err(_) => "the log stream did not acknowledge in time".to_owned(),
+            };
+            if tokio::time::Instant::now() + PUBLISH_RETRY >= deadline {
+                return Err(StoreError::Write(error));
             }
-            Err(_) => Err(StoreError::Write("the log stream did not acknowledge in time".into())),
+            tracing::debug!(%error, "appending to the log again");
+            tokio::time::sleep(PUBLISH_RETRY).await;
         }
     }
 
@@ -156,8 +185,15 @@ impl Log {
         let (pipeline, answers) = mpsc::channel(APPLY_PIPELINE);
         let answering = tokio::spawn(self.clone().answer(answers));
         loop {
-            if let Err(error) = self.read_from(self.applied() + 1, &pipeline).await {
-                tracing::warn!(%error, "reading the store's log failed; reading again");
+            tokio::select! {
+                read = self.read_from(self.applied() + 1, &pipeline) => {
+                    if let Err(error) = read {
+                        tracing::warn!(%error, "reading the store's log failed; reading again");
+                    }
+                }
+                () = self.stalled() => {
+                    tracing::warn!(applied = self.applied(), "the log follower is stuck; reading again");
+                }
             }
             if pipeline.is_closed() {
                 break;
@@ -165,6 +201,31 @@ impl Log {
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
         answering.abort();
+    }
+
+    /// Answers once the projection has been behind the known end of the log for
+    /// [`STALL_TIME`] without applying anything (a consumer lost with its server, say).
+    async fn stalled(&self) {
+        let mut last_applied = self.applied();
+        let mut since = tokio::time::Instant::now();
+        let mut polled = tokio::time::Instant::now();
+        loop {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            if polled.elapsed() >= STREAM_POLL {
+                polled = tokio::time::Instant::now();
+                if let Ok(stream) = self.jetstream.get_stream(&self.stream).await {
+                    let last = stream.cached_info().state.last_sequence;
+                    self.known_last.fetch_max(last, Ordering::AcqRel);
+                }
+            }
+            let applied = self.applied();
+            if applied != last_applied || applied >= self.known_last.load(Ordering::Acquire) {
+                last_applied = applied;
+                since = tokio::time::Instant::now();
+            } else if since.elapsed() >= STALL_TIME {
+                return;
+            }
+        }
     }
 
     async fn read_from(

@@ -93,6 +93,10 @@ use crate::telemetry::Metrics;
 
 /// Ingests waiting for the log beyond this are refused at once ([`StoreError::Busy`]).
 const INGESTS_IN_FLIGHT: usize = 4096;
+/// How long an ingest tries to append while the log has no leader before answering 503.
+const INGEST_BUDGET: std::time::Duration = std::time::Duration::from_secs(2);
+/// How long other writes (attempt outcomes, admin changes) try: an election lasts 4–9 s.
+const WRITE_BUDGET: std::time::Duration = std::time::Duration::from_secs(15);
 /// The file in the data directory holding this node's id, kept across restarts so that a
 /// restarted node takes its own leases back at once.
 const NODE_ID_FILE: &str = "node-id";
@@ -184,9 +188,13 @@ impl JetStreamStore {
         })
     }
 
+    /// Appends `command`; an ingest gives up after [`INGEST_BUDGET`] (its sender retries on
+    /// a 503), every other write keeps trying for [`WRITE_BUDGET`].
     fn append(&self, command: Command) -> Answer<'_, Outcome> {
+        let budget =
+            if matches!(command, Command::Ingest(_)) { INGEST_BUDGET } else { WRITE_BUDGET };
         Box::pin(async move {
-            match self.log.append(command).await? {
+            match self.log.append(command, budget).await? {
                 Outcome::Skipped => Err(StoreError::Write("the command was applied twice".into())),
                 outcome => Ok(outcome),
             }
