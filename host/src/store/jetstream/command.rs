@@ -32,6 +32,8 @@ pub enum DecodeError {
     Json(#[from] serde_json::Error),
     #[error("the log entry names an invalid event id `{0}`")]
     EventId(String),
+    #[error("a delivery of event `{0}` has no body, and its event is not in the entry")]
+    MissingBody(String),
     #[error("the log entry has invalid base64: {0}")]
     Base64(#[from] base64::DecodeError),
 }
@@ -121,7 +123,9 @@ struct WireEvent {
 struct WireDelivery {
     endpoint: String,
     event: String,
-    body: String,
+    /// Absent when it sends its event's own body (carried once, with the event).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    body: Option<String>,
     content_type: Option<String>,
     subject: Option<String>,
     dead_letter: Option<String>,
@@ -149,7 +153,14 @@ fn to_wire(command: &Command) -> Wire {
             event: wire_event(&new.event),
             dedupe_window_ms: new.dedupe_window.map(|window| window.as_millis() as u64),
             derived: new.derived.iter().map(wire_event).collect(),
-            deliveries: new.deliveries.iter().map(wire_delivery).collect(),
+            deliveries: new
+                .deliveries
+                .iter()
+                .map(|delivery| {
+                    let events = std::iter::once(&new.event).chain(&new.derived);
+                    wire_delivery(delivery, events)
+                })
+                .collect(),
         },
         Command::RecordAttempt(record) => Wire::RecordAttempt {
             delivery: record.delivery_id.get(),
@@ -175,7 +186,11 @@ fn to_wire(command: &Command) -> Wire {
                 .map(|replayed| WireReplayed {
                     event: replayed.event.to_string(),
                     derived: replayed.derived.iter().map(wire_event).collect(),
-                    deliveries: replayed.deliveries.iter().map(wire_delivery).collect(),
+                    deliveries: replayed
+                        .deliveries
+                        .iter()
+                        .map(|delivery| wire_delivery(delivery, replayed.derived.iter()))
+                        .collect(),
                 })
                 .collect(),
         },
@@ -208,11 +223,18 @@ fn to_wire(command: &Command) -> Wire {
 fn from_wire(wire: Wire) -> Result<Command, DecodeError> {
     Ok(match wire {
         Wire::Ingest { event, dedupe_window_ms, derived, deliveries } => {
+            let event = event_of(event)?;
+            let derived: Vec<Event> =
+                derived.into_iter().map(event_of).collect::<Result<_, _>>()?;
+            let deliveries = deliveries
+                .into_iter()
+                .map(|delivery| delivery_of(delivery, std::iter::once(&event).chain(&derived)))
+                .collect::<Result<_, _>>()?;
             Command::Ingest(NewEvent {
-                event: event_of(event)?,
+                event,
                 dedupe_window: dedupe_window_ms.map(std::time::Duration::from_millis),
-                derived: derived.into_iter().map(event_of).collect::<Result<_, _>>()?,
-                deliveries: deliveries.into_iter().map(delivery_of).collect::<Result<_, _>>()?,
+                derived,
+                deliveries,
             })
         }
         Wire::RecordAttempt {
@@ -246,19 +268,17 @@ fn from_wire(wire: Wire) -> Result<Command, DecodeError> {
             events
                 .into_iter()
                 .map(|replayed| {
-                    Ok(ReplayedEvent {
-                        event: event_id(&replayed.event)?,
-                        derived: replayed.derived.into_iter().map(event_of).collect::<Result<
-                            _,
-                            DecodeError,
-                        >>(
-                        )?,
-                        deliveries: replayed
-                            .deliveries
-                            .into_iter()
-                            .map(delivery_of)
-                            .collect::<Result<_, DecodeError>>()?,
-                    })
+                    let derived: Vec<Event> = replayed
+                        .derived
+                        .into_iter()
+                        .map(event_of)
+                        .collect::<Result<_, DecodeError>>()?;
+                    let deliveries = replayed
+                        .deliveries
+                        .into_iter()
+                        .map(|delivery| delivery_of(delivery, derived.iter()))
+                        .collect::<Result<_, DecodeError>>()?;
+                    Ok(ReplayedEvent { event: event_id(&replayed.event)?, derived, deliveries })
                 })
                 .collect::<Result<_, DecodeError>>()?,
         )),
@@ -306,26 +326,43 @@ fn event_of(wire: WireEvent) -> Result<Event, DecodeError> {
     })
 }
 
-fn wire_delivery(delivery: &NewDelivery) -> WireDelivery {
+/// `delivery` on the wire; its body is left out when it is that of its event, found among
+/// `events` (carried in the same entry).
+fn wire_delivery<'a>(
+    delivery: &NewDelivery,
+    mut events: impl Iterator<Item = &'a Event>,
+) -> WireDelivery {
+    let own_body = events
+        .find(|event| event.id == delivery.event)
+        .is_none_or(|event| event.body != delivery.payload.body);
     WireDelivery {
         endpoint: delivery.endpoint.clone(),
         event: delivery.event.to_string(),
-        body: STANDARD.encode(&delivery.payload.body),
+        body: own_body.then(|| STANDARD.encode(&delivery.payload.body)),
         content_type: delivery.payload.content_type.clone(),
         subject: delivery.payload.subject.clone(),
         dead_letter: delivery.dead_letter.clone(),
     }
 }
 
-fn delivery_of(wire: WireDelivery) -> Result<NewDelivery, DecodeError> {
+/// The delivery `wire` names; without a body of its own, it sends its event's, found among
+/// `events`.
+fn delivery_of<'a>(
+    wire: WireDelivery,
+    mut events: impl Iterator<Item = &'a Event>,
+) -> Result<NewDelivery, DecodeError> {
+    let event = event_id(&wire.event)?;
+    let body = match wire.body {
+        Some(body) => Bytes::from(STANDARD.decode(body)?),
+        None => match events.find(|known| known.id == event) {
+            Some(known) => known.body.clone(),
+            None => return Err(DecodeError::MissingBody(wire.event)),
+        },
+    };
     Ok(NewDelivery {
         endpoint: wire.endpoint,
-        event: event_id(&wire.event)?,
-        payload: Payload {
-            body: Bytes::from(STANDARD.decode(wire.body)?),
-            content_type: wire.content_type,
-            subject: wire.subject,
-        },
+        event,
+        payload: Payload { body, content_type: wire.content_type, subject: wire.subject },
         dead_letter: wire.dead_letter,
     })
 }
@@ -411,6 +448,29 @@ mod tests {
             assert_eq!((decoded.id.as_str(), decoded.now), ("c-1", 42));
             assert_eq!(format!("{:?}", decoded.command), format!("{:?}", entry.command));
         }
+    }
+
+    #[test]
+    fn a_body_shared_by_an_event_and_its_deliveries_travels_once() {
+        let event = event(b"0123456789abcdef0123456789abcdef");
+        let delivery = |endpoint: &str| NewDelivery {
+            endpoint: endpoint.into(),
+            event: event.id,
+            payload: Payload { body: event.body.clone(), content_type: None, subject: None },
+            dead_letter: None,
+        };
+        let new = NewEvent {
+            event: event.clone(),
+            dedupe_window: None,
+            derived: Vec::new(),
+            deliveries: vec![delivery("a"), delivery("b"), delivery("c")],
+        };
+        let entry = Entry { id: "c-2".into(), now: 1, command: Command::Ingest(new.clone()) };
+        let bytes = encode(&entry);
+        let encoded_body = STANDARD.encode(&event.body);
+        assert_eq!(String::from_utf8_lossy(&bytes).matches(&encoded_body).count(), 1);
+        let Command::Ingest(decoded) = decode(&bytes).unwrap().command else { panic!() };
+        assert_eq!(decoded.deliveries, new.deliveries);
     }
 
     #[test]
