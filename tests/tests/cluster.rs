@@ -103,7 +103,11 @@ async fn two_nodes_deliver_every_event_and_one_serves_an_endpoint_made_on_the_ot
         logs.wait_for(WAIT, |line| line.contains("partition taken").then_some(()))
     });
     assert!(spread.await.unwrap().is_some(), "the second node takes partitions");
-    assert!(first.logs.contains("partition released"));
+    let logs = first.logs.clone();
+    let handed = tokio::task::spawn_blocking(move || {
+        logs.wait_for(WAIT, |line| line.contains("partition released").then_some(()))
+    });
+    assert!(handed.await.unwrap().is_some(), "the first node released them");
     let nodes = [&first, &second];
 
     // An endpoint made through the first node while the second runs: the second routes its
@@ -176,6 +180,14 @@ async fn two_nodes_deliver_every_event_and_one_serves_an_endpoint_made_on_the_ot
         let missing: Vec<_> = later.iter().filter(|id| !arrived(&seen, path, id)).collect();
         assert!(missing.is_empty(), "{path} missed {missing:?} after the first node stopped");
     }
+    // It says so in its metrics: every partition, and its projection caught up.
+    let metrics = eventually_async(WAIT, || async {
+        let owned = second.metric("switchyard_store_partitions_owned{}").await.ok()?;
+        let lag = second.metric("switchyard_store_log_lag{}").await.ok()?;
+        (owned == 16.0 && lag == 0.0).then_some(())
+    })
+    .await;
+    assert!(metrics.is_some(), "the second node owns every partition, with no lag");
     drop(cluster);
 }
 

@@ -20,6 +20,7 @@ use super::command::{self, Entry};
 use crate::event::now_millis;
 use crate::store::StoreError;
 use crate::store::sqlite::{Command, Outcome, SqliteStore};
+use crate::telemetry::Metrics;
 
 /// How long an append waits for the stream's acknowledgement and then for this node's
 /// projection before it answers an error.
@@ -54,6 +55,7 @@ pub(in crate::store) struct Log {
     /// stream's state read now and then): a follower behind it that makes no progress is
     /// stuck, and reads again.
     known_last: AtomicU64,
+    metrics: Arc<Metrics>,
 }
 
 impl Log {
@@ -65,6 +67,7 @@ impl Log {
         replicas: usize,
         projection: Arc<SqliteStore>,
         applied: u64,
+        metrics: Arc<Metrics>,
     ) -> Result<Self, StoreError> {
         let stream = format!("{prefix}_log");
         let subject = format!("{prefix}.log");
@@ -88,6 +91,7 @@ impl Log {
             applied: watch::Sender::new(applied),
             endpoint_changes: watch::Sender::new(0),
             known_last: AtomicU64::new(0),
+            metrics,
         })
     }
 
@@ -219,6 +223,8 @@ impl Log {
                 }
             }
             let applied = self.applied();
+            let known_last = self.known_last.load(Ordering::Acquire);
+            self.metrics.set_store_log_lag(known_last.saturating_sub(applied));
             if applied != last_applied || applied >= self.known_last.load(Ordering::Acquire) {
                 last_applied = applied;
                 since = tokio::time::Instant::now();

@@ -126,7 +126,8 @@ impl JetStreamStore {
             .map_err(|source| StoreError::DataDirectory { path: directory.clone(), source })?;
         let node = node_id(&directory)?;
         // A cache that the log rebuilds: the OS may keep its last writes.
-        let projection = Arc::new(SqliteStore::open(&directory, Durability::Os, metrics)?);
+        let projection = Arc::new(SqliteStore::open(&directory, Durability::Os, metrics.clone())?);
+        projection.expect_unclaimed_jobs();
         let applied = projection.log_sequence()?;
         let context = jetstream::new(client);
         let log = Arc::new(
@@ -136,6 +137,7 @@ impl JetStreamStore {
                 settings.replicas,
                 projection.clone(),
                 applied,
+                metrics.clone(),
             )
             .await?,
         );
@@ -158,6 +160,7 @@ impl JetStreamStore {
         let mut leases =
             Leases::new(nodes, lease_bucket, node.clone(), ownership.clone(), log.clone());
         leases.step().await;
+        metrics.set_store_partitions_owned(ownership.count());
         tracing::info!(
             node = %node,
             applied = log.applied(),
@@ -166,7 +169,7 @@ impl JetStreamStore {
         );
         let leases = Arc::new(tokio::sync::Mutex::new(leases));
         let renewing = tokio::spawn({
-            let leases = leases.clone();
+            let (leases, ownership, metrics) = (leases.clone(), ownership.clone(), metrics.clone());
             async move {
                 let mut tick = tokio::time::interval(TICK);
                 tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -174,6 +177,7 @@ impl JetStreamStore {
                 loop {
                     tick.tick().await;
                     leases.lock().await.step().await;
+                    metrics.set_store_partitions_owned(ownership.count());
                 }
             }
         });

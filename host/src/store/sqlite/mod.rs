@@ -206,6 +206,12 @@ impl SqliteStore {
         Ok(answered(answer))
     }
 
+    /// Commits will make jobs for endpoints whose queue another process holds (a cluster
+    /// node's projection): they are not worth a warning.
+    pub(super) fn expect_unclaimed_jobs(&self) {
+        self.dispatch.expect_unclaimed();
+    }
+
     /// The last log entry this database applied (0: none).
     pub(super) fn log_sequence(&self) -> Result<u64, StoreError> {
         Reader::open(&self.path)?.log_sequence()
