@@ -318,6 +318,55 @@ async fn killing_the_log_leader_pauses_writes_and_loses_nothing_acknowledged() {
     drop(cluster);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rolling_restart_of_every_node_and_server_loses_nothing_acknowledged() {
+    let mut cluster = tokio::task::spawn_blocking(NatsCluster::start).await.unwrap().unwrap();
+    let mut receiver = TestReceiver::start().await;
+    let config = config(&cluster, &receiver.url("/audit"));
+    let mut nodes = [
+        TestHost::start(&server(), &config).await.unwrap(),
+        TestHost::start(&server(), &config).await.unwrap(),
+    ];
+    let client = reqwest::Client::new();
+    let mut acknowledged = HashSet::new();
+    let mut n = 0;
+    // Five steps: each node, then each server, restarted (SIGKILL, start) in turn, with
+    // webhooks to the nodes before and after each; a sender retries what is refused.
+    for step in 0..5 {
+        for _ in 0..20 {
+            n += 1;
+            acknowledged.insert(send_until_acknowledged(&client, &nodes, n).await);
+        }
+        match step {
+            0 | 1 => nodes[step].restart().await.unwrap(),
+            server => tokio::task::block_in_place(|| cluster.restart(server - 2)).unwrap(),
+        }
+    }
+    for _ in 0..20 {
+        n += 1;
+        acknowledged.insert(send_until_acknowledged(&client, &nodes, n).await);
+    }
+    let (seen, _) = received(&mut receiver, &["/audit"], &acknowledged).await;
+    let lost: Vec<_> = acknowledged.iter().filter(|id| !arrived(&seen, "/audit", id)).collect();
+    assert!(lost.is_empty(), "{} acknowledged events lost: {lost:?}", lost.len());
+    assert_eq!(acknowledged.len(), 120);
+    drop(cluster);
+}
+
+/// Posts webhook `n` to the nodes in turn until one acknowledges it (a sender retrying).
+async fn send_until_acknowledged(client: &reqwest::Client, nodes: &[TestHost], n: usize) -> String {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let mut turn = n;
+    loop {
+        if let Some(id) = publish_once(client, &nodes[turn % nodes.len()], n).await {
+            return id;
+        }
+        assert!(std::time::Instant::now() < deadline, "webhook {n} was never acknowledged");
+        turn += 1;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// Posts one webhook; `None` when it was not acknowledged (a 503 during an election).
 async fn publish_once(client: &reqwest::Client, host: &TestHost, n: usize) -> Option<String> {
     let body = json!({"type": "thing.happened", "n": n}).to_string();
