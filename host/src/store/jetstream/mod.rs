@@ -71,6 +71,8 @@ pub mod ownership;
 #[allow(dead_code)] // Shared with the end-to-end tests, which use all of it.
 #[path = "../../../../tests/src/cluster.rs"]
 pub(super) mod test_cluster;
+#[cfg(test)]
+mod tests;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
