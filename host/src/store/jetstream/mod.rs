@@ -95,6 +95,8 @@ use crate::telemetry::Metrics;
 
 /// Ingests waiting for the log beyond this are refused at once ([`StoreError::Busy`]).
 const INGESTS_IN_FLIGHT: usize = 4096;
+/// The partition whose owner appends the retention passes.
+const RETENTION_PARTITION: u16 = 0;
 /// How long an ingest tries to append while the log has no leader before answering 503.
 const INGEST_BUDGET: std::time::Duration = std::time::Duration::from_secs(2);
 /// How long other writes (attempt outcomes, admin changes) try: an election lasts 4–9 s.
@@ -281,6 +283,11 @@ impl Backend for JetStreamStore {
 
     fn prune(&self, retention: Retention) -> Answer<'_, PruneReport> {
         Box::pin(async move {
+            // Every node runs the retention pass; one (the owner of partition 0) appends it,
+            // and every projection applies it.
+            if !self.ownership.owns(RETENTION_PARTITION) {
+                return Ok(PruneReport::default());
+            }
             match self.append(Command::Prune(retention)).await? {
                 Outcome::Pruned(report) => Ok(report),
                 other => Err(unexpected(other)),
