@@ -43,7 +43,8 @@ pub async fn run(topology: Topology, config_path: PathBuf) -> anyhow::Result<()>
         None => None,
     };
     let server = topology.server.clone();
-    let store = Store::open(&server.data_dir, server.durability, metrics.clone())?;
+    let store =
+        Store::open_configured(&server, &topology.store, nats.as_ref(), metrics.clone()).await?;
     let disabled = store.disabled_endpoints().await?;
     let stored_endpoints =
         crate::admin::sealed::open_at_start(&store, server.store_key.as_ref()).await?;
@@ -72,6 +73,17 @@ pub async fn run(topology: Topology, config_path: PathBuf) -> anyhow::Result<()>
     ));
     let ownership = crate::admin::ownership::OwnershipService::new(topology.egress.clone())
         .context("cannot build the client that challenges endpoints")?;
+    // Cluster mode: endpoints changed through another node reach this one's workers and routes.
+    let outside_changes = store.outside_changes().map(|mut changes| {
+        let (registry, mut known) = (registry.clone(), disabled.clone());
+        tokio::spawn(async move {
+            while changes.changed().await.is_ok() {
+                if let Err(error) = registry.sync_with_store(&mut known).await {
+                    tracing::warn!(%error, "cannot take endpoint changes made by another node");
+                }
+            }
+        })
+    });
     let (stop_retention, retention_stopped) = tokio::sync::watch::channel(false);
     let expiry = tokio::spawn(
         ownership.clone().expire_unanswered(registry.clone(), retention_stopped.clone()),
@@ -163,6 +175,9 @@ pub async fn run(topology: Topology, config_path: PathBuf) -> anyhow::Result<()>
     }
     signals.abort();
     hangups.abort();
+    if let Some(task) = outside_changes {
+        task.abort();
+    }
     reloader.stop_nats_sources().await;
     deliveries.stop().await;
     let _ = stop_retention.send(true);

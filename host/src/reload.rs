@@ -450,12 +450,13 @@ fn restart_only_changes(old: &Topology, new: &Topology) -> Vec<String> {
         ("server.tls", old_server.tls.is_some() != new_server.tls.is_some()),
         ("server.store_key", old_server.store_key != new_server.store_key),
         ("server.audit_retention", old_server.audit_retention != new_server.audit_retention),
+        ("store", old.store != new.store),
         ("egress", old.egress != new.egress),
         ("telemetry", old.telemetry.otlp != new.telemetry.otlp),
         (
             "nats",
-            old.nats.as_ref().map(|nats| (&nats.url, nats.outcomes))
-                != new.nats.as_ref().map(|nats| (&nats.url, nats.outcomes)),
+            old.nats.as_ref().map(|nats| (&nats.urls, nats.outcomes))
+                != new.nats.as_ref().map(|nats| (&nats.urls, nats.outcomes)),
         ),
     ];
     changed

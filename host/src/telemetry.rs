@@ -358,6 +358,12 @@ pub struct Metrics {
     nats_connected: Family<Vec<(String, String)>, Gauge>,
     /// Endpoint traffic control: waits, in-flight limits, breakers.
     pub traffic: TrafficMetrics,
+    /// `switchyard_store_log_lag`: cluster mode only: entries of the store's log known to be
+    /// there that this node's projection has not applied yet (what its queries lag by).
+    store_log_lag: Family<Vec<(String, String)>, Gauge>,
+    /// `switchyard_store_partitions_owned`: cluster mode only: delivery partitions this node
+    /// holds the lease of.
+    store_partitions_owned: Family<Vec<(String, String)>, Gauge>,
 }
 
 impl Metrics {
@@ -445,6 +451,18 @@ impl Metrics {
             "1 while the NATS connection is up, 0 while the client reconnects",
             nats_connected.clone(),
         );
+        let store_log_lag = Family::<Vec<(String, String)>, Gauge>::default();
+        registry.register(
+            "switchyard_store_log_lag",
+            "Cluster mode: log entries this node has not applied to its projection yet",
+            store_log_lag.clone(),
+        );
+        let store_partitions_owned = Family::<Vec<(String, String)>, Gauge>::default();
+        registry.register(
+            "switchyard_store_partitions_owned",
+            "Cluster mode: delivery partitions this node holds the lease of",
+            store_partitions_owned.clone(),
+        );
         let store_pruned_events = Counter::default();
         registry.register(
             "switchyard_store_pruned_events",
@@ -491,6 +509,8 @@ impl Metrics {
             store_pruned_events,
             nats_messages,
             nats_connected,
+            store_log_lag,
+            store_partitions_owned,
             plugin_calls,
             plugin_call_seconds,
             ingest_events,
@@ -563,6 +583,17 @@ impl Metrics {
     /// Records the NATS connection's state; the first call makes the metric appear.
     pub fn set_nats_connected(&self, connected: bool) {
         self.nats_connected.get_or_create(&Vec::new()).set(i64::from(connected));
+    }
+
+    /// Cluster mode: how many log entries the projection has still to apply.
+    pub fn set_store_log_lag(&self, lag: u64) {
+        self.store_log_lag.get_or_create(&Vec::new()).set(i64::try_from(lag).unwrap_or(i64::MAX));
+    }
+
+    /// Cluster mode: how many delivery partitions this node owns.
+    pub fn set_store_partitions_owned(&self, partitions: usize) {
+        let partitions = i64::try_from(partitions).unwrap_or(i64::MAX);
+        self.store_partitions_owned.get_or_create(&Vec::new()).set(partitions);
     }
 
     /// The OpenMetrics text exposition of every metric.

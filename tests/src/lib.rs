@@ -18,9 +18,11 @@ use base64::Engine;
 use switchyard::event::{Event, EventId};
 use switchyard::store::DeliveryState;
 
+mod cluster;
 mod nats;
 mod otlp;
 mod receiver;
+pub use cluster::NatsCluster;
 pub use nats::{NatsServer, nats_server_binary};
 pub use otlp::{OtlpReceiver, ReceivedSpan};
 pub use receiver::{ReceivedRequest, Reply, TestReceiver};

@@ -273,6 +273,41 @@ impl Registry {
         .await
     }
 
+    /// Brings the dynamic endpoints (their workers, then the route table, then the workers of
+    /// those gone) and the workers' enabled state in line with the store, after another
+    /// process sharing it changed them (cluster mode). `disabled` is what the workers were
+    /// last told; it becomes what the store says.
+    pub async fn sync_with_store(
+        &self,
+        disabled: &mut HashSet<String>,
+    ) -> Result<(), RegistryError> {
+        let _change = self.changes.lock().await;
+        let stored = load(self.store.endpoints().await?);
+        let now_disabled: HashSet<String> =
+            self.store.disabled_endpoints().await?.into_keys().collect();
+        let current = self.snapshot.load_full();
+        let mut next = BTreeMap::new();
+        for endpoint in stored {
+            if current.get(&endpoint.id) != Some(&endpoint)
+                && let Ok(runtime) = endpoint.record.runtime(&endpoint.id)
+            {
+                self.deliveries.upsert(runtime, now_disabled.contains(&endpoint.id));
+            }
+            next.insert(endpoint.id.clone(), endpoint);
+        }
+        let gone: Vec<String> =
+            current.keys().filter(|id| !next.contains_key(*id)).cloned().collect();
+        self.publish(|dynamic| *dynamic = next);
+        for id in gone {
+            self.deliveries.remove(&id).await;
+        }
+        for id in now_disabled.symmetric_difference(disabled) {
+            self.deliveries.set_disabled(id, now_disabled.contains(id));
+        }
+        *disabled = now_disabled;
+        Ok(())
+    }
+
     /// Takes a reloaded config's routes and endpoint ids, and swaps in the route table they
     /// make with the dynamic endpoints'.
     pub async fn set_config(&self, routes: Vec<RouteSpec>, endpoints: HashSet<String>) {

@@ -106,6 +106,7 @@ pub fn parse(
 #[derive(Debug, Default)]
 pub(crate) struct RawDocument {
     pub server: raw::ServerConfig,
+    pub store: raw::StoreConfig,
     pub egress: raw::EgressConfig,
     pub nats: Option<raw::NatsConfig>,
     pub nats_present: bool,
@@ -117,8 +118,9 @@ pub(crate) struct RawDocument {
     pub telemetry: raw::TelemetryConfig,
 }
 
-const SECTIONS: [&str; 9] = [
+const SECTIONS: [&str; 10] = [
     "server",
+    "store",
     "egress",
     "nats",
     "secrets",
@@ -149,6 +151,7 @@ impl RawDocument {
             server: item("server")
                 .and_then(|v| deserialize(v, "server", errors))
                 .unwrap_or_default(),
+            store: item("store").and_then(|v| deserialize(v, "store", errors)).unwrap_or_default(),
             egress: item("egress")
                 .and_then(|v| deserialize(v, "egress", errors))
                 .unwrap_or_default(),

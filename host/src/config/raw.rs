@@ -14,7 +14,7 @@ use serde::Deserialize;
 
 use super::schema::{
     BreakerPolicy, DisableAfter, Durability, DurationText, EndpointKind, Id, Instances, OnError,
-    OtlpProtocol, RateLimitPer, RateText, RetryPolicy, SizeText, SourceKind,
+    OtlpProtocol, RateLimitPer, RateText, RetryPolicy, SizeText, SourceKind, StoreBackend,
 };
 
 /// `[server]`: listening address, storage and limits shared by every source.
@@ -152,6 +152,27 @@ pub struct RateLimitConfig {
     pub per: Option<String>,
 }
 
+/// `[store]`: where Switchyard keeps its state: an embedded SQLite database in `data_dir`, or
+/// a NATS JetStream cluster shared by several nodes (cluster mode, see `docs/cluster.md`).
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// `sqlite` or `jetstream` [default: `sqlite`].
+    #[schemars(with = "Option<StoreBackend>")]
+    pub backend: Option<String>,
+    /// JetStream: how many servers keep each stream and bucket [default: 3].
+    #[schemars(range(min = 1, max = 5))]
+    pub replicas: Option<i64>,
+    /// JetStream: the start of every stream and bucket name [default: `switchyard`].
+    #[schemars(example = &"switchyard")]
+    pub prefix: Option<String>,
+    /// JetStream: the servers' monitoring URLs, read at start to check that every server
+    /// fsyncs each write (`sync_interval: always`) when `server.durability = "fsync"`.
+    #[serde(default)]
+    #[schemars(example = ["http://127.0.0.1:8222"])]
+    pub monitor_urls: Vec<String>,
+}
+
 /// `[egress]`: the SSRF guard for HTTP endpoints (only public addresses by default).
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -174,13 +195,17 @@ pub struct EgressConfig {
     pub no_proxy: Vec<String>,
 }
 
-/// `[nats]`: the NATS connection used by nats sources and nats endpoints.
+/// `[nats]`: the NATS connection used by nats sources, nats endpoints and the JetStream store.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NatsConfig {
     /// The server's URL.
     #[schemars(example = &"nats://127.0.0.1:4222")]
     pub url: Option<String>,
+    /// Several servers of one cluster, tried in turn (with or instead of `url`).
+    #[serde(default)]
+    #[schemars(example = ["nats://10.0.0.1:4222", "nats://10.0.0.2:4222"])]
+    pub urls: Vec<String>,
     /// A NATS `.creds` file (user JWT and nkey seed).
     pub credentials: Option<SecretConfig>,
     /// An nkey seed (`SU…`).

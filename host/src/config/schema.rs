@@ -34,6 +34,8 @@ const SIZE_PATTERN: &str = "^\\s*[0-9]+\\s*(B|KiB|MiB|GiB|KB|kB|MB|GB)?\\s*$";
 pub struct ConfigFile {
     /// Listening address, storage and limits.
     pub server: Option<raw::ServerConfig>,
+    /// Where the state is kept: SQLite (one node) or JetStream (a cluster).
+    pub store: Option<raw::StoreConfig>,
     /// The SSRF guard for HTTP endpoints.
     pub egress: Option<raw::EgressConfig>,
     /// The NATS connection, needed by nats sources and nats endpoints.
@@ -233,6 +235,16 @@ pub enum Durability {
     Fsync,
     /// A commit is durable once in the OS page cache.
     Os,
+}
+
+/// `store.backend`.
+#[derive(Debug, JsonSchema)]
+#[schemars(rename = "StoreBackend", rename_all = "kebab-case")]
+pub enum StoreBackend {
+    /// An embedded database in `server.data_dir`: one node.
+    Sqlite,
+    /// A NATS JetStream cluster: any number of nodes.
+    Jetstream,
 }
 
 /// A plugin's `instances`.

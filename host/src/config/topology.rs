@@ -32,6 +32,7 @@ pub use crate::delivery::retry::STANDARD_DELAYS as STANDARD_RETRY_DELAYS;
 #[derive(Debug, Clone)]
 pub struct Topology {
     pub server: Server,
+    pub store: StoreSettings,
     pub egress: EgressPolicy,
     pub nats: Option<Nats>,
     pub secrets: BTreeMap<String, Secret>,
@@ -128,9 +129,38 @@ pub enum Durability {
     Os,
 }
 
+/// `[store]`: which backend keeps the state.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum StoreSettings {
+    /// The embedded database in `server.data_dir`.
+    #[default]
+    Sqlite,
+    /// A NATS JetStream cluster, reached through `[nats]`.
+    JetStream(JetStreamStore),
+}
+
+/// The JetStream store's settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JetStreamStore {
+    /// Servers keeping each stream and bucket.
+    pub replicas: usize,
+    /// The start of every stream and bucket name.
+    pub prefix: String,
+    /// The servers' monitoring URLs, whose `/varz` says whether they fsync every write.
+    pub monitor_urls: Vec<Url>,
+}
+
+/// Default `store.replicas`.
+pub const DEFAULT_STORE_REPLICAS: usize = 3;
+/// Default `store.prefix`.
+pub const DEFAULT_STORE_PREFIX: &str = "switchyard";
+
 #[derive(Debug, Clone)]
 pub struct Nats {
+    /// The first server; `urls` holds every one.
     pub url: String,
+    /// Every server configured (`url` first, then `urls`), tried in turn.
+    pub urls: Vec<String>,
     pub auth: NatsAuth,
     /// Publish delivery outcomes on `switchyard.outcomes.<endpoint>`.
     pub outcomes: bool,

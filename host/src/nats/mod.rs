@@ -54,6 +54,16 @@ impl NatsConnection {
                 ConnectOptions::with_user_and_password(user.clone(), text(password)?)
             }
         };
+        let addresses = config
+            .urls
+            .iter()
+            .map(|url| {
+                url.parse::<async_nats::ServerAddr>().map_err(|error| NatsError::Connect {
+                    url: url.clone(),
+                    reason: error.to_string(),
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         metrics.set_nats_connected(false);
         let metrics = Arc::clone(metrics);
         let client = options
@@ -76,10 +86,10 @@ impl NatsConnection {
                     }
                 }
             })
-            .connect(config.url.as_str())
+            .connect(addresses)
             .await
             .map_err(|error| NatsError::Connect {
-                url: config.url.clone(),
+                url: config.urls.join(", "),
                 reason: error.to_string(),
             })?;
         Ok(Self { client })

@@ -133,6 +133,14 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Commits everything already queued, then stops the writer. Blocks until it has.
     fn shutdown(&self);
+
+    /// A signal that moves whenever another process sharing this store (a cluster node) may
+    /// have changed the dynamic endpoints or which endpoints are disabled, so that this
+    /// process brings its workers and routes in line. `None` (the default) when no other
+    /// process writes the store.
+    fn outside_changes(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        None
+    }
 }
 
 /// One endpoint's pending deliveries, yielded when due. A job handed out is *under way* until

@@ -17,6 +17,7 @@ use tempfile::TempDir;
 
 use super::*;
 use crate::event::now_millis;
+use sha2::Digest;
 
 /// Opens the store kept in a directory (again, after a restart).
 pub type Open = fn(&Path) -> Result<Store, StoreError>;
@@ -1182,6 +1183,68 @@ mod sqlite {
                 "`{name}` is not run for SQLite"
             );
         }
+    }
+}
+
+/// Every check against the JetStream backend on a real 3-server cluster (one cluster for all
+/// checks: each check's directory names its own streams and buckets).
+mod jetstream {
+    use std::sync::{Arc, OnceLock};
+
+    use super::*;
+    use crate::store::jetstream::{JetStreamStore, test_cluster::NatsCluster};
+
+    static URLS: OnceLock<Vec<String>> = OnceLock::new();
+
+    fn open(directory: &Path) -> Result<Store, StoreError> {
+        let urls = URLS.get().cloned().unwrap_or_default();
+        // The same directory (a restart) opens the same streams.
+        let digest = sha2::Sha256::digest(directory.to_string_lossy().as_bytes());
+        let prefix = format!("c{}", hex::encode(&digest[..6]));
+        let settings =
+            crate::config::JetStreamStore { replicas: 3, prefix, monitor_urls: Vec::new() };
+        tokio::task::block_in_place(|| {
+            tokio::runtime::Handle::current().block_on(async {
+                let addresses: Vec<async_nats::ServerAddr> =
+                    urls.iter().filter_map(|url| url.parse().ok()).collect();
+                let client = async_nats::connect(addresses).await.map_err(|error| {
+                    StoreError::Open { path: directory.to_path_buf(), source: Box::new(error) }
+                })?;
+                let metrics = crate::telemetry::Metrics::new();
+                let backend = JetStreamStore::open(&settings, client, directory, metrics).await?;
+                Ok(Store::from_backend(Arc::new(backend)))
+            })
+        })
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn every_check_passes_on_a_three_server_cluster() {
+        let cluster = tokio::task::spawn_blocking(NatsCluster::start).await.unwrap().unwrap();
+        URLS.set(cluster.urls()).unwrap();
+        let failed = failures(open).await;
+        let report: Vec<String> =
+            failed.iter().map(|(name, error)| format!("{name}: {error:#}")).collect();
+        assert!(report.is_empty(), "failed on JetStream:\n{}", report.join("\n"));
+        // Each check ran on its own replicated log stream.
+        let client = async_nats::connect(cluster.urls()[1].as_str()).await.unwrap();
+        let context = async_nats::jetstream::new(client);
+        let mut names = context.stream_names();
+        let mut logs = Vec::new();
+        while let Some(name) = futures_util::StreamExt::next(&mut names).await {
+            let name = name.unwrap();
+            let mut stream = context.get_stream(&name).await.unwrap();
+            let info = stream.info().await.unwrap();
+            if name.ends_with("_log") {
+                logs.push((info.config.num_replicas, info.state.messages > 0));
+            }
+        }
+        assert_eq!(logs.len(), CHECKS.len(), "{logs:?}");
+        assert!(logs.iter().all(|&(replicas, used)| replicas == 3 && used), "{logs:?}");
+        // The test servers fsync every write, and the start-up check reads it from them.
+        let monitors: Vec<url::Url> =
+            cluster.monitor_urls().iter().map(|url| url.parse().unwrap()).collect();
+        crate::store::jetstream::durability::check_servers_sync_always(&monitors).await.unwrap();
+        drop(cluster);
     }
 }
 

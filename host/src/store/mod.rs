@@ -16,6 +16,7 @@ pub mod backend;
 mod boundary;
 #[cfg(test)]
 mod conformance;
+pub mod jetstream;
 pub mod lifecycle;
 pub mod retention;
 mod sqlite;
@@ -29,7 +30,7 @@ use bytes::Bytes;
 
 pub use backend::{Answer, Backend, DueQueue};
 
-use crate::config::Durability;
+use crate::config::{Durability, Server, StoreSettings};
 use crate::event::{Event, EventId};
 use crate::telemetry::Metrics;
 
@@ -52,6 +53,9 @@ pub enum StoreError {
     Write(String),
     #[error("the store failed to read: {0}")]
     Read(BackendError),
+    /// The store cannot keep the durability the config asks for.
+    #[error("{0}")]
+    Durability(String),
 }
 
 /// A delivery's id: unique in its store, never reused, shown in the admin API. Ids of later
@@ -141,6 +145,42 @@ impl Store {
         metrics: Arc<Metrics>,
     ) -> Result<Self, StoreError> {
         let backend = sqlite::SqliteStore::open(data_dir, durability, metrics)?;
+        Ok(Self::from_backend(Arc::new(backend)))
+    }
+
+    /// Opens the store `settings` choose: the embedded one in `server.data_dir`, or the
+    /// cluster store on the NATS connection `nats` (the config requires one for it), whose
+    /// servers must fsync every write when `server.durability = "fsync"`.
+    pub async fn open_configured(
+        server: &Server,
+        settings: &StoreSettings,
+        nats: Option<&crate::nats::NatsConnection>,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self, StoreError> {
+        let StoreSettings::JetStream(cluster) = settings else {
+            return Self::open(&server.data_dir, server.durability, metrics);
+        };
+        let Some(nats) = nats else {
+            return Err(StoreError::Durability(
+                "the `jetstream` store needs a `[nats]` connection".into(),
+            ));
+        };
+        match server.durability {
+            Durability::Fsync => {
+                jetstream::durability::check_servers_sync_always(&cluster.monitor_urls)
+                    .await
+                    .map_err(|error| StoreError::Durability(error.to_string()))?;
+                tracing::info!("every NATS server fsyncs each write (`sync_interval: always`)");
+            }
+            Durability::Os => tracing::warn!(
+                "`server.durability = \"os\"`: acknowledged events are as durable as the NATS \
+                 servers make them (by default a JetStream server fsyncs every two minutes: \
+                 losing a quorum of servers at once may lose what they had not written)"
+            ),
+        }
+        let client = nats.client().clone();
+        let backend =
+            jetstream::JetStreamStore::open(cluster, client, &server.data_dir, metrics).await?;
         Ok(Self::from_backend(Arc::new(backend)))
     }
 

@@ -74,6 +74,7 @@ impl Validator<'_> {
         let egress = self.egress(raw.egress);
         let nats = raw.nats.and_then(|nats| self.nats(nats));
         let has_nats = raw.nats_present;
+        let store = self.store(raw.store, has_nats, server.durability);
         let mut secrets = BTreeMap::new();
         for (id, item) in raw.secrets {
             self.id(&format!("secrets.{id}"), &id);
@@ -97,6 +98,7 @@ impl Validator<'_> {
         let telemetry = super::telemetry::validate(raw.telemetry, self.errors);
         Topology {
             server,
+            store,
             egress,
             nats,
             secrets,

@@ -129,6 +129,95 @@ impl Validator<'_> {
         }
     }
 
+    /// `[store]`; `has_nats` and `durability` are what the JetStream backend depends on.
+    pub(super) fn store(
+        &mut self,
+        store: raw::StoreConfig,
+        has_nats: bool,
+        durability: Durability,
+    ) -> StoreSettings {
+        let jetstream = match store.backend.as_deref() {
+            None | Some("sqlite") => false,
+            Some("jetstream") => true,
+            Some(other) => {
+                self.error(
+                    "store.backend",
+                    format!("`{other}` is not a store backend; expected `sqlite` or `jetstream`"),
+                    "backend = \"jetstream\"",
+                );
+                false
+            }
+        };
+        let replicas = match store.replicas {
+            None => DEFAULT_STORE_REPLICAS,
+            Some(replicas @ 1..=5) => replicas as usize,
+            Some(other) => {
+                self.error(
+                    "store.replicas",
+                    format!("`{other}` replicas: JetStream keeps 1 to 5 copies"),
+                    "replicas = 3",
+                );
+                DEFAULT_STORE_REPLICAS
+            }
+        };
+        let prefix = store.prefix.unwrap_or_else(|| DEFAULT_STORE_PREFIX.to_owned());
+        let prefix_ok = !prefix.is_empty()
+            && prefix.len() <= 32
+            && prefix.bytes().all(|byte| byte.is_ascii_alphanumeric() || byte == b'_');
+        if !prefix_ok {
+            self.error(
+                "store.prefix",
+                format!(
+                    "`{prefix}` cannot start stream names: use 1 to 32 letters, digits and `_`"
+                ),
+                "prefix = \"switchyard\"",
+            );
+        }
+        let mut monitor_urls = Vec::new();
+        for (index, text) in store.monitor_urls.iter().enumerate() {
+            match url::Url::parse(text) {
+                Ok(url) if matches!(url.scheme(), "http" | "https") => monitor_urls.push(url),
+                _ => self.error(
+                    format!("store.monitor_urls[{index}]"),
+                    format!("`{text}` is not an http:// or https:// URL"),
+                    "monitor_urls = [\"http://127.0.0.1:8222\"]",
+                ),
+            }
+        }
+        if !jetstream {
+            for (key, set) in [
+                ("store.replicas", store.replicas.is_some()),
+                ("store.monitor_urls", !store.monitor_urls.is_empty()),
+            ] {
+                if set {
+                    self.error(
+                        key,
+                        "only the `jetstream` backend uses it",
+                        "backend = \"jetstream\"",
+                    );
+                }
+            }
+            return StoreSettings::Sqlite;
+        }
+        if !has_nats {
+            self.error(
+                "store.backend",
+                "the `jetstream` backend needs a `[nats]` section naming the cluster's servers",
+                "[nats]\nurls = [\"nats://10.0.0.1:4222\", \"nats://10.0.0.2:4222\"]",
+            );
+        }
+        if durability == Durability::Fsync && store.monitor_urls.is_empty() {
+            self.error(
+                "store.monitor_urls",
+                "`server.durability = \"fsync\"` with the `jetstream` backend needs the servers' \
+                 monitoring URLs, to check at start that each one runs `sync_interval: always`; \
+                 or set `server.durability = \"os\"` to accept the servers' own setting",
+                "monitor_urls = [\"http://10.0.0.1:8222\", \"http://10.0.0.2:8222\"]",
+            );
+        }
+        StoreSettings::JetStream(JetStreamStore { replicas, prefix, monitor_urls })
+    }
+
     /// The store key `server.store_key` names: a `[secrets]` entry holding 32 bytes in base64.
     pub(super) fn store_key(
         &mut self,
@@ -328,25 +417,31 @@ impl Validator<'_> {
     }
 
     pub(super) fn nats(&mut self, nats: raw::NatsConfig) -> Option<Nats> {
-        let url = match nats.url {
-            Some(url) => {
-                let scheme_ok = ["nats://", "tls://", "ws://", "wss://"]
-                    .iter()
-                    .any(|scheme| url.starts_with(scheme));
-                if !scheme_ok {
-                    self.error(
-                        "nats.url",
-                        format!("`{url}` is not a NATS URL (nats://, tls://, ws:// or wss://)"),
-                        "url = \"nats://127.0.0.1:4222\"",
-                    );
-                }
-                url
+        let mut urls = Vec::new();
+        let named = nats.url.iter().map(|url| ("nats.url".to_owned(), url));
+        let listed =
+            nats.urls.iter().enumerate().map(|(index, url)| (format!("nats.urls[{index}]"), url));
+        for (path, url) in named.chain(listed) {
+            let scheme_ok = ["nats://", "tls://", "ws://", "wss://"]
+                .iter()
+                .any(|scheme| url.starts_with(scheme));
+            if !scheme_ok {
+                self.error(
+                    path,
+                    format!("`{url}` is not a NATS URL (nats://, tls://, ws:// or wss://)"),
+                    "url = \"nats://127.0.0.1:4222\"",
+                );
             }
-            None => {
-                self.error("nats.url", "missing field `url`", "url = \"nats://127.0.0.1:4222\"");
-                String::new()
-            }
-        };
+            urls.push(url.clone());
+        }
+        if urls.is_empty() {
+            self.error(
+                "nats.url",
+                "missing field `url` (or `urls`)",
+                "url = \"nats://127.0.0.1:4222\"",
+            );
+        }
+        let url = urls.first().cloned().unwrap_or_default();
         let credentials = nats.credentials.and_then(|s| self.secret("nats.credentials", s));
         let nkey = nats.nkey.and_then(|s| self.secret("nats.nkey", s));
         let token = nats.token.and_then(|s| self.secret("nats.token", s));
@@ -380,7 +475,12 @@ impl Validator<'_> {
                 "credentials = { file = \"switchyard.creds\" }",
             );
         }
-        Some(Nats { url, auth: methods.pop().unwrap_or(NatsAuth::None), outcomes: nats.outcomes })
+        Some(Nats {
+            url,
+            urls,
+            auth: methods.pop().unwrap_or(NatsAuth::None),
+            outcomes: nats.outcomes,
+        })
     }
 }
 

@@ -298,3 +298,58 @@ fn the_file_and_the_admin_api_refuse_the_same_settings_in_the_same_words() {
         assert_eq!(file, api, "{settings}");
     }
 }
+
+#[test]
+fn the_store_section_defaults_to_sqlite_and_names_every_problem_at_once() {
+    let topology = load("").unwrap();
+    assert_eq!(topology.store, crate::config::StoreSettings::Sqlite);
+    assert_eq!(
+        problems(
+            "[server]\ndurability = \"fsync\"\n\
+             [store]\nbackend = \"jetstream\"\nreplicas = 7\nprefix = \"a.b\"\n\
+             monitor_urls = [\"ftp://x\"]\n"
+        ),
+        [
+            "store.replicas: `7` replicas: JetStream keeps 1 to 5 copies",
+            "store.prefix: `a.b` cannot start stream names: use 1 to 32 letters, digits and `_`",
+            "store.monitor_urls[0]: `ftp://x` is not an http:// or https:// URL",
+            "store.backend: the `jetstream` backend needs a `[nats]` section naming the \
+             cluster's servers",
+        ]
+    );
+    assert_eq!(
+        problems("[store]\nbackend = \"jetstream\"\n[nats]\nurl = \"nats://127.0.0.1:4222\"\n"),
+        ["store.monitor_urls: `server.durability = \"fsync\"` with the `jetstream` backend \
+             needs the servers' monitoring URLs, to check at start that each one runs \
+             `sync_interval: always`; or set `server.durability = \"os\"` to accept the \
+             servers' own setting"]
+    );
+    assert_eq!(
+        problems("[store]\nbackend = \"etcd\"\nreplicas = 3\n"),
+        [
+            "store.backend: `etcd` is not a store backend; expected `sqlite` or `jetstream`",
+            "store.replicas: only the `jetstream` backend uses it",
+        ]
+    );
+}
+
+#[test]
+fn a_jetstream_store_takes_every_server_of_the_cluster() {
+    let topology = load(
+        "[server]\ndurability = \"os\"\n[store]\nbackend = \"jetstream\"\nprefix = \"sy_1\"\n\
+         [nats]\nurls = [\"nats://127.0.0.1:4222\", \"nats://127.0.0.1:4223\"]\n",
+    )
+    .unwrap();
+    let crate::config::StoreSettings::JetStream(store) = &topology.store else {
+        panic!("{:?}", topology.store)
+    };
+    assert_eq!((store.replicas, store.prefix.as_str()), (3, "sy_1"));
+    let nats = topology.nats.as_ref().unwrap();
+    assert_eq!(nats.url, "nats://127.0.0.1:4222");
+    assert_eq!(nats.urls, ["nats://127.0.0.1:4222", "nats://127.0.0.1:4223"]);
+    assert_eq!(
+        problems("[nats]\nurls = [\"http://x\"]\n"),
+        ["nats.urls[0]: `http://x` is not a NATS URL (nats://, tls://, ws:// or wss://)"]
+    );
+    assert_eq!(problems("[nats]\n"), ["nats.url: missing field `url` (or `urls`)"]);
+}

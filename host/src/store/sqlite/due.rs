@@ -26,6 +26,9 @@ const BODIES_KEPT_QUEUED: usize = 1024;
 #[derive(Debug, Default)]
 pub(super) struct Dispatch {
     feeds: Mutex<Feeds>,
+    /// Jobs for endpoints without a queue are expected (a cluster node's projection queues
+    /// only the endpoints it owns): not worth a warning.
+    unclaimed_expected: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Debug, Default)]
@@ -50,7 +53,15 @@ impl Dispatch {
         for job in pending {
             unclaimed.entry(job.endpoint.clone()).or_default().push(job);
         }
-        Self { feeds: Mutex::new(Feeds { unclaimed, ..Feeds::default() }) }
+        Self {
+            feeds: Mutex::new(Feeds { unclaimed, ..Feeds::default() }),
+            unclaimed_expected: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    /// Jobs for endpoints without a queue are expected from now on.
+    pub fn expect_unclaimed(&self) {
+        self.unclaimed_expected.store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Feeds> {
@@ -68,6 +79,7 @@ impl Dispatch {
             match feeds.queues.get(&job.endpoint) {
                 Some(feed) => drop(feed.sender.send(job)),
                 // Kept pending in the store: it resumes if the endpoint comes back.
+                None if self.unclaimed_expected.load(std::sync::atomic::Ordering::Relaxed) => {}
                 None => {
                     tracing::warn!(endpoint = %job.endpoint, delivery = %job.delivery_id, "delivery for an endpoint that is not configured")
                 }
@@ -108,7 +120,7 @@ impl Dispatch {
 
 /// One endpoint's queue (see [`DueQueue`]).
 #[derive(Debug)]
-pub(super) struct SqliteDueQueue {
+pub(in crate::store) struct SqliteDueQueue {
     endpoint: String,
     claim: u64,
     dispatch: Arc<Dispatch>,
@@ -170,6 +182,16 @@ impl SqliteDueQueue {
             return None;
         }
         self.due.peek().map(|Reverse((due_at, _))| *due_at)
+    }
+}
+
+impl SqliteDueQueue {
+    /// Queues `jobs` read from the store (a delivery already queued or under way is kept
+    /// once).
+    pub fn add(&mut self, jobs: Vec<DeliveryJob>) {
+        for job in jobs {
+            self.push(job);
+        }
     }
 }
 

@@ -2,13 +2,16 @@
 //!
 //! Owns everything that names rusqlite, and its layout: [`schema`] (tables and migrations),
 //! `batch` (group commit on one writer thread), `ops` (one write command each), [`reader`]
-//! (queries on pooled read connections), `audit` (the audit log's table) and `due` (each endpoint's due-queue in memory, filled
-//! from the pending rows at open and by every commit). Which state a delivery takes comes from
+//! (queries on pooled read connections), `audit` (the audit log's table) and `due` (each
+//! endpoint's due-queue in memory, filled from the pending rows at open and by every
+//! commit). `logged` applies commands that arrive from a replicated log (the JetStream
+//! backend's projection). Which state a delivery takes comes from
 //! [`crate::store::lifecycle`].
 
 mod audit;
 mod batch;
 mod due;
+mod logged;
 mod ops;
 mod reader;
 mod schema;
@@ -17,12 +20,16 @@ mod schema;
 mod tests;
 
 use std::collections::HashSet;
+use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::mpsc;
+
+pub(super) use self::due::SqliteDueQueue;
+pub(super) use self::logged::{Command, Outcome};
 
 use self::batch::{Message, Request, WriteOp};
 use self::reader::Reader;
@@ -185,6 +192,45 @@ impl SqliteStore {
             .await
             .map_err(|error| StoreError::Read(Box::new(error)))?
         })
+    }
+
+    /// Applies `command`, the log's entry at `sequence` stamped `now`, after every command
+    /// submitted before it; waits for queue space, not for the commit: the answer arrives on
+    /// the returned future (`Skipped` when that sequence was applied already).
+    pub(super) async fn submit_logged(
+        &self,
+        sequence: u64,
+        now: u64,
+        command: Command,
+    ) -> Result<impl Future<Output = Result<Outcome, StoreError>> + Send + 'static, StoreError>
+    {
+        let (message, answer) = Request::message(logged::Logged::new(sequence, now, command));
+        self.writer.send(message).await.map_err(|_| StoreError::Closed)?;
+        Ok(answered(answer))
+    }
+
+    /// Commits will make jobs for endpoints whose queue another process holds (a cluster
+    /// node's projection): they are not worth a warning.
+    pub(super) fn expect_unclaimed_jobs(&self) {
+        self.dispatch.expect_unclaimed();
+    }
+
+    /// The last log entry this database applied (0: none).
+    pub(super) fn log_sequence(&self) -> Result<u64, StoreError> {
+        Reader::open(&self.path)?.log_sequence()
+    }
+
+    /// The queue of `endpoint` (replacing an earlier one), holding every pending delivery of
+    /// it that the database has now. Reads the database: call it off the hot path.
+    pub(super) fn due_queue_with_pending(
+        &self,
+        endpoint: &str,
+    ) -> Result<SqliteDueQueue, StoreError> {
+        // Claimed first, then read: a commit in between reaches the queue, and a job met
+        // twice is queued once.
+        let mut queue = self.dispatch.claim(endpoint);
+        queue.add(Reader::open(&self.path)?.pending_deliveries_of(endpoint)?);
+        Ok(queue)
     }
 
     #[cfg(test)]

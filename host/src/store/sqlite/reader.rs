@@ -84,6 +84,35 @@ impl Reader {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// The pending deliveries of `endpoint`, as jobs without their body.
+    pub fn pending_deliveries_of(&self, endpoint: &str) -> Result<Vec<DeliveryJob>, StoreError> {
+        let mut statement = self.connection.prepare_cached(
+            "SELECT d.id, e.id, d.endpoint, d.attempts, d.next_attempt_at FROM deliveries d \
+             JOIN events e ON e.seq = d.event_seq WHERE d.state = ?1 AND d.endpoint = ?2",
+        )?;
+        let rows = statement.query_map(params![code(DeliveryState::Pending), endpoint], |row| {
+            Ok(DeliveryJob {
+                delivery_id: delivery_id(row, 0)?,
+                event_id: event_id(row, 1)?,
+                endpoint: row.get(2)?,
+                attempts: row.get(3)?,
+                due_at: row.get::<_, i64>(4)? as u64,
+                payload: None,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The last log entry applied to this database (a projection of a replicated log); 0
+    /// when none was.
+    pub fn log_sequence(&self) -> Result<u64, StoreError> {
+        let value: Option<String> = self
+            .connection
+            .query_row("SELECT value FROM meta WHERE key = 'log_sequence'", [], |row| row.get(0))
+            .optional()?;
+        Ok(value.and_then(|value| value.parse().ok()).unwrap_or(0))
+    }
+
     /// The body and content type a delivery sends: its own content type (set when a plugin
     /// shaped the payload), else its event's.
     pub fn payload(&self, delivery_id: DeliveryId) -> Result<Option<Payload>, StoreError> {

@@ -1,0 +1,183 @@
+//! A real 3-server NATS cluster with JetStream on loopback ports, every server fsyncing each
+//! write (`sync_interval: always`), each with its own store directory and monitoring port;
+//! its servers are stopped by pid when it is dropped.
+//!
+//! Self-contained (std, anyhow, tempfile) so that the host crate's own tests use this same
+//! file for the store conformance suite.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+
+/// How long a starting cluster may take to elect its JetStream leader.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// One server of the cluster.
+#[derive(Debug)]
+struct Member {
+    name: String,
+    client_port: u16,
+    http_port: u16,
+    config: PathBuf,
+    child: Option<Child>,
+}
+
+#[derive(Debug)]
+pub struct NatsCluster {
+    members: Vec<Member>,
+    directory: tempfile::TempDir,
+}
+
+/// The `nats-server` binary of the test tools venv.
+fn binary() -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("a crate of the workspace");
+    let binary = root.join(".tools/venv/bin/nats-server");
+    assert!(binary.exists(), "`{}` is missing: run `cargo xtask setup`", binary.display());
+    binary
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+impl NatsCluster {
+    /// Starts three servers and waits until each answers healthy (JetStream up, leader
+    /// elected).
+    pub fn start() -> anyhow::Result<Self> {
+        let directory = tempfile::tempdir()?;
+        let mut ports = Vec::new();
+        for _ in 0..3 {
+            ports.push((free_port()?, free_port()?, free_port()?));
+        }
+        let routes: Vec<String> = ports
+            .iter()
+            .map(|(_, cluster, _)| format!("nats-route://127.0.0.1:{cluster}"))
+            .collect();
+        let mut members = Vec::new();
+        for (index, (client_port, cluster_port, http_port)) in ports.into_iter().enumerate() {
+            let name = format!("n{}", index + 1);
+            let store = directory.path().join(&name);
+            let config = directory.path().join(format!("{name}.conf"));
+            std::fs::write(
+                &config,
+                server_config(&name, client_port, cluster_port, http_port, &store, &routes),
+            )?;
+            members.push(Member { name, client_port, http_port, config, child: None });
+        }
+        let mut cluster = Self { members, directory };
+        for index in 0..cluster.members.len() {
+            cluster.launch(index)?;
+        }
+        cluster.wait_healthy()?;
+        Ok(cluster)
+    }
+
+    fn launch(&mut self, index: usize) -> anyhow::Result<()> {
+        let member = &mut self.members[index];
+        let log =
+            std::fs::File::create(self.directory.path().join(format!("{}.log", member.name)))?;
+        let child = Command::new(binary())
+            .arg("-c")
+            .arg(&member.config)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .context("cannot start nats-server")?;
+        member.child = Some(child);
+        Ok(())
+    }
+
+    fn wait_healthy(&self) -> anyhow::Result<()> {
+        let deadline = Instant::now() + START_TIMEOUT;
+        for member in &self.members {
+            if member.child.is_none() {
+                continue;
+            }
+            while !healthy(member.http_port) {
+                if Instant::now() > deadline {
+                    bail!("nats-server `{}` did not become healthy", member.name);
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        Ok(())
+    }
+
+    /// Every server's client URL.
+    pub fn urls(&self) -> Vec<String> {
+        self.members
+            .iter()
+            .map(|member| format!("nats://127.0.0.1:{}", member.client_port))
+            .collect()
+    }
+
+    /// Every server's monitoring URL (`/varz`, `/jsz`, `/healthz`).
+    pub fn monitor_urls(&self) -> Vec<String> {
+        self.members.iter().map(|member| format!("http://127.0.0.1:{}", member.http_port)).collect()
+    }
+
+    /// Kills server `index` (SIGKILL); its store stays.
+    pub fn stop(&mut self, index: usize) {
+        if let Some(mut child) = self.members[index].child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts server `index` again on its ports and store, and waits until it is healthy.
+    pub fn restart(&mut self, index: usize) -> anyhow::Result<()> {
+        self.stop(index);
+        self.launch(index)?;
+        self.wait_healthy()
+    }
+}
+
+impl Drop for NatsCluster {
+    fn drop(&mut self) {
+        for index in 0..self.members.len() {
+            self.stop(index);
+        }
+    }
+}
+
+/// The configuration every test server runs: what `docs/cluster.md` shows.
+fn server_config(
+    name: &str,
+    client_port: u16,
+    cluster_port: u16,
+    http_port: u16,
+    store: &Path,
+    routes: &[String],
+) -> String {
+    let routes = routes.iter().map(|route| format!("    {route}\n")).collect::<String>();
+    format!(
+        "server_name: {name}\n\
+         listen: 127.0.0.1:{client_port}\n\
+         http: 127.0.0.1:{http_port}\n\
+         max_payload: 8MB\n\
+         jetstream {{\n  store_dir: \"{store}\"\n  max_memory_store: 64MB\n  max_file_store: 1GB\n  sync_interval: always\n}}\n\
+         cluster {{\n  name: switchyard-test\n  listen: 127.0.0.1:{cluster_port}\n  routes: [\n{routes}  ]\n}}\n",
+        store = store.display(),
+    )
+}
+
+/// Whether the server's `/healthz` answers 200 (JetStream ready).
+fn healthy(http_port: u16) -> bool {
+    let address = SocketAddr::from(([127, 0, 0, 1], http_port));
+    let Ok(mut stream) = TcpStream::connect_timeout(&address, Duration::from_millis(200)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+    let request = "GET /healthz HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
+    if stream.write_all(request.as_bytes()).is_err() {
+        return false;
+    }
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    response.starts_with("HTTP/1.0 200") || response.starts_with("HTTP/1.1 200")
+}

@@ -1,0 +1,392 @@
+//! Cluster mode through the real binary: router nodes sharing one 3-server NATS JetStream
+//! cluster (`[store] backend = "jetstream"`), every server fsyncing each write.
+//!
+//! Two nodes take webhooks and every event reaches every endpoint; either node's admin API
+//! shows what the other stored; dynamic endpoints created through one node (before the other
+//! started, and while it runs) get the other's webhooks, and are delivered to by the other once
+//! the first has stopped (its partitions move); and a node refuses
+//! `durability = "fsync"` on servers that do not fsync each write.
+
+use std::collections::{HashMap, HashSet};
+use std::net::TcpListener;
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use switchyard_e2e::{
+    NatsCluster, NatsServer, Reply, TestHost, TestReceiver, eventually_async, post_webhook, run_cli,
+};
+
+const TOKEN: &str = "cluster-admin-token";
+const WAIT: Duration = Duration::from_secs(30);
+
+/// `[server]` lines of every node.
+fn server() -> String {
+    format!("admin_token = {{ value = \"{TOKEN}\" }}\ndurability = \"fsync\"")
+}
+
+/// The rest of a node's config: the cluster store, one source, one config endpoint.
+fn config(cluster: &NatsCluster, audit_url: &str) -> String {
+    let quoted = |urls: Vec<String>| {
+        urls.iter().map(|url| format!("\"{url}\"")).collect::<Vec<_>>().join(", ")
+    };
+    format!(
+        "[store]\nbackend = \"jetstream\"\nreplicas = 3\nprefix = \"e2e\"\n\
+         monitor_urls = [{monitors}]\n\n\
+         [nats]\nurls = [{urls}]\n\n\
+         [egress]\nallow_networks = [\"127.0.0.0/8\"]\n\n\
+         [sources.app]\ntype = \"http\"\n\n\
+         [endpoints.audit]\nurl = \"{audit_url}\"\n\n\
+         [routes.audit]\nfrom = [\"app\"]\nto = [\"audit\"]\n",
+        monitors = quoted(cluster.monitor_urls()),
+        urls = quoted(cluster.urls()),
+    )
+}
+
+async fn publish(client: &reqwest::Client, host: &TestHost, n: usize) -> String {
+    let body = json!({"type": "thing.happened", "n": n}).to_string();
+    post_webhook(client, host, "app", &[("content-type", "application/json")], body)
+        .await
+        .expect("a node takes the webhook")
+}
+
+/// The `webhook-id`s that reached each path, waiting until `expected` ids reached each of
+/// `paths`; answers them with how many requests arrived in all.
+async fn received(
+    receiver: &mut TestReceiver,
+    paths: &[&str],
+    expected: &HashSet<String>,
+) -> (HashMap<String, HashSet<String>>, usize) {
+    let mut seen: HashMap<String, HashSet<String>> = HashMap::new();
+    let mut requests = 0;
+    let done = |seen: &HashMap<String, HashSet<String>>| {
+        paths.iter().all(|path| seen.get(*path).is_some_and(|ids| expected.is_subset(ids)))
+    };
+    while !done(&seen) {
+        let Some(request) = receiver.next(WAIT).await else { break };
+        requests += 1;
+        let id = request.header("webhook-id").unwrap_or_default().to_owned();
+        seen.entry(request.path.clone()).or_default().insert(id);
+    }
+    (seen, requests)
+}
+
+fn arrived(seen: &HashMap<String, HashSet<String>>, path: &str, id: &str) -> bool {
+    seen.get(path).is_some_and(|ids| ids.contains(id))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_deliver_every_event_and_one_serves_an_endpoint_made_on_the_other() {
+    let cluster = tokio::task::spawn_blocking(NatsCluster::start).await.unwrap().unwrap();
+    let mut receiver = TestReceiver::start().await;
+    let config = config(&cluster, &receiver.url("/audit"));
+    let mut first = TestHost::start(&server(), &config).await.unwrap();
+    assert!(first.logs.contains("every NATS server fsyncs each write"), "the check ran");
+    let client = reqwest::Client::new();
+
+    // A dynamic endpoint, made through the first node.
+    let created = client
+        .post(first.url("/v1/admin/endpoints"))
+        .bearer_auth(TOKEN)
+        .json(&json!({"url": receiver.url("/dynamic"), "sources": ["app"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let created: Value = created.json().await.unwrap();
+    let dynamic = created["endpoint"]["id"].as_str().unwrap().to_owned();
+
+    let second = TestHost::start(&server(), &config).await.unwrap();
+    // The partitions spread: the first node hands the second its share.
+    let logs = second.logs.clone();
+    let spread = tokio::task::spawn_blocking(move || {
+        logs.wait_for(WAIT, |line| line.contains("partition taken").then_some(()))
+    });
+    assert!(spread.await.unwrap().is_some(), "the second node takes partitions");
+    let logs = first.logs.clone();
+    let handed = tokio::task::spawn_blocking(move || {
+        logs.wait_for(WAIT, |line| line.contains("partition released").then_some(()))
+    });
+    assert!(handed.await.unwrap().is_some(), "the first node released them");
+    let nodes = [&first, &second];
+
+    // An endpoint made through the first node while the second runs: the second routes its
+    // webhooks to it within a second.
+    let made = client
+        .post(first.url("/v1/admin/endpoints"))
+        .bearer_auth(TOKEN)
+        .json(&json!({"url": receiver.url("/live"), "sources": ["app"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(made.status(), StatusCode::CREATED);
+    let made: Value = made.json().await.unwrap();
+    let live = made["endpoint"]["id"].as_str().unwrap().to_owned();
+    let path = format!("/v1/admin/endpoints/{live}");
+    let known = eventually_async(Duration::from_secs(1), || async {
+        let response = client.get(second.url(&path)).bearer_auth(TOKEN).send().await.ok()?;
+        (response.status() == StatusCode::OK).then_some(())
+    })
+    .await;
+    assert!(known.is_some(), "the second node knows the new endpoint within a second");
+
+    // Webhooks to both nodes: every event reaches both endpoints.
+    let mut ids = HashSet::new();
+    let mut taken_by_first = None;
+    for n in 0..20 {
+        let id = publish(&client, nodes[n % 2], n).await;
+        taken_by_first.get_or_insert_with(|| id.clone());
+        ids.insert(id);
+    }
+    let paths = ["/audit", "/dynamic", "/live"];
+    let (seen, requests) = received(&mut receiver, &paths, &ids).await;
+    for path in paths {
+        let missing: Vec<_> = ids.iter().filter(|id| !arrived(&seen, path, id)).collect();
+        assert!(missing.is_empty(), "{path} missed {missing:?}");
+    }
+    assert!(requests >= 60, "{requests} requests");
+
+    // Either node's admin API shows what the other took and delivered.
+    let taken_by_first = taken_by_first.unwrap().parse().unwrap();
+    let delivered = eventually_async(WAIT, || async {
+        let deliveries = second.deliveries_of(taken_by_first).await.ok()?;
+        let states: Vec<_> = deliveries.iter().map(|delivery| delivery.state).collect();
+        (states.len() == 3
+            && states.iter().all(|state| *state == switchyard::store::DeliveryState::Delivered))
+        .then_some(states)
+    })
+    .await;
+    assert!(delivered.is_some(), "the second node sees every delivery delivered");
+    let listed: Value = client
+        .get(second.url("/v1/admin/endpoints"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(listed.to_string().contains(&dynamic), "{listed}");
+
+    // The first node stops cleanly and gives its partitions back: the second delivers
+    // everything now, to the endpoint made through the first included.
+    assert!(first.terminate().await.unwrap().success());
+    let mut later = HashSet::new();
+    for n in 20..26 {
+        later.insert(publish(&client, &second, n).await);
+    }
+    let (seen, _) = received(&mut receiver, &paths, &later).await;
+    for path in paths {
+        let missing: Vec<_> = later.iter().filter(|id| !arrived(&seen, path, id)).collect();
+        assert!(missing.is_empty(), "{path} missed {missing:?} after the first node stopped");
+    }
+    // It says so in its metrics: every partition, and its projection caught up.
+    let metrics = eventually_async(WAIT, || async {
+        let owned = second.metric("switchyard_store_partitions_owned{}").await.ok()?;
+        let lag = second.metric("switchyard_store_log_lag{}").await.ok()?;
+        (owned == 16.0 && lag == 0.0).then_some(())
+    })
+    .await;
+    assert!(metrics.is_some(), "the second node owns every partition, with no lag");
+    drop(cluster);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_killed_under_load_and_restarted_loses_no_acknowledged_event() {
+    let cluster = tokio::task::spawn_blocking(NatsCluster::start).await.unwrap().unwrap();
+    // Each answer takes a little while, so that attempts are under way when the node dies.
+    let mut receiver =
+        TestReceiver::scripted(Vec::new(), Reply::Delayed(Duration::from_millis(20), 200)).await;
+    let config = config(&cluster, &receiver.url("/audit"));
+    let mut first = TestHost::start(&server(), &config).await.unwrap();
+    let second = TestHost::start(&server(), &config).await.unwrap();
+    let client = reqwest::Client::new();
+    let made = client
+        .post(first.url("/v1/admin/endpoints"))
+        .bearer_auth(TOKEN)
+        .json(&json!({"url": receiver.url("/dynamic"), "sources": ["app"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(made.status(), StatusCode::CREATED);
+    let logs = second.logs.clone();
+    let spread = tokio::task::spawn_blocking(move || {
+        logs.wait_for(WAIT, |line| line.contains("partition taken").then_some(()))
+    });
+    assert!(spread.await.unwrap().is_some(), "the second node takes partitions");
+
+    // Webhooks to both; the first node is SIGKILLed a third of the way, restarted at two
+    // thirds. Only what got a 202 counts.
+    let mut acknowledged = HashSet::new();
+    let mut first_up = true;
+    for n in 0..300 {
+        if n == 100 {
+            first.kill();
+            first_up = false;
+        }
+        if n == 200 {
+            first.restart().await.unwrap();
+            first_up = true;
+        }
+        let target = if first_up && n % 2 == 0 { &first } else { &second };
+        let body = json!({"type": "thing.happened", "n": n}).to_string();
+        let sent =
+            post_webhook(&client, target, "app", &[("content-type", "application/json")], body);
+        if let Ok(id) = sent.await {
+            acknowledged.insert(id);
+        }
+    }
+    assert!(acknowledged.len() >= 290, "{} acknowledged", acknowledged.len());
+    let mut arrivals: HashMap<(String, String), usize> = HashMap::new();
+    let complete = |arrivals: &HashMap<(String, String), usize>| {
+        acknowledged.iter().all(|id| {
+            ["/audit", "/dynamic"]
+                .iter()
+                .all(|path| arrivals.contains_key(&(path.to_string(), id.clone())))
+        })
+    };
+    while !complete(&arrivals) {
+        let Some(request) = receiver.next(Duration::from_secs(60)).await else { break };
+        let id = request.header("webhook-id").unwrap_or_default().to_owned();
+        *arrivals.entry((request.path.clone(), id)).or_default() += 1;
+    }
+    let lost: Vec<_> = acknowledged
+        .iter()
+        .flat_map(|id| ["/audit", "/dynamic"].map(|path| (path.to_string(), id.clone())))
+        .filter(|key| !arrivals.contains_key(key))
+        .collect();
+    assert!(lost.is_empty(), "{} acknowledged deliveries lost: {lost:?}", lost.len());
+    // Duplicates: at most the attempts under way on the killed node, per endpoint.
+    let duplicates: usize = arrivals.values().map(|count| count - 1).sum();
+    eprintln!(
+        "a node killed under load: {} events, {duplicates} duplicate requests",
+        acknowledged.len()
+    );
+    assert!(duplicates <= 2 * 16, "{duplicates} duplicates");
+    drop(cluster);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_the_log_leader_pauses_writes_and_loses_nothing_acknowledged() {
+    let mut cluster = tokio::task::spawn_blocking(NatsCluster::start).await.unwrap().unwrap();
+    let mut receiver = TestReceiver::start().await;
+    let config = config(&cluster, &receiver.url("/audit"));
+    let host = TestHost::start(&server(), &config).await.unwrap();
+    let client = reqwest::Client::new();
+    // The server leading the log stream, from the JetStream API.
+    let nats = async_nats::connect(cluster.urls()[0].as_str()).await.unwrap();
+    let mut stream = async_nats::jetstream::new(nats).get_stream("e2e_log").await.unwrap();
+    let info = stream.info().await.unwrap();
+    let leader = info.cluster.as_ref().and_then(|cluster| cluster.leader.clone()).unwrap();
+    let index: usize = leader.trim_start_matches('n').parse::<usize>().unwrap() - 1;
+
+    let mut acknowledged = HashSet::new();
+    for n in 0..50 {
+        acknowledged.insert(publish_once(&client, &host, n).await.expect("a 202 before the kill"));
+    }
+    cluster.stop(index);
+    let killed = std::time::Instant::now();
+    // Senders retry what is refused (503) until writes resume on a new leader.
+    let (mut refused, mut paused) = (0, None);
+    let mut n = 50;
+    while acknowledged.len() < 100 {
+        assert!(killed.elapsed() < Duration::from_secs(60), "writes never resumed");
+        n += 1;
+        match publish_once(&client, &host, n).await {
+            Some(id) => {
+                paused.get_or_insert_with(|| killed.elapsed());
+                acknowledged.insert(id);
+            }
+            None => {
+                refused += 1;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+    tokio::task::block_in_place(|| cluster.restart(index)).unwrap();
+    let started = killed;
+    let (seen, _) = received(&mut receiver, &["/audit"], &acknowledged).await;
+    let lost: Vec<_> = acknowledged.iter().filter(|id| !arrived(&seen, "/audit", id)).collect();
+    eprintln!(
+        "log leader `{leader}` killed: {} acknowledged, {refused} refused, writes paused {:?}, \
+         all delivered {:.1}s after the kill",
+        acknowledged.len(),
+        paused,
+        started.elapsed().as_secs_f64()
+    );
+    assert!(lost.is_empty(), "{} acknowledged events lost: {lost:?}", lost.len());
+    drop(cluster);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rolling_restart_of_every_node_and_server_loses_nothing_acknowledged() {
+    let mut cluster = tokio::task::spawn_blocking(NatsCluster::start).await.unwrap().unwrap();
+    let mut receiver = TestReceiver::start().await;
+    let config = config(&cluster, &receiver.url("/audit"));
+    let mut nodes = [
+        TestHost::start(&server(), &config).await.unwrap(),
+        TestHost::start(&server(), &config).await.unwrap(),
+    ];
+    let client = reqwest::Client::new();
+    let mut acknowledged = HashSet::new();
+    let mut n = 0;
+    // Five steps: each node, then each server, restarted (SIGKILL, start) in turn, with
+    // webhooks to the nodes before and after each; a sender retries what is refused.
+    for step in 0..5 {
+        for _ in 0..20 {
+            n += 1;
+            acknowledged.insert(send_until_acknowledged(&client, &nodes, n).await);
+        }
+        match step {
+            0 | 1 => nodes[step].restart().await.unwrap(),
+            server => tokio::task::block_in_place(|| cluster.restart(server - 2)).unwrap(),
+        }
+    }
+    for _ in 0..20 {
+        n += 1;
+        acknowledged.insert(send_until_acknowledged(&client, &nodes, n).await);
+    }
+    let (seen, _) = received(&mut receiver, &["/audit"], &acknowledged).await;
+    let lost: Vec<_> = acknowledged.iter().filter(|id| !arrived(&seen, "/audit", id)).collect();
+    assert!(lost.is_empty(), "{} acknowledged events lost: {lost:?}", lost.len());
+    assert_eq!(acknowledged.len(), 120);
+    drop(cluster);
+}
+
+/// Posts webhook `n` to the nodes in turn until one acknowledges it (a sender retrying).
+async fn send_until_acknowledged(client: &reqwest::Client, nodes: &[TestHost], n: usize) -> String {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let mut turn = n;
+    loop {
+        if let Some(id) = publish_once(client, &nodes[turn % nodes.len()], n).await {
+            return id;
+        }
+        assert!(std::time::Instant::now() < deadline, "webhook {n} was never acknowledged");
+        turn += 1;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Posts one webhook; `None` when it was not acknowledged (a 503 during an election).
+async fn publish_once(client: &reqwest::Client, host: &TestHost, n: usize) -> Option<String> {
+    let body = json!({"type": "thing.happened", "n": n}).to_string();
+    post_webhook(client, host, "app", &[("content-type", "application/json")], body).await.ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fsync_durability_is_refused_on_servers_that_do_not_fsync_each_write() {
+    let monitor = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let server = NatsServer::start_with(&["-m", &monitor.to_string()]).unwrap();
+    let directory = tempfile::tempdir().unwrap();
+    let text = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = \"data\"\ndurability = \"fsync\"\n\n\
+         [store]\nbackend = \"jetstream\"\nreplicas = 1\n\
+         monitor_urls = [\"http://127.0.0.1:{monitor}\"]\n\n[nats]\nurl = \"{}\"\n",
+        server.url()
+    );
+    std::fs::write(directory.path().join("switchyard.toml"), text).unwrap();
+    let output = run_cli(directory.path(), &["run", "-c", "switchyard.toml"], &[]);
+    assert_ne!(output.code, Some(0), "{output:?}");
+    assert!(output.stderr.contains("does not fsync each write"), "{}", output.stderr);
+    assert!(output.stderr.contains("sync_interval: always"), "{}", output.stderr);
+}
