@@ -218,6 +218,14 @@ pub async fn rotate_store_key(
     to: &crate::seal::StoreKey,
 ) -> anyhow::Result<crate::admin::sealed::Rotation> {
     let server = &topology.server;
+    if matches!(topology.store, crate::config::StoreSettings::JetStream(_)) {
+        // Every node of a cluster seals with the key it started with: re-sealing the shared
+        // log under one of them needs them all stopped and the log's old entries trimmed,
+        // which the JetStream backend does not do yet.
+        anyhow::bail!(
+            "`store rotate-key` works on the `sqlite` store only; the `jetstream` store cannot              re-seal its log yet"
+        );
+    }
     let mut probe = server.listen;
     if probe.ip().is_unspecified() {
         probe.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
