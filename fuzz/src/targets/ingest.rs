@@ -107,12 +107,19 @@ fn ingest() -> &'static Ingest {
             topology.routes.values().map(|route| route.spec.clone()).collect();
         let routes = Arc::new(ArcSwap::from_pointee(route_table(&config_routes, &[])));
         let pipeline = Pipeline::new(&topology, routes, None, metrics.clone());
+        // The notifier's task lives on the fuzz runtime, driven by each run's `block_on`.
+        let notifier = {
+            let _entered = runtime.enter();
+            switchyard::notify::Notifier::start(store.clone())
+        };
         let state = HttpState {
             topology: topology.clone(),
             ingestor: Ingestor::new(store, pipeline, metrics.clone()),
             metrics,
             ready: Arc::new(AtomicBool::new(true)),
             nats: None,
+            limits: Arc::default(),
+            notifier,
         };
         Ingest { runtime, router: ingress::router(state), _directory: directory }
     })

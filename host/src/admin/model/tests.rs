@@ -215,6 +215,7 @@ fn traffic_settings_are_checked_stored_and_read_back() {
     assert_eq!(fields, ["rate", "breaker"]);
 }
 
+#[test]
 fn a_record_without_a_check_is_verified_and_one_with_a_pending_check_waits() {
     use crate::store::lifecycle::Ownership;
     // Records stored before ownership checks existed read back as verified.
