@@ -223,7 +223,8 @@ pub async fn rotate_store_key(
         // log under one of them needs them all stopped and the log's old entries trimmed,
         // which the JetStream backend does not do yet.
         anyhow::bail!(
-            "`store rotate-key` works on the `sqlite` store only; the `jetstream` store cannot              re-seal its log yet"
+            "`store rotate-key` re-seals the embedded store only; the `jetstream` store cannot \
+             re-seal its log yet"
         );
     }
     let mut probe = server.listen;
