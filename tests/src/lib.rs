@@ -383,10 +383,21 @@ impl TestHost {
 
     /// How many events are stored.
     pub async fn count_events(&self) -> anyhow::Result<u64> {
+        self.count_listed_events("").await
+    }
+
+    /// How many stored events came from `source` (operational events of the built-in
+    /// `switchyard` source are not counted unless asked for).
+    pub async fn count_events_of(&self, source: &str) -> anyhow::Result<u64> {
+        self.count_listed_events(&format!("&source={source}")).await
+    }
+
+    async fn count_listed_events(&self, filter: &str) -> anyhow::Result<u64> {
         let mut count = 0;
         let mut cursor = String::new();
         loop {
-            let page = self.admin_get(&format!("/v1/admin/events?limit=500{cursor}")).await?;
+            let path = format!("/v1/admin/events?limit=500{filter}{cursor}");
+            let page = self.admin_get(&path).await?;
             let page = page.context("the event list")?;
             count += page["data"].as_array().context("data")?.len() as u64;
             match page["next_cursor"].as_str() {

@@ -92,7 +92,7 @@ async fn a_burst_of_500_gets_the_burst_plus_the_rate_and_429_with_retry_after() 
     assert!((accepted as f64) <= most + 1.0, "{accepted} accepted in {elapsed:.2}s");
     assert!((accepted as f64) >= least - 1.0, "{accepted} accepted in {elapsed:.2}s");
     // Nothing refused was stored; every refusal is counted.
-    assert_eq!(host.count_events().await.unwrap(), accepted as u64);
+    assert_eq!(host.count_events_of("app").await.unwrap(), accepted as u64);
     let counted = host
         .metric("switchyard_ingest_events_total{source=\"app\",outcome=\"rate_limited\"}")
         .await
@@ -130,7 +130,7 @@ async fn per_client_limits_count_each_address_apart_behind_trusted_proxies_only(
     assert_eq!(post(&second, &host, Some("203.0.113.7")).await.0, 429);
     // 127.0.0.3 is not: what it forwards is ignored, and it is still out of tokens.
     assert_eq!(post(&third, &host, Some("203.0.113.8")).await.0, 429);
-    assert_eq!(host.count_events().await.unwrap(), 9);
+    assert_eq!(host.count_events_of("app").await.unwrap(), 9);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -155,7 +155,7 @@ async fn the_publish_api_honours_its_sources_rate_limit() {
         answers.push((response.status().as_u16(), retry_after));
     }
     assert_eq!(answers, [(202, false), (202, false), (429, true)]);
-    assert_eq!(host.count_events().await.unwrap(), 2);
+    assert_eq!(host.count_events_of("orders").await.unwrap(), 2);
 }
 
 /// A config with an `app` source routed to each `(id, url, extra lines)` endpoint.
