@@ -390,3 +390,136 @@ async fn fsync_durability_is_refused_on_servers_that_do_not_fsync_each_write() {
     assert!(output.stderr.contains("does not fsync each write"), "{}", output.stderr);
     assert!(output.stderr.contains("sync_interval: always"), "{}", output.stderr);
 }
+
+/// An address nothing listens on: deliveries to it fail to connect.
+fn closed_url(path: &str) -> String {
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    format!("http://127.0.0.1:{port}{path}")
+}
+
+/// Endpoints `later` (one retry, an hour away) and `dead` (dead after one quick retry) at
+/// `later_url` and `dead_url`, both routed from source `app`.
+fn migration_config(store: &str, later_url: &str, dead_url: &str) -> String {
+    format!(
+        "{store}[egress]\nallow_networks = [\"127.0.0.0/8\"]\n\n\
+         [sources.app]\ntype = \"http\"\n\n\
+         [endpoints.later]\nurl = \"{later_url}\"\nretry = {{ schedule = [\"1h\"] }}\n\n\
+         [endpoints.dead]\nurl = \"{dead_url}\"\nretry = {{ schedule = [\"10ms\"] }}\n\n\
+         [routes.all]\nfrom = [\"app\"]\nto = [\"later\", \"dead\"]\n"
+    )
+}
+
+async fn admin_json(client: &reqwest::Client, host: &TestHost, path: &str) -> Value {
+    let response = client.get(host.url(path)).bearer_auth(TOKEN).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK, "GET {path}");
+    response.json().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sqlite_store_migrates_to_the_cluster_once_and_its_work_resumes_there() {
+    let cluster = tokio::task::spawn_blocking(NatsCluster::start).await.unwrap().unwrap();
+    let mut receiver = TestReceiver::start().await;
+    let client = reqwest::Client::new();
+
+    // A single node on SQLite whose endpoints are down: `later` keeps its deliveries pending,
+    // `dead` dead-letters them.
+    let sqlite = migration_config("", &closed_url("/later"), &closed_url("/dead"));
+    let mut host = TestHost::start(&server(), &sqlite).await.unwrap();
+    let made = client
+        .post(host.url("/v1/admin/endpoints"))
+        .bearer_auth(TOKEN)
+        .json(&json!({"url": receiver.url("/dynamic"), "sources": ["app"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(made.status(), StatusCode::CREATED);
+    let made: Value = made.json().await.unwrap();
+    let dynamic = made["endpoint"]["id"].as_str().unwrap().to_owned();
+    let mut ids = HashSet::new();
+    for n in 0..5 {
+        ids.insert(publish(&client, &host, n).await);
+    }
+    let dead = eventually_async(WAIT, || async {
+        let page = admin_json(&client, &host, "/v1/admin/dead-letters?endpoint=dead").await;
+        (page["data"].as_array()?.len() == 5).then_some(())
+    })
+    .await;
+    assert!(dead.is_some(), "the SQLite node dead-lettered every delivery to `dead`");
+    let pending = admin_json(&client, &host, "/v1/admin/deliveries?status=pending&endpoint=later");
+    assert_eq!(pending.await["data"].as_array().unwrap().len(), 5);
+    assert!(host.terminate().await.unwrap().success());
+
+    // The same directory, now configured for the cluster, with both endpoints up.
+    let store = {
+        let quoted = |urls: Vec<String>| {
+            urls.iter().map(|url| format!("\"{url}\"")).collect::<Vec<_>>().join(", ")
+        };
+        format!(
+            "[store]\nbackend = \"jetstream\"\nreplicas = 3\nprefix = \"e2e\"\n\
+             monitor_urls = [{}]\n\n[nats]\nurls = [{}]\n\n",
+            quoted(cluster.monitor_urls()),
+            quoted(cluster.urls())
+        )
+    };
+    let clustered = migration_config(&store, &receiver.url("/later"), &receiver.url("/dead"));
+    let text = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = \"data\"\n{}\n\n{clustered}\n",
+        server()
+    );
+    std::fs::write(host.config_dir().join("switchyard.toml"), text).unwrap();
+    let migrate = ["store", "migrate", "--from", "sqlite", "--to", "jetstream", "-c"];
+    let arguments = [&migrate[..], &["switchyard.toml"]].concat();
+    let directory = host.config_dir();
+    let first = tokio::task::spawn_blocking({
+        let (directory, arguments) = (directory.clone(), arguments.clone());
+        move || run_cli(&directory, &arguments, &[])
+    });
+    let first = first.await.unwrap();
+    assert_eq!(first.code, Some(0), "{first:?}");
+    assert!(
+        first.stdout.starts_with(
+            "copied 1 endpoint, 0 endpoints disabled; 5 events with 5 pending, 0 parked and 5 \
+             dead deliveries"
+        ),
+        "{}",
+        first.stdout
+    );
+
+    // A node on the cluster delivers every pending delivery, and lists the dead letters.
+    host.restart().await.unwrap();
+    let (seen, _) = received(&mut receiver, &["/later"], &ids).await;
+    let missing: Vec<_> = ids.iter().filter(|id| !arrived(&seen, "/later", id)).collect();
+    assert!(missing.is_empty(), "pending deliveries not delivered after the switch: {missing:?}");
+    let page = admin_json(&client, &host, "/v1/admin/dead-letters?endpoint=dead").await;
+    assert_eq!(page["data"].as_array().unwrap().len(), 5, "{page}");
+    let listed = admin_json(&client, &host, &format!("/v1/admin/endpoints/{dynamic}")).await;
+    assert!(listed.to_string().contains("/dynamic"), "{listed}");
+    let redriven = client
+        .post(host.url("/v1/admin/dead-letters/redrive"))
+        .bearer_auth(TOKEN)
+        .json(&json!({"endpoint": "dead"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(redriven.status(), StatusCode::OK);
+    let redriven: Value = redriven.json().await.unwrap();
+    assert_eq!(redriven["deliveries"].as_u64(), Some(5), "{redriven}");
+    let (seen, _) = received(&mut receiver, &["/dead"], &ids).await;
+    let missing: Vec<_> = ids.iter().filter(|id| !arrived(&seen, "/dead", id)).collect();
+    assert!(missing.is_empty(), "redriven dead letters not delivered: {missing:?}");
+
+    // Running the migration again copies nothing.
+    assert!(host.terminate().await.unwrap().success());
+    let again = tokio::task::spawn_blocking(move || run_cli(&directory, &arguments, &[]));
+    let again = again.await.unwrap();
+    assert_eq!(again.code, Some(0), "{again:?}");
+    assert!(
+        again.stdout.starts_with(
+            "copied 0 endpoints, 0 endpoints disabled; 0 events with 0 pending, 0 parked and 0 \
+             dead deliveries, 0 claiming a dedupe key; 5 events already in the cluster"
+        ),
+        "{}",
+        again.stdout
+    );
+    drop(cluster);
+}
