@@ -673,3 +673,47 @@ async fn a_410_seen_by_one_node_disables_the_endpoint_on_the_other_and_a_rotatio
     assert!(gone.next(Duration::from_millis(200)).await.is_none(), "nothing more to `gone`");
     drop(cluster);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_is_ready_once_its_projection_has_caught_up_and_reports_its_lag() {
+    const EVENTS: usize = 300;
+    let cluster = tokio::task::spawn_blocking(NatsCluster::start).await.unwrap().unwrap();
+    let receiver = TestReceiver::start().await;
+    let config = config(&cluster, &receiver.url("/audit"));
+    let first = TestHost::start(&server(), &config).await.unwrap();
+    let client = reqwest::Client::new();
+    for n in 0..EVENTS {
+        publish(&client, &first, n).await;
+    }
+
+    // A new node replays the whole log into its empty projection: until it has, `/readyz`
+    // answers 503 and says how far behind it is; once ready, its admin API has every event.
+    let second = TestHost::start(&server(), &config).await.unwrap();
+    let started = std::time::Instant::now();
+    let mut behind = Vec::new();
+    let ready = loop {
+        assert!(started.elapsed() < WAIT, "the new node never became ready: {behind:?}");
+        let response = client.get(second.url("/readyz")).send().await.unwrap();
+        let status = response.status();
+        let body: Value = response.json().await.unwrap();
+        if status == StatusCode::OK {
+            break body;
+        }
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        let detail = body["detail"].as_str().unwrap_or_default().to_owned();
+        assert!(detail.contains("catching up"), "{body}");
+        assert!(body["store_log_lag"].as_u64().is_some(), "{body}");
+        behind.push(body["store_log_lag"].as_u64().unwrap());
+    };
+    let page = admin_json(&client, &second, "/v1/admin/events?limit=500").await;
+    assert_eq!(page["data"].as_array().unwrap().len(), EVENTS, "every event once ready");
+    assert!(ready["store_log_lag"].as_u64().is_some(), "{ready}");
+    eprintln!(
+        "a new node on a log of {EVENTS} events: ready after {:?}, lag while not ready {behind:?}",
+        started.elapsed()
+    );
+    // The node that wrote them is ready with no lag.
+    let body: Value = client.get(first.url("/readyz")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(body, json!({"status": "ready", "store_log_lag": 0}));
+    drop(cluster);
+}
