@@ -85,6 +85,38 @@ interrupted rotation.
 
 exit codes: 0 done, 78 invalid config or key, 1 the store could not be re-sealed")]
     RotateKey(RotateKeyArguments),
+    /// Copy a SQLite store into the cluster store the config names.
+    #[command(after_help = "Copies dynamic endpoints (their stored records as they are: sealed \
+records stay sealed, so keep `server.store_key`), disabled endpoints, every pending, parked and \
+dead delivery with its event and payload, and every dedupe key still claimed. Delivered \
+deliveries, attempt histories and the audit log are not copied. Stop the SQLite router first. \
+Running the command again copies nothing twice (events keep their ids; those already in the \
+cluster are skipped), so an interrupted run is finished by running it again.
+
+exit codes: 0 done, 78 invalid config, 1 the store could not be copied")]
+    Migrate(MigrateArguments),
+}
+
+/// The stores `store migrate` copies between.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum StoreKind {
+    Sqlite,
+    Jetstream,
+}
+
+#[derive(Debug, clap::Args)]
+struct MigrateArguments {
+    #[command(flatten)]
+    config: ConfigArgument,
+    /// The store to copy from (only `sqlite`).
+    #[arg(long = "from", value_enum)]
+    from: StoreKind,
+    /// The store to copy into (only `jetstream`, configured in the config's `[store]`).
+    #[arg(long = "to", value_enum)]
+    to: StoreKind,
+    /// The SQLite data directory [default: the config's `server.data_dir`].
+    #[arg(long = "sqlite-dir", value_name = "DIR")]
+    sqlite_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -295,6 +327,7 @@ pub fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Store(StoreCommand::RotateKey(arguments)) => rotate_key(&arguments),
+        Command::Store(StoreCommand::Migrate(arguments)) => migrate(&arguments),
         Command::Completions { shell } => {
             print!("{}", crate::shell::completions(shell));
             ExitCode::SUCCESS
@@ -626,6 +659,41 @@ fn rotate_key(arguments: &RotateKeyArguments) -> ExitCode {
                     0 => String::new(),
                     already => format!(", {} already were", count(already, "endpoint")),
                 },
+            );
+            ExitCode::SUCCESS
+        }
+        Err(error) => runtime_failure(&error),
+    }
+}
+
+fn migrate(arguments: &MigrateArguments) -> ExitCode {
+    if !matches!((arguments.from, arguments.to), (StoreKind::Sqlite, StoreKind::Jetstream)) {
+        eprintln!("error: `store migrate` copies `--from sqlite --to jetstream` only");
+        return ExitCode::from(EXIT_USAGE);
+    }
+    let topology = match load(&arguments.config.config) {
+        Ok(topology) => topology,
+        Err(code) => return code,
+    };
+    let sqlite_dir =
+        arguments.sqlite_dir.clone().unwrap_or_else(|| topology.server.data_dir.clone());
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => return runtime_failure(&anyhow::Error::new(error).context("cannot start")),
+    };
+    match runtime.block_on(crate::app::migrate_store(&topology, &sqlite_dir)) {
+        Ok(report) => {
+            println!(
+                "copied {}, {} disabled; {} with {} pending, {} parked and {} dead \
+                 deliveries, {} claiming a dedupe key; {} already in the cluster",
+                count(report.endpoints, "endpoint"),
+                count(report.disabled, "endpoint"),
+                count(report.events, "event"),
+                report.pending,
+                report.parked,
+                report.dead,
+                report.dedupe_keys,
+                count(report.already, "event"),
             );
             ExitCode::SUCCESS
         }

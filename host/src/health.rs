@@ -7,11 +7,16 @@
 //! [`FAILURE_BELIEVED_FOR`]: a router with no traffic cannot learn that the store recovered,
 //! and answering 503 forever would keep the traffic that would tell away.
 //!
+//! Also owns [`ProjectionProgress`]: in cluster mode, how far this node's projection of the
+//! store's log is behind, which `/readyz` reports, and whether it has caught up with the log
+//! as it stood when the node started (not ready before).
+//!
 //! Also owns [`log_store_error`]: an error repeated with the same words is logged once per
 //! [`LOG_INTERVAL`], the next line saying how many were left out. It must not decide
 //! anything about requests; it only reports.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{LazyLock, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -69,6 +74,56 @@ impl StoreHealth {
         let (reason, at) = state.failing.as_ref()?;
         (now.saturating_duration_since(*at) < FAILURE_BELIEVED_FOR)
             .then(|| format!("the store cannot commit: {reason}"))
+    }
+}
+
+/// How far a cluster node's projection is behind its store's log; untouched (and not
+/// reported) on a single node.
+#[derive(Debug, Default)]
+pub struct ProjectionProgress {
+    /// Set once by the cluster store when it opens.
+    tracked: AtomicBool,
+    /// Log entries known to be in the log and not applied here yet.
+    lag: AtomicU64,
+    /// The log's last entry when the node started, and whether it was applied since.
+    start_target: AtomicU64,
+    caught_up: AtomicBool,
+}
+
+// === impl ProjectionProgress ===
+
+impl ProjectionProgress {
+    /// The cluster store opened, with the log ending at `last` (its entry to reach before
+    /// the node is ready).
+    pub fn track(&self, last: u64) {
+        self.start_target.store(last, Ordering::Release);
+        self.tracked.store(true, Ordering::Release);
+    }
+
+    /// The projection has applied up to `applied`; the log is known to reach `known_last`.
+    pub fn applied(&self, applied: u64, known_last: u64) {
+        self.lag.store(known_last.saturating_sub(applied), Ordering::Release);
+        if applied >= self.start_target.load(Ordering::Acquire) {
+            self.caught_up.store(true, Ordering::Release);
+        }
+    }
+
+    /// The lag to report, `None` on a single node.
+    pub fn lag(&self) -> Option<u64> {
+        self.tracked.load(Ordering::Acquire).then(|| self.lag.load(Ordering::Acquire))
+    }
+
+    /// Why the node is not ready yet: its projection has not reached the log's end as of
+    /// its start.
+    pub fn problem(&self) -> Option<String> {
+        let behind =
+            self.tracked.load(Ordering::Acquire) && !self.caught_up.load(Ordering::Acquire);
+        behind.then(|| {
+            format!(
+                "the store's projection is catching up with its log ({} entries behind)",
+                self.lag.load(Ordering::Acquire)
+            )
+        })
     }
 }
 
@@ -138,6 +193,24 @@ pub fn log_store_error(what: &str, error: &dyn std::fmt::Display) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_cluster_node_is_not_ready_until_its_projection_reaches_the_log_end_of_its_start() {
+        let progress = ProjectionProgress::default();
+        assert_eq!((progress.lag(), progress.problem()), (None, None), "single node");
+        progress.track(100);
+        progress.applied(40, 100);
+        assert_eq!(progress.lag(), Some(60));
+        assert_eq!(
+            progress.problem().as_deref(),
+            Some("the store's projection is catching up with its log (60 entries behind)")
+        );
+        progress.applied(100, 120);
+        assert_eq!((progress.lag(), progress.problem()), (Some(20), None));
+        // Falling behind later is reported, not a reason to stop taking traffic.
+        progress.applied(100, 500);
+        assert_eq!((progress.lag(), progress.problem()), (Some(400), None));
+    }
 
     #[test]
     fn a_repeated_message_is_logged_once_per_interval_with_the_count_left_out() {

@@ -353,6 +353,9 @@ pub struct Metrics {
     pub listener_saturated: Family<ListenerLabels, Counter>,
     /// Whether the store can commit (not a metric: `/readyz` reads it).
     pub store_health: crate::health::StoreHealth,
+    /// Cluster mode: the projection's lag and start catch-up (not a metric: `/readyz` reads
+    /// it; the gauge is `switchyard_store_log_lag`).
+    pub store_projection: crate::health::ProjectionProgress,
     /// `switchyard_nats_connected`: 1 while the NATS connection is up. A family without labels
     /// so that routers without a `[nats]` section export no sample at all.
     nats_connected: Family<Vec<(String, String)>, Gauge>,
@@ -523,6 +526,7 @@ impl Metrics {
             store_commit_batch_size,
             store_commit_seconds,
             store_health: crate::health::StoreHealth::default(),
+            store_projection: crate::health::ProjectionProgress::default(),
         })
     }
 

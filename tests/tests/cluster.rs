@@ -4,8 +4,10 @@
 //! Two nodes take webhooks and every event reaches every endpoint; either node's admin API
 //! shows what the other stored; dynamic endpoints created through one node (before the other
 //! started, and while it runs) get the other's webhooks, and are delivered to by the other once
-//! the first has stopped (its partitions move); and a node refuses
-//! `durability = "fsync"` on servers that do not fsync each write.
+//! the first has stopped (its partitions move); a 410 answered to one node disables the endpoint
+//! on the other, and a secret rotation made on one node signs on the other at once; a SQLite
+//! data directory migrates to the cluster (`store migrate`) and its work resumes there; and a
+//! node refuses `durability = "fsync"` on servers that do not fsync each write.
 
 use std::collections::{HashMap, HashSet};
 use std::net::TcpListener;
@@ -14,7 +16,8 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use switchyard_e2e::{
-    NatsCluster, NatsServer, Reply, TestHost, TestReceiver, eventually_async, post_webhook, run_cli,
+    NatsCluster, NatsServer, Reply, TestHost, TestReceiver, eventually_async, post_webhook,
+    run_cli, verify_with_standardwebhooks,
 };
 
 const TOKEN: &str = "cluster-admin-token";
@@ -389,4 +392,328 @@ async fn fsync_durability_is_refused_on_servers_that_do_not_fsync_each_write() {
     assert_ne!(output.code, Some(0), "{output:?}");
     assert!(output.stderr.contains("does not fsync each write"), "{}", output.stderr);
     assert!(output.stderr.contains("sync_interval: always"), "{}", output.stderr);
+}
+
+/// An address nothing listens on: deliveries to it fail to connect.
+fn closed_url(path: &str) -> String {
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    format!("http://127.0.0.1:{port}{path}")
+}
+
+/// Endpoints `later` (one retry, an hour away) and `dead` (dead after one quick retry) at
+/// `later_url` and `dead_url`, both routed from source `app`.
+fn migration_config(store: &str, later_url: &str, dead_url: &str) -> String {
+    format!(
+        "{store}[egress]\nallow_networks = [\"127.0.0.0/8\"]\n\n\
+         [sources.app]\ntype = \"http\"\n\n\
+         [endpoints.later]\nurl = \"{later_url}\"\nretry = {{ schedule = [\"1h\"] }}\n\n\
+         [endpoints.dead]\nurl = \"{dead_url}\"\nretry = {{ schedule = [\"10ms\"] }}\n\n\
+         [routes.all]\nfrom = [\"app\"]\nto = [\"later\", \"dead\"]\n"
+    )
+}
+
+async fn admin_json(client: &reqwest::Client, host: &TestHost, path: &str) -> Value {
+    let response = client.get(host.url(path)).bearer_auth(TOKEN).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK, "GET {path}");
+    response.json().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sqlite_store_migrates_to_the_cluster_once_and_its_work_resumes_there() {
+    let cluster = tokio::task::spawn_blocking(NatsCluster::start).await.unwrap().unwrap();
+    let mut receiver = TestReceiver::start().await;
+    let client = reqwest::Client::new();
+
+    // A single node on SQLite whose endpoints are down: `later` keeps its deliveries pending,
+    // `dead` dead-letters them.
+    let sqlite = migration_config("", &closed_url("/later"), &closed_url("/dead"));
+    let mut host = TestHost::start(&server(), &sqlite).await.unwrap();
+    let made = client
+        .post(host.url("/v1/admin/endpoints"))
+        .bearer_auth(TOKEN)
+        .json(&json!({"url": receiver.url("/dynamic"), "sources": ["app"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(made.status(), StatusCode::CREATED);
+    let made: Value = made.json().await.unwrap();
+    let dynamic = made["endpoint"]["id"].as_str().unwrap().to_owned();
+    let mut ids = HashSet::new();
+    for n in 0..5 {
+        ids.insert(publish(&client, &host, n).await);
+    }
+    let dead = eventually_async(WAIT, || async {
+        let page = admin_json(&client, &host, "/v1/admin/dead-letters?endpoint=dead").await;
+        (page["data"].as_array()?.len() == 5).then_some(())
+    })
+    .await;
+    assert!(dead.is_some(), "the SQLite node dead-lettered every delivery to `dead`");
+    let pending = admin_json(&client, &host, "/v1/admin/deliveries?status=pending&endpoint=later");
+    assert_eq!(pending.await["data"].as_array().unwrap().len(), 5);
+    assert!(host.terminate().await.unwrap().success());
+
+    // The same directory, now configured for the cluster, with both endpoints up.
+    let store = {
+        let quoted = |urls: Vec<String>| {
+            urls.iter().map(|url| format!("\"{url}\"")).collect::<Vec<_>>().join(", ")
+        };
+        format!(
+            "[store]\nbackend = \"jetstream\"\nreplicas = 3\nprefix = \"e2e\"\n\
+             monitor_urls = [{}]\n\n[nats]\nurls = [{}]\n\n",
+            quoted(cluster.monitor_urls()),
+            quoted(cluster.urls())
+        )
+    };
+    let clustered = migration_config(&store, &receiver.url("/later"), &receiver.url("/dead"));
+    let text = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = \"data\"\n{}\n\n{clustered}\n",
+        server()
+    );
+    std::fs::write(host.config_dir().join("switchyard.toml"), text).unwrap();
+    let migrate = ["store", "migrate", "--from", "sqlite", "--to", "jetstream", "-c"];
+    let arguments = [&migrate[..], &["switchyard.toml"]].concat();
+    let directory = host.config_dir();
+    let first = tokio::task::spawn_blocking({
+        let (directory, arguments) = (directory.clone(), arguments.clone());
+        move || run_cli(&directory, &arguments, &[])
+    });
+    let first = first.await.unwrap();
+    assert_eq!(first.code, Some(0), "{first:?}");
+    assert!(
+        first.stdout.starts_with(
+            "copied 1 endpoint, 0 endpoints disabled; 5 events with 5 pending, 0 parked and 5 \
+             dead deliveries"
+        ),
+        "{}",
+        first.stdout
+    );
+
+    // A node on the cluster delivers every pending delivery, and lists the dead letters.
+    host.restart().await.unwrap();
+    let (seen, _) = received(&mut receiver, &["/later"], &ids).await;
+    let missing: Vec<_> = ids.iter().filter(|id| !arrived(&seen, "/later", id)).collect();
+    assert!(missing.is_empty(), "pending deliveries not delivered after the switch: {missing:?}");
+    let page = admin_json(&client, &host, "/v1/admin/dead-letters?endpoint=dead").await;
+    assert_eq!(page["data"].as_array().unwrap().len(), 5, "{page}");
+    let listed = admin_json(&client, &host, &format!("/v1/admin/endpoints/{dynamic}")).await;
+    assert!(listed.to_string().contains("/dynamic"), "{listed}");
+    let redriven = client
+        .post(host.url("/v1/admin/dead-letters/redrive"))
+        .bearer_auth(TOKEN)
+        .json(&json!({"endpoint": "dead"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(redriven.status(), StatusCode::OK);
+    let redriven: Value = redriven.json().await.unwrap();
+    assert_eq!(redriven["deliveries"].as_u64(), Some(5), "{redriven}");
+    let (seen, _) = received(&mut receiver, &["/dead"], &ids).await;
+    let missing: Vec<_> = ids.iter().filter(|id| !arrived(&seen, "/dead", id)).collect();
+    assert!(missing.is_empty(), "redriven dead letters not delivered: {missing:?}");
+
+    // Running the migration again copies nothing.
+    assert!(host.terminate().await.unwrap().success());
+    let again = tokio::task::spawn_blocking(move || run_cli(&directory, &arguments, &[]));
+    let again = again.await.unwrap();
+    assert_eq!(again.code, Some(0), "{again:?}");
+    assert!(
+        again.stdout.starts_with(
+            "copied 0 endpoints, 0 endpoints disabled; 0 events with 0 pending, 0 parked and 0 \
+             dead deliveries, 0 claiming a dedupe key; 5 events already in the cluster"
+        ),
+        "{}",
+        again.stdout
+    );
+    drop(cluster);
+}
+
+/// This node's id in the cluster (kept in its data directory).
+fn node_id(host: &TestHost) -> String {
+    let path = host.data_dir().join("jetstream/e2e/node-id");
+    std::fs::read_to_string(path).unwrap().trim().to_owned()
+}
+
+/// Creates dynamic endpoints on `host` at `url` until one falls in a partition that `owner`
+/// owns among `nodes` (the others are deleted); answers its id and signing secret.
+async fn endpoint_owned_by(
+    client: &reqwest::Client,
+    host: &TestHost,
+    url: &str,
+    owner: &str,
+    nodes: &[String],
+) -> (String, String) {
+    use switchyard::store::jetstream::ownership::{partition_of, preferred_owner};
+    for _ in 0..64 {
+        let created = client
+            .post(host.url("/v1/admin/endpoints"))
+            .bearer_auth(TOKEN)
+            .json(&json!({"url": url, "sources": ["app"], "retry": {"schedule": ["1h"]}}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(created.status(), StatusCode::CREATED);
+        let created: Value = created.json().await.unwrap();
+        let id = created["endpoint"]["id"].as_str().unwrap().to_owned();
+        if preferred_owner(partition_of(&id), nodes) == Some(owner) {
+            return (id, created["secret"].as_str().unwrap().to_owned());
+        }
+        let deleted = client
+            .delete(host.url(&format!("/v1/admin/endpoints/{id}")))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap();
+        assert!(deleted.status().is_success(), "{}", deleted.status());
+    }
+    panic!("no endpoint in 64 fell in a partition of `{owner}`");
+}
+
+/// Waits until `host` logs that it took `partition`.
+async fn wait_taken(host: &TestHost, partition: u16) {
+    let logs = host.logs.clone();
+    let wanted = format!("partition={partition}");
+    let taken = tokio::task::spawn_blocking(move || {
+        logs.wait_for(WAIT, |line| {
+            (line.contains("partition taken") && line.split_whitespace().any(|word| word == wanted))
+                .then_some(())
+        })
+    });
+    assert!(taken.await.unwrap().is_some(), "partition {partition} never taken");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_410_seen_by_one_node_disables_the_endpoint_on_the_other_and_a_rotation_signs_there_at_once()
+ {
+    let cluster = tokio::task::spawn_blocking(NatsCluster::start).await.unwrap().unwrap();
+    let audit = TestReceiver::start().await;
+    let mut gone = TestReceiver::scripted(Vec::new(), Reply::Status(410)).await;
+    let mut signed = TestReceiver::start().await;
+    let config = config(&cluster, &audit.url("/audit"));
+    let first = TestHost::start(&server(), &config).await.unwrap();
+    let mut second = TestHost::start(&server(), &config).await.unwrap();
+    let nodes = [node_id(&first), node_id(&second)];
+    let client = reqwest::Client::new();
+
+    // Both made through the first node: `gone` delivered by the second, `rotated` by the first.
+    let (gone_id, _) = endpoint_owned_by(&client, &first, &gone.url("/"), &nodes[1], &nodes).await;
+    let (rotated_id, secret) =
+        endpoint_owned_by(&client, &first, &signed.url("/"), &nodes[0], &nodes).await;
+    use switchyard::store::jetstream::ownership::partition_of;
+    wait_taken(&second, partition_of(&gone_id)).await;
+
+    // A 410 answered to the second node: the first node's admin API shows the endpoint
+    // disabled.
+    let event = publish(&client, &first, 0).await;
+    let answered = gone.next(WAIT).await.expect("the second node delivers to `gone`");
+    assert_eq!(answered.header("webhook-id"), Some(event.as_str()));
+    let seen = std::time::Instant::now();
+    let path = format!("/v1/admin/endpoints/{gone_id}");
+    let disabled = eventually_async(WAIT, || async {
+        let view = admin_json(&client, &first, &path).await;
+        (view["disabled"] == json!(true)).then_some(view)
+    })
+    .await;
+    let disabled = disabled.expect("the first node shows the endpoint disabled");
+    eprintln!("a 410 on one node: disabled on the other after {:?}", seen.elapsed());
+    assert!(seen.elapsed() < Duration::from_secs(2), "{:?}", seen.elapsed());
+    assert!(disabled["disabled_reason"].as_str().unwrap_or_default().contains("410"), "{disabled}");
+    let first_delivery = signed.next(WAIT).await.expect("the first node delivers to `rotated`");
+    let first_delivery = std::slice::from_ref(&first_delivery);
+    assert_eq!(verify_with_standardwebhooks(&secret, first_delivery), vec![Ok(())]);
+
+    // A rotation made on the second node, retiring the old key at once: the first node signs
+    // with the new key within a second.
+    let rotated = client
+        .post(second.url(&format!("/v1/admin/endpoints/{rotated_id}/secret/rotate")))
+        .bearer_auth(TOKEN)
+        .json(&json!({"overlap": "0s"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rotated.status(), StatusCode::OK);
+    let rotated_at = std::time::Instant::now();
+    let rotated: Value = rotated.json().await.unwrap();
+    let new_secret = rotated["secret"].as_str().unwrap().to_owned();
+    let mut n = 1;
+    let sent_at = loop {
+        let sent_at = rotated_at.elapsed();
+        assert!(sent_at < Duration::from_secs(5), "the first node never signed with the new key");
+        publish(&client, &first, n).await;
+        n += 1;
+        let request = signed.next(WAIT).await.expect("the first node delivers to `rotated`");
+        let request = std::slice::from_ref(&request);
+        if verify_with_standardwebhooks(&new_secret, request) == vec![Ok(())] {
+            assert!(verify_with_standardwebhooks(&secret, request)[0].is_err(), "old key retired");
+            break sent_at;
+        }
+    };
+    eprintln!(
+        "a rotation on one node: the other signs with the new key for events sent {sent_at:?} after it"
+    );
+    assert!(sent_at < Duration::from_secs(1), "{sent_at:?}");
+
+    // The second node leaves; the first, now delivering every partition, sends nothing more
+    // to the disabled endpoint: its new deliveries are parked.
+    assert!(second.terminate().await.unwrap().success());
+    let owned = eventually_async(WAIT, || async {
+        let owned = first.metric("switchyard_store_partitions_owned{}").await.ok()?;
+        (owned == 16.0).then_some(())
+    })
+    .await;
+    assert!(owned.is_some(), "the first node owns every partition");
+    let last = publish(&client, &first, n).await;
+    let request = signed.next(WAIT).await.expect("the first node delivers the last event");
+    assert_eq!(request.header("webhook-id"), Some(last.as_str()));
+    let deliveries = first.deliveries_of(last.parse().unwrap()).await.unwrap();
+    let states: Vec<_> = deliveries.iter().map(|delivery| delivery.state).collect();
+    assert!(
+        states.contains(&switchyard::store::DeliveryState::Parked),
+        "the disabled endpoint's delivery is parked: {states:?}"
+    );
+    assert!(gone.next(Duration::from_millis(200)).await.is_none(), "nothing more to `gone`");
+    drop(cluster);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_is_ready_once_its_projection_has_caught_up_and_reports_its_lag() {
+    const EVENTS: usize = 300;
+    let cluster = tokio::task::spawn_blocking(NatsCluster::start).await.unwrap().unwrap();
+    let receiver = TestReceiver::start().await;
+    let config = config(&cluster, &receiver.url("/audit"));
+    let first = TestHost::start(&server(), &config).await.unwrap();
+    let client = reqwest::Client::new();
+    for n in 0..EVENTS {
+        publish(&client, &first, n).await;
+    }
+
+    // A new node replays the whole log into its empty projection: until it has, `/readyz`
+    // answers 503 and says how far behind it is; once ready, its admin API has every event.
+    let second = TestHost::start(&server(), &config).await.unwrap();
+    let started = std::time::Instant::now();
+    let mut behind = Vec::new();
+    let ready = loop {
+        assert!(started.elapsed() < WAIT, "the new node never became ready: {behind:?}");
+        let response = client.get(second.url("/readyz")).send().await.unwrap();
+        let status = response.status();
+        let body: Value = response.json().await.unwrap();
+        if status == StatusCode::OK {
+            break body;
+        }
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        let detail = body["detail"].as_str().unwrap_or_default().to_owned();
+        assert!(detail.contains("catching up"), "{body}");
+        assert!(body["store_log_lag"].as_u64().is_some(), "{body}");
+        behind.push(body["store_log_lag"].as_u64().unwrap());
+    };
+    let page = admin_json(&client, &second, "/v1/admin/events?limit=500").await;
+    assert_eq!(page["data"].as_array().unwrap().len(), EVENTS, "every event once ready");
+    assert!(ready["store_log_lag"].as_u64().is_some(), "{ready}");
+    eprintln!(
+        "a new node on a log of {EVENTS} events: ready after {:?}, lag while not ready {behind:?}",
+        started.elapsed()
+    );
+    // The node that wrote them is ready with no lag.
+    let body: Value = client.get(first.url("/readyz")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(body, json!({"status": "ready", "store_log_lag": 0}));
+    drop(cluster);
 }

@@ -29,17 +29,22 @@ pub(super) async fn readiness(State(state): State<HttpState>) -> Response {
             _ => None,
         }
     };
+    let projection = &state.metrics.store_projection;
     let waiting_for = match waiting_for {
         Some(detail) => Some(detail.to_owned()),
-        None => state.metrics.store_health.problem(),
+        None => state.metrics.store_health.problem().or_else(|| projection.problem()),
     };
+    let mut body = match &waiting_for {
+        None => json!({"status": "ready"}),
+        Some(detail) => json!({"status": "unavailable", "detail": detail}),
+    };
+    // Cluster mode: how far this node's view (its admin API) is behind the cluster's writes.
+    if let Some(lag) = projection.lag() {
+        body["store_log_lag"] = json!(lag);
+    }
     match waiting_for {
-        None => Json(json!({"status": "ready"})).into_response(),
-        Some(detail) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"status": "unavailable", "detail": detail})),
-        )
-            .into_response(),
+        None => Json(body).into_response(),
+        Some(_) => (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response(),
     }
 }
 

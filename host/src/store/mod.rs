@@ -18,6 +18,7 @@ mod boundary;
 mod conformance;
 pub mod jetstream;
 pub mod lifecycle;
+pub mod migrate;
 pub mod retention;
 mod sqlite;
 

@@ -80,8 +80,14 @@ impl Log {
             duplicate_window: Duration::from_secs(120),
             ..stream::Config::default()
         };
-        retry_setup("create the log stream", || jetstream.get_or_create_stream(config.clone()))
-            .await?;
+        let created =
+            retry_setup("create the log stream", || jetstream.get_or_create_stream(config.clone()))
+                .await?;
+        // Where the log ends now: this node is not ready before its projection gets there.
+        let last = created.cached_info().state.last_sequence;
+        metrics.store_projection.track(last);
+        metrics.store_projection.applied(applied, last);
+        metrics.set_store_log_lag(last.saturating_sub(applied));
         Ok(Self {
             jetstream,
             stream,
@@ -90,7 +96,7 @@ impl Log {
             waiters: Mutex::new(HashMap::new()),
             applied: watch::Sender::new(applied),
             endpoint_changes: watch::Sender::new(0),
-            known_last: AtomicU64::new(0),
+            known_last: AtomicU64::new(last),
             metrics,
         })
     }
@@ -298,6 +304,8 @@ impl Log {
                 *applied = (*applied).max(sequence);
                 moved
             });
+            let known_last = self.known_last.fetch_max(sequence, Ordering::AcqRel).max(sequence);
+            self.metrics.store_projection.applied(self.applied(), known_last);
         }
     }
 }

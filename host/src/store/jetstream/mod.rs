@@ -118,8 +118,9 @@ pub struct JetStreamStore {
 
 impl JetStreamStore {
     /// Opens the cluster store: the projection in `data_dir`, the log stream and the lease
-    /// buckets (created when missing), then catches the projection up with the log and takes
-    /// the partitions this node should own and are free. Must run inside a Tokio runtime.
+    /// buckets (created when missing), then takes the partitions this node should own and are
+    /// free, each once the projection has caught up with the log (it catches up in the
+    /// background; `/readyz` says how far). Must run inside a Tokio runtime.
     pub async fn open(
         settings: &Settings,
         client: async_nats::Client,
@@ -160,7 +161,10 @@ impl JetStreamStore {
         let lease_bucket =
             retry_setup("create the lease bucket", || context.create_key_value(bucket("leases")))
                 .await?;
-        log.catch_up().await?;
+        // No catch-up of its own here: a long log would fail the start. The first partition
+        // taken waits for it (bounded: past that, the lease is returned and taken again at a
+        // later tick); `/readyz` answers 503 until the projection has caught up; endpoint
+        // changes applied meanwhile reach the router as any other node's do.
         let ownership = Arc::new(Ownership::new());
         let mut leases =
             Leases::new(nodes, lease_bucket, node.clone(), ownership.clone(), log.clone());

@@ -44,7 +44,7 @@ use crate::event::{Event, EventId};
 use crate::telemetry::Metrics;
 
 /// The database file inside the data directory.
-const DATABASE_FILE: &str = "switchyard.db";
+pub(in crate::store) const DATABASE_FILE: &str = "switchyard.db";
 /// Ingest requests waiting for the writer beyond this are refused (HTTP 503), not queued. It
 /// also bounds, in practice, the jobs a commit hands the due-queues (their feeds are unbounded).
 const WRITER_QUEUE_CAPACITY: usize = 4096;
@@ -156,6 +156,12 @@ impl SqliteStore {
             readers: Arc::default(),
             dispatch,
         })
+    }
+
+    /// Events whose dedupe key is still claimed at `now` (unix ms), with when it expires
+    /// (what `store migrate` copies besides open deliveries).
+    pub fn live_dedupe_keys(&self, now: u64) -> Answer<'_, Vec<(EventId, u64)>> {
+        self.read(move |reader| reader.live_dedupe_keys(now))
     }
 
     /// Queues `op` for the writer, waiting for queue space, and answers once committed.

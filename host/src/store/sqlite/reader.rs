@@ -177,6 +177,19 @@ impl Reader {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// Events whose dedupe key is still claimed at `now` (unix ms), with when it expires,
+    /// oldest claim first.
+    pub fn live_dedupe_keys(&self, now: u64) -> Result<Vec<(EventId, u64)>, StoreError> {
+        let mut statement = self.connection.prepare_cached(
+            "SELECT event_id, expires_at FROM dedupe WHERE expires_at > ?1 ORDER BY expires_at",
+        )?;
+        let rows = statement.query_map(params![now as i64], |row| {
+            let id: Vec<u8> = row.get(0)?;
+            Ok((super::stored_event_id(&id)?, row.get::<_, i64>(1)? as u64))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     pub fn disabled_endpoints(&self) -> Result<DisabledEndpoints, StoreError> {
         Ok(disabled_endpoints(&self.connection)?)
     }
