@@ -245,34 +245,6 @@ pub async fn rotate_store_key(
     Ok(rotation?)
 }
 
-/// `switchyard store migrate --from sqlite --to jetstream`: copies what the SQLite store in
-/// `sqlite_dir` still has to do into the cluster store `topology` configures
-/// ([`crate::store::migrate`]). Idempotent: a second run copies nothing.
-pub async fn migrate_store(
-    topology: &Topology,
-    sqlite_dir: &std::path::Path,
-) -> anyhow::Result<crate::store::migrate::MigrationReport> {
-    if !matches!(topology.store, crate::config::StoreSettings::JetStream(_)) {
-        anyhow::bail!(
-            "`store migrate --to jetstream` needs a config with `[store] backend = \"jetstream\"`"
-        );
-    }
-    let metrics = Metrics::new();
-    let nats = match &topology.nats {
-        Some(config) => Some(NatsConnection::connect(config, &metrics).await?),
-        None => None,
-    };
-    let server = &topology.server;
-    let target = Store::open_configured(server, &topology.store, nats.as_ref(), metrics).await?;
-    let report = crate::store::migrate::from_sqlite(sqlite_dir, &*target).await;
-    let closing = target.clone();
-    tokio::task::spawn_blocking(move || closing.shutdown()).await.context("store shutdown")?;
-    if let Some(connection) = &nats {
-        connection.flush().await;
-    }
-    report.with_context(|| format!("copying the SQLite store in `{}`", sqlite_dir.display()))
-}
-
 async fn shutdown_signal() {
     use tokio::signal::unix::{SignalKind, signal};
     let terminate = async {

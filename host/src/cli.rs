@@ -681,7 +681,7 @@ fn migrate(arguments: &MigrateArguments) -> ExitCode {
         Ok(runtime) => runtime,
         Err(error) => return runtime_failure(&anyhow::Error::new(error).context("cannot start")),
     };
-    match runtime.block_on(crate::app::migrate_store(&topology, &sqlite_dir)) {
+    match runtime.block_on(crate::store::migrate::run(&topology, &sqlite_dir)) {
         Ok(report) => {
             println!(
                 "copied {}, {} disabled; {} with {} pending, {} parked and {} dead \

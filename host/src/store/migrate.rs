@@ -16,6 +16,8 @@
 //! the same event before either sees it).
 
 use std::collections::HashMap;
+
+use anyhow::Context;
 use std::time::Duration;
 
 use super::sqlite::SqliteStore;
@@ -153,6 +155,35 @@ pub(in crate::store) async fn copy(
         }
     }
     Ok(report)
+}
+
+/// `switchyard store migrate --from sqlite --to jetstream`: opens the cluster store `topology`
+/// configures and copies into it what the SQLite store in `sqlite_dir` still has to do
+/// ([`from_sqlite`]). Idempotent: a second run copies nothing.
+pub async fn run(
+    topology: &crate::config::Topology,
+    sqlite_dir: &std::path::Path,
+) -> anyhow::Result<MigrationReport> {
+    if !matches!(topology.store, crate::config::StoreSettings::JetStream(_)) {
+        anyhow::bail!(
+            "`store migrate --to jetstream` needs a config with `[store] backend = \"jetstream\"`"
+        );
+    }
+    let metrics = crate::telemetry::Metrics::new();
+    let nats = match &topology.nats {
+        Some(config) => Some(crate::nats::NatsConnection::connect(config, &metrics).await?),
+        None => None,
+    };
+    let server = &topology.server;
+    let target =
+        super::Store::open_configured(server, &topology.store, nats.as_ref(), metrics).await?;
+    let report = from_sqlite(sqlite_dir, &*target).await;
+    let closing = target.clone();
+    tokio::task::spawn_blocking(move || closing.shutdown()).await.context("store shutdown")?;
+    if let Some(connection) = &nats {
+        connection.flush().await;
+    }
+    report.with_context(|| format!("copying the SQLite store in `{}`", sqlite_dir.display()))
 }
 
 /// Opens the SQLite store in `directory` (which must hold one: an empty directory is refused,
