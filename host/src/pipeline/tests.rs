@@ -212,6 +212,7 @@ fn delivery(endpoint: &str, event: &Event, dead_letter: Option<&str>) -> NewDeli
             subject: None,
         },
         dead_letter: dead_letter.map(str::to_owned),
+        order_key: None,
     }
 }
 

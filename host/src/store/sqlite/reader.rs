@@ -68,7 +68,8 @@ impl Reader {
     /// Every pending delivery, to fill the due-queues at open.
     pub fn pending_deliveries(&self) -> Result<Vec<DeliveryJob>, StoreError> {
         let mut statement = self.connection.prepare(
-            "SELECT d.id, e.id, d.endpoint, d.attempts, d.next_attempt_at FROM deliveries d \
+            "SELECT d.id, e.id, d.endpoint, d.attempts, d.next_attempt_at, d.order_key \
+             FROM deliveries d \
              JOIN events e ON e.seq = d.event_seq WHERE d.state = ?1",
         )?;
         let rows = statement.query_map(params![code(DeliveryState::Pending)], |row| {
@@ -79,6 +80,7 @@ impl Reader {
                 attempts: row.get(3)?,
                 due_at: row.get::<_, i64>(4)? as u64,
                 payload: None,
+                order_key: row.get(5)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -87,7 +89,8 @@ impl Reader {
     /// The pending deliveries of `endpoint`, as jobs without their body.
     pub fn pending_deliveries_of(&self, endpoint: &str) -> Result<Vec<DeliveryJob>, StoreError> {
         let mut statement = self.connection.prepare_cached(
-            "SELECT d.id, e.id, d.endpoint, d.attempts, d.next_attempt_at FROM deliveries d \
+            "SELECT d.id, e.id, d.endpoint, d.attempts, d.next_attempt_at, d.order_key \
+             FROM deliveries d \
              JOIN events e ON e.seq = d.event_seq WHERE d.state = ?1 AND d.endpoint = ?2",
         )?;
         let rows = statement.query_map(params![code(DeliveryState::Pending), endpoint], |row| {
@@ -98,6 +101,7 @@ impl Reader {
                 attempts: row.get(3)?,
                 due_at: row.get::<_, i64>(4)? as u64,
                 payload: None,
+                order_key: row.get(5)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
