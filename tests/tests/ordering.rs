@@ -1,7 +1,8 @@
 //! Ordering per key through the real binary: 1,000 events over 20 keys to an endpoint with
 //! `ordered_by`, which fails the first attempt of one event in ten; each key's events first
 //! arrive successfully in ingest order, keys still run in parallel (the time beside the same
-//! run unordered is printed), and the order survives a SIGKILL of the router mid-run.
+//! run unordered is printed), and the order survives a SIGKILL of the router mid-run; a
+//! dynamic endpoint takes `ordered_by` through the admin API under the config file's rule.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -11,7 +12,7 @@ use std::time::{Duration, Instant};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
-use switchyard_e2e::{TestHost, eventually};
+use switchyard_e2e::{Reply, TestHost, TestReceiver, eventually};
 
 const KEYS: usize = 20;
 const PER_KEY: usize = 50;
@@ -191,4 +192,66 @@ async fn order_survives_a_sigkill_mid_run() {
     host.restart().await.unwrap();
     all_delivered(&endpoint, started).await;
     assert_in_order_per_key(&endpoint);
+}
+
+const ADMIN_TOKEN: &str = "ordering-admin-token";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dynamic_endpoint_takes_ordered_by_through_the_admin_api() {
+    let mut receiver = TestReceiver::scripted(vec![Reply::Status(500)], Reply::Status(200)).await;
+    let server = format!("durability = \"os\"\nadmin_token = {{ value = \"{ADMIN_TOKEN}\" }}");
+    let config = "[egress]\nallow_networks = [\"127.0.0.0/8\"]\n[sources.shop]\n";
+    let host = TestHost::start(&server, config).await.unwrap();
+    let client = reqwest::Client::new();
+    let create = |body: serde_json::Value| {
+        client.post(host.url("/v1/admin/endpoints")).bearer_auth(ADMIN_TOKEN).json(&body).send()
+    };
+    // The shared rule refuses what the config file refuses, with the same words.
+    let refusals = [
+        (
+            serde_json::json!({"json": "customer.id"}),
+            "ordered_by.json: `customer.id` is not a JSON pointer; expected `/` then keys, e.g. `/customer/id`",
+        ),
+        (
+            serde_json::json!({"json": "/id", "header": "x-order-key"}),
+            "ordered_by: give either `json` or `header`, not both",
+        ),
+        (
+            serde_json::json!({"header": "x order key"}),
+            "ordered_by.header: `x order key` is not a header name",
+        ),
+    ];
+    for (ordered_by, expected) in refusals {
+        let body = serde_json::json!({"url": receiver.url("/hook"), "ordered_by": ordered_by});
+        let response = create(body).await.unwrap();
+        assert_eq!(response.status().as_u16(), 422);
+        let answer: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(answer["detail"], expected, "{answer}");
+    }
+    let body = serde_json::json!({
+        "url": receiver.url("/hook"),
+        "sources": ["shop"],
+        "retry": {"schedule": ["300ms", "300ms"]},
+        "ordered_by": {"header": "X-Order-Key"},
+    });
+    let response = create(body).await.unwrap();
+    assert_eq!(response.status().as_u16(), 201, "{}", response.text().await.unwrap());
+    // Ten events of one key: the first fails once, and the others wait for its retry.
+    for sequence in 0..10 {
+        let response = client
+            .post(host.url("/webhooks/shop"))
+            .header("x-order-key", "customer-7")
+            .json(&serde_json::json!({"seq": sequence}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 202);
+    }
+    let mut arrived = Vec::new();
+    while arrived.len() < 11 {
+        let request = receiver.next(Duration::from_secs(20)).await.expect("the next delivery");
+        let body: serde_json::Value = serde_json::from_slice(&request.body).unwrap();
+        arrived.push(body["seq"].as_u64().unwrap());
+    }
+    assert_eq!(arrived, [0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
 }
