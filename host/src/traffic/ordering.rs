@@ -9,7 +9,9 @@
 //! the first successful arrival of each event follows ingest order; retries hold the key, not
 //! the endpoint. A delivery sent again later (a dead letter redriven, one resent alone) joins
 //! its key's line at its id's place: it goes before the key's newer deliveries not yet
-//! started and after the one under way, and cannot undo arrivals already made. Must not:
+//! started and after the one holding the key (under way or waiting for its retry), and
+//! cannot undo arrivals already made. The cost: one line per key with unfinished
+//! deliveries (a set of ids), one map lookup per delivery queued or finished. Must not:
 //! read a clock, do I/O, or know the store; the due-queues apply what the gate decides.
 
 use std::collections::{BTreeSet, HashMap};

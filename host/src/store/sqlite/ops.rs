@@ -500,7 +500,8 @@ fn redrive(
     let dead: Vec<(i64, String, Vec<u8>)> = connection
         .prepare_cached(
             "SELECT d.id, d.endpoint, e.id FROM deliveries d JOIN events e ON e.seq = d.event_seq \
-             WHERE d.state = ?1 AND d.state <> 1 AND (?2 IS NULL OR d.endpoint = ?2)",
+             WHERE d.state = ?1 AND d.state <> 1 AND (?2 IS NULL OR d.endpoint = ?2) \
+             ORDER BY d.id",
         )?
         .query_map(params![code(DeliveryState::Dead), endpoint], |row| {
             Ok((row.get(0)?, row.get(1)?, row.get(2)?))

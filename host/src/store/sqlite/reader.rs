@@ -65,12 +65,13 @@ impl Reader {
         Ok(self.connection.query_row(&sql, params![id.to_bytes()], stored_event).optional()?)
     }
 
-    /// Every pending delivery, to fill the due-queues at open.
+    /// Every pending delivery, to fill the due-queues at open; by id, so that each order
+    /// key's line starts with its earliest delivery.
     pub fn pending_deliveries(&self) -> Result<Vec<DeliveryJob>, StoreError> {
         let mut statement = self.connection.prepare(
             "SELECT d.id, e.id, d.endpoint, d.attempts, d.next_attempt_at, d.order_key \
              FROM deliveries d \
-             JOIN events e ON e.seq = d.event_seq WHERE d.state = ?1",
+             JOIN events e ON e.seq = d.event_seq WHERE d.state = ?1 ORDER BY d.id",
         )?;
         let rows = statement.query_map(params![code(DeliveryState::Pending)], |row| {
             Ok(DeliveryJob {
@@ -91,7 +92,8 @@ impl Reader {
         let mut statement = self.connection.prepare_cached(
             "SELECT d.id, e.id, d.endpoint, d.attempts, d.next_attempt_at, d.order_key \
              FROM deliveries d \
-             JOIN events e ON e.seq = d.event_seq WHERE d.state = ?1 AND d.endpoint = ?2",
+             JOIN events e ON e.seq = d.event_seq WHERE d.state = ?1 AND d.endpoint = ?2 \
+             ORDER BY d.id",
         )?;
         let rows = statement.query_map(params![code(DeliveryState::Pending), endpoint], |row| {
             Ok(DeliveryJob {
