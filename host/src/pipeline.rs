@@ -25,6 +25,7 @@ use crate::plugin::{CallError, PluginHost};
 use crate::routing::{EventView, RouteSpec, RouteTable};
 use crate::store::{NewDelivery, Payload};
 use crate::telemetry::{Metrics, PluginOutcome};
+use crate::traffic::ordering::OrderedBy;
 use crate::verdict::{GuestFailure, Rejection, Stage, Verdict};
 
 /// Why the sender must retry: nothing was stored.
@@ -57,6 +58,8 @@ pub struct FanOut {
     /// The id of the event the fan-out started from; it is stored already.
     origin: EventId,
     subjects: Arc<HashMap<String, SubjectTemplate>>,
+    /// Endpoint id → what its deliveries are ordered by.
+    orderings: Orderings,
     /// Events made by splits, stored beside the original.
     pub derived: Vec<Event>,
     pub deliveries: Vec<NewDelivery>,
@@ -86,7 +89,24 @@ pub struct Pipeline {
     transforms: HashMap<String, String>,
     /// NATS endpoint id → its subject template.
     subjects: Arc<HashMap<String, SubjectTemplate>>,
+    /// Config endpoint id → what its deliveries are ordered by (dynamic endpoints' are in
+    /// the route table).
+    orderings: Arc<HashMap<String, OrderedBy>>,
     metrics: Arc<Metrics>,
+}
+
+/// Where the order key of a delivery comes from: config endpoints' `ordered_by`, then the
+/// route table's (dynamic endpoints).
+#[derive(Debug, Clone, Default)]
+struct Orderings {
+    config: Arc<HashMap<String, OrderedBy>>,
+    table: Arc<RouteTable>,
+}
+
+impl Orderings {
+    fn of(&self, endpoint: &str) -> Option<&OrderedBy> {
+        self.config.get(endpoint).or_else(|| self.table.ordered_by(endpoint))
+    }
 }
 
 impl Pipeline {
@@ -113,7 +133,20 @@ impl Pipeline {
                 EndpointTarget::Http { .. } => None,
             })
             .collect();
-        Self { plugins, routes, policies, transforms, subjects: Arc::new(subjects), metrics }
+        let orderings = topology
+            .endpoints
+            .values()
+            .filter_map(|endpoint| Some((endpoint.id.clone(), endpoint.ordered_by.clone()?)))
+            .collect();
+        Self {
+            plugins,
+            routes,
+            policies,
+            transforms,
+            subjects: Arc::new(subjects),
+            orderings: Arc::new(orderings),
+            metrics,
+        }
     }
 
     /// The route table events are routed by now.
@@ -159,8 +192,9 @@ impl Pipeline {
         event: &Event,
         only_route: Option<&str>,
     ) -> Result<FanOut, StageError> {
-        let mut fan_out = FanOut::new(event.id, self.subjects.clone());
         let table = self.routes.load_full();
+        let orderings = Orderings { config: self.orderings.clone(), table: table.clone() };
+        let mut fan_out = FanOut::new(event.id, self.subjects.clone(), orderings);
         for route in matching_routes(&table, event, only_route) {
             fan_out.routes_matched += 1;
             let mut events = vec![event.clone()];
@@ -191,11 +225,11 @@ impl Pipeline {
                     match self.stage(transform, routed.clone(), Stage::Endpoint).await? {
                         StageResult::Continue(shaped) => {
                             for delivered in &shaped {
-                                fan_out.push(endpoint, delivered, None);
+                                fan_out.push_keyed(endpoint, delivered, routed, None);
                             }
                         }
                         StageResult::DeadLetter(failed_event, reason) => {
-                            fan_out.push(endpoint, &failed_event, Some(reason));
+                            fan_out.push_keyed(endpoint, &failed_event, routed, Some(reason));
                         }
                     }
                 }
@@ -207,8 +241,9 @@ impl Pipeline {
     /// Every delivery routing gives `event`, dead with `reason` (a verify plugin failed under
     /// `dead-letter`); no plugin runs.
     pub fn dead_letters(&self, event: &Event, reason: &str) -> FanOut {
-        let mut fan_out = FanOut::new(event.id, self.subjects.clone());
         let table = self.routes.load_full();
+        let orderings = Orderings { config: self.orderings.clone(), table: table.clone() };
+        let mut fan_out = FanOut::new(event.id, self.subjects.clone(), orderings);
         for route in matching_routes(&table, event, None) {
             fan_out.routes_matched += 1;
             for endpoint in &route.endpoints {
@@ -313,8 +348,19 @@ fn failed(plugin: &str, reason: &str) -> String {
 // === impl FanOut ===
 
 impl FanOut {
-    fn new(origin: EventId, subjects: Arc<HashMap<String, SubjectTemplate>>) -> Self {
-        Self { origin, subjects, derived: Vec::new(), deliveries: Vec::new(), routes_matched: 0 }
+    fn new(
+        origin: EventId,
+        subjects: Arc<HashMap<String, SubjectTemplate>>,
+        orderings: Orderings,
+    ) -> Self {
+        Self {
+            origin,
+            subjects,
+            orderings,
+            derived: Vec::new(),
+            deliveries: Vec::new(),
+            routes_matched: 0,
+        }
     }
 
     fn has(&self, endpoint: &str, event: EventId) -> bool {
@@ -324,6 +370,18 @@ impl FanOut {
     }
 
     fn push(&mut self, endpoint: &str, event: &Event, dead_letter: Option<String>) {
+        self.push_keyed(endpoint, event, event, dead_letter);
+    }
+
+    /// Pushes a delivery of `event` whose order key comes from `keyed`: the event as routed,
+    /// before the endpoint's transform reshaped it (`ordered_by` names the incoming shape).
+    fn push_keyed(
+        &mut self,
+        endpoint: &str,
+        event: &Event,
+        keyed: &Event,
+        dead_letter: Option<String>,
+    ) {
         if self.has(endpoint, event.id) {
             return;
         }
@@ -346,6 +404,10 @@ impl FanOut {
                 }),
             },
             dead_letter,
+            order_key: self
+                .orderings
+                .of(endpoint)
+                .and_then(|ordered_by| ordered_by.key_of(&keyed.body, &keyed.headers)),
         });
     }
 }

@@ -17,7 +17,7 @@ use url::Url;
 use utoipa::ToSchema;
 
 use crate::config::endpoint_rules::{
-    self, BreakerField, EndpointFields, Field, Problem, RetryField,
+    self, BreakerField, EndpointFields, Field, OrderedByField, Problem, RetryField,
 };
 use crate::config::{STANDARD_RETRY_DELAYS, Topology};
 use crate::delivery::http::{EndpointTls, TlsField};
@@ -27,6 +27,7 @@ use crate::signing::SigningKey;
 use crate::store::lifecycle::{EndpointStatus, Ownership, ownership_status};
 use crate::traffic::breaker::BreakerSettings;
 use crate::traffic::endpoint::{DeliveryRate, TrafficSettings};
+use crate::traffic::ordering::OrderedBy;
 use crate::traffic::rate::Rate;
 
 /// Dynamic endpoint ids start with this; config ids are kebab-case (no `_`), so the two
@@ -153,8 +154,28 @@ pub struct EndpointInput {
     pub adaptive: Option<bool>,
     /// Disable after this long without a success while failing, or `"off"` (default `"5d"`).
     pub disable_after: Option<String>,
+    /// Ordering per key: `"all"`, `{"json": "/customer/id"}` or `{"header": "x-order-key"}`;
+    /// absent: unordered.
+    pub ordered_by: Option<OrderedByInput>,
     /// TLS settings of an `https` endpoint: a private CA, a client certificate.
     pub tls: Option<TlsInput>,
+}
+
+/// `"all"`, or the key deliveries are ordered by.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum OrderedByInput {
+    /// Only `"all"`.
+    Named(String),
+    Settings(OrderedBySettingsInput),
+}
+
+/// Exactly one of a JSON pointer into the body and a header name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OrderedBySettingsInput {
+    pub json: Option<String>,
+    pub header: Option<String>,
 }
 
 /// `"off"`, or a breaker's settings.
@@ -257,6 +278,9 @@ pub struct EndpointSettings {
     /// Absent in records stored before traffic control: the defaults.
     #[serde(default)]
     pub traffic: TrafficRecord,
+    /// Ordering per key; absent: unordered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ordered_by: Option<OrderedBy>,
     /// PEM text, checked; absent in records stored before it existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<TlsInput>,
@@ -423,6 +447,14 @@ pub fn check_endpoint(
         },
         adaptive: input.adaptive,
         disable_after: input.disable_after.as_deref(),
+        ordered_by: match &input.ordered_by {
+            None => OrderedByField::Absent,
+            Some(OrderedByInput::Named(name)) => OrderedByField::Named(name),
+            Some(OrderedByInput::Settings(settings)) => OrderedByField::Settings {
+                json: settings.json.as_deref(),
+                header: settings.header.as_deref(),
+            },
+        },
     };
     let (checked, problems) = endpoint_rules::check(&fields, &context.topology.egress);
     let mut errors: Vec<FieldError> =
@@ -448,6 +480,7 @@ pub fn check_endpoint(
         max_in_flight: checked.max_in_flight,
         retry_ms: checked.retry_delays.map(|delays| delays.into_iter().map(millis).collect()),
         traffic: TrafficRecord::from(checked.traffic),
+        ordered_by: checked.ordered_by,
         tls: input.tls.clone(),
     })
 }

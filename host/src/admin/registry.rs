@@ -104,7 +104,14 @@ pub fn runtimes(endpoints: &[DynamicEndpoint]) -> Vec<EndpointRuntime> {
 /// Config routes first, in config order, then each dynamic endpoint's route.
 pub fn route_table(config_routes: &[RouteSpec], endpoints: &[DynamicEndpoint]) -> RouteTable {
     let dynamic = endpoints.iter().filter_map(|endpoint| endpoint.record.route(&endpoint.id).ok());
+    let orderings = endpoints
+        .iter()
+        .filter_map(|endpoint| {
+            Some((endpoint.id.clone(), endpoint.record.settings.ordered_by.clone()?))
+        })
+        .collect();
     RouteTable::new(config_routes.iter().cloned().chain(dynamic).collect())
+        .with_orderings(orderings)
 }
 
 impl Registry {

@@ -20,8 +20,10 @@ use super::values::parse_duration;
 use crate::egress::{BlockedAddress, EgressPolicy};
 use crate::traffic::endpoint::TrafficSettings;
 
+mod ordering;
 mod traffic;
 
+pub use ordering::{MAX_ORDER_SOURCE, OrderedByField};
 pub use traffic::{BreakerField, MAX_BREAKER_FAILURES, MAX_BURST, MAX_COOLDOWN, MIN_DISABLE_AFTER};
 
 /// An attempt's timeout when the endpoint does not set one.
@@ -71,6 +73,7 @@ pub struct EndpointFields<'a> {
     pub adaptive: Option<bool>,
     /// A duration, or `off`.
     pub disable_after: Option<&'a str>,
+    pub ordered_by: OrderedByField<'a>,
 }
 
 /// A retry policy as written.
@@ -98,6 +101,8 @@ pub struct CheckedEndpoint {
     pub retry_delays: Option<Vec<Duration>>,
     /// Rate, breaker, adaptive concurrency and auto-disable.
     pub traffic: TrafficSettings,
+    /// `None`: unordered.
+    pub ordered_by: Option<crate::traffic::ordering::OrderedBy>,
 }
 
 /// The field a problem is about, named as both the config file and the API name it.
@@ -119,6 +124,9 @@ pub enum Field {
     BreakerCooldown,
     BreakerMaxCooldown,
     DisableAfter,
+    OrderedBy,
+    OrderedByJson,
+    OrderedByHeader,
 }
 
 impl fmt::Display for Field {
@@ -139,6 +147,9 @@ impl fmt::Display for Field {
             Self::BreakerCooldown => formatter.write_str("breaker.cooldown"),
             Self::BreakerMaxCooldown => formatter.write_str("breaker.max_cooldown"),
             Self::DisableAfter => formatter.write_str("disable_after"),
+            Self::OrderedBy => formatter.write_str("ordered_by"),
+            Self::OrderedByJson => formatter.write_str("ordered_by.json"),
+            Self::OrderedByHeader => formatter.write_str("ordered_by.header"),
         }
     }
 }
@@ -181,6 +192,11 @@ pub enum Problem {
     CooldownOutOfRange(String),
     MaxCooldownBelowCooldown,
     DisableAfterTooShort(String),
+    UnknownOrderedBy(String),
+    OrderedByBoth,
+    OrderedByNeither,
+    NotAJsonPointer(String),
+    NotAnOrderHeader(String),
 }
 
 impl fmt::Display for Problem {
@@ -269,6 +285,18 @@ impl fmt::Display for Problem {
             Self::DisableAfterTooShort(text) => {
                 write!(formatter, "`{text}` is shorter than 1s; use `off` to never disable")
             }
+            Self::UnknownOrderedBy(text) => write!(
+                formatter,
+                "`{text}` is not an ordering; expected `all`, `{{ json = \"/pointer\" }}` or \
+                 `{{ header = \"name\" }}`"
+            ),
+            Self::OrderedByBoth => formatter.write_str("give either `json` or `header`, not both"),
+            Self::OrderedByNeither => formatter.write_str("give `json` or `header`"),
+            Self::NotAJsonPointer(text) => write!(
+                formatter,
+                "`{text}` is not a JSON pointer; expected `/` then keys, e.g. `/customer/id`"
+            ),
+            Self::NotAnOrderHeader(text) => write!(formatter, "`{text}` is not a header name"),
         }
     }
 }
@@ -286,6 +314,7 @@ pub fn check(
     let timeout = check_timeout(fields.timeout, &mut problems);
     let retry_delays = check_retry(&fields.retry, &mut problems);
     let traffic = traffic::check(fields, &mut problems);
+    let ordered_by = ordering::check(&fields.ordered_by, &mut problems);
     let checked = CheckedEndpoint {
         url,
         headers: headers.unwrap_or_default(),
@@ -293,6 +322,7 @@ pub fn check(
         max_in_flight,
         retry_delays,
         traffic,
+        ordered_by,
     };
     (checked, problems)
 }

@@ -14,7 +14,8 @@ use serde::Deserialize;
 
 use super::schema::{
     BreakerPolicy, DisableAfter, Durability, DurationText, EndpointKind, Id, Instances, OnError,
-    OtlpProtocol, RateLimitPer, RateText, RetryPolicy, SizeText, SourceKind, StoreBackend,
+    OrderedByPolicy, OtlpProtocol, RateLimitPer, RateText, RetryPolicy, SizeText, SourceKind,
+    StoreBackend,
 };
 
 /// `[server]`: listening address, storage and limits shared by every source.
@@ -435,6 +436,11 @@ pub struct EndpointConfig {
     /// attempt while attempts kept failing; `"off"` never does [default: `5d`].
     #[schemars(with = "Option<DisableAfter>")]
     pub disable_after: Option<String>,
+    /// Ordering per key: for one key, a delivery starts only after the previous one was
+    /// delivered or became a dead letter; `{ json = "/customer/id" }` (a JSON pointer into
+    /// the body), `{ header = "x-order-key" }` or `"all"` [default: unordered].
+    #[schemars(with = "Option<OrderedByPolicy>")]
+    pub ordered_by: Option<toml::Value>,
     /// TLS settings of this `https` endpoint: a private CA, a client certificate.
     pub tls: Option<EndpointTlsConfig>,
 }

@@ -150,6 +150,38 @@ impl JsonSchema for BreakerPolicy {
     }
 }
 
+/// An endpoint's `ordered_by`.
+#[derive(Debug)]
+pub struct OrderedByPolicy;
+
+impl JsonSchema for OrderedByPolicy {
+    fn schema_name() -> Cow<'static, str> {
+        "OrderedByPolicy".into()
+    }
+
+    fn json_schema(_generator: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "description": "`\"all\"`, or the key deliveries are ordered by: a JSON pointer \
+                            into the body (`json`) or a header (`header`), exactly one.",
+            "oneOf": [
+                {"type": "string", "enum": ["all"]},
+                {
+                    "type": "object",
+                    "properties": {"json": {"type": "string", "pattern": "^/"}},
+                    "required": ["json"],
+                    "additionalProperties": false,
+                },
+                {
+                    "type": "object",
+                    "properties": {"header": {"type": "string"}},
+                    "required": ["header"],
+                    "additionalProperties": false,
+                },
+            ],
+        })
+    }
+}
+
 /// An endpoint's `disable_after`.
 #[derive(Debug)]
 pub struct DisableAfter;

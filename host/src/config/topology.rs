@@ -270,6 +270,8 @@ pub struct Endpoint {
     pub transform: Option<String>,
     /// Rate, breaker, adaptive concurrency and auto-disable.
     pub traffic: crate::traffic::endpoint::TrafficSettings,
+    /// Ordering per key (`ordered_by`); `None`: unordered.
+    pub ordered_by: Option<crate::traffic::ordering::OrderedBy>,
     /// HTTP endpoints' own TLS settings, read and checked.
     pub tls: Option<crate::delivery::http::EndpointTls>,
 }

@@ -212,6 +212,7 @@ fn delivery(endpoint: &str, event: &Event, dead_letter: Option<&str>) -> NewDeli
             subject: None,
         },
         dead_letter: dead_letter.map(str::to_owned),
+        order_key: None,
     }
 }
 
@@ -339,4 +340,33 @@ async fn route_plugin_stage_obeys_on_error() {
 #[tokio::test]
 async fn endpoint_transform_stage_obeys_on_error() {
     fan_out_obeys_on_error(At::Endpoint).await;
+}
+
+#[tokio::test]
+async fn each_delivery_carries_its_endpoints_order_key() {
+    let text = "[egress]\nallow_networks = [\"127.0.0.0/8\"]\n[sources.web]\n\
+                [endpoints.by-order]\nurl = \"http://127.0.0.1:9/a\"\nordered_by = { json = \"/order\" }\n\
+                [endpoints.by-header]\nurl = \"http://127.0.0.1:9/b\"\nordered_by = { header = \"x-key\" }\n\
+                [endpoints.plain]\nurl = \"http://127.0.0.1:9/c\"\n\
+                [endpoints.listed]\nurl = \"http://127.0.0.1:9/d\"\n\
+                [routes.all]\nto = [\"by-order\", \"by-header\", \"plain\", \"listed\"]\n";
+    let topology = config::parse(text, Path::new("."), &ProcessEnvironment).unwrap();
+    // Dynamic endpoints' orderings travel with the route table.
+    let orderings = HashMap::from([("listed".to_owned(), OrderedBy::All)]);
+    let routes =
+        RouteTable::new(topology.routes.values().map(|route| route.spec.clone()).collect())
+            .with_orderings(orderings);
+    let pipeline =
+        Pipeline::new(&topology, Arc::new(ArcSwap::from_pointee(routes)), None, Metrics::new());
+    let fan_out = pipeline.fan_out(&event(), None).await.unwrap();
+    let mut keys: Vec<(String, Option<String>)> = fan_out
+        .deliveries
+        .into_iter()
+        .map(|delivery| (delivery.endpoint, delivery.order_key))
+        .collect();
+    keys.sort();
+    let expected =
+        [("by-header", None), ("by-order", Some("7")), ("listed", Some("")), ("plain", None)]
+            .map(|(endpoint, key)| (endpoint.to_owned(), key.map(str::to_owned)));
+    assert_eq!(keys, expected);
 }

@@ -76,6 +76,8 @@ pub struct FilterFailure {
 #[derive(Debug, Clone, Default)]
 pub struct RouteTable {
     routes: Vec<RouteSpec>,
+    /// Dynamic endpoints' `ordered_by`, swapped with their routes.
+    orderings: std::collections::HashMap<String, crate::traffic::ordering::OrderedBy>,
 }
 
 // === impl RouteSpec ===
@@ -98,7 +100,21 @@ impl RouteSpec {
 
 impl RouteTable {
     pub fn new(routes: Vec<RouteSpec>) -> Self {
-        Self { routes }
+        Self { routes, orderings: std::collections::HashMap::new() }
+    }
+
+    /// The table with what these endpoints' deliveries are ordered by.
+    pub fn with_orderings(
+        mut self,
+        orderings: std::collections::HashMap<String, crate::traffic::ordering::OrderedBy>,
+    ) -> Self {
+        self.orderings = orderings;
+        self
+    }
+
+    /// What `endpoint`'s deliveries are ordered by, when the table knows it.
+    pub fn ordered_by(&self, endpoint: &str) -> Option<&crate::traffic::ordering::OrderedBy> {
+        self.orderings.get(endpoint)
     }
 
     /// The routes, in config order.

@@ -145,6 +145,7 @@ impl Harness {
             attempts: before.attempts,
             due_at: before.next_attempt_at,
             payload: None,
+            order_key: None,
         };
         self.queue(endpoint)?.finished(job, next);
         Ok(())
@@ -216,7 +217,13 @@ fn event(source: &str, event_type: &str, received_at: u64, body: &'static [u8]) 
 
 fn delivery(endpoint: &str, event: &Event) -> NewDelivery {
     let payload = Payload { body: event.body.clone(), content_type: None, subject: None };
-    NewDelivery { endpoint: endpoint.into(), event: event.id, payload, dead_letter: None }
+    NewDelivery {
+        endpoint: endpoint.into(),
+        event: event.id,
+        payload,
+        dead_letter: None,
+        order_key: None,
+    }
 }
 
 fn stored_endpoint(id: &str, spec: &str, created_at: u64) -> StoredEndpoint {
@@ -250,6 +257,7 @@ pub const CHECKS: &[&str] = &[
     "a_due_queue_hands_out_each_delivery_once_until_its_outcome",
     "activity_counts_recent_events_and_attempts_newest_first",
     "the_audit_log_lists_newest_first_with_filters_pages_and_prunes",
+    "ordered_deliveries_keep_their_key_and_wait_for_the_earlier_one",
 ];
 
 /// Runs the check named `name` against the backend `open` opens.
@@ -311,6 +319,9 @@ pub async fn run(name: &str, open: Open) -> Result<()> {
         }
         "the_audit_log_lists_newest_first_with_filters_pages_and_prunes" => {
             the_audit_log_lists_newest_first_with_filters_pages_and_prunes(open).await
+        }
+        "ordered_deliveries_keep_their_key_and_wait_for_the_earlier_one" => {
+            ordered_deliveries_keep_their_key_and_wait_for_the_earlier_one(open).await
         }
         _ => bail!("no check `{name}`"),
     }
@@ -1069,6 +1080,83 @@ async fn a_due_queue_hands_out_each_delivery_once_until_its_outcome(open: Open) 
     Ok(())
 }
 
+/// Stores one event with one delivery to `hook` keyed `key`; answers the delivery's id.
+async fn ingest_keyed(harness: &Harness, key: Option<&str>) -> Result<DeliveryId> {
+    let event = event("app", "a", now_millis(), b"{}");
+    let id = event.id;
+    let mut delivery = delivery("hook", &event);
+    delivery.order_key = key.map(str::to_owned);
+    let new =
+        NewEvent { event, dedupe_window: None, derived: Vec::new(), deliveries: vec![delivery] };
+    ensure_eq!(harness.store.ingest(new).await?, IngestReceipt::Stored(id));
+    Ok(harness.deliveries_of(id).await?[0].id)
+}
+
+/// Records `next` for `job`, then tells its queue, as a worker does.
+async fn settle(harness: &mut Harness, job: DeliveryJob, next: NextStep) -> Result<()> {
+    let record = AttemptRecord {
+        delivery_id: job.delivery_id,
+        endpoint: "hook".into(),
+        attempted_at: now_millis(),
+        duration: Duration::from_millis(1),
+        status: Some(if next == NextStep::Delivered { 200 } else { 500 }),
+        error: None,
+        response_excerpt: Bytes::new(),
+        next,
+    };
+    harness.store.record_attempt(record).await?;
+    harness.queue("hook")?.finished(job, next);
+    Ok(())
+}
+
+/// Every job of `hook` due now, handed out, as (delivery, its key), by delivery id.
+fn due_keyed(harness: &mut Harness) -> Result<Vec<DeliveryJob>> {
+    let queue = harness.queue("hook")?;
+    let mut jobs: Vec<DeliveryJob> = std::iter::from_fn(|| queue.try_next()).collect();
+    jobs.sort_unstable_by_key(|job| job.delivery_id);
+    Ok(jobs)
+}
+
+fn ids(jobs: &[DeliveryJob]) -> Vec<(DeliveryId, Option<String>)> {
+    jobs.iter().map(|job| (job.delivery_id, job.order_key.clone())).collect()
+}
+
+async fn ordered_deliveries_keep_their_key_and_wait_for_the_earlier_one(open: Open) -> Result<()> {
+    let mut harness = Harness::new(open, &["hook"])?;
+    let a1 = ingest_keyed(&harness, Some("a")).await?;
+    let a2 = ingest_keyed(&harness, Some("a")).await?;
+    let b3 = ingest_keyed(&harness, Some("b")).await?;
+    let free = ingest_keyed(&harness, None).await?;
+    // Tiny sleeps are not needed: every job is due at once.
+    let jobs = due_keyed(&mut harness)?;
+    let key = |text: &str| Some(text.to_owned());
+    ensure_eq!(ids(&jobs), vec![(a1, key("a")), (b3, key("b")), (free, None)]);
+    let mut jobs = jobs.into_iter();
+    let (first, second, third) = (jobs.next(), jobs.next(), jobs.next());
+    let (Some(first), Some(second), Some(third)) = (first, second, third) else {
+        bail!("three jobs expected");
+    };
+    // A retry holds the key: `a2` still waits, and the retry comes back.
+    settle(&mut harness, first, NextStep::RetryAt(now_millis())).await?;
+    settle(&mut harness, second, NextStep::Delivered).await?;
+    settle(&mut harness, third, NextStep::DeadLetter).await?;
+    let retried = due_keyed(&mut harness)?;
+    ensure_eq!(ids(&retried), vec![(a1, key("a"))]);
+    // Its dead letter releases the next of its key.
+    let Some(retried) = retried.into_iter().next() else { bail!("the retry") };
+    settle(&mut harness, retried, NextStep::DeadLetter).await?;
+    ensure_eq!(ids(&due_keyed(&mut harness)?), vec![(a2, key("a"))]);
+    // After a crash, the key comes back from the store and still holds the line.
+    let a5 = ingest_keyed(&harness, Some("a")).await?;
+    let mut harness = harness.crash().await?;
+    let again = due_keyed(&mut harness)?;
+    ensure_eq!(ids(&again), vec![(a2, key("a"))]);
+    let Some(a2_job) = again.into_iter().next() else { bail!("a2 again") };
+    settle(&mut harness, a2_job, NextStep::Delivered).await?;
+    ensure_eq!(ids(&due_keyed(&mut harness)?), vec![(a5, key("a"))]);
+    Ok(())
+}
+
 fn audit_entry(at: u64, action: &str, resource: &str, outcome: &str) -> AuditEntry {
     AuditEntry {
         at,
@@ -1171,6 +1259,7 @@ mod sqlite {
         a_due_queue_hands_out_each_delivery_once_until_its_outcome,
         activity_counts_recent_events_and_attempts_newest_first,
         the_audit_log_lists_newest_first_with_filters_pages_and_prunes,
+        ordered_deliveries_keep_their_key_and_wait_for_the_earlier_one,
     );
 
     #[test]

@@ -215,6 +215,8 @@ pub struct NewDelivery {
     pub payload: Payload,
     /// Created as a dead letter with this error (a plugin failed under `dead-letter`).
     pub dead_letter: Option<String>,
+    /// Its endpoint's `ordered_by` key, computed at ingest; `None`: unordered.
+    pub order_key: Option<String>,
 }
 
 /// New deliveries for an event already stored (replay by time range).
@@ -281,6 +283,8 @@ pub struct DeliveryJob {
     /// Unix milliseconds.
     pub due_at: u64,
     pub payload: Option<Payload>,
+    /// Its order key: the due-queue starts it only after the key's earlier deliveries.
+    pub order_key: Option<String>,
 }
 
 /// What an attempt decided for its delivery.

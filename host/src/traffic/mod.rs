@@ -14,4 +14,5 @@ pub mod breaker;
 pub mod bucket;
 pub mod endpoint;
 pub mod ingest;
+pub mod ordering;
 pub mod rate;

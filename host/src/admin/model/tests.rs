@@ -127,6 +127,7 @@ fn a_record_gives_the_workers_their_runtime_and_route() {
             max_in_flight: 4,
             retry_ms: None,
             traffic: TrafficRecord::default(),
+            ordered_by: None,
             tls: None,
         },
         keys: vec![
@@ -232,4 +233,58 @@ fn a_record_without_a_check_is_verified_and_one_with_a_pending_check_waits() {
     assert_eq!((record.ownership(), record.awaits_owner()), (Ownership::PendingVerification, true));
     let text = serde_json::to_string(&record).unwrap();
     assert!(text.contains(r#""state":"pending_verification""#), "{text}");
+}
+
+#[test]
+fn ordered_by_is_checked_by_the_shared_rule_and_kept() {
+    let ordered = |ordered_by: OrderedByInput| EndpointInput {
+        ordered_by: Some(ordered_by),
+        ..input("https://example.com/")
+    };
+    let settings = |json: Option<&str>, header: Option<&str>| {
+        OrderedByInput::Settings(OrderedBySettingsInput {
+            json: json.map(str::to_owned),
+            header: header.map(str::to_owned),
+        })
+    };
+    let table = [
+        (
+            ordered(settings(Some("customer/id"), None)),
+            vec![(
+                "ordered_by.json",
+                "`customer/id` is not a JSON pointer; expected `/` then keys, e.g. `/customer/id`",
+            )],
+        ),
+        (
+            ordered(settings(Some("/id"), Some("x-key"))),
+            vec![("ordered_by", "give either `json` or `header`, not both")],
+        ),
+        (ordered(settings(None, None)), vec![("ordered_by", "give `json` or `header`")]),
+        (
+            ordered(OrderedByInput::Named("each".into())),
+            vec![(
+                "ordered_by",
+                "`each` is not an ordering; expected `all`, `{ json = \"/pointer\" }` or `{ header = \"name\" }`",
+            )],
+        ),
+    ];
+    for (request, expected) in table {
+        let expected: Vec<(String, String)> = expected
+            .into_iter()
+            .map(|(field, detail)| (field.to_owned(), detail.to_owned()))
+            .collect();
+        assert_eq!(problems(&request), expected, "{request:?}");
+    }
+    let topology = topology();
+    let request = ordered(settings(None, Some("X-Order-Key")));
+    let checked = check_endpoint(&request, CheckContext { topology: &topology }).unwrap();
+    assert_eq!(checked.ordered_by, Some(OrderedBy::Header("x-order-key".into())));
+    // Stored as written, read back the same.
+    let stored = serde_json::to_value(&checked).unwrap();
+    assert_eq!(stored["ordered_by"], serde_json::json!({"header": "x-order-key"}));
+    let read: EndpointSettings = serde_json::from_value(stored).unwrap();
+    assert_eq!(read.ordered_by, checked.ordered_by);
+    let all = ordered(OrderedByInput::Named("all".into()));
+    let checked = check_endpoint(&all, CheckContext { topology: &topology }).unwrap();
+    assert_eq!(serde_json::to_value(&checked).unwrap()["ordered_by"], "all");
 }

@@ -13,7 +13,8 @@ use url::Url;
 use super::{Ids, Validator};
 use crate::config::ConfigError;
 use crate::config::endpoint_rules::{
-    self, BreakerField, CheckedEndpoint, EndpointFields, Field, Problem, RetryField, UrlProblem,
+    self, BreakerField, CheckedEndpoint, EndpointFields, Field, OrderedByField, Problem,
+    RetryField, UrlProblem,
 };
 use crate::config::raw;
 use crate::config::secret::Secret;
@@ -25,6 +26,7 @@ use crate::signing::SigningKey;
 const RETRY_EXAMPLE: &str =
     "retry = \"standard\"  or  retry = { schedule = [\"5s\", \"5m\", \"30m\"] }";
 const BREAKER_EXAMPLE: &str = "breaker = { failures = 20, cooldown = \"30s\", max_cooldown = \"10m\" }  or  breaker = \"off\"";
+const ORDERED_BY_EXAMPLE: &str = "ordered_by = { json = \"/customer/id\" }  or  ordered_by = { header = \"x-order-key\" }  or  ordered_by = \"all\"";
 const SUBJECT_EXAMPLE: &str = "subject = \"audit.{source}.{type}\"";
 
 /// What every endpoint is checked against.
@@ -70,6 +72,7 @@ fn example(field: &Field) -> &'static str {
         | Field::BreakerCooldown
         | Field::BreakerMaxCooldown => BREAKER_EXAMPLE,
         Field::DisableAfter => "disable_after = \"5d\"  or  disable_after = \"off\"",
+        Field::OrderedBy | Field::OrderedByJson | Field::OrderedByHeader => ORDERED_BY_EXAMPLE,
     }
 }
 
@@ -94,6 +97,7 @@ impl Validator<'_> {
             breaker: self.breaker_field(&at("breaker"), endpoint.breaker.as_ref()),
             adaptive: endpoint.adaptive,
             disable_after: endpoint.disable_after.as_deref(),
+            ordered_by: self.ordered_by_field(&at("ordered_by"), endpoint.ordered_by.as_ref()),
         };
         let (checked, problems) = endpoint_rules::check(&fields, context.egress);
         let (url_problems, other_problems): (Vec<_>, Vec<_>) =
@@ -112,8 +116,15 @@ impl Validator<'_> {
             self.errors.push(config_error(id, field, problem));
         }
         let tls = endpoint.tls.and_then(|tls| self.endpoint_tls(&at, tls, is_http, &target));
-        let CheckedEndpoint { headers, timeout, max_in_flight, retry_delays, traffic, .. } =
-            checked;
+        let CheckedEndpoint {
+            headers,
+            timeout,
+            max_in_flight,
+            retry_delays,
+            traffic,
+            ordered_by,
+            ..
+        } = checked;
         Endpoint {
             id: id.to_owned(),
             target,
@@ -125,7 +136,51 @@ impl Validator<'_> {
             headers,
             transform: endpoint.transform,
             traffic,
+            ordered_by,
             tls,
+        }
+    }
+
+    /// The file's `ordered_by` shapes as the rules take them; a shape that is neither a name
+    /// nor a table of `json` or `header` is reported here.
+    fn ordered_by_field<'v>(
+        &mut self,
+        path: &str,
+        ordered_by: Option<&'v toml::Value>,
+    ) -> OrderedByField<'v> {
+        match ordered_by {
+            None => OrderedByField::Absent,
+            Some(toml::Value::String(name)) => OrderedByField::Named(name),
+            Some(toml::Value::Table(table)) => {
+                let known = ["json", "header"];
+                for key in table.keys().filter(|key| !known.contains(&key.as_str())) {
+                    self.error(
+                        format!("{path}.{key}"),
+                        format!("unknown field `{key}`, expected one of `json`, `header`"),
+                        ORDERED_BY_EXAMPLE,
+                    );
+                }
+                let mut text = |key: &str| match table.get(key) {
+                    None => None,
+                    Some(toml::Value::String(text)) => Some(text.as_str()),
+                    Some(other) => {
+                        let message = format!("expected a string, found `{other}`");
+                        self.error(format!("{path}.{key}"), message, ORDERED_BY_EXAMPLE);
+                        None
+                    }
+                };
+                let json = text("json");
+                let header = text("header");
+                if json.is_none() && header.is_none() && !table.is_empty() {
+                    // Already reported: the keys given were wrong.
+                    return OrderedByField::Absent;
+                }
+                OrderedByField::Settings { json, header }
+            }
+            Some(other) => {
+                self.error(path, format!("`{other}` is not an ordering"), ORDERED_BY_EXAMPLE);
+                OrderedByField::Absent
+            }
         }
     }
 

@@ -118,6 +118,53 @@ fn endpoint_settings_are_held_to_the_shared_limits() {
 }
 
 #[test]
+fn ordered_by_takes_all_a_json_pointer_or_a_header() {
+    let url = "url = \"https://example.com/hook\"\n";
+    let table: Vec<(String, Vec<&str>)> = vec![
+        (endpoint(&format!("{url}ordered_by = \"all\"")), vec![]),
+        (endpoint(&format!("{url}ordered_by = {{ json = \"/customer/id\" }}")), vec![]),
+        (endpoint(&format!("{url}ordered_by = {{ header = \"x-order-key\" }}")), vec![]),
+        (
+            endpoint(&format!("{url}ordered_by = {{ json = \"customer.id\" }}")),
+            vec![
+                "endpoints.e.ordered_by.json: `customer.id` is not a JSON pointer; expected `/` then keys, e.g. `/customer/id`",
+            ],
+        ),
+        (
+            endpoint(&format!("{url}ordered_by = {{ json = \"/id\", header = \"x-key\" }}")),
+            vec!["endpoints.e.ordered_by: give either `json` or `header`, not both"],
+        ),
+        (
+            endpoint(&format!("{url}ordered_by = {{ header = \"x key\" }}")),
+            vec!["endpoints.e.ordered_by.header: `x key` is not a header name"],
+        ),
+        (
+            endpoint(&format!("{url}ordered_by = \"customer\"")),
+            vec![
+                "endpoints.e.ordered_by: `customer` is not an ordering; expected `all`, `{ json = \"/pointer\" }` or `{ header = \"name\" }`",
+            ],
+        ),
+        (
+            endpoint(&format!("{url}ordered_by = {{ path = \"/id\" }}")),
+            vec![
+                "endpoints.e.ordered_by.path: unknown field `path`, expected one of `json`, `header`",
+            ],
+        ),
+        (
+            endpoint(&format!("{url}ordered_by = {{}}")),
+            vec!["endpoints.e.ordered_by: give `json` or `header`"],
+        ),
+        (
+            endpoint(&format!("{url}ordered_by = true")),
+            vec!["endpoints.e.ordered_by: `true` is not an ordering"],
+        ),
+    ];
+    for (text, expected) in table {
+        assert_eq!(problems(&text), expected, "{text}");
+    }
+}
+
+#[test]
 fn keys_that_belong_to_another_type_are_named() {
     let table: Vec<(&str, Vec<&str>)> = vec![
         (

@@ -11,7 +11,9 @@
 //! concurrency: [`Slots`] follows it between 1 and `max_in_flight`) or disable it
 //! (`disable_after`). Endpoints never share a queue, a limit or controls, so a hanging or
 //! failing endpoint only ever delays itself. When a job is due and what becomes of it is the
-//! store's business, not this.
+//! store's business, not this: ordering per key (`ordered_by`) included, since the due-queue
+//! hands out a keyed delivery only once its key's earlier ones are finished
+//! ([`crate::traffic::ordering::KeyGate`]), so a held delivery takes no slot here.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};

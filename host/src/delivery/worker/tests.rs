@@ -156,7 +156,13 @@ async fn ingest(store: &Store) -> EventId {
     };
     let id = event.id;
     let payload = Payload { body, content_type: None, subject: None };
-    let delivery = NewDelivery { endpoint: "hook".into(), event: id, payload, dead_letter: None };
+    let delivery = NewDelivery {
+        endpoint: "hook".into(),
+        event: id,
+        payload,
+        dead_letter: None,
+        order_key: None,
+    };
     let new =
         NewEvent { event, dedupe_window: None, derived: Vec::new(), deliveries: vec![delivery] };
     store.ingest(new).await.unwrap();

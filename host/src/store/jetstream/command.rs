@@ -143,6 +143,9 @@ struct WireDelivery {
     content_type: Option<String>,
     subject: Option<String>,
     dead_letter: Option<String>,
+    /// Absent for unordered deliveries, and in entries written before ordering existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    order_key: Option<String>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -382,6 +385,7 @@ fn wire_delivery<'a>(
         content_type: delivery.payload.content_type.clone(),
         subject: delivery.payload.subject.clone(),
         dead_letter: delivery.dead_letter.clone(),
+        order_key: delivery.order_key.clone(),
     }
 }
 
@@ -404,6 +408,7 @@ fn delivery_of<'a>(
         event,
         payload: Payload { body, content_type: wire.content_type, subject: wire.subject },
         dead_letter: wire.dead_letter,
+        order_key: wire.order_key,
     })
 }
 

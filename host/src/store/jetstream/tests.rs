@@ -40,6 +40,7 @@ fn every_command_comes_back_as_it_was_sent() {
             subject: Some("a.b".into()),
         },
         dead_letter: Some("plugin failed".into()),
+        order_key: Some("customer-7".into()),
     };
     let commands = vec![
         Command::Ingest(NewEvent {
@@ -107,6 +108,7 @@ fn a_body_shared_by_an_event_and_its_deliveries_travels_once() {
         event: event.id,
         payload: Payload { body: event.body.clone(), content_type: None, subject: None },
         dead_letter: None,
+        order_key: None,
     };
     let new = NewEvent {
         event: event.clone(),

@@ -3,7 +3,9 @@
 //! Owns [`Dispatch`] (where the writer puts the jobs a commit made due, and the pending ones
 //! loaded at open until their endpoint's queue is claimed) and [`SqliteDueQueue`] (one
 //! endpoint's binary heap by due time, the jobs under way, and which queued jobs keep their
-//! body). The database stays the source of truth: a job only ever mirrors a pending row, and
+//! body), with the [`KeyGate`] of ordered deliveries: a delivery with an order key enters the
+//! heap only once every earlier delivery (by id, that is ingest order) of its key is
+//! delivered or dead, and a retry keeps its key's place. The database stays the source of truth: a job only ever mirrors a pending row, and
 //! losing one (a restart) loses nothing, since pending rows are loaded again at open.
 
 use std::cmp::Reverse;
@@ -17,6 +19,7 @@ use tokio::sync::mpsc;
 
 use crate::event::now_millis;
 use crate::store::{DeliveryId, DeliveryJob, DueQueue, NextStep};
+use crate::traffic::ordering::KeyGate;
 
 /// Queued deliveries that keep their body in memory; those queued behind them are read from
 /// the store when due, so an endpoint that falls behind costs a few bytes per delivery.
@@ -105,6 +108,8 @@ impl Dispatch {
             feed,
             due: BinaryHeap::new(),
             waiting: HashMap::new(),
+            held: HashMap::new(),
+            gate: KeyGate::default(),
             under_way: HashSet::new(),
             paused: false,
         }
@@ -128,6 +133,11 @@ pub(in crate::store) struct SqliteDueQueue {
     /// By due time; an entry is stale when `waiting` holds its delivery for another time.
     due: BinaryHeap<Reverse<(u64, DeliveryId)>>,
     waiting: HashMap<DeliveryId, DeliveryJob>,
+    /// Ordered deliveries behind an earlier one of their key: out of `due` until the gate
+    /// releases them.
+    held: HashMap<DeliveryId, DeliveryJob>,
+    /// Per order key, the line of unfinished deliveries (see [`KeyGate`]).
+    gate: KeyGate,
     under_way: HashSet<DeliveryId>,
     paused: bool,
 }
@@ -138,8 +148,14 @@ impl SqliteDueQueue {
             tracing::debug!(delivery = %job.delivery_id, "already under way; its outcome decides");
             return;
         }
-        if self.waiting.len() >= BODIES_KEPT_QUEUED {
+        if self.waiting.len() + self.held.len() >= BODIES_KEPT_QUEUED {
             job.payload = None;
+        }
+        if let Some(key) = &job.order_key
+            && !self.gate.admit(key, job.delivery_id)
+        {
+            self.held.insert(job.delivery_id, job);
+            return;
         }
         self.due.push(Reverse((job.due_at, job.delivery_id)));
         self.waiting.insert(job.delivery_id, job);
@@ -230,6 +246,15 @@ impl DueQueue for SqliteDueQueue {
         self.take_fed();
         self.under_way.remove(&job.delivery_id);
         self.waiting.remove(&job.delivery_id);
+        self.held.remove(&job.delivery_id);
+        if let Some(key) = &job.order_key
+            && !matches!(next, NextStep::RetryAt(_))
+            && let Some(released) = self.gate.settle(key, job.delivery_id)
+            && let Some(next_job) = self.held.remove(&released)
+        {
+            // Its key's earlier delivery is delivered or dead: this one may go now.
+            self.push(next_job);
+        }
         match next {
             NextStep::RetryAt(at) if !self.paused => {
                 job.attempts += 1;
@@ -253,6 +278,8 @@ impl DueQueue for SqliteDueQueue {
         self.paused = true;
         self.due.clear();
         self.waiting.clear();
+        self.held.clear();
+        self.gate.clear();
     }
 
     fn resume(&mut self) {
@@ -260,7 +287,7 @@ impl DueQueue for SqliteDueQueue {
     }
 
     fn len(&self) -> usize {
-        self.waiting.len()
+        self.waiting.len() + self.held.len()
     }
 }
 

@@ -173,6 +173,7 @@ fn insert_fan_out<'a>(
             content_type: delivery.payload.content_type.as_deref(),
             subject: delivery.payload.subject.as_deref(),
             dead_letter: delivery.dead_letter.as_deref(),
+            order_key: delivery.order_key.as_deref(),
         };
         if let Some(delivery_id) = insert_delivery(connection, &row, state.now, status)? {
             state.jobs.push(DeliveryJob {
@@ -182,6 +183,7 @@ fn insert_fan_out<'a>(
                 attempts: 0,
                 due_at: state.now,
                 payload: Some(delivery.payload.clone()),
+                order_key: delivery.order_key.clone(),
             });
         }
     }
@@ -197,6 +199,7 @@ struct DeliveryInsert<'a> {
     content_type: Option<&'a str>,
     subject: Option<&'a str>,
     dead_letter: Option<&'a str>,
+    order_key: Option<&'a str>,
 }
 
 /// Inserts a delivery due now, in the state the lifecycle gives a new one; answers its id when
@@ -216,7 +219,8 @@ fn insert_delivery(
     connection
         .prepare_cached(
             "INSERT INTO deliveries (event_seq, endpoint, payload_id, state, next_attempt_at, \
-             last_error, content_type, subject) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+             last_error, content_type, subject, order_key) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         )?
         .execute(params![
             row.event_seq,
@@ -227,6 +231,7 @@ fn insert_delivery(
             last_error,
             row.content_type,
             row.subject,
+            row.order_key,
         ])?;
     let id = DeliveryId::new(connection.last_insert_rowid() as u64);
     Ok((state == DeliveryState::Pending).then_some(id))
@@ -431,19 +436,20 @@ fn resume(
     now: u64,
 ) -> rusqlite::Result<Vec<DeliveryJob>> {
     // `state <> 1`: see `move_all`.
-    let found: Vec<(i64, Vec<u8>, u32)> = connection
+    let found: Vec<(i64, Vec<u8>, u32, Option<String>)> = connection
         .prepare_cached(
-            "SELECT d.id, e.id, d.attempts FROM deliveries d JOIN events e ON e.seq = d.event_seq \
+            "SELECT d.id, e.id, d.attempts, d.order_key FROM deliveries d \
+             JOIN events e ON e.seq = d.event_seq \
              WHERE d.endpoint = ?1 AND d.state = ?2 AND d.state <> 1 ORDER BY d.id",
         )?
         .query_map(params![endpoint, code(from)], |row| {
-            Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
         })?
         .collect::<Result<_, _>>()?;
     let mut update = connection
         .prepare_cached("UPDATE deliveries SET state = ?2, next_attempt_at = ?3 WHERE id = ?1")?;
     let mut jobs = Vec::with_capacity(found.len());
-    for (delivery_id, event_id, attempts) in found {
+    for (delivery_id, event_id, attempts, order_key) in found {
         update.execute(params![delivery_id, code(to), now as i64])?;
         if to == DeliveryState::Pending {
             jobs.push(DeliveryJob {
@@ -453,6 +459,7 @@ fn resume(
                 attempts,
                 due_at: now,
                 payload: None,
+                order_key,
             });
         }
     }
@@ -493,7 +500,8 @@ fn redrive(
     let dead: Vec<(i64, String, Vec<u8>)> = connection
         .prepare_cached(
             "SELECT d.id, d.endpoint, e.id FROM deliveries d JOIN events e ON e.seq = d.event_seq \
-             WHERE d.state = ?1 AND d.state <> 1 AND (?2 IS NULL OR d.endpoint = ?2)",
+             WHERE d.state = ?1 AND d.state <> 1 AND (?2 IS NULL OR d.endpoint = ?2) \
+             ORDER BY d.id",
         )?
         .query_map(params![code(DeliveryState::Dead), endpoint], |row| {
             Ok((row.get(0)?, row.get(1)?, row.get(2)?))
@@ -534,6 +542,9 @@ fn start_over(
     if to != DeliveryState::Pending {
         return Ok(None);
     }
+    let order_key: Option<String> = connection
+        .prepare_cached("SELECT order_key FROM deliveries WHERE id = ?1")?
+        .query_row(params![delivery_id], |row| row.get(0))?;
     Ok(Some(DeliveryJob {
         delivery_id: DeliveryId::new(delivery_id as u64),
         event_id: stored_event_id(event_id)?,
@@ -541,6 +552,7 @@ fn start_over(
         attempts: 0,
         due_at: now,
         payload: None,
+        order_key,
     }))
 }
 

@@ -65,11 +65,13 @@ impl Reader {
         Ok(self.connection.query_row(&sql, params![id.to_bytes()], stored_event).optional()?)
     }
 
-    /// Every pending delivery, to fill the due-queues at open.
+    /// Every pending delivery, to fill the due-queues at open; by id, so that each order
+    /// key's line starts with its earliest delivery.
     pub fn pending_deliveries(&self) -> Result<Vec<DeliveryJob>, StoreError> {
         let mut statement = self.connection.prepare(
-            "SELECT d.id, e.id, d.endpoint, d.attempts, d.next_attempt_at FROM deliveries d \
-             JOIN events e ON e.seq = d.event_seq WHERE d.state = ?1",
+            "SELECT d.id, e.id, d.endpoint, d.attempts, d.next_attempt_at, d.order_key \
+             FROM deliveries d \
+             JOIN events e ON e.seq = d.event_seq WHERE d.state = ?1 ORDER BY d.id",
         )?;
         let rows = statement.query_map(params![code(DeliveryState::Pending)], |row| {
             Ok(DeliveryJob {
@@ -79,6 +81,7 @@ impl Reader {
                 attempts: row.get(3)?,
                 due_at: row.get::<_, i64>(4)? as u64,
                 payload: None,
+                order_key: row.get(5)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -87,8 +90,10 @@ impl Reader {
     /// The pending deliveries of `endpoint`, as jobs without their body.
     pub fn pending_deliveries_of(&self, endpoint: &str) -> Result<Vec<DeliveryJob>, StoreError> {
         let mut statement = self.connection.prepare_cached(
-            "SELECT d.id, e.id, d.endpoint, d.attempts, d.next_attempt_at FROM deliveries d \
-             JOIN events e ON e.seq = d.event_seq WHERE d.state = ?1 AND d.endpoint = ?2",
+            "SELECT d.id, e.id, d.endpoint, d.attempts, d.next_attempt_at, d.order_key \
+             FROM deliveries d \
+             JOIN events e ON e.seq = d.event_seq WHERE d.state = ?1 AND d.endpoint = ?2 \
+             ORDER BY d.id",
         )?;
         let rows = statement.query_map(params![code(DeliveryState::Pending), endpoint], |row| {
             Ok(DeliveryJob {
@@ -98,6 +103,7 @@ impl Reader {
                 attempts: row.get(3)?,
                 due_at: row.get::<_, i64>(4)? as u64,
                 payload: None,
+                order_key: row.get(5)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)

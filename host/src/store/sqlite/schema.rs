@@ -110,6 +110,11 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX audit_by_at ON audit(at);
     "#,
+    // 6: a delivery's order key (its endpoint's `ordered_by`), set when it is created; NULL
+    // for unordered deliveries and every delivery made before.
+    r#"
+    ALTER TABLE deliveries ADD COLUMN order_key TEXT;
+    "#,
 ];
 
 /// The schema version this build writes.

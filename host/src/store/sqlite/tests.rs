@@ -30,7 +30,13 @@ fn new_event(id: EventId) -> NewEvent {
         metadata: Vec::new(),
     };
     let payload = Payload { body, content_type: None, subject: None };
-    let delivery = NewDelivery { endpoint: "hook".into(), event: id, payload, dead_letter: None };
+    let delivery = NewDelivery {
+        endpoint: "hook".into(),
+        event: id,
+        payload,
+        dead_letter: None,
+        order_key: None,
+    };
     NewEvent { event, dedupe_window: None, derived: Vec::new(), deliveries: vec![delivery] }
 }
 
