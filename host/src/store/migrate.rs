@@ -129,6 +129,8 @@ pub(in crate::store) async fn copy(
                 event: id,
                 payload,
                 dead_letter,
+                // Not carried yet: a copied delivery is unordered (see docs/cluster.md).
+                order_key: None,
             });
         }
         // The key stays claimed in the target for what is left of its window.

@@ -41,6 +41,7 @@ fn new_event(endpoint: &str, dead_letter: Option<&str>) -> NewEvent {
         event: event.id,
         payload,
         dead_letter: dead_letter.map(str::to_owned),
+        order_key: None,
     };
     NewEvent { event, dedupe_window: None, derived: Vec::new(), deliveries: vec![delivery] }
 }
