@@ -553,3 +553,85 @@ async fn browser_a_portal_link_shows_only_its_endpoint_and_stops_working_after_i
     ];
     browser(&host, "portal", &environment);
 }
+
+/// The `app` → `shop` config with `redact` as `shop`'s transform, hiding `/card/number`.
+fn redact_config(url: &str) -> String {
+    let redact = switchyard_e2e::plugin_wasm("redact");
+    format!(
+        "[egress]\nallow_networks = [\"127.0.0.0/8\"]\n\n[sources.app]\ntype = \"http\"\n\n\
+         [plugins.redact]\npath = \"{}\"\nconfig = {{ pointers = \"/card/number\" }}\n\n\
+         [endpoints.shop]\nurl = \"{url}\"\ntransform = \"redact\"\n\n\
+         [routes.all]\nfrom = [\"app\"]\nto = [\"shop\"]\n",
+        redact.display()
+    )
+}
+
+/// Two delivered events, one with a card and one with a customer's name; answers the second.
+async fn card_and_name_events(host: &TestHost) -> String {
+    let card = send(host, r#"{"card":{"number":"4242"}}"#, &[]).await;
+    delivery_in(host, &card, "delivered").await;
+    let name = send(host, r#"{"customer":{"name":"Jane"}}"#, &[]).await;
+    delivery_in(host, &name, "delivered").await;
+    name
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rerun_through_a_candidate_plugin_answers_what_it_changes_and_sends_nothing() {
+    let mut receiver = TestReceiver::start().await;
+    let host = TestHost::start(&server(), &redact_config(&receiver.url("/shop"))).await.unwrap();
+    let name = card_and_name_events(&host).await;
+    let candidate = switchyard_e2e::plugin_wasm("redact");
+    let request = json!({
+        "candidate_path": candidate.to_str().unwrap(),
+        "config": {"pointers": "/card/number,/customer/name"},
+    });
+    let path = "/v1/admin/plugins/redact/rerun";
+    let (status, answer) = api(&host, ADMIN, Method::POST, path, Some(request.clone())).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["events"], 2);
+    assert_eq!(answer["unchanged"].as_array().unwrap().len(), 1);
+    let changed = &answer["changed"][0];
+    assert_eq!(changed["name"], name.as_str());
+    assert_eq!(
+        (changed["old_verdict"].as_str(), changed["new_verdict"].as_str()),
+        (Some("pass"), Some("modify"))
+    );
+    assert_eq!(
+        changed["changes"][1]["new"]["body_json"]["customer"]["name"], "[redacted]",
+        "{answer}"
+    );
+
+    let same = json!({"candidate_path": candidate.to_str().unwrap(), "limit": 1});
+    let (status, answer) = api(&host, ADMIN, Method::POST, path, Some(same)).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(
+        (answer["events"].as_u64(), answer["changed"].as_array().map(Vec::len)),
+        (Some(1), Some(0))
+    );
+
+    let (status, _) = api(&host, VIEWER, Method::POST, path, Some(request.clone())).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "viewers run no code");
+    let (status, _) =
+        api(&host, ADMIN, Method::POST, "/v1/admin/plugins/nope/rerun", Some(request)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, refused) = api(&host, ADMIN, Method::POST, path, Some(json!({}))).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(refused["field"], "candidate_wasm");
+    let garbage = json!({"candidate_wasm": "AGFzbQ=="});
+    let (status, refused) = api(&host, ADMIN, Method::POST, path, Some(garbage)).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
+    assert!(refused["detail"].as_str().unwrap().contains("cannot load the candidate"), "{refused}");
+
+    let (_, events) = api(&host, ADMIN, Method::GET, "/v1/admin/events", None).await;
+    assert_eq!(events["data"].as_array().unwrap().len(), 2, "a re-run stores nothing");
+    assert_eq!(receiver.drain().len(), 2, "a re-run sends nothing");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_the_plugin_rerun_shows_a_diff_for_a_changed_transform() {
+    let receiver = TestReceiver::start().await;
+    let host = TestHost::start(&server(), &redact_config(&receiver.url("/shop"))).await.unwrap();
+    let name = card_and_name_events(&host).await;
+    let candidate = switchyard_e2e::plugin_wasm("redact").display().to_string();
+    browser(&host, "rerun", &[("UI_CANDIDATE", candidate), ("UI_CHANGED", name)]);
+}

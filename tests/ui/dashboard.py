@@ -235,6 +235,24 @@ def case_portal(page):
     print("portal: showed only its endpoint, then expired")
 
 
+def case_rerun(page):
+    login(page, os.environ["UI_ADMIN"])
+    page.click("nav a:has-text('Plugins')")
+    expect(page.locator("#plugins")).to_contain_text("transform of shop")
+    page.select_option("#rerun-plugin", "redact")
+    page.set_input_files("#rerun-file", os.environ["UI_CANDIDATE"])
+    expect(page.locator("#rerun-wasm")).not_to_have_value("")
+    page.fill("#rerun-config", "pointers=/card/number,/customer/name")
+    page.click("#rerun-run")
+    expect(page.locator("#rerun-summary")).to_contain_text("1 changed, 1 unchanged of 2 events")
+    case = page.locator("section.rerun-case")
+    expect(case).to_have_count(1)
+    expect(case.locator("h3")).to_contain_text(f"{os.environ['UI_CHANGED']}: pass → modify")
+    expect(case.locator("table.diff")).to_contain_text("[redacted]")
+    shoot(page, "plugins-rerun")
+    print("rerun: the candidate's changed transform shows as a diff")
+
+
 def main():
     case = sys.argv[1]
     os.makedirs(SHOTS, exist_ok=True)

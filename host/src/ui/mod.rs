@@ -11,6 +11,7 @@
 mod assets;
 mod live;
 mod pages;
+mod plugins;
 mod portal;
 pub mod session;
 mod view;
@@ -146,6 +147,8 @@ pub fn router(tokens: AccessTokens, api: Router, state: AdminState) -> Router {
         .route("/ui/endpoints/{id}/rotate", post(pages::rotate))
         .route("/ui/dead-letters", get(pages::dead_letters))
         .route("/ui/dead-letters/redrive", post(pages::redrive))
+        .route("/ui/plugins", get(plugins::plugins))
+        .route("/ui/plugins/rerun", post(plugins::rerun))
         .route("/ui/live", get(live::page))
         .route("/ui/live/recent", get(live::recent))
         .route("/ui/stream", get(live::stream))
