@@ -635,3 +635,78 @@ async fn browser_the_plugin_rerun_shows_a_diff_for_a_changed_transform() {
     let candidate = switchyard_e2e::plugin_wasm("redact").display().to_string();
     browser(&host, "rerun", &[("UI_CANDIDATE", candidate), ("UI_CHANGED", name)]);
 }
+
+/// The Stripe config with `shop` signing as Standard Webhooks with a known secret.
+fn signing_config(url: &str) -> String {
+    stripe_config(url)
+        .replace(
+            "retry = { schedule = [] }\n",
+            "retry = { schedule = [] }\nsecret = \"shop-key\"\n",
+        )
+        .replace(
+            "[secrets]\n",
+            "[secrets]\nshop-key = { value = \"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\" }\n",
+        )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_signature_helper_names_the_part_that_differs_for_deliveries_and_sources() {
+    let mut receiver = TestReceiver::start().await;
+    let host = TestHost::start(&server(), &signing_config(&receiver.url("/shop"))).await.unwrap();
+    let check = "/v1/admin/signatures/check";
+    // A delivery of `shop`, as its receiver got it, checked with the endpoint's own secrets.
+    let event = send(&host, r#"{"type":"order.created"}"#, &[]).await;
+    let delivered = receiver.next(WAIT).await.expect("the delivery arrives");
+    let headers: serde_json::Map<String, Value> =
+        delivered.headers.iter().map(|(name, value)| (name.clone(), json!(value))).collect();
+    let body = String::from_utf8(delivered.body.to_vec()).unwrap();
+    let request = json!({"endpoint": "shop", "headers": headers, "body": body});
+    let (status, answer) = api(&host, ADMIN, Method::POST, check, Some(request)).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["valid"], true, "{answer}");
+    assert_eq!(delivered.header("webhook-id"), Some(event.as_str()));
+    let changed = json!({"endpoint": "shop", "headers": headers, "body": format!("{body}\n")});
+    let (_, answer) = api(&host, ADMIN, Method::POST, check, Some(changed)).await;
+    assert_eq!(
+        (answer["valid"].as_bool(), answer["findings"][0]["part"].as_str()),
+        (Some(false), Some("body")),
+        "{answer}"
+    );
+
+    // A Stripe test event, checked with the source's secret, then with a pasted wrong one.
+    let sample = r#"{"id":"evt_helper","object":"event"}"#;
+    let test = json!({"body": sample});
+    let (status, sent) =
+        api(&host, ADMIN, Method::POST, "/v1/admin/sources/stripe/test", Some(test)).await;
+    assert_eq!(status, StatusCode::OK, "{sent}");
+    let request = json!({"source": "stripe", "headers": sent["headers"], "body": sample});
+    let (_, answer) = api(&host, ADMIN, Method::POST, check, Some(request)).await;
+    assert_eq!(answer["valid"], true, "{answer}");
+    let pasted = json!({"scheme": "stripe", "secret": "whsec_not_it", "headers": sent["headers"], "body": sample});
+    let (_, answer) = api(&host, ADMIN, Method::POST, check, Some(pasted.clone())).await;
+    assert_eq!(answer["findings"][0]["part"], "secret", "{answer}");
+    assert!(!answer.to_string().contains("whsec_not_it"), "the secret is never echoed");
+
+    let (status, _) = api(&host, VIEWER, Method::POST, check, Some(pasted)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, refused) = api(&host, ADMIN, Method::POST, check, Some(json!({"body": ""}))).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
+    let nobody = json!({"endpoint": "nobody", "body": ""});
+    let (status, _) = api(&host, ADMIN, Method::POST, check, Some(nobody)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_the_signature_helper_says_a_body_was_changed() {
+    let mut receiver = TestReceiver::start().await;
+    let host = TestHost::start(&server(), &signing_config(&receiver.url("/shop"))).await.unwrap();
+    send(&host, r#"{"type":"order.created","total":12}"#, &[]).await;
+    let delivered = receiver.next(WAIT).await.expect("the delivery arrives");
+    let headers: Vec<String> = ["webhook-id", "webhook-timestamp", "webhook-signature"]
+        .iter()
+        .map(|name| format!("{name}: {}", delivered.header(name).unwrap()))
+        .collect();
+    let body = String::from_utf8(delivered.body.to_vec()).unwrap();
+    let environment = [("UI_HEADERS", headers.join("\n")), ("UI_BODY", body)];
+    browser(&host, "signatures", &environment);
+}

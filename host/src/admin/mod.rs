@@ -23,6 +23,7 @@ pub mod registry;
 mod replay;
 mod rerun;
 pub mod sealed;
+mod signatures;
 pub mod stats;
 pub mod test_event;
 
@@ -132,6 +133,7 @@ fn routes() -> OpenApiRouter<AdminState> {
         .merge(test_event::router())
         .merge(portal::router())
         .merge(rerun::router())
+        .merge(signatures::router())
         .merge(audit::router())
 }
 

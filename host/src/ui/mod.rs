@@ -14,6 +14,7 @@ mod pages;
 mod plugins;
 mod portal;
 pub mod session;
+mod signatures;
 mod view;
 
 use std::sync::Arc;
@@ -149,6 +150,7 @@ pub fn router(tokens: AccessTokens, api: Router, state: AdminState) -> Router {
         .route("/ui/dead-letters/redrive", post(pages::redrive))
         .route("/ui/plugins", get(plugins::plugins))
         .route("/ui/plugins/rerun", post(plugins::rerun))
+        .route("/ui/signatures", get(signatures::form_page).post(signatures::check))
         .route("/ui/live", get(live::page))
         .route("/ui/live/recent", get(live::recent))
         .route("/ui/stream", get(live::stream))
