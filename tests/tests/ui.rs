@@ -710,3 +710,17 @@ async fn browser_the_signature_helper_says_a_body_was_changed() {
     let environment = [("UI_HEADERS", headers.join("\n")), ("UI_BODY", body)];
     browser(&host, "signatures", &environment);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_replay_by_time_range_makes_what_the_dry_run_counted() {
+    let receiver = TestReceiver::start().await;
+    let host = TestHost::start(&server(), &config(&receiver.url("/shop"))).await.unwrap();
+    for n in 0..3 {
+        let event = send(&host, &format!("{{\"type\":\"order.created\",\"n\":{n}}}"), &[]).await;
+        delivery_in(&host, &event, "delivered").await;
+    }
+    browser(&host, "replay", &[("UI_EVENTS", "3".into())]);
+    let (_, page) =
+        api(&host, ADMIN, Method::GET, "/v1/admin/deliveries?endpoint=shop", None).await;
+    assert_eq!(page["data"].as_array().unwrap().len(), 6, "each event was delivered again");
+}

@@ -277,6 +277,20 @@ def case_signatures(page):
     print("signatures: a valid delivery, then a re-serialised body and a mistaken secret named")
 
 
+def case_replay(page):
+    login(page, os.environ["UI_ADMIN"])
+    page.click("nav a:has-text('Replay')")
+    page.fill("#replay-since", "1h")
+    page.click("#replay-dry-run")
+    would = int(page.locator("#dry-run-count").inner_text())
+    shoot(page, "replay-dry-run")
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click("#replay-run")
+    done = int(page.locator("#replayed-count").inner_text())
+    assert would == done == int(os.environ["UI_EVENTS"]), (would, done)
+    print(f"replay: dry run counted {would}, the replay made {done}")
+
+
 def main():
     case = sys.argv[1]
     os.makedirs(SHOTS, exist_ok=True)

@@ -13,6 +13,7 @@ mod live;
 mod pages;
 mod plugins;
 mod portal;
+mod replay;
 pub mod session;
 mod signatures;
 mod view;
@@ -151,6 +152,7 @@ pub fn router(tokens: AccessTokens, api: Router, state: AdminState) -> Router {
         .route("/ui/plugins", get(plugins::plugins))
         .route("/ui/plugins/rerun", post(plugins::rerun))
         .route("/ui/signatures", get(signatures::form_page).post(signatures::check))
+        .route("/ui/replay", get(replay::form_page).post(replay::replay))
         .route("/ui/live", get(live::page))
         .route("/ui/live/recent", get(live::recent))
         .route("/ui/stream", get(live::stream))
