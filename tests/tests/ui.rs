@@ -624,6 +624,13 @@ async fn a_rerun_through_a_candidate_plugin_answers_what_it_changes_and_sends_no
 
     let (_, events) = api(&host, ADMIN, Method::GET, "/v1/admin/events", None).await;
     assert_eq!(events["data"].as_array().unwrap().len(), 2, "a re-run stores nothing");
+    let (status, plugins) = api(&host, VIEWER, Method::GET, "/v1/admin/plugins", None).await;
+    assert_eq!(status, StatusCode::OK, "{plugins}");
+    let redact = &plugins["data"][0];
+    assert_eq!(redact["used_by"], json!(["transform of shop"]), "{plugins}");
+    assert_eq!(redact["calls"]["ok"], 2, "re-runs are not counted: {plugins}");
+    assert!(redact["mean_call_ms"].as_f64().unwrap() > 0.0);
+    assert!(redact["last_error"].is_null());
     assert_eq!(receiver.drain().len(), 2, "a re-run sends nothing");
 }
 
@@ -723,4 +730,42 @@ async fn browser_replay_by_time_range_makes_what_the_dry_run_counted() {
     let (_, page) =
         api(&host, ADMIN, Method::GET, "/v1/admin/deliveries?endpoint=shop", None).await;
     assert_eq!(page["data"].as_array().unwrap().len(), 6, "each event was delivered again");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_plugins_list_keeps_a_failing_plugins_last_error() {
+    let receiver = TestReceiver::start().await;
+    let hostile = switchyard_e2e::plugin_wasm("hostile");
+    let config = redact_config(&receiver.url("/shop"))
+        .replace("transform = \"redact\"", "transform = \"hostile\"")
+        .replace(
+            "[endpoints.shop]",
+            &format!(
+                "[plugins.hostile]\npath = \"{}\"\nconfig = {{ mode = \"panic\" }}\n\n[endpoints.shop]",
+                hostile.display()
+            ),
+        );
+    let host = TestHost::start(&server(), &config).await.unwrap();
+    let _ = client()
+        .post(host.url("/webhooks/app"))
+        .header("content-type", "application/json")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    let failed = eventually_async(WAIT, || async {
+        let (_, plugins) = api(&host, ADMIN, Method::GET, "/v1/admin/plugins", None).await;
+        let hostile = plugins["data"].as_array()?.iter().find(|p| p["id"] == "hostile")?.clone();
+        (hostile["calls"]["failed"].as_u64()? >= 1).then_some(hostile)
+    })
+    .await
+    .expect("the failed call is counted");
+    let message = failed["last_error"]["message"].as_str().unwrap();
+    assert!(!message.is_empty(), "{failed}");
+    assert!(failed["last_error"]["at"].as_u64().unwrap() > 0);
+    let cookie = sign_in(&host, VIEWER).await;
+    let page = client().get(host.url("/ui/plugins")).header(COOKIE, cookie).send().await.unwrap();
+    let html = page.text().await.unwrap();
+    assert!(html.contains("failed 1"), "the page shows the failure count");
+    assert!(html.contains("transform of shop"));
 }

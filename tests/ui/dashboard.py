@@ -239,6 +239,7 @@ def case_rerun(page):
     login(page, os.environ["UI_ADMIN"])
     page.click("nav a:has-text('Plugins')")
     expect(page.locator("#plugins")).to_contain_text("transform of shop")
+    expect(page.locator("#plugins .plugin-calls")).to_contain_text("ok 2")
     page.select_option("#rerun-plugin", "redact")
     page.set_input_files("#rerun-file", os.environ["UI_CANDIDATE"])
     expect(page.locator("#rerun-wasm")).not_to_have_value("")

@@ -18,6 +18,7 @@ mod endpoints;
 mod log;
 pub mod model;
 pub mod ownership;
+mod plugins;
 mod portal;
 pub mod registry;
 mod replay;
@@ -132,6 +133,7 @@ fn routes() -> OpenApiRouter<AdminState> {
         .merge(curl::router())
         .merge(test_event::router())
         .merge(portal::router())
+        .merge(plugins::router())
         .merge(rerun::router())
         .merge(signatures::router())
         .merge(audit::router())

@@ -1,4 +1,5 @@
-//! The plugins page (`/ui/plugins`): each configured plugin with where it runs, and the
+//! The plugins page (`/ui/plugins`): each configured plugin with where it runs and its calls
+//! on this node (by outcome, mean time, last failure; `GET /v1/admin/plugins`), and the
 //! re-run form: the newest stored events through the plugin and a candidate `.wasm` beside
 //! it, through the admin API's `POST /v1/admin/plugins/{id}/rerun`, with the events whose
 //! answer changes and a JSON diff of each.
@@ -22,6 +23,12 @@ pub struct PluginRow {
     pub path: String,
     /// Where it runs: `verify of app`, `route all`, `transform of shop`.
     pub used_by: Vec<String>,
+    /// `(outcome, calls)`.
+    pub calls: Vec<(String, u64)>,
+    /// Mean call time, e.g. `0.41 ms`, or empty.
+    pub mean: String,
+    /// `(when, message)`.
+    pub last_error: Option<(String, String)>,
 }
 
 /// One changed event of a re-run.
@@ -57,48 +64,51 @@ struct PluginsPage {
     source: String,
 }
 
-fn plugin_rows(ui: &Ui) -> Vec<PluginRow> {
-    let topology = &ui.state.topology;
-    topology
-        .plugins
-        .values()
-        .map(|plugin| {
-            let mut used_by = Vec::new();
-            for source in topology.sources.values() {
-                if source.verify.contains(&plugin.id) {
-                    used_by.push(format!("verify of {}", source.id));
-                }
-            }
-            for route in topology.routes.values() {
-                if route.spec.plugins.contains(&plugin.id) {
-                    used_by.push(format!("route {}", route.spec.id));
-                }
-            }
-            for endpoint in topology.endpoints.values() {
-                if endpoint.transform.as_deref() == Some(plugin.id.as_str()) {
-                    used_by.push(format!("transform of {}", endpoint.id));
-                }
-            }
-            PluginRow { id: plugin.id.clone(), path: plugin.path.display().to_string(), used_by }
+fn plugin_rows(answer: &Value) -> Vec<PluginRow> {
+    let text = |value: &Value| value.as_str().unwrap_or_default().to_owned();
+    answer["data"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|plugin| PluginRow {
+            id: text(&plugin["id"]),
+            path: text(&plugin["path"]),
+            used_by: plugin["used_by"].as_array().into_iter().flatten().map(text).collect(),
+            calls: plugin["calls"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(outcome, count)| (outcome.clone(), count.as_u64().unwrap_or(0)))
+                .collect(),
+            mean: plugin["mean_call_ms"]
+                .as_f64()
+                .map_or_else(String::new, |ms| format!("{ms:.2} ms")),
+            last_error: plugin["last_error"]["message"].as_str().map(|message| {
+                (
+                    super::view::time(plugin["last_error"]["at"].as_u64().unwrap_or(0)),
+                    message.to_owned(),
+                )
+            }),
         })
         .collect()
 }
 
-fn page(ui: &Ui, session: &CurrentSession) -> PluginsPage {
-    PluginsPage {
+async fn page(ui: &Ui, session: &CurrentSession) -> Result<PluginsPage, PageError> {
+    let answer = ui.read(session.role, "/v1/admin/plugins").await?;
+    Ok(PluginsPage {
         chrome: Chrome::new("Plugins", session, "plugins"),
-        plugins: plugin_rows(ui),
+        plugins: plugin_rows(&answer),
         rerun: None,
         chosen: String::new(),
         candidate_path: String::new(),
         config: String::new(),
         limit: "50".to_owned(),
         source: String::new(),
-    }
+    })
 }
 
-pub async fn plugins(State(ui): State<Ui>, session: CurrentSession) -> Response {
-    render(&page(&ui, &session))
+pub async fn plugins(State(ui): State<Ui>, session: CurrentSession) -> Result<Response, PageError> {
+    Ok(render(&page(&ui, &session).await?))
 }
 
 fn json_text(value: &Value) -> String {
@@ -171,7 +181,7 @@ pub async fn rerun(
     if !status.is_success() && status != StatusCode::UNPROCESSABLE_ENTITY {
         return Err(PageError::new(status, api_detail(&answer)));
     }
-    let mut shown = page(&ui, &session);
+    let mut shown = page(&ui, &session).await?;
     if status.is_success() {
         shown.rerun = Some(rerun_view(&answer));
     } else {
