@@ -769,3 +769,41 @@ async fn the_plugins_list_keeps_a_failing_plugins_last_error() {
     assert!(html.contains("failed 1"), "the page shows the failure count");
     assert!(html.contains("transform of shop"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_portal_retry_is_audited_as_the_portal_link() {
+    let receiver = TestReceiver::start().await;
+    let host = TestHost::start(&server(), &config(&receiver.url("/shop"))).await.unwrap();
+    let input = json!({"url": receiver.url("/customer"), "sources": ["app"]});
+    let (status, created) =
+        api(&host, ADMIN, Method::POST, "/v1/admin/endpoints", Some(input)).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let endpoint = created["endpoint"]["id"].as_str().unwrap().to_owned();
+    let event = send(&host, r#"{"type":"order.created"}"#, &[]).await;
+    let path = format!("/v1/admin/deliveries?event={event}&endpoint={endpoint}");
+    let delivery = eventually_async(WAIT, || async {
+        let (_, page) = api(&host, ADMIN, Method::GET, &path, None).await;
+        page["data"].as_array()?.iter().find(|d| d["status"] == "delivered").cloned()
+    })
+    .await
+    .expect("delivered to the subscriber");
+    let portal = format!("/v1/admin/endpoints/{endpoint}/portal");
+    let (_, link) = api(&host, ADMIN, Method::POST, &portal, Some(json!({"ttl": "1h"}))).await;
+    let url = link["url"].as_str().unwrap();
+    let retried = client()
+        .post(host.url(&format!("{url}/deliveries/{}/retry", delivery["id"])))
+        .header(ORIGIN, format!("http://{}", host.address))
+        .send()
+        .await
+        .unwrap();
+    assert!(retried.status().is_redirection(), "{}", retried.status());
+    let (_, audit) =
+        api(&host, ADMIN, Method::GET, "/v1/admin/audit?action=delivery.retry", None).await;
+    let entry = &audit["data"][0];
+    assert_eq!(entry["role"], "portal", "{audit}");
+    assert_eq!(entry["outcome"], "success", "{audit}");
+    let token = url.strip_prefix("/portal/").unwrap();
+    let (unsigned, signature) = token.rsplit_once('.').unwrap();
+    assert_eq!(entry["credential"], unsigned, "the link's id");
+    assert!(!audit.to_string().contains(signature), "the link's signature is not recorded");
+}

@@ -85,6 +85,19 @@ impl Ui {
         uri: &str,
         body: Option<Value>,
     ) -> Result<(StatusCode, Value), PageError> {
+        self.api_as(role, None, method, uri, body).await
+    }
+
+    /// [`Self::api`], recorded in the audit log as `credential` instead of `role`'s token
+    /// (the portal acts with the admin token, as its link).
+    pub async fn api_as(
+        &self,
+        role: Role,
+        credential: Option<crate::admin::audit::Credential>,
+        method: Method,
+        uri: &str,
+        body: Option<Value>,
+    ) -> Result<(StatusCode, Value), PageError> {
         let token = match role {
             Role::Admin => Some(&self.tokens.admin),
             Role::Viewer => self.tokens.viewer.as_ref(),
@@ -93,13 +106,16 @@ impl Ui {
             return Err(PageError::new(StatusCode::FORBIDDEN, "this session may not do that"));
         };
         let bytes = body.map(|body| body.to_string()).unwrap_or_default();
-        let request = Request::builder()
+        let mut request = Request::builder()
             .method(method)
             .uri(uri)
             .header(header::AUTHORIZATION, format!("Bearer {token}"))
             .header(header::CONTENT_TYPE, "application/json")
             .body(Body::from(bytes))
             .map_err(|error| PageError::new(StatusCode::BAD_REQUEST, error.to_string()))?;
+        if let Some(credential) = credential {
+            request.extensions_mut().insert(credential);
+        }
         let response =
             self.api.clone().oneshot(request).await.unwrap_or_else(|never| match never {});
         let status = response.status();
