@@ -318,6 +318,7 @@ impl Pipeline {
             Err(Failure::Stop(_)) => PluginOutcome::Retry,
             Err(Failure::Policy(reason)) => {
                 tracing::warn!(%plugin, event = %event.id, ?stage, %reason, "plugin failed");
+                self.metrics.record_plugin_failure(plugin, reason, crate::event::now_millis());
                 PluginOutcome::Failed
             }
         };

@@ -24,6 +24,8 @@
 //! asks for forward compatibility. HMACs are compared in constant time (`Mac::verify_slice`);
 //! ed25519 uses `verify_strict`, which refuses weak keys and malleable signatures.
 
+pub mod diagnose;
+
 use std::fmt;
 
 use base64::Engine as _;

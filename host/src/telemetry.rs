@@ -119,16 +119,41 @@ pub enum PluginOutcome {
     Failed,
 }
 
-impl EncodeLabelValue for PluginOutcome {
-    fn encode(&self, encoder: &mut LabelValueEncoder<'_>) -> Result<(), std::fmt::Error> {
-        let text = match self {
+impl PluginOutcome {
+    pub const ALL: [Self; 4] = [Self::Ok, Self::Retry, Self::Busy, Self::Failed];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
             Self::Ok => "ok",
             Self::Retry => "retry",
             Self::Busy => "busy",
             Self::Failed => "failed",
-        };
-        std::fmt::Write::write_str(encoder, text)
+        }
     }
+}
+
+impl EncodeLabelValue for PluginOutcome {
+    fn encode(&self, encoder: &mut LabelValueEncoder<'_>) -> Result<(), std::fmt::Error> {
+        std::fmt::Write::write_str(encoder, self.as_str())
+    }
+}
+
+#[derive(Debug, Default)]
+struct PluginLedger {
+    seconds: f64,
+    calls: u64,
+    last_error: Option<(u64, String)>,
+}
+
+/// What this node's metrics say of one plugin's calls since start.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PluginCalls {
+    /// Calls by outcome (`ok`, `retry`, `busy`, `failed`), every outcome listed.
+    pub by_outcome: Vec<(&'static str, u64)>,
+    /// Mean wall time of a call, in seconds (`None` before the first).
+    pub mean_seconds: Option<f64>,
+    /// The last failure: when (unix ms) and why.
+    pub last_error: Option<(u64, String)>,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -356,6 +381,9 @@ pub struct Metrics {
     /// Cluster mode: the projection's lag and start catch-up (not a metric: `/readyz` reads
     /// it; the gauge is `switchyard_store_log_lag`).
     pub store_projection: crate::health::ProjectionProgress,
+    /// Per plugin, for the dashboard: total call time and calls (the histogram keeps no
+    /// readable sum), and the last failure.
+    plugin_ledgers: std::sync::Mutex<std::collections::BTreeMap<String, PluginLedger>>,
     /// `switchyard_nats_connected`: 1 while the NATS connection is up. A family without labels
     /// so that routers without a `[nats]` section export no sample at all.
     nats_connected: Family<Vec<(String, String)>, Gauge>,
@@ -527,6 +555,7 @@ impl Metrics {
             store_commit_seconds,
             store_health: crate::health::StoreHealth::default(),
             store_projection: crate::health::ProjectionProgress::default(),
+            plugin_ledgers: std::sync::Mutex::default(),
         })
     }
 
@@ -573,11 +602,45 @@ impl Metrics {
     }
 
     pub fn count_plugin_call(&self, plugin: &str, outcome: PluginOutcome, seconds: f64) {
+        if let Ok(mut ledgers) = self.plugin_ledgers.lock() {
+            let ledger = ledgers.entry(plugin.to_owned()).or_default();
+            ledger.seconds += seconds;
+            ledger.calls += 1;
+        }
         let plugin = plugin.to_owned();
         self.plugin_call_seconds
             .get_or_create(&PluginIdLabels { plugin: plugin.clone() })
             .observe(seconds);
         self.plugin_calls.get_or_create(&PluginLabels { plugin, outcome }).inc();
+    }
+
+    /// Keeps `reason` as `plugin`'s last failure.
+    pub fn record_plugin_failure(&self, plugin: &str, reason: &str, at_ms: u64) {
+        if let Ok(mut ledgers) = self.plugin_ledgers.lock() {
+            ledgers.entry(plugin.to_owned()).or_default().last_error =
+                Some((at_ms, reason.to_owned()));
+        }
+    }
+
+    /// `plugin`'s calls since start, read from the metrics (no series is created).
+    pub fn plugin_calls(&self, plugin: &str) -> PluginCalls {
+        let by_outcome = PluginOutcome::ALL
+            .into_iter()
+            .map(|outcome| {
+                let labels = PluginLabels { plugin: plugin.to_owned(), outcome };
+                (
+                    outcome.as_str(),
+                    self.plugin_calls.get(&labels).map_or(0, |counter| counter.get()),
+                )
+            })
+            .collect();
+        let ledgers = self.plugin_ledgers.lock().ok();
+        let ledger = ledgers.as_ref().and_then(|ledgers| ledgers.get(plugin));
+        let mean_seconds = ledger
+            .filter(|ledger| ledger.calls > 0)
+            .map(|ledger| ledger.seconds / ledger.calls as f64);
+        let last_error = ledger.and_then(|ledger| ledger.last_error.clone());
+        PluginCalls { by_outcome, mean_seconds, last_error }
     }
 
     pub fn count_nats_message(&self, source: &str, outcome: NatsOutcome) {

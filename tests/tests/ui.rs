@@ -553,3 +553,257 @@ async fn browser_a_portal_link_shows_only_its_endpoint_and_stops_working_after_i
     ];
     browser(&host, "portal", &environment);
 }
+
+/// The `app` → `shop` config with `redact` as `shop`'s transform, hiding `/card/number`.
+fn redact_config(url: &str) -> String {
+    let redact = switchyard_e2e::plugin_wasm("redact");
+    format!(
+        "[egress]\nallow_networks = [\"127.0.0.0/8\"]\n\n[sources.app]\ntype = \"http\"\n\n\
+         [plugins.redact]\npath = \"{}\"\nconfig = {{ pointers = \"/card/number\" }}\n\n\
+         [endpoints.shop]\nurl = \"{url}\"\ntransform = \"redact\"\n\n\
+         [routes.all]\nfrom = [\"app\"]\nto = [\"shop\"]\n",
+        redact.display()
+    )
+}
+
+/// Two delivered events, one with a card and one with a customer's name; answers the second.
+async fn card_and_name_events(host: &TestHost) -> String {
+    let card = send(host, r#"{"card":{"number":"4242"}}"#, &[]).await;
+    delivery_in(host, &card, "delivered").await;
+    let name = send(host, r#"{"customer":{"name":"Jane"}}"#, &[]).await;
+    delivery_in(host, &name, "delivered").await;
+    name
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rerun_through_a_candidate_plugin_answers_what_it_changes_and_sends_nothing() {
+    let mut receiver = TestReceiver::start().await;
+    let host = TestHost::start(&server(), &redact_config(&receiver.url("/shop"))).await.unwrap();
+    let name = card_and_name_events(&host).await;
+    let candidate = switchyard_e2e::plugin_wasm("redact");
+    let request = json!({
+        "candidate_path": candidate.to_str().unwrap(),
+        "config": {"pointers": "/card/number,/customer/name"},
+    });
+    let path = "/v1/admin/plugins/redact/rerun";
+    let (status, answer) = api(&host, ADMIN, Method::POST, path, Some(request.clone())).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["events"], 2);
+    assert_eq!(answer["unchanged"].as_array().unwrap().len(), 1);
+    let changed = &answer["changed"][0];
+    assert_eq!(changed["name"], name.as_str());
+    assert_eq!(
+        (changed["old_verdict"].as_str(), changed["new_verdict"].as_str()),
+        (Some("pass"), Some("modify"))
+    );
+    assert_eq!(
+        changed["changes"][1]["new"]["body_json"]["customer"]["name"], "[redacted]",
+        "{answer}"
+    );
+
+    let same = json!({"candidate_path": candidate.to_str().unwrap(), "limit": 1});
+    let (status, answer) = api(&host, ADMIN, Method::POST, path, Some(same)).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(
+        (answer["events"].as_u64(), answer["changed"].as_array().map(Vec::len)),
+        (Some(1), Some(0))
+    );
+
+    let (status, _) = api(&host, VIEWER, Method::POST, path, Some(request.clone())).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "viewers run no code");
+    let (status, _) =
+        api(&host, ADMIN, Method::POST, "/v1/admin/plugins/nope/rerun", Some(request)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, refused) = api(&host, ADMIN, Method::POST, path, Some(json!({}))).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(refused["field"], "candidate_wasm");
+    let garbage = json!({"candidate_wasm": "AGFzbQ=="});
+    let (status, refused) = api(&host, ADMIN, Method::POST, path, Some(garbage)).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
+    assert!(refused["detail"].as_str().unwrap().contains("cannot load the candidate"), "{refused}");
+
+    let (_, events) = api(&host, ADMIN, Method::GET, "/v1/admin/events", None).await;
+    assert_eq!(events["data"].as_array().unwrap().len(), 2, "a re-run stores nothing");
+    let (status, plugins) = api(&host, VIEWER, Method::GET, "/v1/admin/plugins", None).await;
+    assert_eq!(status, StatusCode::OK, "{plugins}");
+    let redact = &plugins["data"][0];
+    assert_eq!(redact["used_by"], json!(["transform of shop"]), "{plugins}");
+    assert_eq!(redact["calls"]["ok"], 2, "re-runs are not counted: {plugins}");
+    assert!(redact["mean_call_ms"].as_f64().unwrap() > 0.0);
+    assert!(redact["last_error"].is_null());
+    assert_eq!(receiver.drain().len(), 2, "a re-run sends nothing");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_the_plugin_rerun_shows_a_diff_for_a_changed_transform() {
+    let receiver = TestReceiver::start().await;
+    let host = TestHost::start(&server(), &redact_config(&receiver.url("/shop"))).await.unwrap();
+    let name = card_and_name_events(&host).await;
+    let candidate = switchyard_e2e::plugin_wasm("redact").display().to_string();
+    browser(&host, "rerun", &[("UI_CANDIDATE", candidate), ("UI_CHANGED", name)]);
+}
+
+/// The Stripe config with `shop` signing as Standard Webhooks with a known secret.
+fn signing_config(url: &str) -> String {
+    stripe_config(url)
+        .replace(
+            "retry = { schedule = [] }\n",
+            "retry = { schedule = [] }\nsecret = \"shop-key\"\n",
+        )
+        .replace(
+            "[secrets]\n",
+            "[secrets]\nshop-key = { value = \"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\" }\n",
+        )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_signature_helper_names_the_part_that_differs_for_deliveries_and_sources() {
+    let mut receiver = TestReceiver::start().await;
+    let host = TestHost::start(&server(), &signing_config(&receiver.url("/shop"))).await.unwrap();
+    let check = "/v1/admin/signatures/check";
+    // A delivery of `shop`, as its receiver got it, checked with the endpoint's own secrets.
+    let event = send(&host, r#"{"type":"order.created"}"#, &[]).await;
+    let delivered = receiver.next(WAIT).await.expect("the delivery arrives");
+    let headers: serde_json::Map<String, Value> =
+        delivered.headers.iter().map(|(name, value)| (name.clone(), json!(value))).collect();
+    let body = String::from_utf8(delivered.body.to_vec()).unwrap();
+    let request = json!({"endpoint": "shop", "headers": headers, "body": body});
+    let (status, answer) = api(&host, ADMIN, Method::POST, check, Some(request)).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["valid"], true, "{answer}");
+    assert_eq!(delivered.header("webhook-id"), Some(event.as_str()));
+    let changed = json!({"endpoint": "shop", "headers": headers, "body": format!("{body}\n")});
+    let (_, answer) = api(&host, ADMIN, Method::POST, check, Some(changed)).await;
+    assert_eq!(
+        (answer["valid"].as_bool(), answer["findings"][0]["part"].as_str()),
+        (Some(false), Some("body")),
+        "{answer}"
+    );
+
+    // A Stripe test event, checked with the source's secret, then with a pasted wrong one.
+    let sample = r#"{"id":"evt_helper","object":"event"}"#;
+    let test = json!({"body": sample});
+    let (status, sent) =
+        api(&host, ADMIN, Method::POST, "/v1/admin/sources/stripe/test", Some(test)).await;
+    assert_eq!(status, StatusCode::OK, "{sent}");
+    let request = json!({"source": "stripe", "headers": sent["headers"], "body": sample});
+    let (_, answer) = api(&host, ADMIN, Method::POST, check, Some(request)).await;
+    assert_eq!(answer["valid"], true, "{answer}");
+    let pasted = json!({"scheme": "stripe", "secret": "whsec_not_it", "headers": sent["headers"], "body": sample});
+    let (_, answer) = api(&host, ADMIN, Method::POST, check, Some(pasted.clone())).await;
+    assert_eq!(answer["findings"][0]["part"], "secret", "{answer}");
+    assert!(!answer.to_string().contains("whsec_not_it"), "the secret is never echoed");
+
+    let (status, _) = api(&host, VIEWER, Method::POST, check, Some(pasted)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, refused) = api(&host, ADMIN, Method::POST, check, Some(json!({"body": ""}))).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
+    let nobody = json!({"endpoint": "nobody", "body": ""});
+    let (status, _) = api(&host, ADMIN, Method::POST, check, Some(nobody)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_the_signature_helper_says_a_body_was_changed() {
+    let mut receiver = TestReceiver::start().await;
+    let host = TestHost::start(&server(), &signing_config(&receiver.url("/shop"))).await.unwrap();
+    send(&host, r#"{"type":"order.created","total":12}"#, &[]).await;
+    let delivered = receiver.next(WAIT).await.expect("the delivery arrives");
+    let headers: Vec<String> = ["webhook-id", "webhook-timestamp", "webhook-signature"]
+        .iter()
+        .map(|name| format!("{name}: {}", delivered.header(name).unwrap()))
+        .collect();
+    let body = String::from_utf8(delivered.body.to_vec()).unwrap();
+    let environment = [("UI_HEADERS", headers.join("\n")), ("UI_BODY", body)];
+    browser(&host, "signatures", &environment);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_replay_by_time_range_makes_what_the_dry_run_counted() {
+    let receiver = TestReceiver::start().await;
+    let host = TestHost::start(&server(), &config(&receiver.url("/shop"))).await.unwrap();
+    for n in 0..3 {
+        let event = send(&host, &format!("{{\"type\":\"order.created\",\"n\":{n}}}"), &[]).await;
+        delivery_in(&host, &event, "delivered").await;
+    }
+    browser(&host, "replay", &[("UI_EVENTS", "3".into())]);
+    let (_, page) =
+        api(&host, ADMIN, Method::GET, "/v1/admin/deliveries?endpoint=shop", None).await;
+    assert_eq!(page["data"].as_array().unwrap().len(), 6, "each event was delivered again");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_plugins_list_keeps_a_failing_plugins_last_error() {
+    let receiver = TestReceiver::start().await;
+    let hostile = switchyard_e2e::plugin_wasm("hostile");
+    let config = redact_config(&receiver.url("/shop"))
+        .replace("transform = \"redact\"", "transform = \"hostile\"")
+        .replace(
+            "[endpoints.shop]",
+            &format!(
+                "[plugins.hostile]\npath = \"{}\"\nconfig = {{ mode = \"panic\" }}\n\n[endpoints.shop]",
+                hostile.display()
+            ),
+        );
+    let host = TestHost::start(&server(), &config).await.unwrap();
+    let _ = client()
+        .post(host.url("/webhooks/app"))
+        .header("content-type", "application/json")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    let failed = eventually_async(WAIT, || async {
+        let (_, plugins) = api(&host, ADMIN, Method::GET, "/v1/admin/plugins", None).await;
+        let hostile = plugins["data"].as_array()?.iter().find(|p| p["id"] == "hostile")?.clone();
+        (hostile["calls"]["failed"].as_u64()? >= 1).then_some(hostile)
+    })
+    .await
+    .expect("the failed call is counted");
+    let message = failed["last_error"]["message"].as_str().unwrap();
+    assert!(!message.is_empty(), "{failed}");
+    assert!(failed["last_error"]["at"].as_u64().unwrap() > 0);
+    let cookie = sign_in(&host, VIEWER).await;
+    let page = client().get(host.url("/ui/plugins")).header(COOKIE, cookie).send().await.unwrap();
+    let html = page.text().await.unwrap();
+    assert!(html.contains("failed 1"), "the page shows the failure count");
+    assert!(html.contains("transform of shop"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_portal_retry_is_audited_as_the_portal_link() {
+    let receiver = TestReceiver::start().await;
+    let host = TestHost::start(&server(), &config(&receiver.url("/shop"))).await.unwrap();
+    let input = json!({"url": receiver.url("/customer"), "sources": ["app"]});
+    let (status, created) =
+        api(&host, ADMIN, Method::POST, "/v1/admin/endpoints", Some(input)).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let endpoint = created["endpoint"]["id"].as_str().unwrap().to_owned();
+    let event = send(&host, r#"{"type":"order.created"}"#, &[]).await;
+    let path = format!("/v1/admin/deliveries?event={event}&endpoint={endpoint}");
+    let delivery = eventually_async(WAIT, || async {
+        let (_, page) = api(&host, ADMIN, Method::GET, &path, None).await;
+        page["data"].as_array()?.iter().find(|d| d["status"] == "delivered").cloned()
+    })
+    .await
+    .expect("delivered to the subscriber");
+    let portal = format!("/v1/admin/endpoints/{endpoint}/portal");
+    let (_, link) = api(&host, ADMIN, Method::POST, &portal, Some(json!({"ttl": "1h"}))).await;
+    let url = link["url"].as_str().unwrap();
+    let retried = client()
+        .post(host.url(&format!("{url}/deliveries/{}/retry", delivery["id"])))
+        .header(ORIGIN, format!("http://{}", host.address))
+        .send()
+        .await
+        .unwrap();
+    assert!(retried.status().is_redirection(), "{}", retried.status());
+    let (_, audit) =
+        api(&host, ADMIN, Method::GET, "/v1/admin/audit?action=delivery.retry", None).await;
+    let entry = &audit["data"][0];
+    assert_eq!(entry["role"], "portal", "{audit}");
+    assert_eq!(entry["outcome"], "success", "{audit}");
+    let token = url.strip_prefix("/portal/").unwrap();
+    let (unsigned, signature) = token.rsplit_once('.').unwrap();
+    assert_eq!(entry["credential"], unsigned, "the link's id");
+    assert!(!audit.to_string().contains(signature), "the link's signature is not recorded");
+}

@@ -235,6 +235,63 @@ def case_portal(page):
     print("portal: showed only its endpoint, then expired")
 
 
+def case_rerun(page):
+    login(page, os.environ["UI_ADMIN"])
+    page.click("nav a:has-text('Plugins')")
+    expect(page.locator("#plugins")).to_contain_text("transform of shop")
+    expect(page.locator("#plugins .plugin-calls")).to_contain_text("ok 2")
+    page.select_option("#rerun-plugin", "redact")
+    page.set_input_files("#rerun-file", os.environ["UI_CANDIDATE"])
+    expect(page.locator("#rerun-wasm")).not_to_have_value("")
+    page.fill("#rerun-config", "pointers=/card/number,/customer/name")
+    page.click("#rerun-run")
+    expect(page.locator("#rerun-summary")).to_contain_text("1 changed, 1 unchanged of 2 events")
+    case = page.locator("section.rerun-case")
+    expect(case).to_have_count(1)
+    expect(case.locator("h3")).to_contain_text(f"{os.environ['UI_CHANGED']}: pass → modify")
+    expect(case.locator("table.diff")).to_contain_text("[redacted]")
+    shoot(page, "plugins-rerun")
+    print("rerun: the candidate's changed transform shows as a diff")
+
+
+def case_signatures(page):
+    login(page, os.environ["UI_ADMIN"])
+    page.click("nav a:has-text('Signatures')")
+    page.select_option("#signature-from", "endpoint:shop")
+    page.fill("#signature-headers", os.environ["UI_HEADERS"])
+    page.fill("#signature-body", os.environ["UI_BODY"])
+    page.click("#signature-check")
+    expect(page.locator("#signature-verdict")).to_contain_text("valid")
+    # The same request as a framework that re-serialised the JSON would hand it over.
+    spaced = json.dumps(json.loads(os.environ["UI_BODY"]), indent=2)
+    page.fill("#signature-body", spaced)
+    page.click("#signature-check")
+    expect(page.locator("#signature-verdict")).to_have_text("the signature does not match")
+    expect(page.locator("#signature-findings")).to_contain_text("body")
+    expect(page.locator("#signature-findings")).to_contain_text("without white space")
+    shoot(page, "signatures")
+    page.select_option("#signature-from", "secret")
+    page.select_option("#signature-scheme", "standard-webhooks")
+    page.fill("#signature-secret", "v1,abc")
+    page.click("#signature-check")
+    expect(page.locator("#signature-findings")).to_contain_text("starts with `v1,`")
+    print("signatures: a valid delivery, then a re-serialised body and a mistaken secret named")
+
+
+def case_replay(page):
+    login(page, os.environ["UI_ADMIN"])
+    page.click("nav a:has-text('Replay')")
+    page.fill("#replay-since", "1h")
+    page.click("#replay-dry-run")
+    would = int(page.locator("#dry-run-count").inner_text())
+    shoot(page, "replay-dry-run")
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click("#replay-run")
+    done = int(page.locator("#replayed-count").inner_text())
+    assert would == done == int(os.environ["UI_EVENTS"]), (would, done)
+    print(f"replay: dry run counted {would}, the replay made {done}")
+
+
 def main():
     case = sys.argv[1]
     os.makedirs(SHOTS, exist_ok=True)

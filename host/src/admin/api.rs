@@ -58,7 +58,11 @@ pub async fn require_admin(
         return Err(forbidden());
     }
     request.extensions_mut().insert(role);
-    request.extensions_mut().insert(Credential::of_role(role));
+    // An in-process caller (the portal) may have named the credential it acts as already;
+    // extensions never come from the network.
+    if request.extensions().get::<Credential>().is_none() {
+        request.extensions_mut().insert(Credential::of_role(role));
+    }
     Ok(next.run(request).await)
 }
 

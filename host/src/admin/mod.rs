@@ -2,7 +2,7 @@
 //!
 //! Owns the operator surface: dynamic endpoints and subscriptions ([`endpoints`], kept in step
 //! with the store, the workers and the routes by [`registry`]), the delivery log with retry and
-//! dead letters ([`log`]), replay ([`replay`]), dynamic endpoints' records sealed at rest
+//! dead letters ([`log`]), replay ([`replay`]), re-running stored events through a candidate plugin ([`rerun`]), dynamic endpoints' records sealed at rest
 //! ([`sealed`]), and the OpenAPI 3.1 document generated from the
 //! handlers (served at `/v1/admin/openapi.json`; a copy is committed at
 //! `docs/admin-openapi.json` and a test fails when it drifts). The API is not mounted at all
@@ -18,10 +18,13 @@ mod endpoints;
 mod log;
 pub mod model;
 pub mod ownership;
+mod plugins;
 mod portal;
 pub mod registry;
 mod replay;
+mod rerun;
 pub mod sealed;
+mod signatures;
 pub mod stats;
 pub mod test_event;
 
@@ -66,6 +69,7 @@ pub struct AdminState {
         (name = "endpoints", description = "Config-defined (read-only) and dynamic endpoints"),
         (name = "subscriptions", description = "Callback URLs subscribed to event types"),
         (name = "log", description = "Events, deliveries, attempts, retry, replay, dead letters"),
+        (name = "plugins", description = "Configured plugins: re-run stored events through a candidate"),
         (name = "audit", description = "State-changing admin actions: who, from where, what, outcome"),
     ),
 )]
@@ -129,6 +133,9 @@ fn routes() -> OpenApiRouter<AdminState> {
         .merge(curl::router())
         .merge(test_event::router())
         .merge(portal::router())
+        .merge(plugins::router())
+        .merge(rerun::router())
+        .merge(signatures::router())
         .merge(audit::router())
 }
 

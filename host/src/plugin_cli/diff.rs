@@ -33,7 +33,7 @@ pub struct DiffReport {
 }
 
 /// The changes in one event's answer.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct CaseDiff {
     pub name: String,
     /// The verdict (or `failure`, or `error`) of each version, e.g. `modify` and `pass`.
@@ -44,7 +44,7 @@ pub struct CaseDiff {
 }
 
 /// One value that differs; `None` where the key is absent on that side.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Change {
     pub path: String,
     pub old: Option<Value>,

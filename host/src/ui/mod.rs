@@ -11,8 +11,11 @@
 mod assets;
 mod live;
 mod pages;
+mod plugins;
 mod portal;
+mod replay;
 pub mod session;
+mod signatures;
 mod view;
 
 use std::sync::Arc;
@@ -82,6 +85,19 @@ impl Ui {
         uri: &str,
         body: Option<Value>,
     ) -> Result<(StatusCode, Value), PageError> {
+        self.api_as(role, None, method, uri, body).await
+    }
+
+    /// [`Self::api`], recorded in the audit log as `credential` instead of `role`'s token
+    /// (the portal acts with the admin token, as its link).
+    pub async fn api_as(
+        &self,
+        role: Role,
+        credential: Option<crate::admin::audit::Credential>,
+        method: Method,
+        uri: &str,
+        body: Option<Value>,
+    ) -> Result<(StatusCode, Value), PageError> {
         let token = match role {
             Role::Admin => Some(&self.tokens.admin),
             Role::Viewer => self.tokens.viewer.as_ref(),
@@ -90,13 +106,16 @@ impl Ui {
             return Err(PageError::new(StatusCode::FORBIDDEN, "this session may not do that"));
         };
         let bytes = body.map(|body| body.to_string()).unwrap_or_default();
-        let request = Request::builder()
+        let mut request = Request::builder()
             .method(method)
             .uri(uri)
             .header(header::AUTHORIZATION, format!("Bearer {token}"))
             .header(header::CONTENT_TYPE, "application/json")
             .body(Body::from(bytes))
             .map_err(|error| PageError::new(StatusCode::BAD_REQUEST, error.to_string()))?;
+        if let Some(credential) = credential {
+            request.extensions_mut().insert(credential);
+        }
         let response =
             self.api.clone().oneshot(request).await.unwrap_or_else(|never| match never {});
         let status = response.status();
@@ -146,6 +165,10 @@ pub fn router(tokens: AccessTokens, api: Router, state: AdminState) -> Router {
         .route("/ui/endpoints/{id}/rotate", post(pages::rotate))
         .route("/ui/dead-letters", get(pages::dead_letters))
         .route("/ui/dead-letters/redrive", post(pages::redrive))
+        .route("/ui/plugins", get(plugins::plugins))
+        .route("/ui/plugins/rerun", post(plugins::rerun))
+        .route("/ui/signatures", get(signatures::form_page).post(signatures::check))
+        .route("/ui/replay", get(replay::form_page).post(replay::replay))
         .route("/ui/live", get(live::page))
         .route("/ui/live/recent", get(live::recent))
         .route("/ui/stream", get(live::stream))

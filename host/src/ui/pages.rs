@@ -70,7 +70,7 @@ pub(super) fn render(template: &impl Template) -> Response {
 }
 
 /// A path segment with everything but `[A-Za-z0-9_-]` percent-encoded.
-fn segment(text: &str) -> String {
+pub(super) fn segment(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for byte in text.bytes() {
         if byte.is_ascii_alphanumeric() || byte == b'_' || byte == b'-' {
@@ -94,7 +94,7 @@ fn query<'a>(pairs: impl IntoIterator<Item = (&'a str, Option<&'a str>)>) -> Str
 }
 
 /// A form body's fields.
-fn form(body: &Bytes) -> BTreeMap<String, String> {
+pub(super) fn form(body: &Bytes) -> BTreeMap<String, String> {
     form_urlencoded::parse(body).into_owned().collect()
 }
 

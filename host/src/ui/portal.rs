@@ -3,6 +3,9 @@
 //! retry, and rotating its secret (dynamic endpoints); every other id answers 404, and so does
 //! the link once expired.
 //!
+//! Its changes are recorded in the audit log with role `portal` and the link's id (the token
+//! without its signature) as the credential.
+//!
 //! Reads and acts through the admin API like the dashboard, then checks that what it got
 //! belongs to the link's endpoint before showing or changing it. Changes pass the same-origin
 //! rule.
@@ -18,6 +21,7 @@ use super::pages::{Chrome, render};
 use super::view::{self, AttemptRow, DeliveryRow, EndpointRow};
 use super::{PageError, Ui, api_detail, is_secure, session};
 use crate::admin::access::Role;
+use crate::admin::audit::Credential;
 use crate::event::now_millis;
 
 fn gone() -> PageError {
@@ -27,6 +31,11 @@ fn gone() -> PageError {
 /// The endpoint `token` opens.
 fn endpoint_of(ui: &Ui, token: &str) -> Result<String, PageError> {
     ui.key.check_portal(token, now_millis()).ok_or_else(gone)
+}
+
+/// Who the portal's actions are recorded as: role `portal`, the link's id.
+fn as_link(token: &str) -> Credential {
+    Credential { role: "portal".to_owned(), id: session::portal_link_id(token).to_owned() }
 }
 
 fn chrome(title: String) -> Chrome {
@@ -146,7 +155,8 @@ pub async fn retry(
     same_origin(&request)?;
     let (delivery, _) = own_delivery(&ui, &token, &id).await?;
     let uri = format!("/v1/admin/deliveries/{}/retry", delivery.id);
-    let (status, answer) = ui.api(Role::Admin, Method::POST, &uri, Some(json!({}))).await?;
+    let (status, answer) =
+        ui.api_as(Role::Admin, Some(as_link(&token)), Method::POST, &uri, Some(json!({}))).await?;
     if !status.is_success() {
         return Err(PageError::new(status, api_detail(&answer)));
     }
@@ -162,7 +172,8 @@ pub async fn rotate(
     same_origin(&request)?;
     let id = endpoint_of(&ui, &token)?;
     let uri = format!("/v1/admin/endpoints/{id}/secret/rotate");
-    let (status, answer) = ui.api(Role::Admin, Method::POST, &uri, Some(json!({}))).await?;
+    let (status, answer) =
+        ui.api_as(Role::Admin, Some(as_link(&token)), Method::POST, &uri, Some(json!({}))).await?;
     if !status.is_success() {
         return Err(PageError::new(status, api_detail(&answer)));
     }

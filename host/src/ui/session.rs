@@ -114,6 +114,12 @@ impl SessionKey {
     }
 }
 
+/// A portal link's id, as the audit log names it: its token without the signature (the
+/// endpoint and the expiry, which grant nothing alone).
+pub fn portal_link_id(token: &str) -> &str {
+    token.rsplit_once('.').map_or(token, |(text, _)| text)
+}
+
 /// The session cookie's value among a request's cookies.
 pub fn cookie_value(headers: &HeaderMap) -> Option<&str> {
     headers

@@ -91,3 +91,15 @@ document.addEventListener("submit", (event) => {
   }, 5000);
   document.body.dataset.live = "ready";
 })();
+
+// File fields read into a hidden base64 field: <input type="file" data-into="hidden-id">.
+document.addEventListener("change", (event) => {
+  const input = event.target;
+  if (!input.dataset || !input.dataset.into || !input.files || !input.files[0]) return;
+  const reader = new FileReader();
+  reader.onload = () => {
+    const url = String(reader.result);
+    document.getElementById(input.dataset.into).value = url.slice(url.indexOf(",") + 1);
+  };
+  reader.readAsDataURL(input.files[0]);
+});
