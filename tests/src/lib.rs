@@ -281,6 +281,25 @@ impl TestHost {
         self.launch().await
     }
 
+    /// Calls the admin API with the router's admin token and answers the status and the body
+    /// (JSON, or the text as a JSON string when it is not JSON). Panics if it cannot connect.
+    pub async fn admin_call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> (reqwest::StatusCode, serde_json::Value) {
+        let token = self.admin_token.as_deref().expect("this router has an admin API");
+        let mut request = reqwest::Client::new().request(method, self.url(path)).bearer_auth(token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("the admin API answers");
+        let status = response.status();
+        let text = response.text().await.expect("a body");
+        (status, serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)))
+    }
+
     /// GETs an admin API path and answers its JSON; `None` on a 404.
     pub async fn admin_get(&self, path: &str) -> anyhow::Result<Option<serde_json::Value>> {
         let token = self.admin_token.as_deref().context("this router has no admin API")?;

@@ -107,14 +107,7 @@ async fn call(
     path: &str,
     body: Option<Value>,
 ) -> (StatusCode, Value) {
-    let mut request = reqwest::Client::new().request(method, host.url(path)).bearer_auth(TOKEN);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.expect("the admin API answers");
-    let status = response.status();
-    let text = response.text().await.expect("a body");
-    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    host.admin_call(method, path, body).await
 }
 
 async fn get(host: &TestHost, path: &str) -> Value {
