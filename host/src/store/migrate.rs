@@ -3,8 +3,9 @@
 //! Owns [`copy`] and its [`MigrationReport`]. What is copied: dynamic endpoints (their stored
 //! records as they are: a sealed record stays sealed, so the target's nodes need the same
 //! `server.store_key`), which endpoints are disabled, every event with a pending, parked or
-//! dead delivery (with those deliveries and their payloads), and every event whose dedupe key
-//! is still claimed (so that a sender's retry after the switch is still answered duplicate).
+//! dead delivery (with those deliveries, their payloads and their order keys, in their order),
+//! and every event whose dedupe key is still claimed (so that a sender's retry after the
+//! switch is still answered duplicate).
 //! Delivered deliveries, attempt histories and the audit log stay in the SQLite store; a
 //! copied delivery starts with no attempts, due now (a dead letter stays dead, with its last
 //! error).
@@ -129,8 +130,9 @@ pub(in crate::store) async fn copy(
                 event: id,
                 payload,
                 dead_letter,
-                // Not carried yet: a copied delivery is unordered (see docs/cluster.md).
-                order_key: None,
+                // Its place in its key's order: the copies of one key are ingested in the
+                // order of their ids in the source, so the target keeps that order.
+                order_key: source.order_key(delivery.id).await?,
             });
         }
         // The key stays claimed in the target for what is left of its window.

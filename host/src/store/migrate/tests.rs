@@ -129,3 +129,42 @@ async fn copies_what_is_left_to_do_once() {
     assert_eq!(again, MigrationReport { already: 4, ..MigrationReport::default() });
     assert_eq!(states(&target).await, states(&source).await);
 }
+
+#[tokio::test]
+async fn keeps_each_delivery_order_key_and_order() {
+    let directories = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let source = SqliteStore::open(directories.0.path(), Durability::Os, Metrics::new()).unwrap();
+    let target = SqliteStore::open(directories.1.path(), Durability::Os, Metrics::new()).unwrap();
+    let keyed = |key: Option<&str>| {
+        let mut new = new_event("billing", None);
+        new.deliveries[0].order_key = key.map(str::to_owned);
+        new
+    };
+    let sent = [keyed(Some("customer-7")), keyed(None), keyed(Some("customer-7"))];
+    for new in &sent {
+        source.ingest(new.clone()).await.unwrap();
+    }
+    // The worker's queue, as a running router holds it: it receives what the copy commits.
+    let mut queue = target.due_queue("billing");
+
+    let report = copy(&source, &target).await.unwrap();
+    assert_eq!(report.pending, 3);
+    let query = DeliveryQuery { limit: 10, ..Default::default() };
+    let mut copied = target.list_deliveries(query).await.unwrap();
+    copied.sort_by_key(|delivery| delivery.id);
+    let mut keys = Vec::new();
+    for delivery in &copied {
+        keys.push((delivery.event_id, target.order_key(delivery.id).await.unwrap()));
+    }
+    let expected: Vec<_> =
+        sent.iter().map(|new| (new.event.id, new.deliveries[0].order_key.clone())).collect();
+    assert_eq!(keys, expected, "each copy keeps its key, in the source's order");
+    // The target's due-queue holds the second `customer-7` delivery behind the first.
+    let mut handed = Vec::new();
+    for _ in 0..2 {
+        let next = tokio::time::timeout(Duration::from_secs(10), queue.next()).await.unwrap();
+        handed.push(next.unwrap().event_id);
+    }
+    assert_eq!(handed, vec![sent[0].event.id, sent[1].event.id]);
+    assert!(queue.try_next().is_none(), "the second `customer-7` delivery waits for the first");
+}

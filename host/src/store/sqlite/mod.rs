@@ -164,6 +164,12 @@ impl SqliteStore {
         self.read(move |reader| reader.live_dedupe_keys(now))
     }
 
+    /// The order key a delivery was stored with (issue 17's per-key ordering); `None` for an
+    /// unordered or unknown delivery (what `store migrate` carries over with each delivery).
+    pub fn order_key(&self, delivery_id: DeliveryId) -> Answer<'_, Option<String>> {
+        self.read(move |reader| reader.order_key(delivery_id))
+    }
+
     /// Queues `op` for the writer, waiting for queue space, and answers once committed.
     fn write<W: WriteOp>(&self, op: W) -> Answer<'_, W::Output> {
         Box::pin(async move {

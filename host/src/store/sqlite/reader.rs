@@ -119,6 +119,16 @@ impl Reader {
         Ok(value.and_then(|value| value.parse().ok()).unwrap_or(0))
     }
 
+    /// The order key `delivery_id` was stored with; `None` when it has none or is unknown.
+    pub fn order_key(&self, delivery_id: DeliveryId) -> Result<Option<String>, StoreError> {
+        let key: Option<Option<String>> = self
+            .connection
+            .prepare_cached("SELECT order_key FROM deliveries WHERE id = ?1")?
+            .query_row(params![delivery_id.get() as i64], |row| row.get(0))
+            .optional()?;
+        Ok(key.flatten())
+    }
+
     /// The body and content type a delivery sends: its own content type (set when a plugin
     /// shaped the payload), else its event's.
     pub fn payload(&self, delivery_id: DeliveryId) -> Result<Option<Payload>, StoreError> {
