@@ -88,6 +88,9 @@ pub struct ProjectionProgress {
     /// The log's last entry when the node started, and whether it was applied since.
     start_target: AtomicU64,
     caught_up: AtomicBool,
+    /// Set when entries this node had not applied were trimmed from the log: it stopped
+    /// applying, and is not ready until restarted.
+    trimmed: Mutex<Option<String>>,
 }
 
 // === impl ProjectionProgress ===
@@ -108,6 +111,16 @@ impl ProjectionProgress {
         }
     }
 
+    /// The log entry `wanted` next was trimmed (the log starts at `first`): this node stops
+    /// applying, and says so in `/readyz` until it is restarted.
+    pub fn trimmed(&self, wanted: u64, first: u64) {
+        let reason = format!(
+            "the store's log was trimmed past this node's projection (it needs entry {wanted}, \
+             the log starts at {first}): restart the node to restore the newest snapshot"
+        );
+        *self.trimmed.lock().unwrap_or_else(PoisonError::into_inner) = Some(reason);
+    }
+
     /// The lag to report, `None` on a single node.
     pub fn lag(&self) -> Option<u64> {
         self.tracked.load(Ordering::Acquire).then(|| self.lag.load(Ordering::Acquire))
@@ -116,6 +129,9 @@ impl ProjectionProgress {
     /// Why the node is not ready yet: its projection has not reached the log's end as of
     /// its start.
     pub fn problem(&self) -> Option<String> {
+        if let Some(reason) = self.trimmed.lock().unwrap_or_else(PoisonError::into_inner).clone() {
+            return Some(reason);
+        }
         let behind =
             self.tracked.load(Ordering::Acquire) && !self.caught_up.load(Ordering::Acquire);
         behind.then(|| {

@@ -675,22 +675,45 @@ async fn a_410_seen_by_one_node_disables_the_endpoint_on_the_other_and_a_rotatio
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_node_is_ready_once_its_projection_has_caught_up_and_reports_its_lag() {
-    const EVENTS: usize = 300;
+async fn a_node_catching_up_answers_503_with_its_lag_then_200_and_loses_nothing_it_took() {
+    const EVENTS: usize = 3000;
+    const SENDERS: usize = 16;
     let cluster = tokio::task::spawn_blocking(NatsCluster::start).await.unwrap().unwrap();
-    let receiver = TestReceiver::start().await;
+    let mut receiver = TestReceiver::start().await;
     let config = config(&cluster, &receiver.url("/audit"));
     let first = TestHost::start(&server(), &config).await.unwrap();
     let client = reqwest::Client::new();
-    for n in 0..EVENTS {
-        publish(&client, &first, n).await;
+    // A log long enough that replaying it takes a while: concurrent senders.
+    let sending = std::time::Instant::now();
+    let mut senders = tokio::task::JoinSet::new();
+    for sender in 0..SENDERS {
+        let (client, url) = (client.clone(), first.url("/webhooks/app"));
+        senders.spawn(async move {
+            for n in (sender..EVENTS).step_by(SENDERS) {
+                let body = json!({"type": "thing.happened", "n": n}).to_string();
+                let response = client
+                    .post(&url)
+                    .header("content-type", "application/json")
+                    .body(body)
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(response.status(), StatusCode::ACCEPTED);
+            }
+        });
     }
+    while let Some(done) = senders.join_next().await {
+        done.unwrap();
+    }
+    eprintln!("{EVENTS} events written in {:?}", sending.elapsed());
 
-    // A new node replays the whole log into its empty projection: until it has, `/readyz`
-    // answers 503 and says how far behind it is; once ready, its admin API has every event.
+    // A new node replays the whole log into its empty projection: it listens at once, and
+    // until it has replayed, `/readyz` answers 503 and says how far behind it is; once
+    // ready, its admin API has every event.
     let second = TestHost::start(&server(), &config).await.unwrap();
     let started = std::time::Instant::now();
     let mut behind = Vec::new();
+    let mut taken_while_behind = None;
     let ready = loop {
         assert!(started.elapsed() < WAIT, "the new node never became ready: {behind:?}");
         let response = client.get(second.url("/readyz")).send().await.unwrap();
@@ -704,16 +727,187 @@ async fn a_node_is_ready_once_its_projection_has_caught_up_and_reports_its_lag()
         assert!(detail.contains("catching up"), "{body}");
         assert!(body["store_log_lag"].as_u64().is_some(), "{body}");
         behind.push(body["store_log_lag"].as_u64().unwrap());
+        // A webhook sent to it meanwhile (a balancer that has not looked yet): if taken, it
+        // is answered once applied, and delivered.
+        if taken_while_behind.is_none() {
+            let body = json!({"type": "thing.happened", "n": EVENTS}).to_string();
+            let headers = [("content-type", "application/json")];
+            let sent = post_webhook(&client, &second, "app", &headers, body).await;
+            taken_while_behind = Some(sent.map_err(|error| error.to_string()));
+        }
     };
-    let page = admin_json(&client, &second, "/v1/admin/events?limit=500").await;
-    assert_eq!(page["data"].as_array().unwrap().len(), EVENTS, "every event once ready");
+    assert!(!behind.is_empty(), "the node answered 200 at once: its 503 was never seen");
+    assert!(behind.iter().any(|lag| *lag > 0), "{behind:?}");
+    let taken = taken_while_behind.expect("a webhook was sent while it caught up");
+    let expected = EVENTS + usize::from(taken.is_ok());
+    assert_eq!(all_event_ids(&client, &second).await.len(), expected, "every event once ready");
+    match taken {
+        Ok(id) => assert!(wait_for_event(&mut receiver, &id).await, "accepted, so delivered"),
+        Err(error) => assert!(error.contains("503"), "refused only with a 503: {error}"),
+    }
     assert!(ready["store_log_lag"].as_u64().is_some(), "{ready}");
     eprintln!(
-        "a new node on a log of {EVENTS} events: ready after {:?}, lag while not ready {behind:?}",
-        started.elapsed()
+        "a new node on a log of {EVENTS} events: ready after {:?}, lag while not ready {:?}",
+        started.elapsed(),
+        behind.iter().step_by(behind.len().div_ceil(10).max(1)).collect::<Vec<_>>()
     );
     // The node that wrote them is ready with no lag.
     let body: Value = client.get(first.url("/readyz")).send().await.unwrap().json().await.unwrap();
     assert_eq!(body, json!({"status": "ready", "store_log_lag": 0}));
+    drop(cluster);
+}
+
+/// The log stream's `first_seq` and `last_seq` as server `monitor` reports them (`/jsz`).
+async fn log_bounds(client: &reqwest::Client, monitor: &str) -> Option<(u64, u64)> {
+    fn find<'a>(value: &'a Value, name: &str) -> Option<&'a Value> {
+        match value {
+            Value::Object(map) if map.get("name") == Some(&json!(name)) => Some(value),
+            Value::Object(map) => map.values().find_map(|value| find(value, name)),
+            Value::Array(items) => items.iter().find_map(|value| find(value, name)),
+            _ => None,
+        }
+    }
+    let url = format!("{monitor}/jsz?streams=true");
+    let page: Value = client.get(url).send().await.ok()?.json().await.ok()?;
+    let state = &find(&page, "e2e_log")?["state"];
+    Some((state["first_seq"].as_u64()?, state["last_seq"].as_u64()?))
+}
+
+/// Creates a dynamic endpoint at `url` from source `app` retrying on `schedule`; answers its id.
+async fn dynamic_endpoint(
+    client: &reqwest::Client,
+    host: &TestHost,
+    url: &str,
+    schedule: &str,
+) -> String {
+    let created = client
+        .post(host.url("/v1/admin/endpoints"))
+        .bearer_auth(TOKEN)
+        .json(&json!({"url": url, "sources": ["app"], "retry": {"schedule": [schedule]}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let created: Value = created.json().await.unwrap();
+    created["endpoint"]["id"].as_str().unwrap().to_owned()
+}
+
+/// Every event id `host`'s admin API lists, page after page.
+async fn all_event_ids(client: &reqwest::Client, host: &TestHost) -> HashSet<String> {
+    let mut ids = HashSet::new();
+    let mut path = "/v1/admin/events?limit=500".to_owned();
+    loop {
+        let page = admin_json(client, host, &path).await;
+        for event in page["data"].as_array().unwrap() {
+            ids.insert(event["id"].as_str().unwrap().to_owned());
+        }
+        match page["next_cursor"].as_str() {
+            Some(cursor) => path = format!("/v1/admin/events?limit=500&cursor={cursor}"),
+            None => return ids,
+        }
+    }
+}
+
+/// Waits until `receiver` gets the event `id`.
+async fn wait_for_event(receiver: &mut TestReceiver, id: &str) -> bool {
+    while let Some(request) = receiver.next(WAIT).await {
+        if request.header("webhook-id") == Some(id) {
+            return true;
+        }
+    }
+    false
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_snapshots_trim_the_log_a_fresh_node_restores_one_and_delivers() {
+    let cluster = tokio::task::spawn_blocking(NatsCluster::start).await.unwrap().unwrap();
+    let monitor = cluster.monitor_urls()[0].clone();
+    let mut audit = TestReceiver::start().await;
+    // `flaky` fails its first attempt (retried an hour later: it stays pending); `dying` fails
+    // twice (one quick retry: a dead letter), then both answer 200.
+    let mut flaky = TestReceiver::scripted(vec![Reply::Status(503)], Reply::Status(200)).await;
+    let mut dying =
+        TestReceiver::scripted(vec![Reply::Status(500), Reply::Status(500)], Reply::Status(200))
+            .await;
+    let config = config(&cluster, &audit.url("/audit"))
+        .replace("prefix = \"e2e\"\n", "prefix = \"e2e\"\nsnapshot_every = \"1s\"\n");
+    let mut first = TestHost::start(&server(), &config).await.unwrap();
+    let client = reqwest::Client::new();
+    let pending_id = dynamic_endpoint(&client, &first, &flaky.url("/flaky"), "1h").await;
+    let dead_id = dynamic_endpoint(&client, &first, &dying.url("/dying"), "10ms").await;
+    let settled_event = publish(&client, &first, 0).await;
+    let dead_path = format!("/v1/admin/dead-letters?endpoint={dead_id}");
+    let pending_path = format!("/v1/admin/deliveries?status=pending&endpoint={pending_id}");
+    let settled = eventually_async(WAIT, || async {
+        let dead = admin_json(&client, &first, &dead_path).await;
+        let pending = admin_json(&client, &first, &pending_path).await;
+        let attempted = pending["data"].as_array()?.first()?["attempts"].as_u64()? == 1;
+        (dead["data"].as_array()?.len() == 1 && attempted).then_some(())
+    })
+    .await;
+    assert!(settled.is_some(), "a dead letter and a pending delivery after one attempt");
+    assert!(wait_for_event(&mut audit, &settled_event).await);
+    let (_, settled_at) = log_bounds(&client, &monitor).await.expect("the log stream");
+
+    // Writes go on; snapshots are taken every second, and once two are kept past the
+    // settled state the log is trimmed below the older one.
+    let started = std::time::Instant::now();
+    let mut n = 1;
+    let (trimmed_to, last) = loop {
+        assert!(started.elapsed() < WAIT, "the log was never trimmed past entry {settled_at}");
+        publish(&client, &first, n).await;
+        n += 1;
+        match log_bounds(&client, &monitor).await {
+            Some((first_seq, last)) if first_seq > settled_at => break (first_seq, last),
+            _ => {}
+        }
+    };
+    eprintln!(
+        "log trimmed to start at entry {trimmed_to} (of {last}) {:?} after {n} events",
+        started.elapsed()
+    );
+    let written = all_event_ids(&client, &first).await;
+    assert!(written.len() >= n, "{} events listed, {n} sent", written.len());
+    assert!(first.terminate().await.unwrap().success());
+
+    // A node with an empty data directory: it restores the newest snapshot, then replays
+    // what follows it.
+    let second = TestHost::start(&server(), &config).await.unwrap();
+    let logs = second.logs.clone();
+    let restored = tokio::task::spawn_blocking(move || {
+        logs.wait_for(WAIT, |line| {
+            line.contains("projection restored from a snapshot").then_some(())
+        })
+    });
+    assert!(restored.await.unwrap().is_some(), "the fresh node restored a snapshot");
+    let ready = eventually_async(WAIT, || async {
+        let response = client.get(second.url("/readyz")).send().await.ok()?;
+        (response.status() == StatusCode::OK).then_some(())
+    })
+    .await;
+    assert!(ready.is_some(), "the fresh node becomes ready");
+    let endpoints = admin_json(&client, &second, "/v1/admin/endpoints").await.to_string();
+    assert!(endpoints.contains(&pending_id) && endpoints.contains(&dead_id), "{endpoints}");
+    let pending = admin_json(&client, &second, &pending_path).await;
+    assert_eq!(pending["data"].as_array().unwrap().len(), 1, "{pending}");
+    assert_eq!(pending["data"][0]["attempts"], json!(1), "{pending}");
+    let dead = admin_json(&client, &second, &dead_path).await;
+    assert_eq!(dead["data"].as_array().unwrap().len(), 1, "{dead}");
+    assert_eq!(all_event_ids(&client, &second).await, written, "every event, trimmed or not");
+
+    // And it delivers: the redriven dead letter, and a new event to every endpoint.
+    let redriven = client
+        .post(second.url("/v1/admin/dead-letters/redrive"))
+        .bearer_auth(TOKEN)
+        .json(&json!({"endpoint": dead_id}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(redriven.status(), StatusCode::OK);
+    assert!(wait_for_event(&mut dying, &settled_event).await, "the dead letter redriven");
+    let fresh = publish(&client, &second, n).await;
+    assert!(wait_for_event(&mut audit, &fresh).await, "a new event to `audit`");
+    assert!(wait_for_event(&mut flaky, &fresh).await, "a new event to the pending endpoint");
+    assert!(wait_for_event(&mut dying, &fresh).await, "a new event to the redriven endpoint");
     drop(cluster);
 }

@@ -172,6 +172,15 @@ pub struct StoreConfig {
     #[serde(default)]
     #[schemars(example = ["http://127.0.0.1:8222"])]
     pub monitor_urls: Vec<String>,
+    /// JetStream: how often the node owning partition 0 writes a snapshot of its projection
+    /// (when the log has grown since the last one), after which the log is trimmed below the
+    /// older of the two snapshots kept [default: `10m`; at least `1s`].
+    #[schemars(with = "Option<DurationText>")]
+    pub snapshot_every: Option<String>,
+    /// JetStream: a snapshot is also written once this many log entries were appended since
+    /// the last one, before `snapshot_every` has passed [default: 100000].
+    #[schemars(range(min = 1))]
+    pub snapshot_entries: Option<i64>,
 }
 
 /// `[egress]`: the SSRF guard for HTTP endpoints (only public addresses by default).

@@ -148,7 +148,16 @@ pub struct JetStreamStore {
     pub prefix: String,
     /// The servers' monitoring URLs, whose `/varz` says whether they fsync every write.
     pub monitor_urls: Vec<Url>,
+    /// How often a snapshot of the projection is written (when the log has grown).
+    pub snapshot_every: Duration,
+    /// Entries appended since the last snapshot that call for the next one sooner.
+    pub snapshot_entries: u64,
 }
+
+/// Default `store.snapshot_every`.
+pub const DEFAULT_SNAPSHOT_EVERY: Duration = Duration::from_secs(600);
+/// Default `store.snapshot_entries`.
+pub const DEFAULT_SNAPSHOT_ENTRIES: u64 = 100_000;
 
 /// Default `store.replicas`.
 pub const DEFAULT_STORE_REPLICAS: usize = 3;

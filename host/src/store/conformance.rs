@@ -1290,8 +1290,13 @@ mod jetstream {
         // The same directory (a restart) opens the same streams.
         let digest = sha2::Sha256::digest(directory.to_string_lossy().as_bytes());
         let prefix = format!("c{}", hex::encode(&digest[..6]));
-        let settings =
-            crate::config::JetStreamStore { replicas: 3, prefix, monitor_urls: Vec::new() };
+        let settings = crate::config::JetStreamStore {
+            replicas: 3,
+            prefix,
+            monitor_urls: Vec::new(),
+            snapshot_every: crate::config::DEFAULT_SNAPSHOT_EVERY,
+            snapshot_entries: crate::config::DEFAULT_SNAPSHOT_ENTRIES,
+        };
         tokio::task::block_in_place(|| {
             tokio::runtime::Handle::current().block_on(async {
                 let addresses: Vec<async_nats::ServerAddr> =

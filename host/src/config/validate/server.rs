@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
 
 use ipnet::IpNet;
 
@@ -184,10 +185,36 @@ impl Validator<'_> {
                 ),
             }
         }
+        let snapshot_every = self.duration(
+            "store.snapshot_every",
+            store.snapshot_every.as_deref(),
+            DEFAULT_SNAPSHOT_EVERY,
+        );
+        if snapshot_every < Duration::from_secs(1) {
+            self.error(
+                "store.snapshot_every",
+                format!("`{snapshot_every:?}` is too often: snapshots are at least `1s` apart"),
+                "snapshot_every = \"10m\"",
+            );
+        }
+        let snapshot_entries = match store.snapshot_entries {
+            None => DEFAULT_SNAPSHOT_ENTRIES,
+            Some(entries @ 1..) => entries as u64,
+            Some(other) => {
+                self.error(
+                    "store.snapshot_entries",
+                    format!("`{other}` entries: must be at least 1"),
+                    "snapshot_entries = 100000",
+                );
+                DEFAULT_SNAPSHOT_ENTRIES
+            }
+        };
         if !jetstream {
             for (key, set) in [
                 ("store.replicas", store.replicas.is_some()),
                 ("store.monitor_urls", !store.monitor_urls.is_empty()),
+                ("store.snapshot_every", store.snapshot_every.is_some()),
+                ("store.snapshot_entries", store.snapshot_entries.is_some()),
             ] {
                 if set {
                     self.error(
@@ -215,7 +242,13 @@ impl Validator<'_> {
                 "monitor_urls = [\"http://10.0.0.1:8222\", \"http://10.0.0.2:8222\"]",
             );
         }
-        StoreSettings::JetStream(JetStreamStore { replicas, prefix, monitor_urls })
+        StoreSettings::JetStream(JetStreamStore {
+            replicas,
+            prefix,
+            monitor_urls,
+            snapshot_every,
+            snapshot_entries,
+        })
     }
 
     /// The store key `server.store_key` names: a `[secrets]` entry holding 32 bytes in base64.

@@ -40,6 +40,19 @@ const APPLY_PIPELINE: usize = 1024;
 
 type Waiters = Mutex<HashMap<String, oneshot::Sender<Result<Outcome, StoreError>>>>;
 
+/// The log stream's settings for `prefix`, with `replicas` copies.
+pub(in crate::store) fn stream_config(prefix: &str, replicas: usize) -> stream::Config {
+    stream::Config {
+        name: format!("{prefix}_log"),
+        subjects: vec![format!("{prefix}.log")],
+        retention: stream::RetentionPolicy::Limits,
+        storage: stream::StorageType::File,
+        num_replicas: replicas,
+        duplicate_window: Duration::from_secs(120),
+        ..stream::Config::default()
+    }
+}
+
 /// The log, as one node sees it.
 pub(in crate::store) struct Log {
     jetstream: jetstream::Context,
@@ -55,6 +68,8 @@ pub(in crate::store) struct Log {
     /// stream's state read now and then): a follower behind it that makes no progress is
     /// stuck, and reads again.
     known_last: AtomicU64,
+    /// Where the log ended when this node opened it.
+    last_at_open: u64,
     metrics: Arc<Metrics>,
 }
 
@@ -69,20 +84,19 @@ impl Log {
         applied: u64,
         metrics: Arc<Metrics>,
     ) -> Result<Self, StoreError> {
-        let stream = format!("{prefix}_log");
-        let subject = format!("{prefix}.log");
-        let config = stream::Config {
-            name: stream.clone(),
-            subjects: vec![subject.clone()],
-            retention: stream::RetentionPolicy::Limits,
-            storage: stream::StorageType::File,
-            num_replicas: replicas,
-            duplicate_window: Duration::from_secs(120),
-            ..stream::Config::default()
-        };
+        let config = stream_config(prefix, replicas);
+        let (stream, subject) = (config.name.clone(), config.subjects[0].clone());
         let created =
             retry_setup("create the log stream", || jetstream.get_or_create_stream(config.clone()))
                 .await?;
+        // Entries this projection needs were trimmed: applying the rest would miss them.
+        let first = created.cached_info().state.first_sequence;
+        if applied + 1 < first {
+            return Err(StoreError::Write(format!(
+                "the store's log starts at entry {first} but this node's projection has applied \
+                 only up to {applied}: restart it to restore a snapshot"
+            )));
+        }
         // Where the log ends now: this node is not ready before its projection gets there.
         let last = created.cached_info().state.last_sequence;
         metrics.store_projection.track(last);
@@ -97,6 +111,7 @@ impl Log {
             applied: watch::Sender::new(applied),
             endpoint_changes: watch::Sender::new(0),
             known_last: AtomicU64::new(last),
+            last_at_open: last,
             metrics,
         })
     }
@@ -174,6 +189,11 @@ impl Log {
         *self.applied.borrow()
     }
 
+    /// Whether the projection had applied the whole log as it stood when it was opened.
+    pub fn began_caught_up(&self) -> bool {
+        self.applied() >= self.last_at_open
+    }
+
     /// Waits until the projection has applied everything the stream holds now.
     pub async fn catch_up(&self) -> Result<(), StoreError> {
         let stream = self.jetstream.get_stream(&self.stream).await.map_err(read_error)?;
@@ -197,8 +217,23 @@ impl Log {
         loop {
             tokio::select! {
                 read = self.read_from(self.applied() + 1, &pipeline) => {
-                    if let Err(error) = read {
-                        tracing::warn!(%error, "reading the store's log failed; reading again");
+                    match read {
+                        Ok(Read::Ended) => {}
+                        Ok(Read::Trimmed { wanted, first }) => {
+                            // Never apply the log with a hole in it: stop, and say why.
+                            tracing::error!(
+                                wanted,
+                                first,
+                                "entries this node has not applied were trimmed from the \
+                                 store's log; it stops applying until restarted (which restores \
+                                 the newest snapshot)"
+                            );
+                            self.metrics.store_projection.trimmed(wanted, first);
+                            break;
+                        }
+                        Err(error) => {
+                            tracing::warn!(%error, "reading the store's log failed; reading again");
+                        }
                     }
                 }
                 () = self.stalled() => {
@@ -244,7 +279,7 @@ impl Log {
         &self,
         start: u64,
         pipeline: &mpsc::Sender<Pending>,
-    ) -> Result<(), async_nats::Error> {
+    ) -> Result<Read, async_nats::Error> {
         let stream = self.jetstream.get_stream(&self.stream).await?;
         let config = consumer::pull::OrderedConfig {
             filter_subject: self.subject.clone(),
@@ -261,6 +296,10 @@ impl Log {
             let sequence = message.info()?.stream_sequence;
             if sequence < next {
                 continue;
+            }
+            if sequence > next {
+                // The stream has no holes of its own: entries before `sequence` were trimmed.
+                return Ok(Read::Trimmed { wanted: next, first: sequence });
             }
             next = sequence + 1;
             let applying = match command::decode(&message.payload) {
@@ -279,7 +318,7 @@ impl Log {
                 break;
             }
         }
-        Ok(())
+        Ok(Read::Ended)
     }
 
     /// Answers each entry's issuer (when it is this node) once applied, in log order.
@@ -308,6 +347,14 @@ impl Log {
             self.metrics.store_projection.applied(self.applied(), known_last);
         }
     }
+}
+
+/// How a read of the log ended (other than by an error).
+enum Read {
+    /// The consumer ended (or the pipeline closed): read again.
+    Ended,
+    /// The entry wanted next was trimmed; the log now starts at `first`.
+    Trimmed { wanted: u64, first: u64 },
 }
 
 type Applying =

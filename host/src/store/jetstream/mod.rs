@@ -67,6 +67,7 @@ mod due;
 pub mod durability;
 mod log;
 pub mod ownership;
+pub mod snapshot;
 #[cfg(test)]
 #[allow(dead_code)] // Shared with the end-to-end tests, which use all of it.
 #[path = "../../../../tests/src/cluster.rs"]
@@ -97,7 +98,7 @@ use crate::telemetry::Metrics;
 /// Ingests waiting for the log beyond this are refused at once ([`StoreError::Busy`]).
 const INGESTS_IN_FLIGHT: usize = 4096;
 /// The partition whose owner appends the retention passes.
-const RETENTION_PARTITION: u16 = 0;
+const RETENTION_PARTITION: u16 = snapshot::SNAPSHOT_PARTITION;
 /// How long an ingest tries to append while the log has no leader before answering 503.
 const INGEST_BUDGET: std::time::Duration = std::time::Duration::from_secs(2);
 /// How long other writes (attempt outcomes, admin changes) try: an election lasts 4–9 s.
@@ -131,11 +132,20 @@ impl JetStreamStore {
         std::fs::create_dir_all(&directory)
             .map_err(|source| StoreError::DataDirectory { path: directory.clone(), source })?;
         let node = node_id(&directory)?;
+        let context = jetstream::new(client);
+        // A projection behind the log's first entry (trimmed), or empty, starts from the
+        // newest snapshot instead.
+        let stream = log::stream_config(&settings.prefix, settings.replicas);
+        let created =
+            retry_setup("create the log stream", || context.get_or_create_stream(stream.clone()))
+                .await?;
+        let first = created.cached_info().state.first_sequence;
+        let snapshots = snapshot::bucket(&context, &settings.prefix, settings.replicas).await?;
+        snapshot::restore(&snapshots, &directory, first).await?;
         // A cache that the log rebuilds: the OS may keep its last writes.
         let projection = Arc::new(SqliteStore::open(&directory, Durability::Os, metrics.clone())?);
         projection.expect_unclaimed_jobs();
         let applied = projection.log_sequence()?;
-        let context = jetstream::new(client);
         let log = Arc::new(
             Log::open(
                 context.clone(),
@@ -161,28 +171,52 @@ impl JetStreamStore {
         let lease_bucket =
             retry_setup("create the lease bucket", || context.create_key_value(bucket("leases")))
                 .await?;
-        // No catch-up of its own here: a long log would fail the start. The first partition
-        // taken waits for it (bounded: past that, the lease is returned and taken again at a
-        // later tick); `/readyz` answers 503 until the projection has caught up; endpoint
-        // changes applied meanwhile reach the router as any other node's do.
+        // A projection with nothing to replay takes its partitions now. One behind the log
+        // does not wait here: the node listens at once and `/readyz` answers 503 until the
+        // projection has caught up; its partitions are taken in the background, each once the
+        // projection has caught up (bounded: past that, the lease is returned and taken again
+        // at a later tick); endpoint changes applied meanwhile reach the router as any other
+        // node's do.
         let ownership = Arc::new(Ownership::new());
         let mut leases =
-            Leases::new(nodes, lease_bucket, node.clone(), ownership.clone(), log.clone());
-        leases.step().await;
+            Leases::new(nodes.clone(), lease_bucket, node.clone(), ownership.clone(), log.clone());
+        let stepped = log.began_caught_up();
+        if stepped {
+            leases.step().await;
+        }
         metrics.set_store_partitions_owned(ownership.count());
         tracing::info!(
             node = %node,
             applied = log.applied(),
+            first,
             partitions = ownership.count(),
             "cluster store open"
         );
         let leases = Arc::new(tokio::sync::Mutex::new(leases));
+        let snapshotting = tokio::spawn(
+            snapshot::Snapshotter {
+                bucket: snapshots,
+                stream: stream.name.clone(),
+                context: context.clone(),
+                nodes,
+                directory: directory.clone(),
+                ownership: ownership.clone(),
+                log: log.clone(),
+                schedule: snapshot::Schedule {
+                    every: settings.snapshot_every,
+                    entries: settings.snapshot_entries,
+                },
+            }
+            .run(),
+        );
         let renewing = tokio::spawn({
             let (leases, ownership, metrics) = (leases.clone(), ownership.clone(), metrics.clone());
             async move {
                 let mut tick = tokio::time::interval(TICK);
                 tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-                tick.tick().await;
+                if stepped {
+                    tick.tick().await;
+                }
                 loop {
                     tick.tick().await;
                     leases.lock().await.step().await;
@@ -196,7 +230,7 @@ impl JetStreamStore {
             ownership,
             ingest_slots: Arc::new(Semaphore::new(INGESTS_IN_FLIGHT)),
             leases,
-            tasks: Mutex::new(vec![follower, renewing]),
+            tasks: Mutex::new(vec![follower, renewing, snapshotting]),
             runtime: tokio::runtime::Handle::current(),
         })
     }

@@ -2,11 +2,12 @@
 //!
 //! Owns the pure rules (an endpoint's partition, a partition's preferred node among the live
 //! ones: rendezvous hashing, so a node joining or leaving moves only its share) and the lease
-//! loop that makes them true: every node heartbeats its id into a KV bucket whose entries
-//! expire after the lease time, and holds a lease (a KV key with the same expiry, taken with
-//! create and renewed with compare-and-set) on each partition it owns. A node hands out the
-//! jobs of an endpoint only while it holds the endpoint's partition's lease, so that one node
-//! at a time runs an endpoint's worker and its `max_in_flight` holds cluster-wide.
+//! loop that makes them true: every node heartbeats its id (with the last log entry it has
+//! applied, which trimming respects) into a KV bucket whose entries expire after the lease
+//! time, and holds a lease (a KV key with the same expiry, taken with create and renewed with
+//! compare-and-set) on each partition it owns. A node hands out the jobs of an endpoint only
+//! while it holds the endpoint's partition's lease, so that one node at a time runs an
+//! endpoint's worker and its `max_in_flight` holds cluster-wide.
 //!
 //! It never touches deliveries: [`Ownership`] is what the due-queues read.
 
@@ -113,7 +114,9 @@ impl Leases {
 
     /// One round: heartbeat, then for each partition renew, release or take its lease.
     pub async fn step(&mut self) {
-        if let Err(error) = self.nodes.put(&self.node, Bytes::new()).await {
+        // The heartbeat carries what this node has applied: the log is never trimmed past it.
+        let applied = Bytes::from(self.log.applied().to_string());
+        if let Err(error) = self.nodes.put(&self.node, applied).await {
             tracing::warn!(%error, "cluster heartbeat failed");
         }
         let nodes = match self.live_nodes().await {
