@@ -218,14 +218,8 @@ pub async fn rotate_store_key(
     to: &crate::seal::StoreKey,
 ) -> anyhow::Result<crate::admin::sealed::Rotation> {
     let server = &topology.server;
-    if matches!(topology.store, crate::config::StoreSettings::JetStream(_)) {
-        // Every node of a cluster seals with the key it started with: re-sealing the shared
-        // log under one of them needs them all stopped and the log's old entries trimmed,
-        // which the JetStream backend does not do yet.
-        anyhow::bail!(
-            "`store rotate-key` re-seals the embedded store only; the `jetstream` store cannot \
-             re-seal its log yet"
-        );
+    if let crate::config::StoreSettings::JetStream(cluster) = &topology.store {
+        return rotate_cluster_key(topology, cluster, to).await;
     }
     let mut probe = server.listen;
     if probe.ip().is_unspecified() {
@@ -242,6 +236,51 @@ pub async fn rotate_store_key(
     let store = Store::open(&server.data_dir, server.durability, Metrics::new())?;
     let rotation = crate::admin::sealed::rotate(&store, server.store_key.as_ref(), to).await;
     tokio::task::spawn_blocking(move || store.shutdown()).await.context("store shutdown")?;
+    Ok(rotation?)
+}
+
+/// `store rotate-key` on the cluster store: refused while any node heartbeats (every router
+/// sealing with the old key must be stopped); the new records go through the log like any
+/// write, then the old entries and snapshots are purged (the store's scrub), so every node
+/// starting with the new key restores the new snapshot. Running it again finishes an
+/// interrupted run (the scrub runs again even when every record is already re-sealed).
+async fn rotate_cluster_key(
+    topology: &Topology,
+    cluster: &crate::config::JetStreamStore,
+    to: &crate::seal::StoreKey,
+) -> anyhow::Result<crate::admin::sealed::Rotation> {
+    let Some(config) = &topology.nats else {
+        anyhow::bail!("the `jetstream` store needs a `[nats]` connection");
+    };
+    let metrics = Metrics::new();
+    let nats = crate::nats::NatsConnection::connect(config, &metrics).await?;
+    let context = async_nats::jetstream::new(nats.client().clone());
+    let running = crate::store::jetstream::ownership::live_nodes(&context, &cluster.prefix).await?;
+    if !running.is_empty() {
+        anyhow::bail!(
+            "{} of the cluster `{}` still running (`{}`): stop every router before rotating the \
+             store key (a node killed without a clean stop counts for 10 s more)",
+            if running.len() == 1 {
+                "a node is".to_owned()
+            } else {
+                format!("{} nodes are", running.len())
+            },
+            cluster.prefix,
+            running.join("`, `"),
+        );
+    }
+    let server = &topology.server;
+    let store = Store::open_configured(server, &topology.store, Some(&nats), metrics).await?;
+    let rotation = crate::admin::sealed::rotate(&store, server.store_key.as_ref(), to).await;
+    let scrubbed = match &rotation {
+        // Already re-sealed (a run again): what an interrupted run left is purged now.
+        Ok(rotation) if rotation.resealed == 0 => store.scrub().await.map_err(anyhow::Error::from),
+        _ => Ok(()),
+    };
+    let closing = store.clone();
+    tokio::task::spawn_blocking(move || closing.shutdown()).await.context("store shutdown")?;
+    nats.flush().await;
+    scrubbed?;
     Ok(rotation?)
 }
 

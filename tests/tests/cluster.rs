@@ -911,3 +911,80 @@ async fn after_snapshots_trim_the_log_a_fresh_node_restores_one_and_delivers() {
     assert!(wait_for_event(&mut dying, &fresh).await, "a new event to the redriven endpoint");
     drop(cluster);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotate_key_reseals_the_cluster_store_through_its_log_and_purges_the_old_records() {
+    use base64::Engine;
+    let cluster = tokio::task::spawn_blocking(NatsCluster::start).await.unwrap().unwrap();
+    let audit = TestReceiver::start().await;
+    let mut signed = TestReceiver::start().await;
+    let keys = tempfile::tempdir().unwrap();
+    let mut secrets = String::from("\n[secrets]\n");
+    for (name, byte) in [("old", 0x11u8), ("new", 0x22u8)] {
+        let path = keys.path().join(format!("{name}.key"));
+        let text = base64::engine::general_purpose::STANDARD.encode([byte; 32]);
+        std::fs::write(&path, text).unwrap();
+        secrets.push_str(&format!("{name} = {{ file = \"{}\" }}\n", path.display()));
+    }
+    let config = config(&cluster, &audit.url("/audit")) + &secrets;
+    let sealed_with = |key: &str| format!("store_key = \"{key}\"\n{}", server());
+    let mut first = TestHost::start(&sealed_with("old"), &config).await.unwrap();
+    let client = reqwest::Client::new();
+    let (id, secret) = endpoint_owned_by(
+        &client,
+        &first,
+        &signed.url("/signed"),
+        &node_id(&first),
+        &[node_id(&first)],
+    )
+    .await;
+    let event = publish(&client, &first, 0).await;
+    let request = signed.next(WAIT).await.expect("the endpoint is delivered to");
+    assert_eq!(request.header("webhook-id"), Some(event.as_str()));
+    assert_eq!(verify_with_standardwebhooks(&secret, &[request]), vec![Ok(())]);
+    let monitor = cluster.monitor_urls()[0].clone();
+    let (_, before) = log_bounds(&client, &monitor).await.expect("the log stream");
+
+    // Refused while a node runs; once every router is stopped, the records are sealed anew
+    // through the log and everything older is purged.
+    let directory = first.config_dir();
+    let arguments = ["store", "rotate-key", "-c", "switchyard.toml", "--to", "new"];
+    let rotate = |directory: std::path::PathBuf| {
+        tokio::task::spawn_blocking(move || run_cli(&directory, &arguments, &[]))
+    };
+    let refused = rotate(directory.clone()).await.unwrap();
+    assert_eq!(refused.code, Some(1), "{refused:?}");
+    assert!(refused.stderr.contains("stop every router before rotating"), "{}", refused.stderr);
+    assert!(first.terminate().await.unwrap().success());
+    let rotated = rotate(directory.clone()).await.unwrap();
+    assert_eq!(rotated.code, Some(0), "{rotated:?}");
+    assert!(rotated.stdout.starts_with("re-sealed 1 endpoint under `new`"), "{}", rotated.stdout);
+    let (first_entry, _) = log_bounds(&client, &monitor).await.expect("the log stream");
+    assert!(first_entry > before, "entries up to {before} purged: the log starts at {first_entry}");
+    let again = rotate(directory).await.unwrap();
+    assert_eq!(again.code, Some(0), "{again:?}");
+    assert!(again.stdout.contains("re-sealed 0 endpoints under `new`"), "{}", again.stdout);
+    assert!(again.stdout.contains("1 endpoint already were"), "{}", again.stdout);
+
+    // A fresh node with the new key restores the re-sealed snapshot and signs with the same
+    // secret as before.
+    let second = TestHost::start(&sealed_with("new"), &config).await.unwrap();
+    let logs = second.logs.clone();
+    let restored = tokio::task::spawn_blocking(move || {
+        logs.wait_for(WAIT, |line| {
+            line.contains("projection restored from a snapshot").then_some(())
+        })
+    });
+    assert!(restored.await.unwrap().is_some(), "the fresh node restored a snapshot");
+    let listed = admin_json(&client, &second, &format!("/v1/admin/endpoints/{id}")).await;
+    assert!(listed.to_string().contains("/signed"), "{listed}");
+    let event = publish(&client, &second, 1).await;
+    let request = loop {
+        let request = signed.next(WAIT).await.expect("the fresh node delivers");
+        if request.header("webhook-id") == Some(event.as_str()) {
+            break request;
+        }
+    };
+    assert_eq!(verify_with_standardwebhooks(&secret, &[request]), vec![Ok(())]);
+    drop(cluster);
+}

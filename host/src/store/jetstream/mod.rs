@@ -113,6 +113,7 @@ pub struct JetStreamStore {
     ownership: Arc<Ownership>,
     ingest_slots: Arc<Semaphore>,
     leases: Arc<tokio::sync::Mutex<Leases>>,
+    snapshotter: Arc<snapshot::Snapshotter>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
     runtime: tokio::runtime::Handle,
 }
@@ -193,22 +194,21 @@ impl JetStreamStore {
             "cluster store open"
         );
         let leases = Arc::new(tokio::sync::Mutex::new(leases));
-        let snapshotting = tokio::spawn(
-            snapshot::Snapshotter {
-                bucket: snapshots,
-                stream: stream.name.clone(),
-                context: context.clone(),
-                nodes,
-                directory: directory.clone(),
-                ownership: ownership.clone(),
-                log: log.clone(),
-                schedule: snapshot::Schedule {
-                    every: settings.snapshot_every,
-                    entries: settings.snapshot_entries,
-                },
-            }
-            .run(),
-        );
+        let snapshotter = Arc::new(snapshot::Snapshotter {
+            bucket: snapshots,
+            stream: stream.name.clone(),
+            context: context.clone(),
+            nodes,
+            directory: directory.clone(),
+            ownership: ownership.clone(),
+            log: log.clone(),
+            schedule: snapshot::Schedule {
+                every: settings.snapshot_every,
+                entries: settings.snapshot_entries,
+            },
+            writing: tokio::sync::Mutex::new(()),
+        });
+        let snapshotting = tokio::spawn(snapshotter.clone().run());
         let renewing = tokio::spawn({
             let (leases, ownership, metrics) = (leases.clone(), ownership.clone(), metrics.clone());
             async move {
@@ -230,6 +230,7 @@ impl JetStreamStore {
             ownership,
             ingest_slots: Arc::new(Semaphore::new(INGESTS_IN_FLIGHT)),
             leases,
+            snapshotter,
             tasks: Mutex::new(vec![follower, renewing, snapshotting]),
             runtime: tokio::runtime::Handle::current(),
         })
@@ -336,6 +337,17 @@ impl Backend for JetStreamStore {
 
     fn put_endpoint(&self, endpoint: StoredEndpoint) -> Answer<'_, ()> {
         self.done(Command::PutEndpoint(endpoint))
+    }
+
+    /// This node's projection rebuilt, then a snapshot of it made the only one and the log
+    /// purged through it: records as they were before (the log's old entries, older
+    /// snapshots) are gone from the cluster. Other nodes' projections are then behind the
+    /// log's start, so each restores the new snapshot when it starts (its old file replaced).
+    fn scrub(&self) -> Answer<'_, ()> {
+        Box::pin(async move {
+            self.projection.scrub().await?;
+            self.snapshotter.replace_all().await
+        })
     }
 
     fn delete_endpoint(&self, id: String, reason: String) -> Answer<'_, usize> {

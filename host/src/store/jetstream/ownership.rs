@@ -247,6 +247,24 @@ impl Leases {
     }
 }
 
+/// The nodes heartbeating into the cluster named by `prefix` now (none when its node bucket
+/// does not exist yet).
+pub async fn live_nodes(
+    context: &async_nats::jetstream::Context,
+    prefix: &str,
+) -> Result<Vec<String>, crate::store::StoreError> {
+    let read = |error: String| crate::store::StoreError::Read(error.into());
+    let Ok(bucket) = context.get_key_value(format!("{prefix}_nodes")).await else {
+        return Ok(Vec::new());
+    };
+    let mut keys = bucket.keys().await.map_err(|error| read(error.to_string()))?;
+    let mut nodes = Vec::new();
+    while let Some(key) = keys.next().await {
+        nodes.push(key.map_err(|error| read(error.to_string()))?);
+    }
+    Ok(nodes)
+}
+
 fn lease_key(partition: u16) -> String {
     format!("p{partition}")
 }

@@ -270,12 +270,15 @@ pub(in crate::store) struct Snapshotter {
     pub ownership: Arc<Ownership>,
     pub log: Arc<Log>,
     pub schedule: Schedule,
+    /// Held while a snapshot is written and the log trimmed: the scheduled task and a scrub
+    /// share the work file.
+    pub writing: tokio::sync::Mutex<()>,
 }
 
 impl Snapshotter {
     /// Forever: while this node owns [`SNAPSHOT_PARTITION`], writes a snapshot when one is
     /// due, then trims.
-    pub async fn run(self) {
+    pub async fn run(self: Arc<Self>) {
         let mut tick = tokio::time::interval(CHECK.min(self.schedule.every));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -290,19 +293,79 @@ impl Snapshotter {
     }
 
     async fn step(&self) -> Result<(), StoreError> {
+        let _writing = self.writing.lock().await;
         let snapshots = stored(&self.bucket).await?;
         if !due(snapshots.first().copied(), self.log.applied(), now_millis(), self.schedule) {
             return Ok(());
         }
+        let sequence = self.write(&snapshots).await?;
+        let mut kept = vec![Snapshot { sequence, taken_at: now_millis() }];
+        for older in snapshots {
+            if older.sequence >= sequence {
+                continue;
+            }
+            if kept.len() < KEPT {
+                kept.push(older);
+            } else {
+                self.delete(older.sequence).await;
+            }
+        }
+        let live = self.live_applied().await?;
+        let Some(through) = purge_through(&kept, &live) else { return Ok(()) };
+        self.purge_through(through).await
+    }
+
+    /// After endpoint records were sealed anew (`store rotate-key`, every router stopped): a
+    /// snapshot of the projection as it is now becomes the only one, and the log is purged
+    /// through it, so that no stored copy keeps a record as it was before. Running it again
+    /// changes nothing more.
+    pub async fn replace_all(&self) -> Result<(), StoreError> {
+        let _writing = self.writing.lock().await;
+        let snapshots = stored(&self.bucket).await?;
+        let sequence = match snapshots.first() {
+            Some(newest) if newest.sequence >= self.log.applied() => newest.sequence,
+            _ => self.write(&snapshots).await?,
+        };
+        for older in snapshots.iter().filter(|older| older.sequence < sequence) {
+            self.delete(older.sequence).await;
+        }
+        self.purge_through(sequence).await
+    }
+
+    async fn delete(&self, sequence: u64) {
+        if let Err(error) = self.bucket.delete(object_name(sequence)).await {
+            tracing::warn!(%error, sequence, "cannot delete an old snapshot");
+        }
+    }
+
+    /// Purges the log's entries up to `through` (none when they are gone already).
+    async fn purge_through(&self, through: u64) -> Result<(), StoreError> {
+        let stream = self.context.get_stream(&self.stream).await.map_err(read_error)?;
+        let first = stream.cached_info().state.first_sequence;
+        if through < first {
+            return Ok(());
+        }
+        let purged = stream
+            .purge()
+            .sequence(through + 1)
+            .await
+            .map_err(|error| StoreError::Write(format!("trimming the log: {error}")))?;
+        tracing::info!(through, purged = purged.purged, "log trimmed below the kept snapshots");
+        Ok(())
+    }
+
+    /// Copies the projection and stores the copy; answers the sequence it reflects (the
+    /// newest stored one's, when the projection has not moved past it).
+    async fn write(&self, snapshots: &[Snapshot]) -> Result<u64, StoreError> {
         let work = self.directory.join(WORK_FILE);
         let directory = self.directory.clone();
         let copying = work.clone();
         let sequence = tokio::task::spawn_blocking(move || copy_projection(&directory, &copying))
             .await
             .map_err(|error| StoreError::Write(format!("the snapshot copy stopped: {error}")))??;
-        if snapshots.first().is_some_and(|newest| newest.sequence >= sequence) {
+        if let Some(newest) = snapshots.first().filter(|newest| newest.sequence >= sequence) {
             let _ = std::fs::remove_file(&work);
-            return Ok(());
+            return Ok(newest.sequence);
         }
         let taken_at = now_millis();
         let metadata = object_store::ObjectMetadata {
@@ -318,29 +381,7 @@ impl Snapshotter {
         let info =
             put.map_err(|error| StoreError::Write(format!("storing a snapshot: {error}")))?;
         tracing::info!(sequence, bytes = info.size, "snapshot of the projection stored");
-
-        let mut kept = vec![Snapshot { sequence, taken_at }];
-        for older in snapshots {
-            if kept.len() < KEPT {
-                kept.push(older);
-            } else if let Err(error) = self.bucket.delete(object_name(older.sequence)).await {
-                tracing::warn!(%error, sequence = older.sequence, "cannot delete an old snapshot");
-            }
-        }
-        let live = self.live_applied().await?;
-        let Some(through) = purge_through(&kept, &live) else { return Ok(()) };
-        let stream = self.context.get_stream(&self.stream).await.map_err(read_error)?;
-        let first = stream.cached_info().state.first_sequence;
-        if through < first {
-            return Ok(());
-        }
-        let purged = stream
-            .purge()
-            .sequence(through + 1)
-            .await
-            .map_err(|error| StoreError::Write(format!("trimming the log: {error}")))?;
-        tracing::info!(through, purged = purged.purged, "log trimmed below the kept snapshots");
-        Ok(())
+        Ok(sequence)
     }
 
     /// What each live node has applied, from its heartbeat.
