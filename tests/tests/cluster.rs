@@ -6,8 +6,10 @@
 //! started, and while it runs) get the other's webhooks, and are delivered to by the other once
 //! the first has stopped (its partitions move); a 410 answered to one node disables the endpoint
 //! on the other, and a secret rotation made on one node signs on the other at once; a SQLite
-//! data directory migrates to the cluster (`store migrate`) and its work resumes there; and a
-//! node refuses `durability = "fsync"` on servers that do not fsync each write.
+//! data directory migrates to the cluster (`store migrate`) and its work resumes there; a node
+//! SIGKILLed under load loses nothing acknowledged, and the receiver never sees more requests
+//! in flight per endpoint than its `max_in_flight` plus the handover overlap; and a node
+//! refuses `durability = "fsync"` on servers that do not fsync each write.
 
 use std::collections::{HashMap, HashSet};
 use std::net::TcpListener;

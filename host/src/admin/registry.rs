@@ -48,6 +48,7 @@ struct Entry {
 }
 
 /// An endpoint checked and stored, ready to be given its worker and route.
+#[derive(Debug)]
 struct Prepared {
     runtime: EndpointRuntime,
     route: Arc<RouteSpec>,
@@ -91,6 +92,8 @@ pub struct Registry {
     /// reading the store (each noted after its write, under the change lock): that read may
     /// predate them, so the sync keeps them as they are here.
     changed_here: std::sync::Mutex<HashSet<String>>,
+    /// New endpoints stored whose workers and routes are not in place yet.
+    waiting: std::sync::Mutex<Vec<(DynamicEndpoint, Prepared)>>,
 }
 
 /// What the config contributes: its routes, and the ids of its endpoints (they can be disabled
@@ -191,6 +194,7 @@ impl Registry {
             snapshot: ArcSwap::from_pointee(dynamic.collect()),
             changes: Mutex::new(()),
             changed_here: std::sync::Mutex::default(),
+            waiting: std::sync::Mutex::default(),
         }
     }
 
@@ -233,11 +237,16 @@ impl Registry {
                 registry.store.set_endpoint_enabled(endpoint.id.clone(), false, reason).await?;
             }
             let prepared = registry.store_record(&endpoint).await?;
-            let _change = match held {
-                Some(held) => held,
-                None => registry.changes.lock().await,
-            };
-            registry.install(endpoint, prepared);
+            match held {
+                Some(_held) => registry.install(endpoint, prepared),
+                None => {
+                    // Creates stored meanwhile are swapped in together, by whichever takes
+                    // the lock first: one route table for all of them.
+                    registry.waiting(endpoint, prepared);
+                    let _change = registry.changes.lock().await;
+                    registry.install_waiting();
+                }
+            }
             Ok(())
         })
         .await
@@ -492,19 +501,46 @@ impl Registry {
     /// Gives a stored endpoint its worker (or its worker the new settings), then swaps in its
     /// route. The caller holds the change lock.
     fn install(&self, endpoint: DynamicEndpoint, prepared: Prepared) {
-        // Noted once stored and under the lock: a sync that read the store before the write
-        // keeps this endpoint as it is here.
-        self.note_changed_here(&endpoint.id);
-        // A new endpoint starts enabled unless it must prove ownership first; an existing one
-        // keeps its state.
-        self.deliveries.upsert(prepared.runtime, endpoint.record.awaits_owner());
-        let id = Arc::from(endpoint.id.as_str());
-        let entry = Arc::new(Entry {
-            endpoint,
-            route: Some(prepared.route),
-            stored: Some(prepared.stored),
-        });
+        let entry = self.start_worker(endpoint, prepared);
+        self.note_changed_here(&entry.endpoint.id);
+        let id = Arc::from(entry.endpoint.id.as_str());
         self.publish(|dynamic| drop(dynamic.insert(id, entry)));
+    }
+
+    /// Queues a new endpoint, stored, for [`Self::install_waiting`].
+    fn waiting(&self, endpoint: DynamicEndpoint, prepared: Prepared) {
+        self.waiting.lock().unwrap_or_else(PoisonError::into_inner).push((endpoint, prepared));
+    }
+
+    /// Gives every new endpoint waiting its worker, then swaps in their routes in one table.
+    /// The caller holds the change lock (workers are only ever started under it: two starts
+    /// of one endpoint's worker at once would leave one without its queue).
+    fn install_waiting(&self) {
+        let waiting =
+            std::mem::take(&mut *self.waiting.lock().unwrap_or_else(PoisonError::into_inner));
+        if waiting.is_empty() {
+            return;
+        }
+        let mut entries = Vec::with_capacity(waiting.len());
+        for (endpoint, prepared) in waiting {
+            let entry = self.start_worker(endpoint, prepared);
+            // Noted once stored and under the lock: a sync that read the store before the
+            // write keeps this endpoint as it is here.
+            self.note_changed_here(&entry.endpoint.id);
+            entries.push(entry);
+        }
+        self.publish(|dynamic| {
+            for entry in entries {
+                dynamic.insert(Arc::from(entry.endpoint.id.as_str()), entry);
+            }
+        });
+    }
+
+    /// Gives a stored endpoint its worker (or its worker the new settings): a new endpoint
+    /// starts enabled unless it must prove ownership first, an existing one keeps its state.
+    fn start_worker(&self, endpoint: DynamicEndpoint, prepared: Prepared) -> Arc<Entry> {
+        self.deliveries.upsert(prepared.runtime, endpoint.record.awaits_owner());
+        Arc::new(Entry { endpoint, route: Some(prepared.route), stored: Some(prepared.stored) })
     }
 
     /// Applies `edit` to a copy of the endpoints, then makes it what readers and routing see.
