@@ -431,7 +431,7 @@ fn matching_routes<'a>(
     for failure in &decision.filter_failures {
         tracing::debug!(route = %failure.route, event = %event.id, error = %failure.error, "route filter failed; no match");
     }
-    table.routes().iter().filter(move |route| {
+    table.routes().filter(move |route| {
         decision.routes.contains(&route.id) && only_route.is_none_or(|only| only == route.id)
     })
 }

@@ -121,6 +121,11 @@ impl NatsCluster {
         self.members.iter().map(|member| format!("http://127.0.0.1:{}", member.http_port)).collect()
     }
 
+    /// The process ids of the servers running now, to read their CPU time and memory.
+    pub fn pids(&self) -> Vec<u32> {
+        self.members.iter().filter_map(|member| Some(member.child.as_ref()?.id())).collect()
+    }
+
     /// Kills server `index` (SIGKILL); its store stays.
     pub fn stop(&mut self, index: usize) {
         if let Some(mut child) = self.members[index].child.take() {

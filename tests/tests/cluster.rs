@@ -6,11 +6,14 @@
 //! started, and while it runs) get the other's webhooks, and are delivered to by the other once
 //! the first has stopped (its partitions move); a 410 answered to one node disables the endpoint
 //! on the other, and a secret rotation made on one node signs on the other at once; a SQLite
-//! data directory migrates to the cluster (`store migrate`) and its work resumes there; and a
-//! node refuses `durability = "fsync"` on servers that do not fsync each write.
+//! data directory migrates to the cluster (`store migrate`) and its work resumes there; a node
+//! SIGKILLed under load loses nothing acknowledged, and the receiver never sees more requests
+//! in flight per endpoint than its `max_in_flight` plus the handover overlap; and a node
+//! refuses `durability = "fsync"` on servers that do not fsync each write.
 
 use std::collections::{HashMap, HashSet};
 use std::net::TcpListener;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use reqwest::StatusCode;
@@ -194,12 +197,101 @@ async fn two_nodes_deliver_every_event_and_one_serves_an_endpoint_made_on_the_ot
     drop(cluster);
 }
 
+/// `max_in_flight` of the dynamic endpoint in the node-kill test: low, so that the load
+/// reaches it.
+const DYNAMIC_MAX_IN_FLIGHT: usize = 4;
+
+/// A receiver that answers 200 after `delay` and counts, per path, the requests it is
+/// answering at the same time; it hands on each request's path and `webhook-id`.
+struct ConcurrencyReceiver {
+    address: std::net::SocketAddr,
+    requests: tokio::sync::mpsc::UnboundedReceiver<(String, String)>,
+    counts: Arc<Mutex<HashMap<String, (usize, usize)>>>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+/// Counts one request in flight on its path until dropped (also when the connection closes).
+struct InFlight {
+    counts: Arc<Mutex<HashMap<String, (usize, usize)>>>,
+    path: String,
+}
+
+impl InFlight {
+    fn enter(counts: &Arc<Mutex<HashMap<String, (usize, usize)>>>, path: &str) -> Self {
+        let mut all = counts.lock().unwrap();
+        let (now, most) = all.entry(path.to_owned()).or_default();
+        *now += 1;
+        *most = (*most).max(*now);
+        Self { counts: counts.clone(), path: path.to_owned() }
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if let Some((now, _)) = self.counts.lock().unwrap().get_mut(&self.path) {
+            *now -= 1;
+        }
+    }
+}
+
+impl ConcurrencyReceiver {
+    async fn start(delay: Duration) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let (sender, requests) = tokio::sync::mpsc::unbounded_channel();
+        let counts = Arc::new(Mutex::new(HashMap::new()));
+        let state = (counts.clone(), sender);
+        let answer = move |request: axum::extract::Request| {
+            let (counts, sender) = state.clone();
+            async move {
+                let path = request.uri().path().to_owned();
+                let id = request
+                    .headers()
+                    .get("webhook-id")
+                    .and_then(|value| value.to_str().ok())
+                    .unwrap_or_default()
+                    .to_owned();
+                let _in_flight = InFlight::enter(&counts, &path);
+                tokio::time::sleep(delay).await;
+                let _ = sender.send((path, id));
+                StatusCode::OK
+            }
+        };
+        let app = axum::Router::new().fallback(answer);
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Self { address, requests, counts, server }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.address)
+    }
+
+    /// The next request answered (its path and `webhook-id`), waiting at most `timeout`.
+    async fn next(&mut self, timeout: Duration) -> Option<(String, String)> {
+        tokio::time::timeout(timeout, self.requests.recv()).await.ok().flatten()
+    }
+
+    /// The most requests each path was answering at once.
+    fn most_in_flight(&self) -> HashMap<String, usize> {
+        let counts = self.counts.lock().unwrap();
+        counts.iter().map(|(path, (_, most))| (path.clone(), *most)).collect()
+    }
+}
+
+impl Drop for ConcurrencyReceiver {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_killed_under_load_and_restarted_loses_no_acknowledged_event() {
     let cluster = tokio::task::spawn_blocking(NatsCluster::start).await.unwrap().unwrap();
-    // Each answer takes a little while, so that attempts are under way when the node dies.
-    let mut receiver =
-        TestReceiver::scripted(Vec::new(), Reply::Delayed(Duration::from_millis(20), 200)).await;
+    // Each answer takes a little while, so that attempts are under way when the node dies;
+    // the receiver counts each path's requests in flight.
+    let mut receiver = ConcurrencyReceiver::start(Duration::from_millis(20)).await;
     let config = config(&cluster, &receiver.url("/audit"));
     let mut first = TestHost::start(&server(), &config).await.unwrap();
     let second = TestHost::start(&server(), &config).await.unwrap();
@@ -207,7 +299,11 @@ async fn a_node_killed_under_load_and_restarted_loses_no_acknowledged_event() {
     let made = client
         .post(first.url("/v1/admin/endpoints"))
         .bearer_auth(TOKEN)
-        .json(&json!({"url": receiver.url("/dynamic"), "sources": ["app"]}))
+        .json(&json!({
+            "url": receiver.url("/dynamic"),
+            "sources": ["app"],
+            "max_in_flight": DYNAMIC_MAX_IN_FLIGHT,
+        }))
         .send()
         .await
         .unwrap();
@@ -249,9 +345,8 @@ async fn a_node_killed_under_load_and_restarted_loses_no_acknowledged_event() {
         })
     };
     while !complete(&arrivals) {
-        let Some(request) = receiver.next(Duration::from_secs(60)).await else { break };
-        let id = request.header("webhook-id").unwrap_or_default().to_owned();
-        *arrivals.entry((request.path.clone(), id)).or_default() += 1;
+        let Some((path, id)) = receiver.next(Duration::from_secs(60)).await else { break };
+        *arrivals.entry((path, id)).or_default() += 1;
     }
     let lost: Vec<_> = acknowledged
         .iter()
@@ -266,6 +361,17 @@ async fn a_node_killed_under_load_and_restarted_loses_no_acknowledged_event() {
         acknowledged.len()
     );
     assert!(duplicates <= 2 * 16, "{duplicates} duplicates");
+    // Concurrency at the receiver: each endpoint's `max_in_flight`, exceeded only during a
+    // handover (the restarted node takes its partitions back) by the old owner's attempts
+    // still under way, at most its own `max_in_flight` more. The killed node's attempts end
+    // with it, and its partitions wait for its leases to expire.
+    let most = receiver.most_in_flight();
+    eprintln!("a node killed under load: most requests in flight per endpoint {most:?}");
+    for (path, limit) in [("/audit", 16), ("/dynamic", DYNAMIC_MAX_IN_FLIGHT)] {
+        let seen = most.get(path).copied().unwrap_or_default();
+        assert!(seen >= 1, "{path} was measured");
+        assert!(seen <= 2 * limit, "{path}: {seen} requests in flight, limit {limit}");
+    }
     drop(cluster);
 }
 

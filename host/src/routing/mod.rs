@@ -21,6 +21,8 @@ pub use filter::{
 };
 pub use pattern::{PatternError, SubjectPattern, TypePattern};
 
+use std::sync::Arc;
+
 use filter::EventBindings;
 
 /// One route, validated: patterns parsed, filter compiled, references resolved to ids.
@@ -73,9 +75,12 @@ pub struct FilterFailure {
 }
 
 /// Every route, in config order.
+///
+/// Routes are shared (`Arc`): a table rebuilt after one dynamic endpoint changed reuses every
+/// other route as compiled, so building it costs a pointer per route, not a compile.
 #[derive(Debug, Clone, Default)]
 pub struct RouteTable {
-    routes: Vec<RouteSpec>,
+    routes: Vec<Arc<RouteSpec>>,
     /// Dynamic endpoints' `ordered_by`, swapped with their routes.
     orderings: std::collections::HashMap<String, crate::traffic::ordering::OrderedBy>,
 }
@@ -100,6 +105,11 @@ impl RouteSpec {
 
 impl RouteTable {
     pub fn new(routes: Vec<RouteSpec>) -> Self {
+        Self::shared(routes.into_iter().map(Arc::new).collect())
+    }
+
+    /// A table of routes already compiled and shared with another table.
+    pub fn shared(routes: Vec<Arc<RouteSpec>>) -> Self {
         Self { routes, orderings: std::collections::HashMap::new() }
     }
 
@@ -118,8 +128,8 @@ impl RouteTable {
     }
 
     /// The routes, in config order.
-    pub fn routes(&self) -> &[RouteSpec] {
-        &self.routes
+    pub fn routes(&self) -> impl Iterator<Item = &RouteSpec> {
+        self.routes.iter().map(|route| &**route)
     }
 
     /// Runs every route against `event`.
