@@ -14,9 +14,9 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, ToSql, params};
 use super::{code, state_of};
 use crate::event::{Event, EventId};
 use crate::store::{
-    Activity, AttemptRow, AttemptSample, DeliveryId, DeliveryJob, DeliveryQuery, DeliveryState,
-    DeliverySummary, DisabledEndpoints, EventQuery, EventSummary, LogPosition, Payload, StoreError,
-    StoredEndpoint,
+    Activity, ActivityBucket, AttemptRow, AttemptSample, DeliveryId, DeliveryJob, DeliveryQuery,
+    DeliveryState, DeliverySummary, DisabledEndpoints, EndpointActivity, EventQuery, EventSummary,
+    LogPosition, Payload, StoreError, StoredEndpoint,
 };
 
 const EVENT_COLUMNS: &str = "e.id, e.source, e.type, e.subject, e.headers, p.body, \
@@ -331,6 +331,62 @@ impl Reader {
             });
         }
         Ok(Activity { events: events as u64, attempts, truncated })
+    }
+
+    /// Per endpoint of `endpoints`: attempts at or after `since` in buckets `bucket_millis`
+    /// wide, and the nearest-rank 95th-percentile duration. Both statements range over the
+    /// index `attempts_by_time` (migration 7) and reach each attempt's endpoint by the
+    /// deliveries' primary key: the cost follows the attempts in the window, not the history.
+    pub fn endpoint_activity(
+        &self,
+        endpoints: &[String],
+        since: u64,
+        bucket_millis: u64,
+    ) -> Result<Vec<EndpointActivity>, StoreError> {
+        if endpoints.is_empty() {
+            return Ok(Vec::new());
+        }
+        let wanted = serde_json::to_string(endpoints).unwrap_or_else(|_| "[]".to_owned());
+        let bucket_millis = bucket_millis.max(1) as i64;
+        let mut by_endpoint: std::collections::BTreeMap<String, EndpointActivity> =
+            std::collections::BTreeMap::new();
+        let mut buckets = self.connection.prepare_cached(
+            "SELECT d.endpoint, (a.attempted_at - ?1) / ?2, COUNT(*), \
+             SUM(CASE WHEN a.error IS NULL AND (a.status IS NULL OR a.status BETWEEN 200 AND 299) \
+             THEN 0 ELSE 1 END) \
+             FROM attempts a JOIN deliveries d ON d.id = a.delivery_id \
+             WHERE a.attempted_at >= ?1 AND d.endpoint IN (SELECT value FROM json_each(?3)) \
+             GROUP BY 1, 2 ORDER BY 1, 2",
+        )?;
+        let mut rows = buckets.query(params![since as i64, bucket_millis, wanted])?;
+        while let Some(row) = rows.next()? {
+            let endpoint: String = row.get(0)?;
+            let entry = by_endpoint
+                .entry(endpoint.clone())
+                .or_insert_with(|| EndpointActivity { endpoint, ..EndpointActivity::default() });
+            entry.buckets.push(ActivityBucket {
+                index: row.get::<_, i64>(1)?.max(0) as u64,
+                attempts: row.get::<_, i64>(2)? as u64,
+                failed: row.get::<_, i64>(3)? as u64,
+            });
+        }
+        let mut percentiles = self.connection.prepare_cached(
+            "SELECT endpoint, duration_us FROM (SELECT d.endpoint AS endpoint, \
+             a.duration_us AS duration_us, \
+             ROW_NUMBER() OVER (PARTITION BY d.endpoint ORDER BY a.duration_us) AS position, \
+             COUNT(*) OVER (PARTITION BY d.endpoint) AS total \
+             FROM attempts a JOIN deliveries d ON d.id = a.delivery_id \
+             WHERE a.attempted_at >= ?1 AND d.endpoint IN (SELECT value FROM json_each(?2))) \
+             WHERE position = MAX(1, (total * 95 + 99) / 100)",
+        )?;
+        let mut rows = percentiles.query(params![since as i64, wanted])?;
+        while let Some(row) = rows.next()? {
+            let endpoint: String = row.get(0)?;
+            if let Some(entry) = by_endpoint.get_mut(&endpoint) {
+                entry.p95_micros = Some(row.get::<_, i64>(1)?.max(0) as u64);
+            }
+        }
+        Ok(by_endpoint.into_values().collect())
     }
 
     pub fn list_audit(
