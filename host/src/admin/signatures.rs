@@ -88,24 +88,27 @@ fn httpdate_of(unix_ms: u64) -> String {
     httpdate::fmt_http_date(std::time::UNIX_EPOCH + std::time::Duration::from_millis(unix_ms))
 }
 
-/// The scheme and the secrets to try, from the request and the config; for a dynamic
-/// endpoint, what to call each key.
-fn secrets_of(
-    state: &AdminState,
-    request: &SignatureCheck,
-) -> Result<(Scheme, Vec<String>, Option<Vec<String>>), ApiError> {
+/// The scheme and the secrets to try; for a dynamic endpoint, what to call each key.
+struct KeysToTry {
+    scheme: Scheme,
+    secrets: Vec<String>,
+    labels: Option<Vec<String>>,
+}
+
+/// The keys to try, from the request, the config and the dynamic endpoints.
+fn secrets_of(state: &AdminState, request: &SignatureCheck) -> Result<KeysToTry, ApiError> {
     let topology: &Topology = &state.topology;
     let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
     match (&request.secret, &request.endpoint, &request.source) {
         (Some(secret), None, None) => {
             let scheme =
                 request.scheme.ok_or_else(|| field_error("scheme", "required with `secret`"))?;
-            Ok((scheme, vec![secret.clone()], None))
+            Ok(KeysToTry { scheme, secrets: vec![secret.clone()], labels: None })
         }
         (None, Some(id), None) if !topology.endpoints.contains_key(id) => {
             let endpoint = state.registry.get(id).ok_or_else(|| not_found("endpoint", id))?;
             let (secrets, labels) = dynamic_keys(&endpoint, now_millis()).into_iter().unzip();
-            Ok((Scheme::StandardWebhooks, secrets, Some(labels)))
+            Ok(KeysToTry { scheme: Scheme::StandardWebhooks, secrets, labels: Some(labels) })
         }
         (None, Some(id), None) => {
             let endpoint = topology.endpoints.get(id).ok_or_else(|| not_found("endpoint", id))?;
@@ -118,7 +121,7 @@ fn secrets_of(
             if secrets.is_empty() {
                 return Err(field_error("endpoint", format!("endpoint `{id}` signs nothing")));
             }
-            Ok((Scheme::StandardWebhooks, secrets, None))
+            Ok(KeysToTry { scheme: Scheme::StandardWebhooks, secrets, labels: None })
         }
         (None, None, Some(id)) => {
             if !topology.sources.contains_key(id) {
@@ -139,7 +142,7 @@ fn secrets_of(
                 secret_name.and_then(|name| topology.secrets.get(&name)).ok_or_else(|| {
                     field_error("source", format!("source `{id}` has no verify secret"))
                 })?;
-            Ok((scheme, vec![text(secret.expose())], None))
+            Ok(KeysToTry { scheme, secrets: vec![text(secret.expose())], labels: None })
         }
         _ => Err(field_error("secret", "give exactly one of `secret`, `endpoint` and `source`")),
     }
@@ -164,7 +167,7 @@ async fn check_signature(
     State(state): State<AdminState>,
     Body(request): Body<SignatureCheck>,
 ) -> Result<Json<Diagnosis>, ApiError> {
-    let (scheme, secrets, labels) = secrets_of(&state, &request)?;
+    let KeysToTry { scheme, secrets, labels } = secrets_of(&state, &request)?;
     if secrets.is_empty() {
         return Err(field_error("endpoint", "the endpoint has no key that signs now"));
     }

@@ -334,9 +334,10 @@ impl Reader {
     }
 
     /// Per endpoint of `endpoints`: attempts at or after `since` in buckets `bucket_millis`
-    /// wide, and the nearest-rank 95th-percentile duration. Both statements range over the
-    /// index `attempts_by_time` (migration 7) and reach each attempt's endpoint by the
-    /// deliveries' primary key: the cost follows the attempts in the window, not the history.
+    /// wide, and the nearest-rank 95th-percentile duration. One statement ranges over the
+    /// index `attempts_by_time` (migration 7) and reaches each attempt's endpoint by the
+    /// deliveries' primary key: the cost follows the attempts in the window (of every
+    /// endpoint), not the history; only the asked endpoints' rows come back.
     pub fn endpoint_activity(
         &self,
         endpoints: &[String],
@@ -346,47 +347,54 @@ impl Reader {
         if endpoints.is_empty() {
             return Ok(Vec::new());
         }
-        let wanted = serde_json::to_string(endpoints).unwrap_or_else(|_| "[]".to_owned());
-        let bucket_millis = bucket_millis.max(1) as i64;
-        let mut by_endpoint: std::collections::BTreeMap<String, EndpointActivity> =
+        let placeholders = vec!["?"; endpoints.len()].join(", ");
+        let sql = format!(
+            "SELECT d.endpoint, a.attempted_at, a.duration_us, \
+             a.error IS NULL AND (a.status IS NULL OR a.status BETWEEN 200 AND 299) \
+             FROM attempts a JOIN deliveries d ON d.id = a.delivery_id \
+             WHERE a.attempted_at >= ? AND d.endpoint IN ({placeholders})"
+        );
+        let mut statement = self.connection.prepare_cached(&sql)?;
+        let since_parameter = since as i64;
+        let mut parameters: Vec<&dyn ToSql> = vec![&since_parameter];
+        parameters.extend(endpoints.iter().map(|endpoint| endpoint as &dyn ToSql));
+        let mut rows = statement.query(parameters.as_slice())?;
+        let bucket_millis = bucket_millis.max(1);
+        // Per endpoint: bucket index → (attempts, failed), and every duration.
+        type Tally = (std::collections::BTreeMap<u64, (u64, u64)>, Vec<u64>);
+        let mut by_endpoint: std::collections::BTreeMap<String, Tally> =
             std::collections::BTreeMap::new();
-        let mut buckets = self.connection.prepare_cached(
-            "SELECT d.endpoint, (a.attempted_at - ?1) / ?2, COUNT(*), \
-             SUM(CASE WHEN a.error IS NULL AND (a.status IS NULL OR a.status BETWEEN 200 AND 299) \
-             THEN 0 ELSE 1 END) \
-             FROM attempts a JOIN deliveries d ON d.id = a.delivery_id \
-             WHERE a.attempted_at >= ?1 AND d.endpoint IN (SELECT value FROM json_each(?3)) \
-             GROUP BY 1, 2 ORDER BY 1, 2",
-        )?;
-        let mut rows = buckets.query(params![since as i64, bucket_millis, wanted])?;
         while let Some(row) = rows.next()? {
             let endpoint: String = row.get(0)?;
-            let entry = by_endpoint
-                .entry(endpoint.clone())
-                .or_insert_with(|| EndpointActivity { endpoint, ..EndpointActivity::default() });
-            entry.buckets.push(ActivityBucket {
-                index: row.get::<_, i64>(1)?.max(0) as u64,
-                attempts: row.get::<_, i64>(2)? as u64,
-                failed: row.get::<_, i64>(3)? as u64,
-            });
+            let attempted_at = row.get::<_, i64>(1)?.max(0) as u64;
+            let duration = row.get::<_, i64>(2)?.max(0) as u64;
+            let succeeded: bool = row.get(3)?;
+            let (buckets, durations) = by_endpoint.entry(endpoint).or_default();
+            let bucket =
+                buckets.entry(attempted_at.saturating_sub(since) / bucket_millis).or_default();
+            bucket.0 += 1;
+            bucket.1 += u64::from(!succeeded);
+            durations.push(duration);
         }
-        let mut percentiles = self.connection.prepare_cached(
-            "SELECT endpoint, duration_us FROM (SELECT d.endpoint AS endpoint, \
-             a.duration_us AS duration_us, \
-             ROW_NUMBER() OVER (PARTITION BY d.endpoint ORDER BY a.duration_us) AS position, \
-             COUNT(*) OVER (PARTITION BY d.endpoint) AS total \
-             FROM attempts a JOIN deliveries d ON d.id = a.delivery_id \
-             WHERE a.attempted_at >= ?1 AND d.endpoint IN (SELECT value FROM json_each(?2))) \
-             WHERE position = MAX(1, (total * 95 + 99) / 100)",
-        )?;
-        let mut rows = percentiles.query(params![since as i64, wanted])?;
-        while let Some(row) = rows.next()? {
-            let endpoint: String = row.get(0)?;
-            if let Some(entry) = by_endpoint.get_mut(&endpoint) {
-                entry.p95_micros = Some(row.get::<_, i64>(1)?.max(0) as u64);
-            }
-        }
-        Ok(by_endpoint.into_values().collect())
+        Ok(by_endpoint
+            .into_iter()
+            .map(|(endpoint, (buckets, mut durations))| {
+                durations.sort_unstable();
+                let rank = (durations.len() * 95).div_ceil(100).max(1);
+                EndpointActivity {
+                    endpoint,
+                    buckets: buckets
+                        .into_iter()
+                        .map(|(index, (attempts, failed))| ActivityBucket {
+                            index,
+                            attempts,
+                            failed,
+                        })
+                        .collect(),
+                    p95_micros: durations.get(rank - 1).copied(),
+                }
+            })
+            .collect())
     }
 
     pub fn list_audit(
