@@ -142,6 +142,7 @@ impl EncodeLabelValue for PluginOutcome {
 struct PluginLedger {
     seconds: f64,
     calls: u64,
+    times: crate::plugin::call_times::CallTimes,
     last_error: Option<(u64, String)>,
 }
 
@@ -152,6 +153,10 @@ pub struct PluginCalls {
     pub by_outcome: Vec<(&'static str, u64)>,
     /// Mean wall time of a call, in seconds (`None` before the first).
     pub mean_seconds: Option<f64>,
+    /// Median and 95th-percentile wall time in milliseconds, from a fixed-bucket histogram
+    /// (see [`crate::plugin::call_times`]).
+    pub p50_ms: Option<f64>,
+    pub p95_ms: Option<f64>,
     /// The last failure: when (unix ms) and why.
     pub last_error: Option<(u64, String)>,
 }
@@ -606,6 +611,7 @@ impl Metrics {
             let ledger = ledgers.entry(plugin.to_owned()).or_default();
             ledger.seconds += seconds;
             ledger.calls += 1;
+            ledger.times.record(seconds);
         }
         let plugin = plugin.to_owned();
         self.plugin_call_seconds
@@ -640,7 +646,9 @@ impl Metrics {
             .filter(|ledger| ledger.calls > 0)
             .map(|ledger| ledger.seconds / ledger.calls as f64);
         let last_error = ledger.and_then(|ledger| ledger.last_error.clone());
-        PluginCalls { by_outcome, mean_seconds, last_error }
+        let p50_ms = ledger.and_then(|ledger| ledger.times.percentile_ms(50.0));
+        let p95_ms = ledger.and_then(|ledger| ledger.times.percentile_ms(95.0));
+        PluginCalls { by_outcome, mean_seconds, p50_ms, p95_ms, last_error }
     }
 
     pub fn count_nats_message(&self, source: &str, outcome: NatsOutcome) {

@@ -4,6 +4,7 @@
 //! (Debian's `chromium`, driven by Playwright from the test venv: `tests/ui/dashboard.py`).
 //! Screenshots, light and dark, go to `target/ui-screenshots/` (printed).
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -305,6 +306,78 @@ async fn browser_rotate_shows_the_secret_once() {
     assert_eq!(status, StatusCode::CREATED, "{created}");
     let id = created["endpoint"]["id"].as_str().unwrap().to_owned();
     browser(&host, "rotate", &[("UI_ENDPOINT", id)]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_the_live_tail_holds_events_while_paused_and_shows_them_on_resume() {
+    let receiver = TestReceiver::start().await;
+    let host = TestHost::start(&server(), &config(&receiver.url("/shop"))).await.unwrap();
+    browser(&host, "live_pause", &[]);
+}
+
+/// One failed attempt (a dead letter) and two delivered: 66.7 % over 24 h, one bar with a
+/// failed part; an endpoint without attempts shows no rate and no bar.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_the_endpoints_list_shows_24h_success_p95_sparkline_and_queue() {
+    let receiver = TestReceiver::scripted(vec![Reply::Status(500)], Reply::Status(200)).await;
+    let host = TestHost::start(&server(), &config(&receiver.url("/shop"))).await.unwrap();
+    let first = send(&host, r#"{"type":"order.created","n":0}"#, &[]).await;
+    delivery_in(&host, &first, "dead").await;
+    for n in 1..3 {
+        let event = send(&host, &format!("{{\"type\":\"order.created\",\"n\":{n}}}"), &[]).await;
+        delivery_in(&host, &event, "delivered").await;
+    }
+    let input = json!({"url": receiver.url("/quiet"), "types": ["nothing.*"]});
+    let (status, created) =
+        api(&host, ADMIN, Method::POST, "/v1/admin/endpoints", Some(input)).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let quiet = created["endpoint"]["id"].as_str().unwrap().to_owned();
+    let path = format!("/v1/admin/stats/endpoints?endpoints=shop,{quiet}");
+    let (status, figures) = api(&host, VIEWER, Method::GET, &path, None).await;
+    assert_eq!(status, StatusCode::OK, "{figures}");
+    let shop = &figures["data"][0];
+    assert_eq!((shop["endpoint"].as_str(), shop["attempts"].as_u64()), (Some("shop"), Some(3)));
+    assert_eq!((shop["failed"].as_u64(), shop["dead_letters"].as_u64()), (Some(1), Some(1)));
+    let buckets: Vec<u64> = serde_json::from_value(shop["buckets"].clone()).unwrap();
+    assert_eq!((buckets.len(), buckets[23]), (24, 3), "the last hour holds them: {buckets:?}");
+    assert_eq!(figures["data"][1]["attempts"], 0);
+    assert!(figures["data"][1]["success_percent"].is_null());
+    browser(&host, "endpoint_figures", &[("UI_SUCCESS", "66.7 %".into()), ("UI_QUIET", quiet)]);
+}
+
+/// Edit changes the URL and the next delivery goes there; delete states how many queued
+/// deliveries it drops, and then the endpoint is gone and they are dead letters.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_edit_moves_deliveries_to_the_new_url_and_delete_counts_what_it_drops() {
+    let mut receiver = TestReceiver::start().await;
+    let host = TestHost::start(&server(), &config(&receiver.url("/shop"))).await.unwrap();
+    let input = json!({"url": receiver.url("/old"), "sources": ["app"]});
+    let (status, created) =
+        api(&host, ADMIN, Method::POST, "/v1/admin/endpoints", Some(input)).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let endpoint = created["endpoint"]["id"].as_str().unwrap().to_owned();
+    let out = tempfile::NamedTempFile::new().unwrap();
+    let environment = [
+        ("UI_ENDPOINT", endpoint.clone()),
+        ("UI_NEW_URL", receiver.url("/new")),
+        ("UI_EVENT_OUT", out.path().display().to_string()),
+    ];
+    browser(&host, "edit_delete", &environment);
+    let event = std::fs::read_to_string(out.path()).unwrap();
+    let mut paths = Vec::new();
+    while let Some(request) = receiver.next(Duration::from_secs(2)).await {
+        if request.header("webhook-id") == Some(event.as_str()) {
+            paths.push(request.path);
+        }
+    }
+    assert!(paths.iter().any(|path| path == "/new"), "the next delivery went to /new: {paths:?}");
+    assert!(!paths.iter().any(|path| path == "/old"), "none went to /old: {paths:?}");
+    let (status, _) =
+        api(&host, ADMIN, Method::GET, &format!("/v1/admin/endpoints/{endpoint}"), None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let path = format!("/v1/admin/dead-letters?endpoint={endpoint}");
+    let (_, dead) = api(&host, ADMIN, Method::GET, &path, None).await;
+    assert_eq!(dead["data"].as_array().unwrap().len(), 2, "the parked deliveries were dropped");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -630,6 +703,9 @@ async fn a_rerun_through_a_candidate_plugin_answers_what_it_changes_and_sends_no
     assert_eq!(redact["used_by"], json!(["transform of shop"]), "{plugins}");
     assert_eq!(redact["calls"]["ok"], 2, "re-runs are not counted: {plugins}");
     assert!(redact["mean_call_ms"].as_f64().unwrap() > 0.0);
+    let p50 = redact["p50_call_ms"].as_f64().unwrap();
+    let p95 = redact["p95_call_ms"].as_f64().unwrap();
+    assert!(0.0 < p50 && p50 <= p95, "{plugins}");
     assert!(redact["last_error"].is_null());
     assert_eq!(receiver.drain().len(), 2, "a re-run sends nothing");
 }
@@ -716,6 +792,55 @@ async fn browser_the_signature_helper_says_a_body_was_changed() {
     let body = String::from_utf8(delivered.body.to_vec()).unwrap();
     let environment = [("UI_HEADERS", headers.join("\n")), ("UI_BODY", body)];
     browser(&host, "signatures", &environment);
+}
+
+/// A delivery signed before a rotation (a `v1a` ed25519 key): the helper, given the endpoint,
+/// tries its current and previous keys and says the previous one matched; a changed body
+/// matches none. No key is ever in an answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_the_signature_helper_says_which_key_of_a_dynamic_endpoint_matched() {
+    let mut receiver = TestReceiver::start().await;
+    let host = TestHost::start(&server(), &config(&receiver.url("/shop"))).await.unwrap();
+    let secret = "whsk_BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=";
+    let input = json!({"url": receiver.url("/dynamic"), "sources": ["app"], "secret": secret});
+    let (status, created) =
+        api(&host, ADMIN, Method::POST, "/v1/admin/endpoints", Some(input)).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let endpoint = created["endpoint"]["id"].as_str().unwrap().to_owned();
+    send(&host, r#"{"type":"order.created","total":12}"#, &[]).await;
+    let delivered = loop {
+        let request = receiver.next(WAIT).await.expect("the delivery arrives");
+        if request.path == "/dynamic" {
+            break request;
+        }
+    };
+    assert!(delivered.header("webhook-signature").unwrap().starts_with("v1a,"));
+    let rotate = format!("/v1/admin/endpoints/{endpoint}/secret/rotate");
+    let (status, rotated) = api(&host, ADMIN, Method::POST, &rotate, Some(json!({}))).await;
+    assert_eq!(status, StatusCode::OK, "{rotated}");
+    let headers: BTreeMap<&str, &str> = ["webhook-id", "webhook-timestamp", "webhook-signature"]
+        .into_iter()
+        .map(|name| (name, delivered.header(name).unwrap()))
+        .collect();
+    let body = String::from_utf8(delivered.body.to_vec()).unwrap();
+    let check = |body: &str| json!({"endpoint": endpoint, "headers": headers, "body": body});
+    let path = "/v1/admin/signatures/check";
+    let (status, answer) = api(&host, ADMIN, Method::POST, path, Some(check(&body))).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["valid"], true, "{answer}");
+    assert!(answer["key"].as_str().unwrap().starts_with("a previous key"), "{answer}");
+    let changed = body.replace("12", "13");
+    let (_, answer) = api(&host, ADMIN, Method::POST, path, Some(check(&changed))).await;
+    assert_eq!(answer["signature_matches"], false, "{answer}");
+    assert_eq!(answer["key"], "none of the endpoint's 2 keys in use (current and previous)");
+    assert!(!answer.to_string().contains("whsk_") && !answer.to_string().contains("whsec_"));
+    let (status, _) = api(&host, VIEWER, Method::POST, path, Some(check(&body))).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "a viewer cannot use a key as an oracle");
+    let lines: Vec<String> =
+        headers.iter().map(|(name, value)| format!("{name}: {value}")).collect();
+    let environment =
+        [("UI_ENDPOINT", endpoint.clone()), ("UI_HEADERS", lines.join("\n")), ("UI_BODY", body)];
+    browser(&host, "signatures_endpoint_keys", &environment);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

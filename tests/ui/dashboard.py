@@ -240,6 +240,8 @@ def case_rerun(page):
     page.click("nav a:has-text('Plugins')")
     expect(page.locator("#plugins")).to_contain_text("transform of shop")
     expect(page.locator("#plugins .plugin-calls")).to_contain_text("ok 2")
+    expect(page.locator("#plugins .plugin-p50")).to_have_text(re.compile(r"^\d+\.\d\d ms$"))
+    expect(page.locator("#plugins .plugin-p95")).to_have_text(re.compile(r"^\d+\.\d\d ms$"))
     page.select_option("#rerun-plugin", "redact")
     page.set_input_files("#rerun-file", os.environ["UI_CANDIDATE"])
     expect(page.locator("#rerun-wasm")).not_to_have_value("")
@@ -278,6 +280,20 @@ def case_signatures(page):
     print("signatures: a valid delivery, then a re-serialised body and a mistaken secret named")
 
 
+def case_signatures_endpoint_keys(page):
+    login(page, os.environ["UI_ADMIN"])
+    page.click("nav a:has-text('Signatures')")
+    page.select_option("#signature-from", f"endpoint:{os.environ['UI_ENDPOINT']}")
+    page.fill("#signature-headers", os.environ["UI_HEADERS"])
+    page.fill("#signature-body", os.environ["UI_BODY"])
+    page.click("#signature-check")
+    expect(page.locator("#signature-verdict")).to_contain_text("valid")
+    expect(page.locator("#signature-key")).to_contain_text("a previous key (created")
+    assert "BwcHBwcH" not in page.content(), "the key is never shown"
+    shoot(page, "signatures-endpoint-keys")
+    print("signatures: a v1a delivery matched the endpoint's previous key")
+
+
 def case_replay(page):
     login(page, os.environ["UI_ADMIN"])
     page.click("nav a:has-text('Replay')")
@@ -290,6 +306,83 @@ def case_replay(page):
     done = int(page.locator("#replayed-count").inner_text())
     assert would == done == int(os.environ["UI_EVENTS"]), (would, done)
     print(f"replay: dry run counted {would}, the replay made {done}")
+
+
+def case_live_pause(page):
+    login(page, os.environ["UI_ADMIN"])
+    page.goto(f"{BASE}/ui/live")
+    expect(page.locator("#live-state.on")).to_be_visible()
+    page.click("#live-pause")
+    held = [send_webhook("app", json.dumps({"type": "paused.check", "n": n})) for n in range(2)]
+    expect(page.locator("#live-pause")).to_have_text("Resume (2 new)")
+    for event in held:
+        expect(page.locator(f'tr[data-id="{event}"]')).to_have_count(0)
+    shoot(page, "live-paused")
+    page.click("#live-pause")
+    for event in held:
+        expect(page.locator(f'tr[data-id="{event}"]')).to_be_visible()
+    expect(page.locator("#live-pause")).to_have_text("Pause")
+    print("live tail: 2 events held while paused, shown on resume")
+
+
+def case_endpoint_figures(page):
+    login(page, os.environ["UI_ADMIN"])
+    page.click("nav a:has-text('Endpoints')")
+    row = page.locator('tr[data-endpoint="shop"]')
+    expect(row.locator("td.success")).to_have_text(os.environ["UI_SUCCESS"])
+    expect(row.locator("td.p95")).to_have_text(re.compile(r"^\d+ ms$"))
+    expect(row.locator("svg.spark rect.bad")).to_have_count(1)
+    expect(row.locator("svg.spark rect.ok")).to_have_count(1)
+    expect(row.locator("td.dead")).to_have_text("1")
+    expect(row.locator("td.pending")).to_have_text("0")
+    quiet = page.locator(f'tr[data-endpoint="{os.environ["UI_QUIET"]}"]')
+    expect(quiet.locator("td.success")).to_have_text("–")
+    expect(quiet.locator("svg.spark rect")).to_have_count(0)
+    shoot(page, "endpoints-figures")
+    print(f"endpoints: shop {row.locator('td.success').inner_text()} success, "
+          f"p95 {row.locator('td.p95').inner_text()}")
+
+
+def case_edit_delete(page):
+    page.on("dialog", lambda dialog: dialog.accept())
+    login(page, os.environ["UI_ADMIN"])
+    endpoint, new_url = os.environ["UI_ENDPOINT"], os.environ["UI_NEW_URL"]
+    page.goto(f"{BASE}/ui/endpoints/shop")
+    expect(page.locator("#read-only")).to_contain_text("read-only")
+    expect(page.locator("#edit-link")).to_have_count(0)
+    expect(page.locator("#delete-link")).to_have_count(0)
+    page.goto(f"{BASE}/ui/endpoints/{endpoint}")
+    page.click("#edit-link")
+    page.fill("input[name=url]", new_url)
+    page.click("#edit-review")
+    expect(page.locator("#edit-consequence")).to_contain_text(
+        "Queued deliveries: 0 (0 pending, 0 parked). They go to the new URL")
+    shoot(page, "endpoint-edit-confirm")
+    page.click("#edit-apply")
+    expect(page.locator(".notice")).to_contain_text("Changed")
+    expect(page.locator("dl.facts")).to_contain_text(new_url)
+    event = send_webhook("app", json.dumps({"type": "edited.check"}))
+    page.goto(f"{BASE}/ui/events/{event}")
+    reload_until(page, "table.list", endpoint)
+    with open(os.environ["UI_EVENT_OUT"], "w") as out:
+        out.write(event)
+    # Two deliveries wait behind the disabled endpoint; deleting drops them.
+    page.goto(f"{BASE}/ui/endpoints/{endpoint}")
+    page.click("button:has-text('Disable')")
+    expect(page.locator("#endpoint-state")).to_contain_text("disabled")
+    for n in range(2):
+        send_webhook("app", json.dumps({"type": "queued.check", "n": n}))
+    page.click("#delete-link")
+    consequence = page.locator("#delete-consequence")
+    expect(consequence).to_contain_text("Queued deliveries: 2 (0 pending, 2 parked)")
+    expect(consequence).to_contain_text("will be dropped")
+    shoot(page, "endpoint-delete-confirm")
+    page.click("#delete-apply")
+    expect(page.locator(".notice")).to_contain_text(
+        f"Deleted endpoint {endpoint}: 2 queued deliveries became dead letters")
+    expect(page.locator(f'tr[data-endpoint="{endpoint}"]')).to_have_count(0)
+    assert page.goto(f"{BASE}/ui/endpoints/{endpoint}").status == 404
+    print("edit and delete: the URL changed, then 2 parked deliveries counted and dropped")
 
 
 def main():

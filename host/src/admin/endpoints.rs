@@ -44,7 +44,7 @@ const RESOLVE_TIMEOUT: Duration = Duration::from_secs(3);
 pub fn router() -> OpenApiRouter<AdminState> {
     OpenApiRouter::new()
         .routes(routes!(list_endpoints, create_endpoint))
-        .routes(routes!(get_endpoint, replace_endpoint, delete_endpoint))
+        .routes(routes!(get_endpoint, replace_endpoint, edit_endpoint, delete_endpoint))
         .routes(routes!(disable_endpoint))
         .routes(routes!(enable_endpoint))
         .routes(routes!(rotate_secret))
@@ -342,10 +342,82 @@ async fn replace_endpoint(
         return Err(invalid(vec![FieldError::new("secret", detail)]));
     }
     let settings = check(&state, &input).await?;
+    store_settings(&state, &id, &current, settings).await.map(Json)
+}
+
+/// The fields of a dynamic endpoint that `PATCH` changes; absent fields keep their value.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EndpointEdit {
+    pub url: Option<String>,
+    /// `""` removes it.
+    pub description: Option<String>,
+    pub sources: Option<Vec<String>>,
+    pub types: Option<Vec<String>>,
+    pub timeout: Option<String>,
+}
+
+#[utoipa::path(
+    patch, path = "/v1/admin/endpoints/{id}", tag = "endpoints",
+    description = "Changes some of a dynamic endpoint's settings and keeps the others (its keys, \
+                   traffic, TLS and ordering settings stay). Queued deliveries go to the new \
+                   URL from their next attempt; with `server.verify_endpoints` on, a new URL \
+                   must prove ownership first and they wait meanwhile.",
+    params(("id" = String, Path, description = "Endpoint id")),
+    request_body = EndpointEdit,
+    responses(
+        (status = 200, body = EndpointView),
+        (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "A config-defined endpoint"),
+        (status = 422, body = ErrorBody),
+    ),
+)]
+async fn edit_endpoint(
+    State(state): State<AdminState>,
+    Path(id): Path<String>,
+    Body(edit): Body<EndpointEdit>,
+) -> Result<Json<EndpointView>, ApiError> {
+    let current = find_dynamic(&state, &id)?;
+    let mut settings = current.record.settings.clone();
+    // The changed fields are checked as a creation would check them.
+    let input = EndpointInput {
+        url: edit.url.clone().unwrap_or_else(|| settings.url.clone()),
+        description: edit.description.clone().filter(|text| !text.is_empty()),
+        sources: edit.sources.clone().unwrap_or_default(),
+        types: edit.types.clone().unwrap_or_default(),
+        timeout: edit.timeout.clone(),
+        ..EndpointInput::default()
+    };
+    let checked = check(&state, &input).await?;
+    settings.url = checked.url;
+    if edit.description.is_some() {
+        settings.description = checked.description;
+    }
+    if edit.sources.is_some() {
+        settings.sources = checked.sources;
+    }
+    if edit.types.is_some() {
+        settings.types = checked.types;
+    }
+    if edit.timeout.is_some() {
+        settings.timeout_ms = checked.timeout_ms;
+    }
+    store_settings(&state, &id, &current, settings).await.map(Json)
+}
+
+/// Stores `settings` as endpoint `id`'s; a new URL must prove ownership again when
+/// `server.verify_endpoints` is on.
+async fn store_settings(
+    state: &AdminState,
+    id: &str,
+    current: &DynamicEndpoint,
+    settings: model::EndpointSettings,
+) -> Result<EndpointView, ApiError> {
     let now = now_millis();
     // A new URL must prove ownership again (its deliveries wait meanwhile).
     let check_again = current.record.settings.url != settings.url;
-    let verification = if check_again { new_verification(&state, now)? } else { None };
+    let verification = if check_again { new_verification(state, now)? } else { None };
     let recheck = verification.is_some();
     let replace = move |endpoint: &mut DynamicEndpoint| {
         endpoint.record.settings = settings;
@@ -355,16 +427,16 @@ async fn replace_endpoint(
         endpoint.updated_at = now;
     };
     let updated = if recheck {
-        state.registry.update_ownership(&id, replace).await
+        state.registry.update_ownership(id, replace).await
     } else {
-        state.registry.update(&id, replace).await
+        state.registry.update(id, replace).await
     };
-    let endpoint = updated.map_err(registry_failure)?.ok_or_else(|| not_found("endpoint", &id))?;
+    let endpoint = updated.map_err(registry_failure)?.ok_or_else(|| not_found("endpoint", id))?;
     if recheck {
-        send_challenge_later(&state, &id);
+        send_challenge_later(state, id);
     }
-    let disabled = disabled(&state).await?;
-    Ok(Json(dynamic_view(&state, &endpoint, &disabled)))
+    let disabled = disabled(state).await?;
+    Ok(dynamic_view(state, &endpoint, &disabled))
 }
 
 #[utoipa::path(

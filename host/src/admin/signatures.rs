@@ -2,10 +2,12 @@
 //! body) and a secret in, which part of its Standard Webhooks, GitHub or Stripe signature
 //! differs out ([`crate::signing::diagnose`] is the core).
 //!
-//! The secret is pasted (never stored, never logged: the audit log keeps no bodies) or taken
-//! from the config: a config endpoint's signing secrets (Standard Webhooks, each tried), or a
-//! source's verify plugin's secret and scheme (as the test event finds them). Admin only: it
-//! is a `POST`, and with a named secret it is an oracle for that secret.
+//! The key is pasted (`whsec_`, or `whpk_`/`whsk_` for `v1a`; never stored, never logged: the
+//! audit log keeps no bodies) or taken from the router: a config endpoint's signing secrets, a
+//! dynamic endpoint's current and previous keys (each tried; the answer names which one
+//! matched, or that none did, never the key), or a source's verify plugin's secret and scheme
+//! (as the test event finds them). Admin only: it is a `POST`, and with a named secret it is
+//! an oracle for that secret.
 
 use std::collections::BTreeMap;
 
@@ -38,7 +40,8 @@ pub struct SignatureCheck {
     pub scheme: Option<Scheme>,
     /// The secret, as configured on both sides (`whsec_…` for Standard Webhooks).
     pub secret: Option<String>,
-    /// Instead of `secret`: a config endpoint whose signing secrets are tried.
+    /// Instead of `secret`: an endpoint whose signing keys are tried (a dynamic endpoint's
+    /// current and previous keys; the answer's `key` says which matched).
     pub endpoint: Option<String>,
     /// Instead of `secret`: a source whose first verify plugin's secret is used.
     pub source: Option<String>,
@@ -56,17 +59,56 @@ fn field_error(field: &str, detail: impl Into<String>) -> ApiError {
     invalid(vec![FieldError::new(field, detail)])
 }
 
-/// The scheme and the secrets to try, from the request and the config.
-fn secrets_of(
-    topology: &Topology,
-    request: &SignatureCheck,
-) -> Result<(Scheme, Vec<String>), ApiError> {
+/// A dynamic endpoint's keys that still sign (newest first), each with what to call it.
+fn dynamic_keys(endpoint: &super::registry::DynamicEndpoint, now: u64) -> Vec<(String, String)> {
+    endpoint
+        .record
+        .keys
+        .iter()
+        .filter(|key| key.expires_at.is_none_or(|expires_at| expires_at > now))
+        .enumerate()
+        .map(|(index, key)| {
+            let created = httpdate_of(key.created_at);
+            let label = match (index, key.expires_at) {
+                (0, _) => format!("the current key (created {created})"),
+                (_, Some(until)) => {
+                    format!(
+                        "a previous key (created {created}, signs until {})",
+                        httpdate_of(until)
+                    )
+                }
+                (_, None) => format!("a previous key (created {created})"),
+            };
+            (key.secret.0.clone(), label)
+        })
+        .collect()
+}
+
+fn httpdate_of(unix_ms: u64) -> String {
+    httpdate::fmt_http_date(std::time::UNIX_EPOCH + std::time::Duration::from_millis(unix_ms))
+}
+
+/// The scheme and the secrets to try; for a dynamic endpoint, what to call each key.
+struct KeysToTry {
+    scheme: Scheme,
+    secrets: Vec<String>,
+    labels: Option<Vec<String>>,
+}
+
+/// The keys to try, from the request, the config and the dynamic endpoints.
+fn secrets_of(state: &AdminState, request: &SignatureCheck) -> Result<KeysToTry, ApiError> {
+    let topology: &Topology = &state.topology;
     let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
     match (&request.secret, &request.endpoint, &request.source) {
         (Some(secret), None, None) => {
             let scheme =
                 request.scheme.ok_or_else(|| field_error("scheme", "required with `secret`"))?;
-            Ok((scheme, vec![secret.clone()]))
+            Ok(KeysToTry { scheme, secrets: vec![secret.clone()], labels: None })
+        }
+        (None, Some(id), None) if !topology.endpoints.contains_key(id) => {
+            let endpoint = state.registry.get(id).ok_or_else(|| not_found("endpoint", id))?;
+            let (secrets, labels) = dynamic_keys(&endpoint, now_millis()).into_iter().unzip();
+            Ok(KeysToTry { scheme: Scheme::StandardWebhooks, secrets, labels: Some(labels) })
         }
         (None, Some(id), None) => {
             let endpoint = topology.endpoints.get(id).ok_or_else(|| not_found("endpoint", id))?;
@@ -79,7 +121,7 @@ fn secrets_of(
             if secrets.is_empty() {
                 return Err(field_error("endpoint", format!("endpoint `{id}` signs nothing")));
             }
-            Ok((Scheme::StandardWebhooks, secrets))
+            Ok(KeysToTry { scheme: Scheme::StandardWebhooks, secrets, labels: None })
         }
         (None, None, Some(id)) => {
             if !topology.sources.contains_key(id) {
@@ -100,7 +142,7 @@ fn secrets_of(
                 secret_name.and_then(|name| topology.secrets.get(&name)).ok_or_else(|| {
                     field_error("source", format!("source `{id}` has no verify secret"))
                 })?;
-            Ok((scheme, vec![text(secret.expose())]))
+            Ok(KeysToTry { scheme, secrets: vec![text(secret.expose())], labels: None })
         }
         _ => Err(field_error("secret", "give exactly one of `secret`, `endpoint` and `source`")),
     }
@@ -125,7 +167,10 @@ async fn check_signature(
     State(state): State<AdminState>,
     Body(request): Body<SignatureCheck>,
 ) -> Result<Json<Diagnosis>, ApiError> {
-    let (scheme, secrets) = secrets_of(&state.topology, &request)?;
+    let KeysToTry { scheme, secrets, labels } = secrets_of(&state, &request)?;
+    if secrets.is_empty() {
+        return Err(field_error("endpoint", "the endpoint has no key that signs now"));
+    }
     let body =
         match (&request.body, &request.body_base64) {
             (Some(text), None) => text.clone().into_bytes(),
@@ -146,8 +191,29 @@ async fn check_signature(
     };
     let diagnoses: Vec<Diagnosis> =
         secrets.iter().map(|secret| diagnose::diagnose(scheme, secret, &received)).collect();
-    let best =
-        diagnoses.iter().position(|diagnosis| diagnosis.signature_matches).unwrap_or_default();
-    let diagnosis = diagnoses.into_iter().nth(best).expect("at least one secret is tried");
+    // The matching key's answer; else the first key of the header's version (a key of the
+    // other version only says so).
+    let other_version = |diagnosis: &Diagnosis| {
+        diagnosis
+            .findings
+            .first()
+            .is_some_and(|finding| finding.detail.starts_with("`webhook-signature` has only"))
+    };
+    let best = diagnoses
+        .iter()
+        .position(|diagnosis| diagnosis.signature_matches)
+        .or_else(|| diagnoses.iter().position(|diagnosis| !other_version(diagnosis)))
+        .unwrap_or_default();
+    let matched = diagnoses.iter().any(|diagnosis| diagnosis.signature_matches);
+    let Some(mut diagnosis) = diagnoses.into_iter().nth(best) else {
+        return Err(field_error("endpoint", "no key to try"));
+    };
+    if let Some(labels) = labels {
+        diagnosis.key = Some(if matched {
+            labels.get(best).cloned().unwrap_or_default()
+        } else {
+            format!("none of the endpoint's {} keys in use (current and previous)", labels.len())
+        });
+    }
     Ok(Json(diagnosis))
 }

@@ -2,8 +2,11 @@
 //! success rate, attempt latency p50/p95, the queue, dead letters, disabled endpoints and the
 //! endpoints failing most. The dashboard's overview reads it.
 //!
-//! [`summarize`] is pure (samples in, figures out); the handler only gathers through the store
-//! interface. Must not: read a backend directly.
+//! `GET /v1/admin/stats/endpoints`: the same per endpoint asked (a page of the endpoints list):
+//! success rate, p95 and attempts per bucket for a sparkline, with its queue.
+//!
+//! [`summarize`] and [`endpoint_figures`] are pure (samples in, figures out); the handlers only
+//! gather through the store interface. Must not: read a backend directly.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -21,7 +24,7 @@ use super::model::FieldError;
 use crate::config::values::parse_duration;
 use crate::event::now_millis;
 use crate::http_api::ApiError;
-use crate::store::{AttemptSample, DeliveryState};
+use crate::store::{AttemptSample, DeliveryState, EndpointActivity};
 
 /// The window when none is asked for.
 pub const DEFAULT_WINDOW: Duration = Duration::from_secs(3600);
@@ -31,9 +34,15 @@ pub const MAX_WINDOW: Duration = Duration::from_secs(30 * 24 * 3600);
 pub const MAX_SAMPLES: u32 = 200_000;
 /// Endpoints listed under `top_failing`.
 const TOP_FAILING: usize = 5;
+/// Endpoints one `stats/endpoints` request may ask for.
+pub const MAX_ENDPOINTS: usize = 100;
+/// Buckets each endpoint's window is cut into (24 over the default 24 h: one an hour).
+pub const BUCKETS: u64 = 24;
+/// The endpoints list's window when none is asked for.
+pub const DEFAULT_ENDPOINT_WINDOW: Duration = Duration::from_secs(24 * 3600);
 
 pub fn router() -> OpenApiRouter<AdminState> {
-    OpenApiRouter::new().routes(routes!(get_stats))
+    OpenApiRouter::new().routes(routes!(get_stats)).routes(routes!(get_endpoint_stats))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -204,6 +213,135 @@ pub async fn gather(state: &AdminState, window: Duration) -> Result<Stats, ApiEr
     })
 }
 
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct EndpointStatsOptions {
+    /// Endpoint ids, comma-separated, at most 100.
+    endpoints: String,
+    /// How far back: `24h` (default), at most `30d`.
+    window: Option<String>,
+}
+
+/// Per endpoint asked.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct EndpointStatsList {
+    /// The window, in seconds; each endpoint's `buckets` cut it into 24 equal parts.
+    pub window_seconds: u64,
+    /// Its start (unix ms).
+    pub since: u64,
+    /// In the order asked.
+    pub data: Vec<EndpointStats>,
+}
+
+/// One endpoint's figures over the window, and its queue now.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct EndpointStats {
+    pub endpoint: String,
+    pub attempts: u64,
+    pub failed: u64,
+    /// Absent without attempts.
+    pub success_percent: Option<f64>,
+    /// Attempt latency, 95th percentile (nearest rank), in milliseconds.
+    pub latency_p95_ms: Option<f64>,
+    /// Attempts per bucket, oldest first (24 buckets).
+    pub buckets: Vec<u64>,
+    /// Failed attempts per bucket, oldest first.
+    pub failed_buckets: Vec<u64>,
+    /// Deliveries waiting for an attempt, now.
+    pub pending: u64,
+    /// Dead letters, now.
+    pub dead_letters: u64,
+}
+
+/// An endpoint's figures from what the store counted (absent: no attempts in the window).
+pub fn endpoint_figures(endpoint: &str, activity: Option<&EndpointActivity>) -> EndpointStats {
+    let mut buckets = vec![0; BUCKETS as usize];
+    let mut failed_buckets = vec![0; BUCKETS as usize];
+    let (mut attempts, mut failed) = (0, 0);
+    for bucket in activity.map(|activity| activity.buckets.as_slice()).unwrap_or_default() {
+        // The window ends now: an attempt recorded since `since` was taken lands in the last.
+        let index = bucket.index.min(BUCKETS - 1) as usize;
+        buckets[index] += bucket.attempts;
+        failed_buckets[index] += bucket.failed;
+        attempts += bucket.attempts;
+        failed += bucket.failed;
+    }
+    EndpointStats {
+        endpoint: endpoint.to_owned(),
+        attempts,
+        failed,
+        success_percent: (attempts > 0)
+            .then(|| (attempts - failed) as f64 * 100.0 / attempts as f64),
+        latency_p95_ms: activity
+            .and_then(|activity| activity.p95_micros)
+            .map(|micros| micros as f64 / 1000.0),
+        buckets,
+        failed_buckets,
+        pending: 0,
+        dead_letters: 0,
+    }
+}
+
+#[utoipa::path(
+    get, path = "/v1/admin/stats/endpoints", tag = "log",
+    description = "Per endpoint asked (at most 100): attempts, success rate and attempt latency \
+                   p95 over a window (24 h by default), attempts and failures in 24 buckets, \
+                   and its pending deliveries and dead letters now. Reads only the attempts in \
+                   the window.",
+    params(EndpointStatsOptions),
+    responses(
+        (status = 200, body = EndpointStatsList),
+        (status = 401, body = ErrorBody),
+        (status = 422, body = ErrorBody),
+    ),
+)]
+async fn get_endpoint_stats(
+    State(state): State<AdminState>,
+    Query(options): Query<EndpointStatsOptions>,
+) -> Result<Json<EndpointStatsList>, ApiError> {
+    let window = match options.window.as_deref() {
+        None => DEFAULT_ENDPOINT_WINDOW,
+        Some(text) => parse_window(Some(text))?,
+    };
+    let endpoints: Vec<String> =
+        options.endpoints.split(',').filter(|id| !id.is_empty()).map(str::to_owned).collect();
+    if endpoints.len() > MAX_ENDPOINTS {
+        let detail = format!("{} endpoints asked; at most {MAX_ENDPOINTS}", endpoints.len());
+        return Err(invalid(vec![FieldError::new("endpoints", detail)]));
+    }
+    gather_endpoints(&state, endpoints, window).await.map(Json)
+}
+
+/// The figures of `endpoints` over `window`, ending now.
+pub async fn gather_endpoints(
+    state: &AdminState,
+    endpoints: Vec<String>,
+    window: Duration,
+) -> Result<EndpointStatsList, ApiError> {
+    let store = &state.store;
+    let since = now_millis().saturating_sub(window.as_millis() as u64);
+    let width = (window.as_millis() as u64).div_ceil(BUCKETS).max(1);
+    let activity =
+        store.endpoint_activity(endpoints.clone(), since, width).await.map_err(store_failure)?;
+    let by_endpoint: BTreeMap<&str, &EndpointActivity> =
+        activity.iter().map(|activity| (activity.endpoint.as_str(), activity)).collect();
+    let mut data = Vec::with_capacity(endpoints.len());
+    for endpoint in &endpoints {
+        let mut figures = endpoint_figures(endpoint, by_endpoint.get(endpoint.as_str()).copied());
+        figures.pending = store
+            .count_deliveries(DeliveryState::Pending, Some(endpoint.clone()))
+            .await
+            .map_err(store_failure)?;
+        figures.dead_letters = store
+            .count_deliveries(DeliveryState::Dead, Some(endpoint.clone()))
+            .await
+            .map_err(store_failure)?;
+        data.push(figures);
+    }
+    Ok(EndpointStatsList { window_seconds: window.as_secs(), since, data })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -258,5 +396,30 @@ mod tests {
         assert!(parse_window(Some("31d")).is_err());
         assert!(parse_window(Some("0s")).is_err());
         assert!(parse_window(Some("soon")).is_err());
+    }
+
+    #[test]
+    fn endpoint_figures_fill_24_buckets_and_rate_the_attempts() {
+        use crate::store::ActivityBucket;
+        let activity = EndpointActivity {
+            endpoint: "billing".into(),
+            buckets: vec![
+                ActivityBucket { index: 0, attempts: 3, failed: 1 },
+                ActivityBucket { index: 23, attempts: 1, failed: 0 },
+                // Recorded after the window's end was computed: counted in the last bucket.
+                ActivityBucket { index: 24, attempts: 4, failed: 3 },
+            ],
+            p95_micros: Some(2500),
+        };
+        let figures = endpoint_figures("billing", Some(&activity));
+        assert_eq!((figures.attempts, figures.failed), (8, 4));
+        assert_eq!(figures.success_percent, Some(50.0));
+        assert_eq!(figures.latency_p95_ms, Some(2.5));
+        assert_eq!(figures.buckets.len(), 24);
+        assert_eq!((figures.buckets[0], figures.buckets[23]), (3, 5));
+        assert_eq!((figures.failed_buckets[0], figures.failed_buckets[23]), (1, 3));
+        let quiet = endpoint_figures("quiet", None);
+        assert_eq!((quiet.attempts, quiet.success_percent, quiet.latency_p95_ms), (0, None, None));
+        assert_eq!(quiet.buckets, vec![0; 24]);
     }
 }

@@ -9,6 +9,7 @@
 
 mod bindings;
 mod cache;
+pub mod call_times;
 mod engine;
 mod instance;
 mod pool;

@@ -1,12 +1,16 @@
 //! Why a received signature fails: the core of the dashboard's signature helper.
 //!
-//! Given a scheme (Standard Webhooks, GitHub, Stripe), the secret, the headers and the body
+//! Given a scheme (Standard Webhooks `v1` or `v1a`, GitHub, Stripe), the key, the headers and the body
 //! as received, [`diagnose`] recomputes the signature and names the part that differs: a
 //! header missing or malformed, a timestamp beyond the tolerance, a secret that is not a key
 //! or was used in another encoding by the signer, a body that is not the bytes that were
 //! signed (a final newline, JSON re-serialised, CRLF line ends). It tries those likely
 //! variants of secret and body and reports the one that matches; when none does, it says
 //! that the secret or the body differ (the two cannot be told apart from a MAC).
+//!
+//! Standard Webhooks keys: `whsec_` checks `v1` (HMAC) entries; `whpk_` (the public key) or
+//! `whsk_` checks `v1a` (ed25519) entries. A key of one version against a header holding only
+//! the other's entries is named as such.
 //!
 //! Pure: the clock is an argument; no I/O. The secret never appears in a finding.
 
@@ -15,7 +19,7 @@ use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
-use super::{SigningKey, check_timestamp, signature_header};
+use super::{SigningKey, VerifyingKey, check_timestamp, signature_header};
 
 /// The schemes the helper knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -75,6 +79,10 @@ pub struct Diagnosis {
     pub expected: Option<String>,
     /// What differs, most likely cause first; empty when valid.
     pub findings: Vec<Finding>,
+    /// With several keys tried (an endpoint's current and previous keys): which one matched,
+    /// e.g. `the current key (created …)`, or that none did. Never the key itself.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
 }
 
 /// What [`diagnose`] is given.
@@ -107,6 +115,7 @@ pub fn diagnose(scheme: Scheme, secret: &str, received: &Received<'_>) -> Diagno
         signature_matches: false,
         expected: None,
         findings: Vec::new(),
+        key: None,
     };
     let parsed = match scheme {
         Scheme::StandardWebhooks => standard_webhooks(received),
@@ -134,7 +143,23 @@ pub fn diagnose(scheme: Scheme, secret: &str, received: &Received<'_>) -> Diagno
         }
     };
     let primary = &keys[0];
-    diagnosis.expected = Some(signed.render(scheme, &primary.key, received.body));
+    if scheme == Scheme::StandardWebhooks {
+        let version = primary.key.version();
+        if !signed.versions.iter().any(|given| given == version) {
+            let (given, wanted) = if version == super::ASYMMETRIC_VERSION {
+                ("`v1` (HMAC)", "a `whsec_` secret")
+            } else {
+                ("`v1a` (ed25519)", "the signer's `whpk_` public key")
+            };
+            let detail = format!(
+                "`webhook-signature` has only {given} entries and the key given checks \
+                 `{version}`: check it with {wanted}"
+            );
+            diagnosis.findings.insert(0, Finding { part: Part::Secret, detail });
+            return diagnosis;
+        }
+    }
+    diagnosis.expected = signed.render(scheme, &primary.key, received.body);
     diagnosis.signature_matches = signed.matches(scheme, &primary.key, received.body);
     if diagnosis.signature_matches {
         diagnosis.valid = diagnosis.findings.is_empty();
@@ -178,6 +203,8 @@ struct Key {
 
 enum KeyBytes {
     Standard(Box<SigningKey>),
+    /// A `whpk_` key: checks `v1a` entries, cannot sign.
+    Public(Box<VerifyingKey>),
     Raw(Vec<u8>),
 }
 
@@ -191,15 +218,22 @@ fn keys_of(scheme: Scheme, secret: &str) -> Result<Vec<Key>, String> {
                             starts with `whsec_`"
                     .to_owned());
             }
+            if trimmed.starts_with(super::PUBLIC_KEY_PREFIX) {
+                let key = VerifyingKey::parse(trimmed).map_err(|error| error.to_string())?;
+                keys.push(Key { key: KeyBytes::Public(Box::new(key)), note: None });
+                return Ok(keys);
+            }
+            if trimmed.starts_with(super::SECRET_KEY_PREFIX) {
+                let key = SigningKey::parse(trimmed).map_err(|error| error.to_string())?;
+                keys.push(Key { key: KeyBytes::Standard(Box::new(key)), note: None });
+                return Ok(keys);
+            }
             let text = if trimmed.starts_with(super::SYMMETRIC_PREFIX) {
                 trimmed.to_owned()
             } else {
                 format!("{}{trimmed}", super::SYMMETRIC_PREFIX)
             };
             let key = SigningKey::parse(&text).map_err(|error| error.to_string())?;
-            if !matches!(key, SigningKey::Symmetric(_)) {
-                return Err("only `whsec_` (HMAC) secrets can be checked here".to_owned());
-            }
             keys.push(Key { key: KeyBytes::Standard(Box::new(key)), note: None });
             keys.push(Key {
                 key: KeyBytes::Raw(trimmed.as_bytes().to_vec()),
@@ -309,6 +343,9 @@ struct Signed {
     timestamp: Option<i64>,
     /// The signatures given: base64 for Standard Webhooks `v1`, lowercase hex otherwise.
     signatures: Vec<String>,
+    /// Standard Webhooks: the `webhook-signature` value, and the versions of its entries.
+    header: String,
+    versions: Vec<String>,
     /// More to say when nothing matches.
     hint: String,
 }
@@ -331,6 +368,7 @@ impl Signed {
                 );
                 header.strip_prefix("v1,").map(str::to_owned)
             }
+            (Scheme::StandardWebhooks, KeyBytes::Public(_)) => None,
             (Scheme::StandardWebhooks, KeyBytes::Raw(key)) => {
                 let parts: [&[u8]; 5] =
                     [self.message_id.as_bytes(), b".", timestamp.as_bytes(), b".", body];
@@ -344,19 +382,48 @@ impl Signed {
     }
 
     fn matches(&self, scheme: Scheme, key: &KeyBytes, body: &[u8]) -> bool {
+        let verifying = match key {
+            KeyBytes::Standard(key) => Some(key.verifying_key()),
+            KeyBytes::Public(key) => Some(key.as_ref().clone()),
+            KeyBytes::Raw(_) => None,
+        };
+        if scheme == Scheme::StandardWebhooks
+            && let Some(verifying) = verifying
+        {
+            // The router's own check (either version), with the timestamp taken as now: the
+            // timestamp is judged apart.
+            let timestamp = self.timestamp.unwrap_or_default();
+            return super::verify(
+                &[verifying],
+                &self.message_id,
+                timestamp,
+                body,
+                &self.header,
+                timestamp,
+                0,
+            )
+            .is_ok();
+        }
         self.mac(scheme, key, body).is_some_and(|mac| {
             self.signatures.iter().any(|given| given.eq_ignore_ascii_case(&mac) || *given == mac)
         })
     }
 
-    /// The header value this key gives.
-    fn render(&self, scheme: Scheme, key: &KeyBytes, body: &[u8]) -> String {
+    /// The header value this key gives; `None` for a public key (it cannot sign).
+    fn render(&self, scheme: Scheme, key: &KeyBytes, body: &[u8]) -> Option<String> {
+        if let (Scheme::StandardWebhooks, KeyBytes::Standard(key)) = (scheme, key) {
+            let timestamp = self.timestamp.unwrap_or_default();
+            return Some(signature_header([key.as_ref()], &self.message_id, timestamp, body));
+        }
+        if let KeyBytes::Public(_) = key {
+            return None;
+        }
         let mac = self.mac(scheme, key, body).unwrap_or_default();
-        match scheme {
+        Some(match scheme {
             Scheme::StandardWebhooks => format!("v1,{mac}"),
             Scheme::Github => format!("sha256={mac}"),
             Scheme::Stripe => format!("t={},v1={mac}", self.timestamp.unwrap_or_default()),
-        }
+        })
     }
 }
 
@@ -364,7 +431,16 @@ impl KeyBytes {
     fn bytes(&self) -> Option<&[u8]> {
         match self {
             Self::Raw(bytes) => Some(bytes),
-            Self::Standard(_) => None,
+            Self::Standard(_) | Self::Public(_) => None,
+        }
+    }
+
+    /// The Standard Webhooks version this key checks.
+    fn version(&self) -> &'static str {
+        match self {
+            Self::Standard(key) => key.version(),
+            Self::Public(key) => key.version(),
+            Self::Raw(_) => super::SYMMETRIC_VERSION,
         }
     }
 }
@@ -402,19 +478,27 @@ fn standard_webhooks(received: &Received<'_>) -> Result<Signed, Finding> {
         .filter(|signature| !signature.is_empty())
         .map(str::to_owned)
         .collect();
-    if signatures.is_empty() {
-        let detail = if value.contains("v1a,") {
-            "`webhook-signature` has only `v1a` (ed25519) entries; this helper checks `v1`"
-        } else {
-            "`webhook-signature` has no `v1,<base64>` entry (space-separated, e.g. \
-             `v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4=`)"
-        };
-        return Err(header_finding(detail));
+    let versions: Vec<String> = value
+        .split_ascii_whitespace()
+        .filter_map(|entry| entry.split_once(','))
+        .filter(|(version, signature)| {
+            [super::SYMMETRIC_VERSION, super::ASYMMETRIC_VERSION].contains(version)
+                && !signature.is_empty()
+        })
+        .map(|(version, _)| version.to_owned())
+        .collect();
+    if versions.is_empty() {
+        return Err(header_finding(
+            "`webhook-signature` has no `v1,<base64>` nor `v1a,<base64>` entry \
+             (space-separated, e.g. `v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4=`)",
+        ));
     }
     Ok(Signed {
         message_id,
         timestamp: Some(timestamp),
         signatures,
+        header: value.to_owned(),
+        versions,
         hint: "; the `webhook-id` is signed too".to_owned(),
     })
 }
@@ -440,6 +524,8 @@ fn github(received: &Received<'_>) -> Result<Signed, Finding> {
         message_id: String::new(),
         timestamp: None,
         signatures: vec![hex_mac.to_ascii_lowercase()],
+        header: String::new(),
+        versions: Vec::new(),
         hint: String::new(),
     })
 }
@@ -467,6 +553,8 @@ fn stripe(received: &Received<'_>) -> Result<Signed, Finding> {
         message_id: String::new(),
         timestamp: Some(timestamp),
         signatures,
+        header: String::new(),
+        versions: Vec::new(),
         hint: String::new(),
     })
 }

@@ -10,9 +10,9 @@ use std::pin::Pin;
 
 use super::{
     Activity, AttemptRecord, AttemptRow, AuditEntry, AuditQuery, AuditRecord, DeliveryId,
-    DeliveryJob, DeliveryQuery, DeliveryState, DeliverySummary, DisabledEndpoints, EventQuery,
-    EventSummary, IngestReceipt, LogPosition, NewEvent, NextStep, Payload, PruneReport,
-    ReplaySelection, Retention, StoreError, StoredEndpoint,
+    DeliveryJob, DeliveryQuery, DeliveryState, DeliverySummary, DisabledEndpoints,
+    EndpointActivity, EventQuery, EventSummary, IngestReceipt, LogPosition, NewEvent, NextStep,
+    Payload, PruneReport, ReplaySelection, Retention, StoreError, StoredEndpoint,
 };
 use crate::event::{Event, EventId};
 
@@ -95,6 +95,16 @@ pub trait Backend: Send + Sync + 'static {
     /// Events received and attempts made at or after `since` (unix ms); at most `limit`
     /// attempts, newest first (statistics over a window).
     fn activity_since(&self, since: u64, limit: u32) -> Answer<'_, Activity>;
+
+    /// For each of `endpoints` (those without attempts are left out): its attempts made at or
+    /// after `since` (unix ms), counted in buckets `bucket_millis` wide from `since`, and their
+    /// 95th-percentile duration. Reads only the attempts in the window.
+    fn endpoint_activity(
+        &self,
+        endpoints: Vec<String>,
+        since: u64,
+        bucket_millis: u64,
+    ) -> Answer<'_, Vec<EndpointActivity>>;
 
     /// Up to `query.limit` deliveries matching `query`, newest first. The next page starts
     /// `before` the last one's id.

@@ -256,6 +256,7 @@ pub const CHECKS: &[&str] = &[
     "what_was_acknowledged_survives_a_crash_and_pending_work_is_queued_again",
     "a_due_queue_hands_out_each_delivery_once_until_its_outcome",
     "activity_counts_recent_events_and_attempts_newest_first",
+    "endpoint_activity_counts_buckets_and_the_p95_of_the_endpoints_asked",
     "the_audit_log_lists_newest_first_with_filters_pages_and_prunes",
     "ordered_deliveries_keep_their_key_and_wait_for_the_earlier_one",
 ];
@@ -316,6 +317,9 @@ pub async fn run(name: &str, open: Open) -> Result<()> {
         }
         "activity_counts_recent_events_and_attempts_newest_first" => {
             activity_counts_recent_events_and_attempts_newest_first(open).await
+        }
+        "endpoint_activity_counts_buckets_and_the_p95_of_the_endpoints_asked" => {
+            endpoint_activity_counts_buckets_and_the_p95_of_the_endpoints_asked(open).await
         }
         "the_audit_log_lists_newest_first_with_filters_pages_and_prunes" => {
             the_audit_log_lists_newest_first_with_filters_pages_and_prunes(open).await
@@ -503,6 +507,51 @@ async fn activity_counts_recent_events_and_attempts_newest_first(open: Open) -> 
     ensure_eq!(bounded.attempts[0].endpoint, "other");
     let later = harness.store.activity_since(now_millis() + 60_000, 100).await?;
     ensure_eq!((later.events, later.attempts.len()), (0, 0));
+    Ok(())
+}
+
+/// The endpoints list: per endpoint asked, attempts in time buckets from `since` (with
+/// failures) and the nearest-rank 95th-percentile duration; older attempts and other endpoints
+/// are left out.
+async fn endpoint_activity_counts_buckets_and_the_p95_of_the_endpoints_asked(
+    open: Open,
+) -> Result<()> {
+    let harness = Harness::new(open, &["hook", "other", "quiet"])?;
+    let now = now_millis();
+    let since = now - 10_000;
+    let targets: Vec<&str> = std::iter::repeat_n("hook", 21).chain(["other"]).collect();
+    let (_, deliveries) = harness.ingest("app", "a", now, &targets).await?;
+    // hook: one attempt before the window, then 20 in it: 1..=20 ms, every 4th failing,
+    // the first ten in bucket 0 (since + 0..5 s), the others in bucket 1.
+    let attempt =
+        |delivery: DeliveryId, endpoint: &str, at: u64, millis: u64, ok: bool| AttemptRecord {
+            delivery_id: delivery,
+            endpoint: endpoint.into(),
+            attempted_at: at,
+            duration: Duration::from_millis(millis),
+            status: Some(if ok { 200 } else { 503 }),
+            error: (!ok).then(|| "HTTP 503".to_owned()),
+            response_excerpt: Bytes::new(),
+            next: if ok { NextStep::Delivered } else { NextStep::DeadLetter },
+        };
+    harness.store.record_attempt(attempt(deliveries[0], "hook", since - 1, 900, false)).await?;
+    for n in 1..=20u64 {
+        let at = since + if n <= 10 { n * 100 } else { 5_000 + n * 100 };
+        let record = attempt(deliveries[n as usize], "hook", at, n, n % 4 != 0);
+        harness.store.record_attempt(record).await?;
+    }
+    harness.store.record_attempt(attempt(deliveries[21], "other", now, 7, true)).await?;
+    let asked = vec!["hook".to_owned(), "quiet".to_owned()];
+    let activity = harness.store.endpoint_activity(asked, since, 5_000).await?;
+    ensure_eq!(activity.len(), 1, "only `hook` was asked and has attempts: {activity:?}");
+    let hook = &activity[0];
+    ensure_eq!(hook.endpoint, "hook");
+    let buckets: Vec<(u64, u64, u64)> =
+        hook.buckets.iter().map(|bucket| (bucket.index, bucket.attempts, bucket.failed)).collect();
+    ensure_eq!(buckets, [(0, 10, 2), (1, 10, 3)], "the attempt before `since` is left out");
+    // Rank 19 of 20 durations 1..=20 ms.
+    ensure_eq!(hook.p95_micros, Some(19_000));
+    ensure!(harness.store.endpoint_activity(Vec::new(), since, 5_000).await?.is_empty());
     Ok(())
 }
 
@@ -1258,6 +1307,7 @@ mod sqlite {
         what_was_acknowledged_survives_a_crash_and_pending_work_is_queued_again,
         a_due_queue_hands_out_each_delivery_once_until_its_outcome,
         activity_counts_recent_events_and_attempts_newest_first,
+        endpoint_activity_counts_buckets_and_the_p95_of_the_endpoints_asked,
         the_audit_log_lists_newest_first_with_filters_pages_and_prunes,
         ordered_deliveries_keep_their_key_and_wait_for_the_earlier_one,
     );
@@ -1413,6 +1463,14 @@ mod broken {
         }
         fn activity_since(&self, since: u64, limit: u32) -> Answer<'_, Activity> {
             self.0.activity_since(since, limit)
+        }
+        fn endpoint_activity(
+            &self,
+            endpoints: Vec<String>,
+            since: u64,
+            bucket_millis: u64,
+        ) -> Answer<'_, Vec<EndpointActivity>> {
+            self.0.endpoint_activity(endpoints, since, bucket_millis)
         }
         fn list_deliveries(&self, query: DeliveryQuery) -> Answer<'_, Vec<DeliverySummary>> {
             self.0.list_deliveries(query)

@@ -392,6 +392,27 @@ pub struct Activity {
     pub truncated: bool,
 }
 
+/// One endpoint's attempts since a moment, for the endpoints list: counts per time bucket and
+/// the 95th-percentile attempt duration.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EndpointActivity {
+    pub endpoint: String,
+    /// Buckets with at least one attempt, oldest first: bucket `index` covers
+    /// `[since + index × width, since + (index + 1) × width)`.
+    pub buckets: Vec<ActivityBucket>,
+    /// Nearest-rank 95th percentile of attempt durations, in microseconds; absent without
+    /// attempts.
+    pub p95_micros: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ActivityBucket {
+    pub index: u64,
+    pub attempts: u64,
+    /// Attempts without a 2xx answer (errors included).
+    pub failed: u64,
+}
+
 /// Which events [`Backend::list_events`] answers; every filter set must match.
 #[derive(Debug, Clone, Default)]
 pub struct EventQuery {

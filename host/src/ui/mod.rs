@@ -9,6 +9,7 @@
 //! elsewhere (the CSP says `'self'`; every asset is compiled in, [`assets`]).
 
 mod assets;
+mod endpoint_edit;
 mod live;
 mod pages;
 mod plugins;
@@ -16,6 +17,7 @@ mod portal;
 mod replay;
 pub mod session;
 mod signatures;
+mod sparkline;
 mod view;
 
 use std::sync::Arc;
@@ -163,6 +165,11 @@ pub fn router(tokens: AccessTokens, api: Router, state: AdminState) -> Router {
         .route("/ui/endpoints/{id}/disable", post(pages::disable))
         .route("/ui/endpoints/{id}/enable", post(pages::enable))
         .route("/ui/endpoints/{id}/rotate", post(pages::rotate))
+        .route("/ui/endpoints/{id}/edit", get(endpoint_edit::edit_form).post(endpoint_edit::edit))
+        .route(
+            "/ui/endpoints/{id}/delete",
+            get(endpoint_edit::delete_form).post(endpoint_edit::delete),
+        )
         .route("/ui/dead-letters", get(pages::dead_letters))
         .route("/ui/dead-letters/redrive", post(pages::redrive))
         .route("/ui/plugins", get(plugins::plugins))

@@ -42,7 +42,7 @@ impl Chrome {
         Self { title: title.into(), role: Some(session.role.as_str()), section, notice: None }
     }
 
-    fn with_notice(mut self, done: Option<&str>) -> Self {
+    pub(super) fn with_notice(mut self, done: Option<&str>) -> Self {
         self.notice = done.and_then(notice_text).map(str::to_owned);
         self
     }
@@ -55,6 +55,7 @@ fn notice_text(done: &str) -> Option<&'static str> {
         "disabled" => "Disabled: its pending deliveries are parked.",
         "enabled" => "Enabled: its parked deliveries are being sent.",
         "redriven" => "Redriven: its dead letters are pending again.",
+        "edited" => "Changed: queued deliveries use the new settings from their next attempt.",
         _ => return None,
     })
 }
@@ -462,25 +463,92 @@ pub async fn retry(
 
 // === endpoints ===
 
+/// Endpoints per page of the list: each costs one figures lookup (see `stats/endpoints`).
+const ENDPOINTS_PER_PAGE: u32 = 50;
+
 #[derive(Template)]
 #[template(path = "ui/endpoints.html")]
 struct EndpointsPage {
     chrome: Chrome,
-    rows: Vec<(EndpointRow, u64, u64)>,
+    rows: Vec<(EndpointRow, EndpointFigures)>,
+    /// The query of the next page, if any.
+    next: Option<String>,
+}
+
+/// One endpoint's figures over 24 h, as `stats/endpoints` answers them.
+#[derive(Debug, Clone, Default, Deserialize)]
+struct EndpointFigures {
+    endpoint: String,
+    attempts: u64,
+    failed: u64,
+    success_percent: Option<f64>,
+    latency_p95_ms: Option<f64>,
+    buckets: Vec<u64>,
+    failed_buckets: Vec<u64>,
+    pending: u64,
+    dead_letters: u64,
+}
+
+impl EndpointFigures {
+    fn sparkline(&self) -> super::sparkline::Sparkline {
+        super::sparkline::sparkline(&self.buckets, &self.failed_buckets)
+    }
+
+    fn success_text(&self) -> String {
+        self.success_percent.map_or_else(|| "–".to_owned(), |percent| format!("{percent:.1} %"))
+    }
+
+    fn p95_text(&self) -> String {
+        self.latency_p95_ms.map_or_else(|| "–".to_owned(), |ms| format!("{ms:.0} ms"))
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct PageQuery {
+    cursor: Option<String>,
+    /// After a deletion: the endpoint, and how many queued deliveries became dead letters.
+    deleted: Option<String>,
+    dropped: Option<u64>,
 }
 
 pub async fn endpoints(
     State(ui): State<Ui>,
     session: CurrentSession,
+    Query(paging): Query<PageQuery>,
 ) -> Result<Response, PageError> {
-    let answer = ui.read(session.role, "/v1/admin/endpoints?limit=500").await?;
+    let list = format!(
+        "/v1/admin/endpoints?limit={ENDPOINTS_PER_PAGE}&{}",
+        query([("cursor", paging.cursor.as_deref())])
+    );
+    let answer = ui.read(session.role, &list).await?;
     let endpoints: Vec<EndpointRow> = view::rows(&answer);
-    let mut rows = Vec::with_capacity(endpoints.len());
-    for endpoint in endpoints {
-        let counts = queue_counts(&ui, &endpoint.id).await;
-        rows.push((endpoint, counts.0, counts.1));
+    let next =
+        view::text(&answer, "next_cursor").map(|cursor| query([("cursor", Some(cursor.as_str()))]));
+    let ids: Vec<&str> = endpoints.iter().map(|endpoint| endpoint.id.as_str()).collect();
+    let mut figures: BTreeMap<String, EndpointFigures> = BTreeMap::new();
+    if !ids.is_empty() {
+        let uri =
+            format!("/v1/admin/stats/endpoints?{}", query([("endpoints", Some(&*ids.join(",")))]));
+        let answer = ui.read(session.role, &uri).await?;
+        for row in view::rows::<EndpointFigures>(&answer) {
+            figures.insert(row.endpoint.clone(), row);
+        }
     }
-    let page = EndpointsPage { chrome: Chrome::new("Endpoints", &session, "endpoints"), rows };
+    let rows = endpoints
+        .into_iter()
+        .map(|endpoint| {
+            let row = figures.remove(&endpoint.id).unwrap_or_default();
+            (endpoint, row)
+        })
+        .collect();
+    let mut chrome = Chrome::new("Endpoints", &session, "endpoints");
+    if let Some(deleted) = paging.deleted.filter(|id| view::is_plain_id(id)) {
+        let dropped = paging.dropped.unwrap_or(0);
+        chrome.notice = Some(format!(
+            "Deleted endpoint {deleted}: {dropped} queued deliveries became dead letters."
+        ));
+    }
+    let page = EndpointsPage { chrome, rows, next };
     Ok(render(&page))
 }
 

@@ -1,5 +1,5 @@
 //! The plugins page (`/ui/plugins`): each configured plugin with where it runs and its calls
-//! on this node (by outcome, mean time, last failure; `GET /v1/admin/plugins`), and the
+//! on this node (by outcome, mean, p50 and p95 time, last failure; `GET /v1/admin/plugins`), and the
 //! re-run form: the newest stored events through the plugin and a candidate `.wasm` beside
 //! it, through the admin API's `POST /v1/admin/plugins/{id}/rerun`, with the events whose
 //! answer changes and a JSON diff of each.
@@ -27,6 +27,9 @@ pub struct PluginRow {
     pub calls: Vec<(String, u64)>,
     /// Mean call time, e.g. `0.41 ms`, or empty.
     pub mean: String,
+    /// Median and 95th-percentile call time, e.g. `0.38 ms`, or empty.
+    pub p50: String,
+    pub p95: String,
     /// `(when, message)`.
     pub last_error: Option<(String, String)>,
 }
@@ -64,6 +67,10 @@ struct PluginsPage {
     source: String,
 }
 
+fn milliseconds(value: &Value) -> String {
+    value.as_f64().map_or_else(String::new, |ms| format!("{ms:.2} ms"))
+}
+
 fn plugin_rows(answer: &Value) -> Vec<PluginRow> {
     let text = |value: &Value| value.as_str().unwrap_or_default().to_owned();
     answer["data"]
@@ -80,9 +87,9 @@ fn plugin_rows(answer: &Value) -> Vec<PluginRow> {
                 .flatten()
                 .map(|(outcome, count)| (outcome.clone(), count.as_u64().unwrap_or(0)))
                 .collect(),
-            mean: plugin["mean_call_ms"]
-                .as_f64()
-                .map_or_else(String::new, |ms| format!("{ms:.2} ms")),
+            mean: milliseconds(&plugin["mean_call_ms"]),
+            p50: milliseconds(&plugin["p50_call_ms"]),
+            p95: milliseconds(&plugin["p95_call_ms"]),
             last_error: plugin["last_error"]["message"].as_str().map(|message| {
                 (
                     super::view::time(plugin["last_error"]["at"].as_u64().unwrap_or(0)),

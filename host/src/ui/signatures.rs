@@ -34,6 +34,8 @@ struct Outcome {
     expected: String,
     /// `(part, detail)`.
     findings: Vec<(String, String)>,
+    /// With an endpoint's keys: which one matched, or that none did.
+    key: Option<String>,
 }
 
 fn page(ui: &Ui, session: &CurrentSession) -> SignaturesPage {
@@ -45,6 +47,8 @@ fn page(ui: &Ui, session: &CurrentSession) -> SignaturesPage {
             .values()
             .filter(|endpoint| !endpoint.secrets.is_empty())
             .map(|endpoint| endpoint.id.clone())
+            // Dynamic endpoints: their current and previous keys are tried.
+            .chain(ui.state.registry.list().into_iter().map(|endpoint| endpoint.id))
             .collect(),
         sources: topology
             .sources
@@ -87,6 +91,7 @@ fn outcome_of(answer: &Value) -> Outcome {
                 (text("part"), text("detail"))
             })
             .collect(),
+        key: answer["key"].as_str().map(str::to_owned),
     }
 }
 

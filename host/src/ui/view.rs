@@ -92,6 +92,13 @@ pub fn text(value: &Value, key: &str) -> Option<String> {
     value.get(key).and_then(Value::as_str).map(str::to_owned)
 }
 
+/// Whether `text` looks like an endpoint id (`[A-Za-z0-9_-]`, 1 to 128): only such text is
+/// echoed from a query string into a notice.
+pub fn is_plain_id(text: &str) -> bool {
+    (1..=128).contains(&text.len())
+        && text.bytes().all(|byte| byte.is_ascii_alphanumeric() || byte == b'_' || byte == b'-')
+}
+
 /// Unix ms as an HTTP date in UTC: `Sun, 06 Dec 2026 12:00:00 GMT`.
 pub fn time(unix_ms: impl Borrow<u64>) -> String {
     let unix_ms = *unix_ms.borrow();

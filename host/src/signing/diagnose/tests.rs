@@ -139,7 +139,7 @@ fn malformed_standard_webhooks_headers_are_named() {
         SW_TIME,
     );
     assert_eq!(parts(&diagnosis), [Part::Header]);
-    assert!(diagnosis.findings[0].detail.contains("no `v1,<base64>` entry"));
+    assert!(diagnosis.findings[0].detail.contains("no `v1,<base64>` nor `v1a,<base64>` entry"));
     let millis = format!("{SW_TIME}000");
     let diagnosis = check_sw(SW_SECRET, SW_SIGNATURE, &millis, SW_BODY, SW_TIME);
     assert!(diagnosis.findings[0].detail.contains("milliseconds"), "{diagnosis:?}");
@@ -151,6 +151,55 @@ fn malformed_standard_webhooks_headers_are_named() {
         SW_TIME,
     );
     assert_eq!(diagnosis.findings[0].detail, "the `webhook-id` header is missing");
+}
+
+// === Standard Webhooks v1a (ed25519) ===
+
+/// An ed25519 key pair: `(whsk_…, whpk_…)`, and the header it signs `SW_BODY` with.
+fn ed25519_signed(body: &str) -> (String, String, String) {
+    let key = SigningKey::from_ed25519_seed(&[7; 32]);
+    let secret = format!("whsk_{}", base64::engine::general_purpose::STANDARD.encode([7u8; 32]));
+    let public = key.public_key().unwrap();
+    let header = signature_header([&key], SW_ID, SW_TIME, body.as_bytes());
+    (secret, public, header)
+}
+
+#[test]
+fn a_v1a_signature_is_checked_with_the_public_or_the_secret_key() {
+    let (secret, public, header) = ed25519_signed(SW_BODY);
+    assert!(header.starts_with("v1a,"), "{header}");
+    let time = SW_TIME.to_string();
+    let diagnosis = check_sw(&public, &header, &time, SW_BODY, SW_TIME);
+    assert!(diagnosis.valid && diagnosis.signature_matches, "{diagnosis:?}");
+    assert_eq!(diagnosis.expected, None, "a public key cannot sign");
+    let diagnosis = check_sw(&secret, &header, &time, SW_BODY, SW_TIME);
+    assert!(diagnosis.valid, "{diagnosis:?}");
+    assert_eq!(diagnosis.expected.as_deref(), Some(header.as_str()));
+    // Beside a `v1` entry of another key, the `v1a` entry still matches.
+    let both = format!("{SW_SIGNATURE} {header}");
+    assert!(check_sw(&public, &both, &time, SW_BODY, SW_TIME).valid);
+}
+
+#[test]
+fn v1a_mistakes_are_named_by_part() {
+    let (_, public, header) = ed25519_signed(SW_BODY);
+    let time = SW_TIME.to_string();
+    let newline = format!("{SW_BODY}\n");
+    let diagnosis = check_sw(&public, &header, &time, &newline, SW_TIME);
+    assert_eq!(parts(&diagnosis), [Part::Body]);
+    assert!(diagnosis.findings[0].detail.contains("without its final newline"), "{diagnosis:?}");
+    let other = SigningKey::from_ed25519_seed(&[8; 32]).public_key().unwrap();
+    let diagnosis = check_sw(&other, &header, &time, SW_BODY, SW_TIME);
+    assert_eq!(parts(&diagnosis), [Part::Secret]);
+    assert!(diagnosis.findings[0].detail.contains("not the one that signed"));
+    // A key of one version against entries of the other only.
+    let diagnosis = check_sw(SW_SECRET, &header, &time, SW_BODY, SW_TIME);
+    assert_eq!(parts(&diagnosis), [Part::Secret]);
+    assert!(diagnosis.findings[0].detail.contains("only `v1a` (ed25519) entries"), "{diagnosis:?}");
+    let diagnosis = check_sw(&public, SW_SIGNATURE, &time, SW_BODY, SW_TIME);
+    assert!(diagnosis.findings[0].detail.contains("only `v1` (HMAC) entries"), "{diagnosis:?}");
+    let diagnosis = check_sw("whpk_AAAA", &header, &time, SW_BODY, SW_TIME);
+    assert_eq!(parts(&diagnosis), [Part::Secret]);
 }
 
 // === GitHub ===

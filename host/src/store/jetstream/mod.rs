@@ -88,8 +88,8 @@ use super::sqlite::{Command, Outcome, SqliteStore};
 use super::{
     Activity, Answer, AttemptRecord, AttemptRow, AuditEntry, AuditQuery, AuditRecord, Backend,
     DeliveryId, DeliveryQuery, DeliveryState, DeliverySummary, DisabledEndpoints, DueQueue,
-    EventQuery, EventSummary, IngestReceipt, LogPosition, NewEvent, Payload, PruneReport,
-    ReplaySelection, Retention, StoreError, StoredEndpoint,
+    EndpointActivity, EventQuery, EventSummary, IngestReceipt, LogPosition, NewEvent, Payload,
+    PruneReport, ReplaySelection, Retention, StoreError, StoredEndpoint,
 };
 use crate::config::{Durability, JetStreamStore as Settings};
 use crate::event::{Event, EventId};
@@ -388,6 +388,15 @@ impl Backend for JetStreamStore {
 
     fn activity_since(&self, since: u64, limit: u32) -> Answer<'_, Activity> {
         self.projection.activity_since(since, limit)
+    }
+
+    fn endpoint_activity(
+        &self,
+        endpoints: Vec<String>,
+        since: u64,
+        bucket_millis: u64,
+    ) -> Answer<'_, Vec<EndpointActivity>> {
+        self.projection.endpoint_activity(endpoints, since, bucket_millis)
     }
 
     fn event(&self, id: EventId) -> Answer<'_, Option<Event>> {

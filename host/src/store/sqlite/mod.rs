@@ -36,8 +36,8 @@ use self::reader::Reader;
 use super::{
     Activity, Answer, AttemptRecord, AttemptRow, AuditEntry, AuditQuery, AuditRecord, Backend,
     DeliveryId, DeliveryQuery, DeliveryState, DeliverySummary, DisabledEndpoints, DueQueue,
-    EventQuery, EventSummary, IngestReceipt, LogPosition, NewEvent, Payload, PruneReport,
-    ReplaySelection, Retention, StoreError, StoredEndpoint,
+    EndpointActivity, EventQuery, EventSummary, IngestReceipt, LogPosition, NewEvent, Payload,
+    PruneReport, ReplaySelection, Retention, StoreError, StoredEndpoint,
 };
 use crate::config::Durability;
 use crate::event::{Event, EventId};
@@ -353,6 +353,15 @@ impl Backend for SqliteStore {
 
     fn activity_since(&self, since: u64, limit: u32) -> Answer<'_, Activity> {
         self.read(move |reader| reader.activity_since(since, limit))
+    }
+
+    fn endpoint_activity(
+        &self,
+        endpoints: Vec<String>,
+        since: u64,
+        bucket_millis: u64,
+    ) -> Answer<'_, Vec<EndpointActivity>> {
+        self.read(move |reader| reader.endpoint_activity(&endpoints, since, bucket_millis))
     }
 
     fn list_deliveries(&self, query: DeliveryQuery) -> Answer<'_, Vec<DeliverySummary>> {

@@ -14,9 +14,9 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, ToSql, params};
 use super::{code, state_of};
 use crate::event::{Event, EventId};
 use crate::store::{
-    Activity, AttemptRow, AttemptSample, DeliveryId, DeliveryJob, DeliveryQuery, DeliveryState,
-    DeliverySummary, DisabledEndpoints, EventQuery, EventSummary, LogPosition, Payload, StoreError,
-    StoredEndpoint,
+    Activity, ActivityBucket, AttemptRow, AttemptSample, DeliveryId, DeliveryJob, DeliveryQuery,
+    DeliveryState, DeliverySummary, DisabledEndpoints, EndpointActivity, EventQuery, EventSummary,
+    LogPosition, Payload, StoreError, StoredEndpoint,
 };
 
 const EVENT_COLUMNS: &str = "e.id, e.source, e.type, e.subject, e.headers, p.body, \
@@ -341,6 +341,70 @@ impl Reader {
             });
         }
         Ok(Activity { events: events as u64, attempts, truncated })
+    }
+
+    /// Per endpoint of `endpoints`: attempts at or after `since` in buckets `bucket_millis`
+    /// wide, and the nearest-rank 95th-percentile duration. One statement ranges over the
+    /// index `attempts_by_time` (migration 7) and reaches each attempt's endpoint by the
+    /// deliveries' primary key: the cost follows the attempts in the window (of every
+    /// endpoint), not the history; only the asked endpoints' rows come back.
+    pub fn endpoint_activity(
+        &self,
+        endpoints: &[String],
+        since: u64,
+        bucket_millis: u64,
+    ) -> Result<Vec<EndpointActivity>, StoreError> {
+        if endpoints.is_empty() {
+            return Ok(Vec::new());
+        }
+        let placeholders = vec!["?"; endpoints.len()].join(", ");
+        let sql = format!(
+            "SELECT d.endpoint, a.attempted_at, a.duration_us, \
+             a.error IS NULL AND (a.status IS NULL OR a.status BETWEEN 200 AND 299) \
+             FROM attempts a JOIN deliveries d ON d.id = a.delivery_id \
+             WHERE a.attempted_at >= ? AND d.endpoint IN ({placeholders})"
+        );
+        let mut statement = self.connection.prepare_cached(&sql)?;
+        let since_parameter = since as i64;
+        let mut parameters: Vec<&dyn ToSql> = vec![&since_parameter];
+        parameters.extend(endpoints.iter().map(|endpoint| endpoint as &dyn ToSql));
+        let mut rows = statement.query(parameters.as_slice())?;
+        let bucket_millis = bucket_millis.max(1);
+        // Per endpoint: bucket index → (attempts, failed), and every duration.
+        type Tally = (std::collections::BTreeMap<u64, (u64, u64)>, Vec<u64>);
+        let mut by_endpoint: std::collections::BTreeMap<String, Tally> =
+            std::collections::BTreeMap::new();
+        while let Some(row) = rows.next()? {
+            let endpoint: String = row.get(0)?;
+            let attempted_at = row.get::<_, i64>(1)?.max(0) as u64;
+            let duration = row.get::<_, i64>(2)?.max(0) as u64;
+            let succeeded: bool = row.get(3)?;
+            let (buckets, durations) = by_endpoint.entry(endpoint).or_default();
+            let bucket =
+                buckets.entry(attempted_at.saturating_sub(since) / bucket_millis).or_default();
+            bucket.0 += 1;
+            bucket.1 += u64::from(!succeeded);
+            durations.push(duration);
+        }
+        Ok(by_endpoint
+            .into_iter()
+            .map(|(endpoint, (buckets, mut durations))| {
+                durations.sort_unstable();
+                let rank = (durations.len() * 95).div_ceil(100).max(1);
+                EndpointActivity {
+                    endpoint,
+                    buckets: buckets
+                        .into_iter()
+                        .map(|(index, (attempts, failed))| ActivityBucket {
+                            index,
+                            attempts,
+                            failed,
+                        })
+                        .collect(),
+                    p95_micros: durations.get(rank - 1).copied(),
+                }
+            })
+            .collect())
     }
 
     pub fn list_audit(

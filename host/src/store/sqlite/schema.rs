@@ -115,6 +115,11 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE deliveries ADD COLUMN order_key TEXT;
     "#,
+    // 7: attempts by time, so that figures over a window (the dashboard's endpoints list)
+    // read only the attempts in it. One integer per attempt, appended at the index's end.
+    r#"
+    CREATE INDEX attempts_by_time ON attempts(attempted_at);
+    "#,
 ];
 
 /// The schema version this build writes.
