@@ -69,6 +69,25 @@ pub fn machine_busy_seconds() -> Option<f64> {
     Some(busy / USER_HZ)
 }
 
+/// Every process on the machine with its parent: `(pid, ppid)`.
+pub fn parents() -> Vec<(u32, u32)> {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+    entries
+        .filter_map(Result::ok)
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            Some((pid, parse_parent(&stat)?))
+        })
+        .collect()
+}
+
+/// The parent pid of a `stat` line.
+fn parse_parent(stat: &str) -> Option<u32> {
+    let (_, rest) = stat.rsplit_once(')')?;
+    rest.split_whitespace().nth(1)?.parse().ok()
+}
+
 /// Resident set size, in bytes.
 pub fn rss_bytes(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -174,6 +193,7 @@ mod tests {
         let line = "42 (tokio (rt) 1) S 1 2 3 4 5 6 7 8 9 10 250 50 0 0";
         assert_eq!(parse_stat(line), Some(("tokio (rt) 1", 3.0)));
         assert_eq!(parse_stat("garbage"), None);
+        assert_eq!(parse_parent(line), Some(1));
     }
 
     #[test]
@@ -184,5 +204,7 @@ mod tests {
         assert_eq!(cpu_seconds(u32::MAX), None);
         assert!(machine_busy_seconds().is_some_and(|busy| busy > 0.0));
         assert!(!thread_cpu_seconds(pid).is_empty());
+        let parent = std::os::unix::process::parent_id();
+        assert!(parents().contains(&(pid, parent)));
     }
 }
