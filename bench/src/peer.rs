@@ -207,7 +207,8 @@ impl GroupSampler {
     }
 
     /// Usage over the window, per group in `threads`; processes born in the window count
-    /// from zero, those that exited in it are lost (Postgres keeps its backends).
+    /// from zero, those that exited in it are lost (Postgres keeps its backends). Memory is
+    /// the processes' proportional set sizes at the end, summed: shared buffers count once.
     fn finish(self, processes: &[(&'static str, u32)]) -> Usage {
         let wall = self.started.elapsed().as_secs_f64().max(f64::EPSILON);
         let mut usage = Usage::default();
@@ -216,7 +217,7 @@ impl GroupSampler {
             let used = now - self.at_start.get(pid).copied().unwrap_or(0.0);
             *usage.threads.entry((*group).to_owned()).or_insert(0.0) += used / wall;
             usage.cpu_cores += used / wall;
-            usage.rss_max_bytes += procfs::rss_bytes(*pid).unwrap_or(0);
+            usage.rss_max_bytes += procfs::pss_bytes(*pid).unwrap_or(0);
             let written = procfs::written_bytes(*pid).unwrap_or(0);
             usage.written_bytes +=
                 written.saturating_sub(self.written_at_start.get(pid).copied().unwrap_or(0));

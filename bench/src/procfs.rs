@@ -96,6 +96,15 @@ pub fn rss_bytes(pid: u32) -> Option<u64> {
     Some(kib * 1024)
 }
 
+/// Proportional set size, in bytes: resident memory with every shared page divided among
+/// the processes that map it (so the Postgres backends' shared buffers count once in all).
+pub fn pss_bytes(pid: u32) -> Option<u64> {
+    let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?;
+    let line = rollup.lines().find(|line| line.starts_with("Pss:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
 /// Bytes used by the files directly in `directory` whose names start with `prefix`.
 pub fn files_bytes(directory: &Path, prefix: &str) -> u64 {
     let Ok(entries) = std::fs::read_dir(directory) else { return 0 };
@@ -201,6 +210,7 @@ mod tests {
         let pid = std::process::id();
         assert!(cpu_seconds(pid).is_some());
         assert!(rss_bytes(pid).is_some_and(|rss| rss > 0));
+        assert!(pss_bytes(pid).is_some_and(|pss| pss > 0));
         assert_eq!(cpu_seconds(u32::MAX), None);
         assert!(machine_busy_seconds().is_some_and(|busy| busy > 0.0));
         assert!(!thread_cpu_seconds(pid).is_empty());

@@ -470,13 +470,26 @@ pub fn rate_of(result: &ScenarioResult) -> f64 {
 /// `ours` against the peer row `peer`: how many times the rate (closed loop) or how many
 /// times lower the e2e p99 (paced), and how many times less CPU per event (pure).
 pub fn versus(ours: &ScenarioResult, peer: &ScenarioResult) -> String {
-    let cpu = peer.router_cpu_us_per_event / ours.router_cpu_us_per_event.max(1e-9);
+    let cpu = times(
+        peer.router_cpu_us_per_event / ours.router_cpu_us_per_event.max(1e-9),
+        "less",
+        "more",
+    );
     if ours.target_rate.is_some() {
         let p99 = peer.e2e_us.p99 as f64 / (ours.e2e_us.p99 as f64).max(1.0);
-        format!("e2e p99 {p99:.1}× lower, CPU/event {cpu:.1}× less")
+        format!("e2e p99 {}, CPU/event {cpu}", times(p99, "lower", "higher"))
     } else {
         let rate = rate_of(ours) / rate_of(peer).max(1e-9);
-        format!("{rate:.1}× the rate, CPU/event {cpu:.1}× less")
+        format!("{rate:.1}× the rate, CPU/event {cpu}")
+    }
+}
+
+/// `ratio` as "2.5× better" or, below 1, "2.5× worse" (its inverse).
+fn times(ratio: f64, better: &str, worse: &str) -> String {
+    if ratio >= 1.0 || ratio <= 0.0 {
+        format!("{ratio:.1}× {better}")
+    } else {
+        format!("{:.1}× {worse}", 1.0 / ratio)
     }
 }
 
@@ -596,6 +609,34 @@ mod tests {
         assert_eq!(ms(850), "0.85");
         assert_eq!(ms(12_345), "12.3");
         assert_eq!(micros(24_950), "24.9");
+    }
+
+    #[test]
+    fn rows_are_compared_with_the_peer_row_of_the_same_scenario() {
+        assert_eq!(peer_row_for("S1"), Some("peer-S1"));
+        assert_eq!(peer_row_for("S10"), Some("peer-S10"));
+        assert_eq!(peer_row_for("S1-half"), Some("peer-S1-half"));
+        assert_eq!(peer_row_for("S1-ordered"), Some("peer-S1"));
+        assert_eq!(peer_row_for("S0"), Some("peer-S1"));
+        for id in ["peer-S1", "S10-half", "scale-100", "restart-1M", "NATS"] {
+            assert_eq!(peer_row_for(id), None, "{id}");
+        }
+        let row = |deliveries: f64, cpu: f64, p99: u64, paced: bool| ScenarioResult {
+            deliveries_per_second: deliveries,
+            router_cpu_us_per_event: cpu,
+            e2e_us: crate::stats::Summary { p99, ..Default::default() },
+            target_rate: paced.then_some(100.0),
+            ..ScenarioResult::default()
+        };
+        let peer = row(900.0, 1800.0, 12_000, false);
+        assert_eq!(
+            versus(&row(9000.0, 150.0, 0, false), &peer),
+            "10.0× the rate, CPU/event 12.0× less"
+        );
+        assert_eq!(
+            versus(&row(450.0, 3600.0, 24_000, true), &peer),
+            "e2e p99 2.0× higher, CPU/event 2.0× more"
+        );
     }
 
     #[test]
