@@ -1,6 +1,7 @@
 //! Request bodies and headers the load generator sends, and what the sink reads back.
 //!
-//! Owns the template language (`{{seq}}` and `{{sent_us}}` placeholders, nothing else) and the
+//! Owns the template language (`{{seq}}`, `{{seq%N}}` (the sequence number modulo `N`, for keys
+//! that cycle) and `{{sent_us}}` placeholders, nothing else) and the
 //! one rule the sink relies on: a delivered body carries `"seq": N` and `"sent_us": N`
 //! somewhere, possibly inside another gateway's envelope or as escaped JSON text. It does not
 //! parse JSON: finding two numbers must stay cheap enough that the sink is never the
@@ -10,6 +11,8 @@ use std::fmt::Write as _;
 
 /// The placeholder replaced by the request's sequence number.
 pub const SEQ_PLACEHOLDER: &str = "{{seq}}";
+/// The start of `{{seq%N}}`: the sequence number modulo `N`.
+pub const SEQ_MODULO_PREFIX: &str = "{{seq%";
 /// The placeholder replaced by the send time, in microseconds since the Unix epoch.
 pub const SENT_PLACEHOLDER: &str = "{{sent_us}}";
 /// The size the default body is padded to, with a six-digit sequence number.
@@ -25,6 +28,7 @@ pub struct Template {
 enum Part {
     Text(String),
     Seq,
+    SeqModulo(u64),
     SentMicros,
 }
 
@@ -36,16 +40,17 @@ impl Template {
             let next = [(SEQ_PLACEHOLDER, Part::Seq), (SENT_PLACEHOLDER, Part::SentMicros)]
                 .into_iter()
                 .filter_map(|(placeholder, part)| {
-                    Some((rest.find(placeholder)?, placeholder, part))
+                    Some((rest.find(placeholder)?, placeholder.len(), part))
                 })
+                .chain(seq_modulo(rest))
                 .min_by_key(|(at, _, _)| *at);
             match next {
-                Some((at, placeholder, part)) => {
+                Some((at, length, part)) => {
                     if at > 0 {
                         parts.push(Part::Text(rest[..at].to_owned()));
                     }
                     parts.push(part);
-                    rest = &rest[at + placeholder.len()..];
+                    rest = &rest[at + length..];
                 }
                 None => {
                     parts.push(Part::Text(rest.to_owned()));
@@ -70,6 +75,9 @@ impl Template {
                 Part::Seq => {
                     let _ = write!(text, "{seq}");
                 }
+                Part::SeqModulo(modulus) => {
+                    let _ = write!(text, "{}", seq % modulus);
+                }
                 Part::SentMicros => {
                     let _ = write!(text, "{sent_micros}");
                 }
@@ -84,6 +92,33 @@ impl Template {
             .map(|part| if let Part::Text(text) = part { text.len() } else { 20 })
             .sum()
     }
+}
+
+/// The first well-formed `{{seq%N}}` (N ≥ 1) in `text`: where, how long, and its part.
+fn seq_modulo(text: &str) -> Option<(usize, usize, Part)> {
+    let mut from = 0;
+    while let Some(found) = text[from..].find(SEQ_MODULO_PREFIX) {
+        let at = from + found;
+        let digits_start = at + SEQ_MODULO_PREFIX.len();
+        if let Some(end) = text[digits_start..].find("}}")
+            && let Ok(modulus) = text[digits_start..digits_start + end].parse::<u64>()
+            && modulus > 0
+        {
+            return Some((at, digits_start + end + 2 - at, Part::SeqModulo(modulus)));
+        }
+        from = digits_start;
+    }
+    None
+}
+
+/// The default body with its `customer` cycling over `keys` values (`cus_0` …): a key to
+/// order or partition by, at the default body's size.
+pub fn keyed_body_template(keys: u64) -> String {
+    default_body_template().replacen(
+        "\"customer\":\"cus_0123456789\"",
+        &format!("\"customer\":\"cus_{{{{seq%{keys}}}}}\""),
+        1,
+    )
 }
 
 /// The default body: a JSON object of about [`DEFAULT_BODY_BYTES`] with a top-level `type`,
@@ -177,6 +212,16 @@ mod tests {
         assert!(!Template::parse("x-{{seq}}").uses_send_time());
         assert_eq!(Template::parse("plain").render(1, 2), "plain");
         assert_eq!(Template::parse("").render(1, 2), "");
+    }
+
+    #[test]
+    fn keys_cycle_with_the_sequence_number() {
+        let template = Template::parse("k{{seq%3}}-{{seq}}{{seq%0}}{{seq%x}}");
+        assert_eq!(template.render(7, 0), "k1-7{{seq%0}}{{seq%x}}");
+        let body = Template::parse(&keyed_body_template(1000)).render(123_456, 1);
+        let value: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(value["data"]["customer"], "cus_456");
+        assert!(body.len().abs_diff(DEFAULT_BODY_BYTES) < 32, "{}", body.len());
     }
 
     #[test]

@@ -6,9 +6,13 @@
 //! gateway side by side. The scenario runner is the Switchyard-specific part: it writes a
 //! config, starts the release binary, and turns what was sent and received into figures.
 
+pub mod baseline;
 pub mod body;
+pub mod conditions;
 pub mod jetstream;
 pub mod load;
+pub mod peer;
+pub mod plot;
 pub mod plugin_stage;
 pub mod procfs;
 pub mod report;

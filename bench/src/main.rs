@@ -8,15 +8,17 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
+use switchyard_bench::baseline::{self, Baseline};
 use switchyard_bench::body::{Template, default_body_template};
 use switchyard_bench::load::{self, LoadSpec, Pace, Target};
+use switchyard_bench::peer::{Peer, PeerInfo};
 use switchyard_bench::plugin_stage::LanguageTransform;
 use switchyard_bench::report::{self, Machine, RunSummary};
 use switchyard_bench::scenario::{self, PaceRule, RunOptions, ScenarioResult};
 use switchyard_bench::signature::WebhookKey;
 use switchyard_bench::sink::{Reply, Sink, SinkSpec};
 use switchyard_bench::stats::Summary;
-use switchyard_bench::{parse_duration, plugin_stage};
+use switchyard_bench::{conditions, parse_duration, peer, plot, plugin_stage};
 
 #[derive(Debug, Parser)]
 #[command(name = "switchyard-bench", about = "Benchmarks for Switchyard (DESIGN §11)")]
@@ -144,6 +146,21 @@ struct RunArgs {
     /// Skip the in-process plugin stage measure.
     #[arg(long)]
     no_plugin_stage: bool,
+    /// The peer gateway: a directory with the Svix server and its `run.sh` (default:
+    /// `../shared/peers/svix` from the workspace root, when present). Without it the peer rows
+    /// say "not measured"; a quick run measures them only when this is given.
+    #[arg(long)]
+    peer_svix: Option<PathBuf>,
+    /// Runs of S1 and S10 each; the run with the median rate is reported (default: 3 in a
+    /// full run, 1 in a quick one).
+    #[arg(long)]
+    repeat: Option<usize>,
+    /// Write S0/S1/S10's router CPU per event to the baseline file (the guard's reference).
+    #[arg(long)]
+    save_baseline: bool,
+    /// The guard's baseline file (default: `bench/baseline.json`).
+    #[arg(long)]
+    baseline: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -235,6 +252,12 @@ fn default_nats_server() -> Option<PathBuf> {
     venv.is_file().then_some(venv)
 }
 
+/// The peer beside the workspace, when it is there.
+fn default_peer() -> Option<PathBuf> {
+    let peer = workspace_root().join("..").join("shared").join("peers").join("svix");
+    peer.join("run.sh").is_file().then_some(peer)
+}
+
 fn default_plugins_dir() -> PathBuf {
     workspace_root().join("plugins/target/wasm32-wasip2/release")
 }
@@ -281,48 +304,92 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
     let mut results: Vec<ScenarioResult> = Vec::new();
     let mut intake: HashMap<&str, f64> = HashMap::new();
     let python = args.languages.python();
-    for scenario in scenario::catalogue(python.as_deref(), options.nats_server.as_deref()) {
+    let explicit_peer = args.peer_svix.is_some();
+    let peer_dir = args.peer_svix.clone().or_else(default_peer);
+    let repeats = args.repeat.unwrap_or(if args.quick { 1 } else { 3 }).max(1);
+    let catalogue = scenario::catalogue(
+        python.as_deref(),
+        options.nats_server.as_deref(),
+        peer_dir.as_deref(),
+        repeats,
+    );
+    let mut peer: Option<Peer> = None;
+    let mut peer_failed: Option<String> = None;
+    let mut peer_info: Option<PeerInfo> = None;
+    for scenario in catalogue {
         if !args.only.is_empty() && !args.only.iter().any(|id| id == scenario.id) {
             continue;
         }
-        let result = if let Some(reason) = &scenario.not_yet {
-            ScenarioResult::not_measured(&scenario, reason.clone())
-        } else {
-            let rate = match scenario.pace {
-                _ if args.rate.is_some() => Ok(args.rate),
-                PaceRule::Saturate => Ok(None),
-                PaceRule::HalfOf(other) => intake
-                    .get(other)
-                    .map(|rate| Some(rate / 2.0))
-                    .ok_or_else(|| format!("needs `{other}` in the same run")),
-            };
-            match rate {
-                Err(reason) => ScenarioResult::not_measured(&scenario, reason),
-                Ok(rate) => {
-                    eprintln!("bench: {} ({})…", scenario.id, scenario.title);
-                    let result = runtime
-                        .block_on(scenario::run(&scenario, &options, rate))
-                        .with_context(|| format!("scenario `{}`", scenario.id))?;
-                    intake.insert(scenario.id, result.intake_per_second);
-                    eprintln!(
-                        "bench: {}: {:.0} ev/s in, {:.0} deliveries/s, e2e p50 {} µs p99 {} µs, \
-                         ingest p99 {} µs, lost {}, dup {}",
-                        result.id,
-                        result.intake_per_second,
-                        result.deliveries_per_second,
-                        result.e2e_us.p50,
-                        result.e2e_us.p99,
-                        result.ingest_us.p99,
-                        result.lost,
-                        result.duplicates
-                    );
-                    result
+        if args.quick && args.only.is_empty() && scenario.heavy && !(scenario.peer && explicit_peer)
+        {
+            continue;
+        }
+        if !scenario.peer
+            && let Some(mut running) = peer.take()
+        {
+            eprintln!("bench: stopping the peer…");
+            let stopped = running.stop()?;
+            if let Some(info) = &mut peer_info {
+                info.stop_seconds = stopped.as_secs_f64();
+            }
+        }
+        let rate = match scenario.pace {
+            _ if args.rate.is_some() => Ok(args.rate),
+            PaceRule::Saturate => Ok(None),
+            PaceRule::HalfOf(other) => intake
+                .get(other)
+                .map(|rate| Some(rate / 2.0))
+                .ok_or_else(|| format!("not measured: needs `{other}` in the same run")),
+        };
+        let result = match (&scenario.not_yet, rate) {
+            (Some(reason), _) => ScenarioResult::not_measured(&scenario, reason.clone()),
+            (None, Err(reason)) => ScenarioResult::not_measured(&scenario, reason),
+            (None, Ok(_)) if scenario.peer && peer_failed.is_some() => {
+                ScenarioResult::not_measured(&scenario, peer_failed.clone().unwrap_or_default())
+            }
+            (None, Ok(rate)) => {
+                if scenario.peer && peer.is_none() {
+                    eprintln!("bench: starting the peer (Svix, Postgres, Redis)…");
+                    let started = std::time::Instant::now();
+                    let installation = peer_dir.clone().unwrap_or_default();
+                    match Peer::start(&installation, &target_dir().join("bench").join("peer")) {
+                        Ok(started_peer) => {
+                            peer_info = Some(PeerInfo {
+                                version: started_peer.version.clone(),
+                                start_seconds: started.elapsed().as_secs_f64(),
+                                stop_seconds: 0.0,
+                            });
+                            peer = Some(started_peer);
+                        }
+                        Err(error) => {
+                            eprintln!("bench: the peer did not start: {error:#}");
+                            peer_failed =
+                                Some(format!("not measured: the peer did not start ({error})"));
+                        }
+                    }
+                }
+                match (&peer, scenario.peer) {
+                    (None, true) => ScenarioResult::not_measured(
+                        &scenario,
+                        peer_failed.clone().unwrap_or_default(),
+                    ),
+                    _ => measure(&runtime, &scenario, &options, rate, peer.as_ref())?,
                 }
             }
         };
+        if result.not_measured.is_none() {
+            intake.insert(scenario.id, result.intake_per_second);
+        }
         let json = serde_json::to_string_pretty(&result)?;
         std::fs::write(out.join(format!("{}.json", result.id)), json)?;
         results.push(result);
+    }
+    if let Some(mut running) = peer.take() {
+        eprintln!("bench: stopping the peer…");
+        let stopped = running.stop()?;
+        if let Some(info) = &mut peer_info {
+            info.stop_seconds = stopped.as_secs_f64();
+        }
     }
     let plugin_stage = if args.no_plugin_stage {
         Vec::new()
@@ -344,10 +411,45 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         warmup_seconds: options.warmup.as_secs_f64(),
         window_seconds: options.duration.as_secs_f64(),
         connections: options.connections,
+        peer: peer_info,
         scenarios: results,
         plugin_stage,
     };
     let markdown = report::markdown(&summary);
+    if plot::has_curve(&summary.scenarios) {
+        let svg = plot::scaling_svg(&summary.scenarios, &report::scaling_caption(&summary));
+        std::fs::write(out.join("scaling.svg"), &svg)?;
+        if let Some(readme) = &args.readme {
+            let beside = readme.parent().unwrap_or(Path::new(".")).join("scaling.svg");
+            std::fs::write(&beside, &svg)
+                .with_context(|| format!("cannot write `{}`", beside.display()))?;
+        }
+    }
+    let baseline_path = args
+        .baseline
+        .clone()
+        .unwrap_or_else(|| workspace_root().join("bench").join("baseline.json"));
+    if args.save_baseline {
+        let measured = format!(
+            "{} {} run of `cargo xtask bench --quick --save-baseline` on {} cores ({}), Linux {}, \
+             the project's shared build machine",
+            summary.date,
+            if summary.quick { "quick" } else { "full" },
+            summary.machine.cores,
+            summary.machine.cpu,
+            summary.machine.kernel,
+        );
+        let baseline = Baseline::of(&summary.scenarios, measured)
+            .context("the baseline needs S0, S1 and S10 measured in this run")?;
+        baseline.save(&baseline_path)?;
+        eprintln!("bench: baseline written to {}", baseline_path.display());
+    } else if baseline_path.is_file() {
+        let baseline = Baseline::load(&baseline_path)?;
+        let comparisons = baseline::compare(&baseline, &summary.scenarios);
+        if comparisons.iter().any(|row| row.measured.is_some()) {
+            eprint!("{}", baseline::render(&baseline, &comparisons));
+        }
+    }
     std::fs::write(out.join("summary.json"), serde_json::to_string_pretty(&summary)?)?;
     std::fs::write(out.join("summary.md"), &markdown)?;
     if let Some(readme) = args.readme {
@@ -356,6 +458,65 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
     println!("{markdown}");
     eprintln!("bench: results in {}", out.display());
     Ok(())
+}
+
+/// Runs one row (`scenario.repeats` times, keeping the run with the median rate), with the
+/// machine's state probed before each run and judged after it.
+fn measure(
+    runtime: &tokio::runtime::Runtime,
+    scenario: &scenario::Scenario,
+    options: &RunOptions,
+    rate: Option<f64>,
+    peer: Option<&Peer>,
+) -> anyhow::Result<ScenarioResult> {
+    let mut runs = Vec::new();
+    for attempt in 0..scenario.repeats {
+        let repeat = if scenario.repeats > 1 {
+            format!(", run {} of {}", attempt + 1, scenario.repeats)
+        } else {
+            String::new()
+        };
+        eprintln!("bench: {} ({}{repeat})…", scenario.id, scenario.title);
+        // The previous row's writes are flushed now, not in this row's window.
+        let _ = std::process::Command::new("sync").status();
+        std::fs::create_dir_all(&options.work_dir)?;
+        let mut conditions = conditions::probe(&options.work_dir);
+        let mut result = match (scenario.peer, peer) {
+            (true, Some(peer)) => runtime.block_on(peer::run(scenario, options, rate, peer)),
+            _ => runtime.block_on(scenario::run(scenario, options, rate)),
+        }
+        .with_context(|| format!("scenario `{}`", scenario.id))?;
+        conditions::judge(&mut conditions, result.other_cpu_cores);
+        result.conditions = conditions;
+        eprintln!(
+            "bench: {}: {:.0} ev/s in, {:.0} deliveries/s, e2e p50 {} µs p99 {} µs, ingest p99 \
+             {} µs, CPU {:.0} µs/event, lost {}, dup {}{}",
+            result.id,
+            result.intake_per_second,
+            result.deliveries_per_second,
+            result.e2e_us.p50,
+            result.e2e_us.p99,
+            result.ingest_us.p99,
+            result.router_cpu_us_per_event,
+            result.lost,
+            result.duplicates,
+            if result.conditions.quiet() {
+                String::new()
+            } else {
+                format!(" ({})", result.conditions.warnings.join("; "))
+            }
+        );
+        runs.push(result);
+    }
+    let rates: Vec<f64> = runs.iter().map(report::rate_of).collect();
+    let median = conditions::median_index(&rates).context("a row runs at least once")?;
+    let spread =
+        runs.iter().map(|run| (report::rate_of(run), run.router_cpu_us_per_event)).collect();
+    let mut result = runs.swap_remove(median);
+    if scenario.repeats > 1 {
+        result.runs = spread;
+    }
+    Ok(result)
 }
 
 async fn load_command(args: LoadArgs) -> anyhow::Result<()> {

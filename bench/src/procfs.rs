@@ -69,10 +69,38 @@ pub fn machine_busy_seconds() -> Option<f64> {
     Some(busy / USER_HZ)
 }
 
+/// Every process on the machine with its parent: `(pid, ppid)`.
+pub fn parents() -> Vec<(u32, u32)> {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+    entries
+        .filter_map(Result::ok)
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            Some((pid, parse_parent(&stat)?))
+        })
+        .collect()
+}
+
+/// The parent pid of a `stat` line.
+fn parse_parent(stat: &str) -> Option<u32> {
+    let (_, rest) = stat.rsplit_once(')')?;
+    rest.split_whitespace().nth(1)?.parse().ok()
+}
+
 /// Resident set size, in bytes.
 pub fn rss_bytes(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|line| line.starts_with("VmRSS:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// Proportional set size, in bytes: resident memory with every shared page divided among
+/// the processes that map it (so the Postgres backends' shared buffers count once in all).
+pub fn pss_bytes(pid: u32) -> Option<u64> {
+    let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?;
+    let line = rollup.lines().find(|line| line.starts_with("Pss:"))?;
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib * 1024)
 }
@@ -174,6 +202,7 @@ mod tests {
         let line = "42 (tokio (rt) 1) S 1 2 3 4 5 6 7 8 9 10 250 50 0 0";
         assert_eq!(parse_stat(line), Some(("tokio (rt) 1", 3.0)));
         assert_eq!(parse_stat("garbage"), None);
+        assert_eq!(parse_parent(line), Some(1));
     }
 
     #[test]
@@ -181,8 +210,11 @@ mod tests {
         let pid = std::process::id();
         assert!(cpu_seconds(pid).is_some());
         assert!(rss_bytes(pid).is_some_and(|rss| rss > 0));
+        assert!(pss_bytes(pid).is_some_and(|pss| pss > 0));
         assert_eq!(cpu_seconds(u32::MAX), None);
         assert!(machine_busy_seconds().is_some_and(|busy| busy > 0.0));
         assert!(!thread_cpu_seconds(pid).is_empty());
+        let parent = std::os::unix::process::parent_id();
+        assert!(parents().contains(&(pid, parent)));
     }
 }

@@ -9,6 +9,7 @@ use std::path::Path;
 use anyhow::Context;
 use serde::Serialize;
 
+use crate::peer::PeerInfo;
 use crate::plugin_stage::PluginStageResult;
 use crate::scenario::ScenarioResult;
 
@@ -62,6 +63,8 @@ pub struct RunSummary {
     pub warmup_seconds: f64,
     pub window_seconds: f64,
     pub connections: usize,
+    /// The peer, when its rows ran.
+    pub peer: Option<PeerInfo>,
     pub scenarios: Vec<ScenarioResult>,
     pub plugin_stage: Vec<PluginStageResult>,
 }
@@ -130,9 +133,30 @@ pub fn markdown(summary: &RunSummary) -> String {
         summary.window_seconds,
         summary.connections,
     );
+    let _ = writeln!(
+        text,
+        "Both sides at the same durability and a quiet log level: the router with `durability = \
+         \"fsync\"` (each commit waits for the WAL's fsync) and `RUST_LOG={}`; the peer {} with \
+         Postgres `fsync = on`, `synchronous_commit = on` and `RUST_LOG=warn`, its CPU the sum \
+         of its Svix, Postgres and Redis processes (in the router CPU columns of its rows). \
+         \"vs peer\" compares a row with the peer row of this run: deliveries/s (intake for \
+         S0) and CPU per event for closed-loop rows, e2e p99 and CPU per event for paced ones. \
+         Rows marked ⚠ ran beside a busy neighbour or on a slow disk (see the conditions \
+         table); compare those by CPU µs/event only.\n",
+        crate::router::LOG_FILTER,
+        summary.peer.as_ref().map_or_else(
+            || "(not measured)".to_owned(),
+            |peer| format!(
+                "(Svix {}, started in {:.0} s, stopped in {:.0} s before the router's rows)",
+                peer.version, peer.start_seconds, peer.stop_seconds
+            )
+        ),
+    );
     text.push_str(&targets(summary));
     text.push('\n');
     text.push_str(&scenarios(&summary.scenarios));
+    text.push('\n');
+    text.push_str(&conditions(&summary.scenarios));
     text.push('\n');
     text.push_str(&threads(&summary.scenarios));
     text.push('\n');
@@ -156,17 +180,22 @@ fn targets(summary: &RunSummary) -> String {
         };
         let _ = writeln!(text, "| {figure} | {target} | {peer} | {value} | {met} |");
     };
+    let peer = |id: &str, figure: fn(&ScenarioResult) -> String| {
+        find(summary, id).map_or_else(|| "not measured".to_owned(), figure)
+    };
+    let peer_rate = |s: &ScenarioResult| thousands(s.deliveries_per_second);
+    let peer_e2e = |s: &ScenarioResult| format!("{} / {} ms", ms(s.e2e_us.p50), ms(s.e2e_us.p99));
     row(
         "deliveries/s, 1 endpoint (S1)",
         "≥ 9,000",
-        "899",
+        &peer("peer-S1", peer_rate),
         find(summary, "S1")
             .map(|s| (thousands(s.deliveries_per_second), s.deliveries_per_second >= 9000.0)),
     );
     row(
         "deliveries/s, 10 endpoints (S10)",
         "≥ 28,000",
-        "2,852",
+        &peer("peer-S10", peer_rate),
         find(summary, "S10")
             .map(|s| (thousands(s.deliveries_per_second), s.deliveries_per_second >= 28000.0)),
     );
@@ -174,7 +203,7 @@ fn targets(summary: &RunSummary) -> String {
         row(
             &format!("e2e p50 / p99 at half load ({id})"),
             "≤ 1 ms / ≤ 3 ms",
-            "p99 12 ms",
+            &if id == "S1-half" { peer("peer-S1-half", peer_e2e) } else { String::new() },
             find(summary, id).map(|s| {
                 (
                     format!("{} / {} ms", ms(s.e2e_us.p50), ms(s.e2e_us.p99)),
@@ -238,7 +267,9 @@ fn targets(summary: &RunSummary) -> String {
     row(
         "RSS under the 10-endpoint load (S10)",
         "≤ 60 MB",
-        "45–66 MB + Postgres",
+        &peer("peer-S10", |s| {
+            format!("{:.0} MB (Svix, Postgres, Redis)", s.router.rss_max_bytes as f64 / 1e6)
+        }),
         find(summary, "S10").map(|s| {
             let megabytes = s.router.rss_max_bytes as f64 / 1e6;
             (format!("{megabytes:.0} MB"), megabytes <= 60.0)
@@ -252,6 +283,28 @@ fn targets(summary: &RunSummary) -> String {
             (
                 format!("{:.2} KB", s.disk_bytes_per_delivery / 1000.0),
                 s.disk_bytes_per_delivery <= 1500.0,
+            )
+        }),
+    );
+    for (id, peer_id) in [("S1", "peer-S1"), ("S10", "peer-S10")] {
+        row(
+            &format!("deliveries/s against the peer in the same run ({id})"),
+            "≥ 10×",
+            "1×",
+            find(summary, id).zip(find(summary, peer_id)).map(|(ours, theirs)| {
+                let ratio = ours.deliveries_per_second / theirs.deliveries_per_second.max(1e-9);
+                (format!("{ratio:.1}×"), ratio >= 10.0)
+            }),
+        );
+    }
+    row(
+        "router CPU per delivered event (S1)",
+        "≤ 80 µs",
+        &peer("peer-S1", |s| format!("{:.0} µs", s.router_cpu_us_per_delivery)),
+        find(summary, "S1").map(|s| {
+            (
+                format!("{:.0} µs", s.router_cpu_us_per_delivery),
+                s.router_cpu_us_per_delivery <= 80.0,
             )
         }),
     );
@@ -271,18 +324,28 @@ fn scenarios(results: &[ScenarioResult]) -> String {
     let mut text = String::from(
         "| row | scenario | load | intake ev/s | deliveries/s | e2e p50 / p90 / p99 / max (ms) \
          | ingest p50 / p99 (ms) | CPU router / harness / other (cores) | router CPU µs/event \
-         | router RSS max | disk B/delivery | written KB/event | lost / dup |\n\
-         |---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+         | router RSS max | disk B/delivery | written KB/event | lost / dup | vs peer |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
+    let measured =
+        |id: &str| results.iter().find(|result| result.id == id && result.not_measured.is_none());
     for result in results {
         if let Some(reason) = &result.not_measured {
             let _ = writeln!(
                 text,
-                "| {} | {} | | {reason} | | | | | | | | | |",
+                "| {} | {} | | {reason} | | | | | | | | | | |",
                 result.id, result.title
             );
             continue;
         }
+        let versus = peer_row_for(&result.id)
+            .and_then(&measured)
+            .map_or_else(String::new, |peer| versus(result, peer));
+        let id = if result.conditions.quiet() {
+            result.id.clone()
+        } else {
+            format!("{} ⚠", result.id)
+        };
         let load = match result.target_rate {
             Some(rate) => format!("paced {}/s", thousands(rate)),
             None => format!("closed, {}", result.connections),
@@ -304,6 +367,21 @@ fn scenarios(results: &[ScenarioResult]) -> String {
         if result.signatures_failed > 0 {
             notes.push(format!("{} bad signatures", result.signatures_failed));
         }
+        if let Some((created, seconds)) = result.idle_endpoints_created {
+            notes.push(format!(
+                "{} dynamic endpoints created through the admin API in {seconds:.1} s",
+                thousands(created as f64)
+            ));
+        }
+        if result.peer {
+            notes.push("CPU, RSS and written: Svix + Postgres + Redis".into());
+        }
+        if result.endpoints_fanned_out() > 10 {
+            notes.push(format!(
+                "router CPU {:.1} µs per delivery",
+                result.router_cpu_us_per_delivery
+            ));
+        }
         if let Some(cores) = result.nats_server_cpu_cores {
             notes.push(format!(
                 "intake: publishes the stream acked; nats-server {cores:.2} cores, not in \
@@ -315,10 +393,13 @@ fn scenarios(results: &[ScenarioResult]) -> String {
         {
             let pending =
                 result.restart_pending.map_or_else(|| "?".into(), |n| thousands(n as f64));
+            let rss = result
+                .restart_rss_bytes
+                .map_or_else(String::new, |bytes| format!(", RSS {:.0} MB", bytes as f64 / 1e6));
             notes.push(format!(
-                "{} events accepted for an endpoint that is down; restarted with {pending} \
-                 pending: listening after {listening:.2} s, ready after {ready:.2} s; figures \
-                 are for the fill",
+                "{} events accepted for endpoints that are down; restarted with {pending} \
+                 pending: listening after {listening:.2} s, ready after {ready:.2} s{rss}; \
+                 other figures are for the fill",
                 thousands(result.accepted as f64)
             ));
         }
@@ -330,8 +411,8 @@ fn scenarios(results: &[ScenarioResult]) -> String {
         let e2e = &result.e2e_us;
         let _ = writeln!(
             text,
-            "| {} | {} | {} | {} | {} | {} / {} / {} / {} | {} / {} | {:.2} / {:.2} / {:.2} | {:.0} | {:.0} MB | {:.0} | {:.1} | {} / {} |",
-            result.id,
+            "| {} | {} | {} | {} | {} | {} / {} / {} / {} | {} / {} | {:.2} / {:.2} / {:.2} | {:.0} | {:.0} MB | {} | {:.1} | {} / {} | {} |",
+            id,
             title,
             load,
             thousands(result.intake_per_second),
@@ -347,13 +428,119 @@ fn scenarios(results: &[ScenarioResult]) -> String {
             result.other_cpu_cores,
             result.router_cpu_us_per_event,
             result.router.rss_max_bytes as f64 / 1e6,
-            result.disk_bytes_per_delivery,
+            if result.peer {
+                "—".to_owned()
+            } else {
+                format!("{:.0}", result.disk_bytes_per_delivery)
+            },
             result.written_kb_per_event,
             result.lost,
             result.duplicates,
+            versus,
         );
     }
     text
+}
+
+/// The peer row a row is compared with, if any: the same scenario where the peer has one,
+/// else one endpoint where that comparison still says something (not for the peer's own
+/// rows, fan-outs past ten, the restarts, the NATS source or S10-half).
+pub fn peer_row_for(id: &str) -> Option<&'static str> {
+    match id {
+        "S1" => Some("peer-S1"),
+        "S10" => Some("peer-S10"),
+        "S1-half" => Some("peer-S1-half"),
+        "S10-half" | "NATS" => None,
+        id if id.starts_with("peer-") || id.starts_with("restart") || id.starts_with("scale-") => {
+            None
+        }
+        _ => Some("peer-S1"),
+    }
+}
+
+/// The rate a row is judged by: deliveries per second, or intake when it delivers nothing.
+pub fn rate_of(result: &ScenarioResult) -> f64 {
+    if result.deliveries_per_second > 0.0 {
+        result.deliveries_per_second
+    } else {
+        result.intake_per_second
+    }
+}
+
+/// `ours` against the peer row `peer`: how many times the rate (closed loop) or how many
+/// times lower the e2e p99 (paced), and how many times less CPU per event (pure).
+pub fn versus(ours: &ScenarioResult, peer: &ScenarioResult) -> String {
+    let cpu = times(
+        peer.router_cpu_us_per_event / ours.router_cpu_us_per_event.max(1e-9),
+        "less",
+        "more",
+    );
+    if ours.target_rate.is_some() {
+        let p99 = peer.e2e_us.p99 as f64 / (ours.e2e_us.p99 as f64).max(1.0);
+        format!("e2e p99 {}, CPU/event {cpu}", times(p99, "lower", "higher"))
+    } else {
+        let rate = rate_of(ours) / rate_of(peer).max(1e-9);
+        format!("{rate:.1}× the rate, CPU/event {cpu}")
+    }
+}
+
+/// `ratio` as "2.5× better" or, below 1, "2.5× worse" (its inverse).
+fn times(ratio: f64, better: &str, worse: &str) -> String {
+    if ratio >= 1.0 || ratio <= 0.0 {
+        format!("{ratio:.1}× {better}")
+    } else {
+        format!("{:.1}× {worse}", 1.0 / ratio)
+    }
+}
+
+/// How quiet the machine was for each row, and the runs of repeated rows.
+fn conditions(results: &[ScenarioResult]) -> String {
+    let mut text = String::from(
+        "| row | disk flush p50 / max before the row (ms) | load average | other CPU (cores) | \
+         runs: rate (CPU µs/event) | noticed |\n|---|---|---|---|---|---|\n",
+    );
+    for result in results.iter().filter(|result| result.not_measured.is_none()) {
+        let conditions = &result.conditions;
+        let runs: Vec<String> = result
+            .runs
+            .iter()
+            .map(|(rate, cpu)| format!("{} ({cpu:.0})", thousands(*rate)))
+            .collect();
+        let _ = writeln!(
+            text,
+            "| {} | {} / {} | {:.1} | {:.2} | {} | {} |",
+            result.id,
+            ms(conditions.flush_p50_us),
+            ms(conditions.flush_max_us),
+            conditions.load_average,
+            result.other_cpu_cores,
+            if runs.is_empty() { "1".to_owned() } else { runs.join(", ") + "; median shown" },
+            if conditions.quiet() { "quiet".to_owned() } else { conditions.warnings.join("; ") },
+        );
+    }
+    text
+}
+
+/// The line under the scaling plot.
+pub fn scaling_caption(summary: &RunSummary) -> String {
+    let idle = summary
+        .scenarios
+        .iter()
+        .find(|result| result.id == "S1-idle10k" && result.not_measured.is_none())
+        .map_or_else(String::new, |idle| {
+            format!(
+                "; S1 beside 10,000 idle dynamic endpoints: {} deliveries/s, {:.0} µs/delivery",
+                thousands(idle.deliveries_per_second),
+                idle.router_cpu_us_per_delivery
+            )
+        });
+    format!(
+        "Measured {} ({} run, {} cores); 32 connections closed loop, 1 KiB events; backlog rows: \
+         endpoints that are down, 1M = 100k events to ten endpoints{idle}.",
+        summary.date,
+        if summary.quick { "quick" } else { "full" },
+        summary.machine.cores
+    )
 }
 
 /// Where the router's CPU went, per thread name.
@@ -422,6 +609,34 @@ mod tests {
         assert_eq!(ms(850), "0.85");
         assert_eq!(ms(12_345), "12.3");
         assert_eq!(micros(24_950), "24.9");
+    }
+
+    #[test]
+    fn rows_are_compared_with_the_peer_row_of_the_same_scenario() {
+        assert_eq!(peer_row_for("S1"), Some("peer-S1"));
+        assert_eq!(peer_row_for("S10"), Some("peer-S10"));
+        assert_eq!(peer_row_for("S1-half"), Some("peer-S1-half"));
+        assert_eq!(peer_row_for("S1-ordered"), Some("peer-S1"));
+        assert_eq!(peer_row_for("S0"), Some("peer-S1"));
+        for id in ["peer-S1", "S10-half", "scale-100", "restart-1M", "NATS"] {
+            assert_eq!(peer_row_for(id), None, "{id}");
+        }
+        let row = |deliveries: f64, cpu: f64, p99: u64, paced: bool| ScenarioResult {
+            deliveries_per_second: deliveries,
+            router_cpu_us_per_event: cpu,
+            e2e_us: crate::stats::Summary { p99, ..Default::default() },
+            target_rate: paced.then_some(100.0),
+            ..ScenarioResult::default()
+        };
+        let peer = row(900.0, 1800.0, 12_000, false);
+        assert_eq!(
+            versus(&row(9000.0, 150.0, 0, false), &peer),
+            "10.0× the rate, CPU/event 12.0× less"
+        );
+        assert_eq!(
+            versus(&row(450.0, 3600.0, 24_000, true), &peer),
+            "e2e p99 2.0× higher, CPU/event 2.0× more"
+        );
     }
 
     #[test]

@@ -17,6 +17,10 @@ use anyhow::{Context, bail};
 const START_TIMEOUT: Duration = Duration::from_secs(120);
 /// How long a drain may take after SIGTERM before the process is killed.
 const STOP_TIMEOUT: Duration = Duration::from_secs(60);
+/// The router's log filter unless `RUST_LOG` says otherwise: warnings only, as quiet as the
+/// peer's, but the two lines the harness reads (listening, pending deliveries loaded) are info
+/// lines of `switchyard::app`.
+pub const LOG_FILTER: &str = "warn,switchyard::app=info";
 /// Log lines kept for error messages.
 const TAIL_LINES: usize = 40;
 
@@ -44,7 +48,7 @@ impl Router {
             .arg("run")
             .arg("-c")
             .arg(config)
-            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()))
+            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| LOG_FILTER.into()))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

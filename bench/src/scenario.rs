@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use serde::Serialize;
 
-use crate::body::{Template, default_body_template};
+use crate::body::{Template, default_body_template, keyed_body_template};
 use crate::jetstream::{self, NatsServer, PublishSpec};
 use crate::load::{self, LoadReport, LoadSpec, Pace, Target};
 use crate::procfs::{self, Sampler, Usage};
@@ -42,7 +42,17 @@ const RESTART_FILL_LIMIT: Duration = Duration::from_secs(240);
 /// default `max_ack_pending`, so the router always has a full window to work on.
 const NATS_BACKLOG: u64 = 1024;
 /// The longest wait for `/readyz` after the restarted router listens.
-const READY_TIMEOUT: Duration = Duration::from_secs(30);
+const READY_TIMEOUT: Duration = Duration::from_secs(120);
+/// Distinct ordering keys of the ordered row.
+pub const ORDER_KEYS: u64 = 1000;
+/// The JSON pointer the ordered row orders by (present in its body).
+pub const ORDER_POINTER: &str = "/data/customer";
+/// A rate no row reaches: the limiter rows pay for the limiters, never wait.
+const UNREACHED_RATE: &str = "1000000/s";
+/// Idle dynamic endpoints of the scaling row.
+pub const IDLE_DYNAMIC_ENDPOINTS: usize = 10_000;
+/// The admin token of the rows that use the admin API.
+const ADMIN_TOKEN: &str = "bench-admin-token";
 
 /// How a scenario's load is timed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,6 +93,20 @@ pub struct Scenario {
     /// The source is a JetStream stream on a `nats-server` started for the run, and the load
     /// is published to it.
     pub nats: bool,
+    /// The peer gateway (Svix + Postgres), driven and measured as the router is.
+    pub peer: bool,
+    /// An ingest `rate_limit` on the source and a `rate` on every endpoint, both far above
+    /// what the run reaches: the cost of the limiters alone.
+    pub limiters: bool,
+    /// `ordered_by` on every endpoint, on a body key that cycles over [`ORDER_KEYS`] values.
+    pub ordered: bool,
+    /// Dynamic endpoints created through the admin API before the load, on a type no event
+    /// has: idle, but in the store and in the router's tables.
+    pub idle_dynamic_endpoints: usize,
+    /// Runs of the row; the one with the median rate is kept (spread in the result).
+    pub repeats: usize,
+    /// Left out of `--quick` runs (long, or needs the peer).
+    pub heavy: bool,
     /// Why this row cannot run yet; it is reported, not measured.
     pub not_yet: Option<String>,
 }
@@ -114,9 +138,16 @@ pub struct RunOptions {
     pub nats_server: Option<PathBuf>,
 }
 
-/// Every row, in the order they run. Paced rows follow the row they halve. Rows whose Python
-/// transform or `nats-server` is not given are reported as not measured.
-pub fn catalogue(python_transform: Option<&Path>, nats_server: Option<&Path>) -> Vec<Scenario> {
+/// Every row, in the order they run. The peer's rows come first (one peer started for all
+/// three, stopped before the router's rows), paced rows follow the row they halve. Rows whose
+/// Python transform, `nats-server` or peer is not given are reported as not measured.
+/// `headline_repeats` runs of S1 and S10 each.
+pub fn catalogue(
+    python_transform: Option<&Path>,
+    nats_server: Option<&Path>,
+    peer: Option<&Path>,
+    headline_repeats: usize,
+) -> Vec<Scenario> {
     let base = Scenario {
         id: "",
         title: "",
@@ -128,18 +159,48 @@ pub fn catalogue(python_transform: Option<&Path>, nats_server: Option<&Path>) ->
         pace: PaceRule::Saturate,
         restart_with: None,
         nats: false,
+        peer: false,
+        limiters: false,
+        ordered: false,
+        idle_dynamic_endpoints: 0,
+        repeats: 1,
+        heavy: false,
         not_yet: None,
     };
+    let no_peer = peer.is_none().then(|| {
+        "not measured: no peer (`--peer-svix <dir>` with the Svix server and its `run.sh`)".into()
+    });
+    let peer_row = Scenario {
+        peer: true,
+        heavy: true,
+        durability: "Postgres fsync",
+        not_yet: no_peer,
+        ..base.clone()
+    };
     vec![
+        Scenario { id: "peer-S1", title: "peer: one endpoint", ..peer_row.clone() },
+        Scenario {
+            id: "peer-S1-half",
+            title: "peer: one endpoint, paced at half of peer-S1",
+            pace: PaceRule::HalfOf("peer-S1"),
+            ..peer_row.clone()
+        },
+        Scenario { id: "peer-S10", title: "peer: ten endpoints", endpoints: 10, ..peer_row },
         Scenario { id: "S0", title: "ingest only (no routes)", endpoints: 0, ..base.clone() },
-        Scenario { id: "S1", title: "one endpoint", ..base.clone() },
+        Scenario { id: "S1", title: "one endpoint", repeats: headline_repeats, ..base.clone() },
         Scenario {
             id: "S1-half",
             title: "one endpoint, paced at half of S1",
             pace: PaceRule::HalfOf("S1"),
             ..base.clone()
         },
-        Scenario { id: "S10", title: "ten endpoints", endpoints: 10, ..base.clone() },
+        Scenario {
+            id: "S10",
+            title: "ten endpoints",
+            endpoints: 10,
+            repeats: headline_repeats,
+            ..base.clone()
+        },
         Scenario {
             id: "S10-half",
             title: "ten endpoints, paced at half of S10",
@@ -151,6 +212,18 @@ pub fn catalogue(python_transform: Option<&Path>, nats_server: Option<&Path>) ->
             id: "S1-os",
             title: "one endpoint, durability = \"os\"",
             durability: "os",
+            ..base.clone()
+        },
+        Scenario {
+            id: "S1-rate",
+            title: "one endpoint, ingest rate_limit and endpoint rate never reached",
+            limiters: true,
+            ..base.clone()
+        },
+        Scenario {
+            id: "S1-ordered",
+            title: "one endpoint, ordered_by a body key (1,000 keys)",
+            ordered: true,
             ..base.clone()
         },
         Scenario {
@@ -183,8 +256,44 @@ pub fn catalogue(python_transform: Option<&Path>, nats_server: Option<&Path>) ->
             ..base.clone()
         },
         Scenario {
+            id: "scale-100",
+            heavy: true,
+            title: "one route to 100 endpoints",
+            endpoints: 100,
+            ..base.clone()
+        },
+        Scenario {
+            id: "scale-1000",
+            heavy: true,
+            title: "one route to 1,000 endpoints",
+            endpoints: 1000,
+            ..base.clone()
+        },
+        Scenario {
+            id: "S1-idle10k",
+            heavy: true,
+            title: "one endpoint beside 10,000 idle dynamic endpoints",
+            idle_dynamic_endpoints: IDLE_DYNAMIC_ENDPOINTS,
+            ..base.clone()
+        },
+        Scenario {
+            id: "restart-1k",
+            heavy: true,
+            title: "restart with 1k pending deliveries",
+            restart_with: Some(1_000),
+            ..base.clone()
+        },
+        Scenario {
             id: "restart",
             title: "restart with 100k pending deliveries",
+            restart_with: Some(RESTART_PENDING),
+            ..base.clone()
+        },
+        Scenario {
+            id: "restart-1M",
+            heavy: true,
+            title: "restart with 1M pending deliveries (100k events to ten endpoints)",
+            endpoints: 10,
             restart_with: Some(RESTART_PENDING),
             ..base.clone()
         },
@@ -264,9 +373,27 @@ pub struct ScenarioResult {
     pub restart_listening_seconds: Option<f64>,
     /// NATS row: the `nats-server`'s CPU over the window (not counted in `other`).
     pub nats_server_cpu_cores: Option<f64>,
+    /// Restart rows: the restarted router's RSS once ready.
+    pub restart_rss_bytes: Option<u64>,
+    /// Router CPU time per delivery that reached a healthy endpoint in the window.
+    pub router_cpu_us_per_delivery: f64,
+    /// A peer row: `router` is then the peer's processes (Svix, Postgres, Redis).
+    pub peer: bool,
+    /// How quiet the machine was: the disk's flush latency just before the row, and why the
+    /// figures may not be comparable (empty when nothing was noticed).
+    pub conditions: crate::conditions::Conditions,
+    /// Every run of a repeated row: (deliveries or intake per second, router CPU µs/event).
+    pub runs: Vec<(f64, f64)>,
+    /// Idle dynamic endpoints created before the load, and how long that took.
+    pub idle_endpoints_created: Option<(u64, f64)>,
 }
 
 impl ScenarioResult {
+    /// Deliveries each accepted event fanned out to (0 when nothing was accepted).
+    pub fn endpoints_fanned_out(&self) -> u64 {
+        self.expected_deliveries.checked_div(self.accepted as u64).unwrap_or(0)
+    }
+
     pub fn not_measured(scenario: &Scenario, reason: String) -> Self {
         Self {
             id: scenario.id.into(),
@@ -287,11 +414,16 @@ pub fn config_text(
     nats: Option<&str>,
 ) -> String {
     let mut text = format!(
-        "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = \"data\"\ndurability = \"{}\"\n\n\
+        "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = \"data\"\ndurability = \"{}\"\n{}\n\
          [egress]\nallow_networks = [\"127.0.0.0/8\"]\n\n\
          [secrets]\nsigning = {{ value = \"{SIGNING_SECRET}\" }}\n\
          github = {{ value = \"{GITHUB_SECRET}\" }}\n\n",
-        scenario.durability
+        scenario.durability,
+        if scenario.idle_dynamic_endpoints > 0 {
+            format!("admin_token = {{ value = \"{ADMIN_TOKEN}\" }}\n")
+        } else {
+            String::new()
+        }
     );
     if let Some(url) = nats {
         text.push_str(&format!("[nats]\nurl = \"{url}\"\n\n"));
@@ -335,6 +467,9 @@ pub fn config_text(
     if scenario.verify {
         text.push_str("verify = [\"verify-github\"]\n");
     }
+    if scenario.limiters {
+        text.push_str(&format!("rate_limit = {{ rate = \"{UNREACHED_RATE}\" }}\n"));
+    }
     text.push('\n');
     let mut endpoints: Vec<String> =
         (0..scenario.endpoints).map(|index| format!("e{index}")).collect();
@@ -343,6 +478,12 @@ pub fn config_text(
         if scenario.restart_with.is_some() {
             // The first attempt fails at once (nothing listens), the next is an hour away.
             text.push_str("retry = { schedule = [\"1h\"] }\n");
+        }
+        if scenario.limiters {
+            text.push_str(&format!("rate = \"{UNREACHED_RATE}\"\n"));
+        }
+        if scenario.ordered {
+            text.push_str(&format!("ordered_by = {{ json = \"{ORDER_POINTER}\" }}\n"));
         }
         text.push('\n');
     }
@@ -426,6 +567,11 @@ pub async fn run(
         }
     }
 
+    let idle_endpoints_created = match scenario.idle_dynamic_endpoints {
+        0 => None,
+        count => Some(create_idle_endpoints(router.address(), &sink.url(""), count).await?),
+    };
+
     let connections = if rate.is_some() { options.paced_connections } else { options.connections };
     let mut headers = Vec::new();
     if scenario.verify {
@@ -443,7 +589,11 @@ pub async fn run(
         pace: rate.map_or(Pace::Closed, Pace::Rate),
         warmup,
         duration,
-        body: Template::parse(&default_body_template()),
+        body: Template::parse(&if scenario.ordered {
+            keyed_body_template(ORDER_KEYS)
+        } else {
+            default_body_template()
+        }),
         content_type: "application/json".into(),
         headers,
         github_secret: scenario.verify.then(|| GITHUB_SECRET.as_bytes().to_vec()),
@@ -526,12 +676,17 @@ pub async fn run(
     result.nats_server_cpu_cores = nats_cores;
     let events = (result.intake_per_second * result.window_seconds).max(1.0);
     result.router_cpu_us_per_event = router_usage.cpu_cores * result.window_seconds * 1e6 / events;
+    let deliveries = (result.deliveries_per_second * result.window_seconds).max(1.0);
+    result.router_cpu_us_per_delivery =
+        router_usage.cpu_cores * result.window_seconds * 1e6 / deliveries;
+    result.idle_endpoints_created = idle_endpoints_created;
     result.written_kb_per_event = router_usage.written_bytes as f64 / 1000.0 / events;
     result.router = router_usage;
     result.harness_cpu_cores = harness_usage.cpu_cores;
     result.drain_seconds = drain_seconds;
     result.database_bytes = database_after;
-    let stored = accepted * (healthy + usize::from(scenario.failing)).max(1) as u64;
+    // The restart rows store a delivery per endpoint, though none is reachable.
+    let stored = accepted * (scenario.endpoints + usize::from(scenario.failing)).max(1) as u64;
     result.disk_bytes_per_delivery =
         database_after.saturating_sub(database_before) as f64 / stored.max(1) as f64;
     result.signatures_checked =
@@ -544,6 +699,7 @@ pub async fn run(
         result.restart_pending = restart.pending;
         result.restart_listening_seconds = Some(restart.listening.as_secs_f64());
         result.restart_ready_seconds = Some(restart.ready.as_secs_f64());
+        result.restart_rss_bytes = restart.rss_bytes;
     }
     Ok(result)
 }
@@ -562,6 +718,8 @@ struct Restart {
     ready: Duration,
     /// What the router logged as `loaded pending deliveries pending=N`.
     pending: Option<u64>,
+    /// Its RSS once ready.
+    rss_bytes: Option<u64>,
 }
 
 /// Starts the router again on the same config and data directory, times it to listening and
@@ -584,9 +742,47 @@ async fn time_restart(options: &RunOptions, config_path: &Path) -> anyhow::Resul
         tokio::time::sleep(Duration::from_millis(5)).await;
     };
     let pending = router.tail().lines().find_map(pending_in_log_line);
+    let rss_bytes = procfs::rss_bytes(router.pid());
     let status = tokio::task::spawn_blocking(move || router.stop()).await??;
     anyhow::ensure!(status.success(), "the restarted switchyard exited with {status}");
-    Ok(Restart { listening, ready, pending })
+    Ok(Restart { listening, ready, pending, rss_bytes })
+}
+
+/// Creates `count` dynamic endpoints through the admin API (32 at a time, with the load
+/// generator), each on its own sink path and on a type no event has; answers how many were
+/// created and the seconds it took.
+async fn create_idle_endpoints(
+    router: std::net::SocketAddr,
+    sink: &str,
+    count: usize,
+) -> anyhow::Result<(u64, f64)> {
+    let started = Instant::now();
+    let body = format!(
+        r#"{{"url":"{sink}/idle/{{{{seq}}}}","sources":["app"],"types":["bench.idle"],"description":"idle {{{{seq}}}}"}}"#
+    );
+    let spec = LoadSpec {
+        target: Target::resolve(&format!("http://{router}/v1/admin/endpoints")).await?,
+        connections: 32,
+        pace: Pace::Closed,
+        warmup: Duration::ZERO,
+        duration: Duration::from_secs(600),
+        body: Template::parse(&body),
+        content_type: "application/json".into(),
+        headers: vec![(
+            "authorization".try_into()?,
+            Template::parse(&format!("Bearer {ADMIN_TOKEN}")),
+        )],
+        github_secret: None,
+        limit: Some(count as u64),
+    };
+    let report = load::run(spec).await?;
+    let created = report.sent.iter().filter(|sent| (200..300).contains(&sent.status)).count();
+    anyhow::ensure!(
+        created == count,
+        "{created} of {count} idle endpoints created (statuses: {:?})",
+        report.sent.iter().map(|sent| sent.status).collect::<std::collections::BTreeSet<_>>()
+    );
+    Ok((created as u64, started.elapsed().as_secs_f64()))
 }
 
 /// `N` of the router's `loaded pending deliveries pending=N` line.
@@ -682,10 +878,14 @@ mod tests {
     use crate::load::Sent;
 
     fn scenario(endpoints: usize, failing: bool) -> Scenario {
-        let mut scenario = catalogue(None, None).remove(1);
+        let mut scenario = by_id("S1");
         scenario.endpoints = endpoints;
         scenario.failing = failing;
         scenario
+    }
+
+    fn by_id(id: &str) -> Scenario {
+        catalogue(None, None, None, 1).into_iter().find(|scenario| scenario.id == id).unwrap()
     }
 
     /// Every file exists; no variables.
@@ -706,7 +906,11 @@ mod tests {
     #[test]
     fn every_scenario_writes_a_valid_config() {
         let (python, nats) = (Path::new("/plugins/python.wasm"), Path::new("/bin/nats-server"));
-        for scenario in catalogue(Some(python), Some(nats)) {
+        let peer = Path::new("/peers/svix");
+        for scenario in catalogue(Some(python), Some(nats), Some(peer), 3) {
+            if scenario.peer {
+                continue;
+            }
             let url = scenario.nats.then_some("nats://127.0.0.1:4222");
             let text = config_text(&scenario, "http://127.0.0.1:9", Path::new("/plugins"), url);
             let topology = switchyard::config::parse(&text, Path::new("/run"), &Files)
@@ -725,9 +929,37 @@ mod tests {
                     pending=100000";
         assert_eq!(pending_in_log_line(line), Some(100_000));
         assert_eq!(pending_in_log_line("listening address=127.0.0.1:1"), None);
-        let restart = catalogue(None, None).into_iter().find(|s| s.id == "restart").unwrap();
+        let restart = by_id("restart");
         let text = config_text(&restart, "http://127.0.0.1:9", Path::new("/p"), None);
         assert!(text.contains("retry = { schedule = [\"1h\"] }"), "{text}");
+    }
+
+    #[test]
+    fn the_limiter_and_ordered_rows_configure_what_they_measure() {
+        let sink = "http://127.0.0.1:9";
+        let text = config_text(&by_id("S1-rate"), sink, Path::new("/p"), None);
+        assert!(text.contains("rate_limit = { rate = \"1000000/s\" }"), "{text}");
+        assert!(text.contains("\nrate = \"1000000/s\"\n"), "{text}");
+        let text = config_text(&by_id("S1-ordered"), sink, Path::new("/p"), None);
+        assert!(text.contains("ordered_by = { json = \"/data/customer\" }"), "{text}");
+        let text = config_text(&by_id("S1-idle10k"), sink, Path::new("/p"), None);
+        assert!(text.contains("admin_token = { value = "), "{text}");
+        let text = config_text(&by_id("S1"), sink, Path::new("/p"), None);
+        assert!(!text.contains("rate") && !text.contains("ordered_by") && !text.contains("admin"));
+    }
+
+    #[test]
+    fn peer_rows_come_first_and_say_why_they_are_not_measured() {
+        let rows = catalogue(None, None, None, 3);
+        let ids: Vec<&str> = rows.iter().take(4).map(|scenario| scenario.id).collect();
+        assert_eq!(ids, ["peer-S1", "peer-S1-half", "peer-S10", "S0"]);
+        assert!(rows[0].not_yet.as_deref().is_some_and(|reason| reason.contains("--peer-svix")));
+        assert_eq!(rows[1].pace, PaceRule::HalfOf("peer-S1"));
+        let with_peer = catalogue(None, None, Some(Path::new("/peers/svix")), 3);
+        assert!(with_peer.iter().all(|scenario| scenario.not_yet.is_none() || !scenario.peer));
+        let repeated: Vec<&str> =
+            with_peer.iter().filter(|s| s.repeats == 3).map(|s| s.id).collect();
+        assert_eq!(repeated, ["S1", "S10"]);
     }
 
     #[test]

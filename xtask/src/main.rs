@@ -31,7 +31,10 @@ tasks:
   bench [--quick] [ARGS]
                build the plugins, the release router and the benchmarks' Python and
                JavaScript transforms, run the benchmark scenarios (bench/); without --quick
-               or --only the results replace bench/README.md's table";
+               or --only the results replace bench/README.md's table and bench/scaling.svg;
+               the peer's rows run when ../shared/peers/svix (or --peer-svix DIR) is there;
+               --quick compares router CPU per event of S0/S1/S10 with bench/baseline.json
+               (regressions past 15 % are flagged, not failed); --save-baseline rewrites it";
 
 /// The guest workspaces: built for wasm32-wasip2, outside the router's workspace.
 const PLUGINS_MANIFEST: &str = "plugins/Cargo.toml";
