@@ -443,7 +443,12 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
             .context("the baseline needs S0, S1 and S10 measured in this run")?;
         baseline.save(&baseline_path)?;
         eprintln!("bench: baseline written to {}", baseline_path.display());
-    } else if baseline_path.is_file() {
+    } else if !baseline_path.is_file() {
+        eprintln!(
+            "bench: no baseline at {}: `cargo xtask bench --quick --save-baseline` writes one",
+            baseline_path.display()
+        );
+    } else {
         let baseline = Baseline::load(&baseline_path)?;
         let comparisons = baseline::compare(&baseline, &summary.scenarios);
         if comparisons.iter().any(|row| row.measured.is_some()) {

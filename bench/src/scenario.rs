@@ -51,6 +51,9 @@ pub const ORDER_POINTER: &str = "/data/customer";
 const UNREACHED_RATE: &str = "1000000/s";
 /// Idle dynamic endpoints of the scaling row.
 pub const IDLE_DYNAMIC_ENDPOINTS: usize = 10_000;
+/// The longest the scaling row spends creating them (each creation is an admin request that
+/// commits and rebuilds the routing tables); the row runs with as many as were created.
+const IDLE_CREATE_LIMIT: Duration = Duration::from_secs(120);
 /// The admin token of the rows that use the admin API.
 const ADMIN_TOKEN: &str = "bench-admin-token";
 
@@ -272,7 +275,7 @@ pub fn catalogue(
         Scenario {
             id: "S1-idle10k",
             heavy: true,
-            title: "one endpoint beside 10,000 idle dynamic endpoints",
+            title: "one endpoint beside up to 10,000 idle dynamic endpoints",
             idle_dynamic_endpoints: IDLE_DYNAMIC_ENDPOINTS,
             ..base.clone()
         },
@@ -748,9 +751,9 @@ async fn time_restart(options: &RunOptions, config_path: &Path) -> anyhow::Resul
     Ok(Restart { listening, ready, pending, rss_bytes })
 }
 
-/// Creates `count` dynamic endpoints through the admin API (32 at a time, with the load
-/// generator), each on its own sink path and on a type no event has; answers how many were
-/// created and the seconds it took.
+/// Creates up to `count` dynamic endpoints through the admin API (32 at a time, with the load
+/// generator, for at most [`IDLE_CREATE_LIMIT`]), each on its own sink path and on a type no
+/// event has; answers how many were created and the seconds it took.
 async fn create_idle_endpoints(
     router: std::net::SocketAddr,
     sink: &str,
@@ -765,7 +768,7 @@ async fn create_idle_endpoints(
         connections: 32,
         pace: Pace::Closed,
         warmup: Duration::ZERO,
-        duration: Duration::from_secs(600),
+        duration: IDLE_CREATE_LIMIT,
         body: Template::parse(&body),
         content_type: "application/json".into(),
         headers: vec![(
@@ -778,8 +781,8 @@ async fn create_idle_endpoints(
     let report = load::run(spec).await?;
     let created = report.sent.iter().filter(|sent| (200..300).contains(&sent.status)).count();
     anyhow::ensure!(
-        created == count,
-        "{created} of {count} idle endpoints created (statuses: {:?})",
+        created > 0,
+        "no idle endpoint was created (statuses: {:?})",
         report.sent.iter().map(|sent| sent.status).collect::<std::collections::BTreeSet<_>>()
     );
     Ok((created as u64, started.elapsed().as_secs_f64()))
