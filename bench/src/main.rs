@@ -417,7 +417,11 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
     };
     let markdown = report::markdown(&summary);
     if plot::has_curve(&summary.scenarios) {
-        let svg = plot::scaling_svg(&summary.scenarios, &report::scaling_caption(&summary));
+        let mut caption = report::scaling_caption(&summary);
+        if !options.binary.ends_with(Path::new("release").join("switchyard")) {
+            caption.push_str(" Router: not the release build; read the shapes, not the values.");
+        }
+        let svg = plot::scaling_svg(&summary.scenarios, &caption);
         std::fs::write(out.join("scaling.svg"), &svg)?;
         if let Some(readme) = &args.readme {
             let beside = readme.parent().unwrap_or(Path::new(".")).join("scaling.svg");
