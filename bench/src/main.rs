@@ -336,6 +336,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         let rate = match scenario.pace {
             _ if args.rate.is_some() => Ok(args.rate),
             PaceRule::Saturate => Ok(None),
+            PaceRule::Fixed(rate) => Ok(Some(rate)),
             PaceRule::HalfOf(other) => intake
                 .get(other)
                 .map(|rate| Some(rate / 2.0))

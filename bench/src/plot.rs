@@ -1,6 +1,6 @@
 //! The scaling plot: a hand-written SVG of how the router scales with endpoints and backlog.
 //!
-//! Owns which rows make the curve (S1, S10, scale-100, scale-1000 for endpoints; S1-idle10k
+//! Owns which rows make the curve (scale-1 … scale-1000 for endpoints; S1-idle10k
 //! beside them; restart-1k, restart, restart-1M for the backlog) and the drawing: four small
 //! panels on logarithmic x axes, each a polyline with its values written at the points.
 //! Rendering is pure: results in, SVG text out.
@@ -11,7 +11,7 @@ use crate::scenario::ScenarioResult;
 
 /// The endpoint-count rows, with their endpoint counts.
 pub const ENDPOINT_ROWS: [(&str, f64); 4] =
-    [("S1", 1.0), ("S10", 10.0), ("scale-100", 100.0), ("scale-1000", 1000.0)];
+    [("scale-1", 1.0), ("scale-10", 10.0), ("scale-100", 100.0), ("scale-1000", 1000.0)];
 /// The backlog rows, with their pending deliveries.
 pub const BACKLOG_ROWS: [(&str, f64); 3] =
     [("restart-1k", 1e3), ("restart", 1e5), ("restart-1M", 1e6)];
@@ -56,7 +56,7 @@ pub fn scaling_svg(results: &[ScenarioResult], caption: &str) -> String {
     let panels = [
         Panel {
             title: "deliveries/s",
-            x_label: "endpoints (one route fanning out)",
+            x_label: "endpoints (one route fanning out; 4,000/s offered)",
             points: series(results, &ENDPOINT_ROWS, |r| Some(r.deliveries_per_second)),
             format: |v| format!("{v:.0}"),
         },
@@ -220,8 +220,8 @@ mod tests {
         restart.restart_ready_seconds = Some(0.1);
         restart.restart_rss_bytes = Some(90_000_000);
         let results = vec![
-            row("S1", 9000.0, 110.0),
-            row("S10", 25_000.0, 60.0),
+            row("scale-1", 9000.0, 110.0),
+            row("scale-10", 25_000.0, 60.0),
             row("scale-1000", 30_000.0, 40.0),
             restart,
         ];
@@ -235,9 +235,9 @@ mod tests {
         assert!(svg.contains(">1k<"), "{svg}");
         assert!(svg.contains("a &lt;caption&gt; &amp; more"));
         assert!(!svg.contains("not measured"));
-        let svg = scaling_svg(&[row("S1", 9000.0, 110.0)], "");
+        let svg = scaling_svg(&[row("scale-1", 9000.0, 110.0)], "");
         assert_eq!(svg.matches("not measured").count(), 2);
-        assert!(!has_curve(&[row("S1", 9000.0, 110.0)]));
+        assert!(!has_curve(&[row("scale-1", 9000.0, 110.0)]));
     }
 
     #[test]

@@ -538,8 +538,9 @@ pub fn scaling_caption(summary: &RunSummary) -> String {
             )
         });
     format!(
-        "Measured {} ({} run, {} cores); 32 connections closed loop, 1 KiB events; backlog rows: \
-         endpoints that are down, 1M = 100k events to ten endpoints{idle}.",
+        "Measured {} ({} run, {} cores); 1 KiB events, 4,000 deliveries/s offered at every \
+         endpoint count; backlog rows: endpoints that are down, 1M = 100k events to ten \
+         endpoints{idle}.",
         summary.date,
         if summary.quick { "quick" } else { "full" },
         summary.machine.cores
