@@ -22,6 +22,8 @@ const MARGIN_LEFT: f64 = 64.0;
 const MARGIN_TOP: f64 = 34.0;
 const MARGIN_BOTTOM: f64 = 40.0;
 const MARGIN_RIGHT: f64 = 18.0;
+/// The caption's longest line, in characters (at 11 px, within the plot's width).
+const CAPTION_CHARACTERS: usize = 118;
 
 /// One panel's data: points (x, y) on a log x axis.
 struct Panel<'a> {
@@ -82,7 +84,7 @@ pub fn scaling_svg(results: &[ScenarioResult], caption: &str) -> String {
         },
     ];
     let width = PANEL_WIDTH * 2.0;
-    let height = PANEL_HEIGHT * 2.0 + 60.0;
+    let height = PANEL_HEIGHT * 2.0 + 20.0 + 15.0 * wrap(caption, CAPTION_CHARACTERS).len() as f64;
     let mut svg = String::new();
     let _ = writeln!(
         svg,
@@ -94,12 +96,14 @@ pub fn scaling_svg(results: &[ScenarioResult], caption: &str) -> String {
         let top = PANEL_HEIGHT * (index / 2) as f64;
         draw_panel(&mut svg, panel, left, top);
     }
-    let _ = writeln!(
-        svg,
-        r##"<text x="8" y="{:.0}" fill="#333">{}</text>"##,
-        PANEL_HEIGHT * 2.0 + 24.0,
-        escape(caption)
-    );
+    for (index, line) in wrap(caption, CAPTION_CHARACTERS).iter().enumerate() {
+        let _ = writeln!(
+            svg,
+            r##"<text x="8" y="{:.0}" fill="#333">{}</text>"##,
+            PANEL_HEIGHT * 2.0 + 20.0 + 15.0 * index as f64,
+            escape(line)
+        );
+    }
     svg.push_str("</svg>\n");
     svg
 }
@@ -175,6 +179,21 @@ fn draw_panel(svg: &mut String, panel: &Panel<'_>, left: f64, top: f64) {
     }
 }
 
+/// `text` in lines of at most `width` characters, broken between words.
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut lines: Vec<String> = Vec::new();
+    for word in text.split_whitespace() {
+        match lines.last_mut() {
+            Some(line) if line.chars().count() + 1 + word.chars().count() <= width => {
+                line.push(' ');
+                line.push_str(word);
+            }
+            _ => lines.push(word.to_owned()),
+        }
+    }
+    lines
+}
+
 fn bounds(values: impl Iterator<Item = f64>) -> (f64, f64) {
     values.fold((f64::INFINITY, f64::NEG_INFINITY), |(low, high), v| (low.min(v), high.max(v)))
 }
@@ -185,7 +204,7 @@ fn tick(value: f64) -> String {
         format!("{}M", trim(value / 1e6))
     } else if value >= 1e3 {
         format!("{}k", trim(value / 1e3))
-    } else if value >= 10.0 || value == 0.0 {
+    } else if value >= 10.0 || value.fract() == 0.0 {
         format!("{value:.0}")
     } else {
         format!("{value:.2}")
@@ -241,11 +260,18 @@ mod tests {
     }
 
     #[test]
+    fn captions_wrap_between_words() {
+        assert_eq!(wrap("one two three four", 9), ["one two", "three", "four"]);
+        assert!(wrap("", 9).is_empty());
+    }
+
+    #[test]
     fn ticks_are_short() {
         assert_eq!(tick(1000.0), "1k");
         assert_eq!(tick(1e6), "1M");
         assert_eq!(tick(1500.0), "1.5k");
         assert_eq!(tick(12.4), "12");
         assert_eq!(tick(0.25), "0.25");
+        assert_eq!(tick(1.0), "1");
     }
 }
