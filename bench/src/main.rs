@@ -336,6 +336,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         let rate = match scenario.pace {
             _ if args.rate.is_some() => Ok(args.rate),
             PaceRule::Saturate => Ok(None),
+            PaceRule::Fixed(rate) => Ok(Some(rate)),
             PaceRule::HalfOf(other) => intake
                 .get(other)
                 .map(|rate| Some(rate / 2.0))
@@ -417,7 +418,11 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
     };
     let markdown = report::markdown(&summary);
     if plot::has_curve(&summary.scenarios) {
-        let svg = plot::scaling_svg(&summary.scenarios, &report::scaling_caption(&summary));
+        let mut caption = report::scaling_caption(&summary);
+        if !options.binary.ends_with(Path::new("release").join("switchyard")) {
+            caption.push_str(" Router: not the release build; read the shapes, not the values.");
+        }
+        let svg = plot::scaling_svg(&summary.scenarios, &caption);
         std::fs::write(out.join("scaling.svg"), &svg)?;
         if let Some(readme) = &args.readme {
             let beside = readme.parent().unwrap_or(Path::new(".")).join("scaling.svg");
@@ -443,7 +448,12 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
             .context("the baseline needs S0, S1 and S10 measured in this run")?;
         baseline.save(&baseline_path)?;
         eprintln!("bench: baseline written to {}", baseline_path.display());
-    } else if baseline_path.is_file() {
+    } else if !baseline_path.is_file() {
+        eprintln!(
+            "bench: no baseline at {}: `cargo xtask bench --quick --save-baseline` writes one",
+            baseline_path.display()
+        );
+    } else {
         let baseline = Baseline::load(&baseline_path)?;
         let comparisons = baseline::compare(&baseline, &summary.scenarios);
         if comparisons.iter().any(|row| row.measured.is_some()) {

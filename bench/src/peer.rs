@@ -24,6 +24,8 @@ use crate::sink::{Reply, Sink, SinkSpec};
 
 /// The event type every peer message carries.
 const EVENT_TYPE: &str = "bench.event";
+/// Starts of the peer tried before its rows are given up.
+const START_ATTEMPTS: usize = 3;
 /// A drain that makes no progress for this long is over.
 const DRAIN_STALL: Duration = Duration::from_secs(5);
 
@@ -51,8 +53,22 @@ pub struct PeerInfo {
 }
 
 impl Peer {
-    /// Runs `run.sh start` with a fresh directory under `work_dir` and a free port.
+    /// Runs `run.sh start` with a fresh directory under `work_dir` and a free port, up to
+    /// [`START_ATTEMPTS`] times: the script picks Postgres's and Redis's ports by probing
+    /// for a listener, and a port a live client connection holds passes that probe but
+    /// cannot be bound.
     pub fn start(installation: &Path, work_dir: &Path) -> anyhow::Result<Self> {
+        let mut failure = None;
+        for _ in 0..START_ATTEMPTS {
+            match Self::start_once(installation, work_dir) {
+                Ok(peer) => return Ok(peer),
+                Err(error) => failure = Some(error),
+            }
+        }
+        Err(failure.unwrap_or_else(|| anyhow::anyhow!("the peer was not started")))
+    }
+
+    fn start_once(installation: &Path, work_dir: &Path) -> anyhow::Result<Self> {
         let script = installation.join("run.sh");
         if !script.is_file() {
             bail!("`{}` has no `run.sh`", installation.display());
@@ -70,11 +86,11 @@ impl Peer {
             .output()
             .with_context(|| format!("cannot run `{}`", script.display()))?;
         if !output.status.success() {
-            bail!(
-                "the peer did not start ({}):\n{}",
-                output.status,
-                String::from_utf8_lossy(&output.stderr)
-            );
+            // `run.sh` stopped what it had started; the directory is this attempt's only.
+            let _ = std::fs::remove_dir_all(&directory);
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            let last = stderr.lines().rev().find(|line| !line.trim().is_empty()).unwrap_or("");
+            bail!("the peer did not start ({}): {last}", output.status);
         }
         let text = std::fs::read_to_string(directory.join("env"))
             .with_context(|| format!("the peer wrote no `{}`", directory.join("env").display()))?;

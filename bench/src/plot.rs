@@ -1,6 +1,6 @@
 //! The scaling plot: a hand-written SVG of how the router scales with endpoints and backlog.
 //!
-//! Owns which rows make the curve (S1, S10, scale-100, scale-1000 for endpoints; S1-idle10k
+//! Owns which rows make the curve (scale-1 … scale-1000 for endpoints; S1-idle10k
 //! beside them; restart-1k, restart, restart-1M for the backlog) and the drawing: four small
 //! panels on logarithmic x axes, each a polyline with its values written at the points.
 //! Rendering is pure: results in, SVG text out.
@@ -11,7 +11,7 @@ use crate::scenario::ScenarioResult;
 
 /// The endpoint-count rows, with their endpoint counts.
 pub const ENDPOINT_ROWS: [(&str, f64); 4] =
-    [("S1", 1.0), ("S10", 10.0), ("scale-100", 100.0), ("scale-1000", 1000.0)];
+    [("scale-1", 1.0), ("scale-10", 10.0), ("scale-100", 100.0), ("scale-1000", 1000.0)];
 /// The backlog rows, with their pending deliveries.
 pub const BACKLOG_ROWS: [(&str, f64); 3] =
     [("restart-1k", 1e3), ("restart", 1e5), ("restart-1M", 1e6)];
@@ -22,6 +22,8 @@ const MARGIN_LEFT: f64 = 64.0;
 const MARGIN_TOP: f64 = 34.0;
 const MARGIN_BOTTOM: f64 = 40.0;
 const MARGIN_RIGHT: f64 = 18.0;
+/// The caption's longest line, in characters (at 11 px, within the plot's width).
+const CAPTION_CHARACTERS: usize = 118;
 
 /// One panel's data: points (x, y) on a log x axis.
 struct Panel<'a> {
@@ -56,7 +58,7 @@ pub fn scaling_svg(results: &[ScenarioResult], caption: &str) -> String {
     let panels = [
         Panel {
             title: "deliveries/s",
-            x_label: "endpoints (one route fanning out)",
+            x_label: "endpoints (one route fanning out; 4,000/s offered)",
             points: series(results, &ENDPOINT_ROWS, |r| Some(r.deliveries_per_second)),
             format: |v| format!("{v:.0}"),
         },
@@ -82,7 +84,7 @@ pub fn scaling_svg(results: &[ScenarioResult], caption: &str) -> String {
         },
     ];
     let width = PANEL_WIDTH * 2.0;
-    let height = PANEL_HEIGHT * 2.0 + 60.0;
+    let height = PANEL_HEIGHT * 2.0 + 20.0 + 15.0 * wrap(caption, CAPTION_CHARACTERS).len() as f64;
     let mut svg = String::new();
     let _ = writeln!(
         svg,
@@ -94,12 +96,14 @@ pub fn scaling_svg(results: &[ScenarioResult], caption: &str) -> String {
         let top = PANEL_HEIGHT * (index / 2) as f64;
         draw_panel(&mut svg, panel, left, top);
     }
-    let _ = writeln!(
-        svg,
-        r##"<text x="8" y="{:.0}" fill="#333">{}</text>"##,
-        PANEL_HEIGHT * 2.0 + 24.0,
-        escape(caption)
-    );
+    for (index, line) in wrap(caption, CAPTION_CHARACTERS).iter().enumerate() {
+        let _ = writeln!(
+            svg,
+            r##"<text x="8" y="{:.0}" fill="#333">{}</text>"##,
+            PANEL_HEIGHT * 2.0 + 20.0 + 15.0 * index as f64,
+            escape(line)
+        );
+    }
     svg.push_str("</svg>\n");
     svg
 }
@@ -175,6 +179,21 @@ fn draw_panel(svg: &mut String, panel: &Panel<'_>, left: f64, top: f64) {
     }
 }
 
+/// `text` in lines of at most `width` characters, broken between words.
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut lines: Vec<String> = Vec::new();
+    for word in text.split_whitespace() {
+        match lines.last_mut() {
+            Some(line) if line.chars().count() + 1 + word.chars().count() <= width => {
+                line.push(' ');
+                line.push_str(word);
+            }
+            _ => lines.push(word.to_owned()),
+        }
+    }
+    lines
+}
+
 fn bounds(values: impl Iterator<Item = f64>) -> (f64, f64) {
     values.fold((f64::INFINITY, f64::NEG_INFINITY), |(low, high), v| (low.min(v), high.max(v)))
 }
@@ -185,7 +204,7 @@ fn tick(value: f64) -> String {
         format!("{}M", trim(value / 1e6))
     } else if value >= 1e3 {
         format!("{}k", trim(value / 1e3))
-    } else if value >= 10.0 || value == 0.0 {
+    } else if value >= 10.0 || value.fract() == 0.0 {
         format!("{value:.0}")
     } else {
         format!("{value:.2}")
@@ -220,8 +239,8 @@ mod tests {
         restart.restart_ready_seconds = Some(0.1);
         restart.restart_rss_bytes = Some(90_000_000);
         let results = vec![
-            row("S1", 9000.0, 110.0),
-            row("S10", 25_000.0, 60.0),
+            row("scale-1", 9000.0, 110.0),
+            row("scale-10", 25_000.0, 60.0),
             row("scale-1000", 30_000.0, 40.0),
             restart,
         ];
@@ -235,9 +254,15 @@ mod tests {
         assert!(svg.contains(">1k<"), "{svg}");
         assert!(svg.contains("a &lt;caption&gt; &amp; more"));
         assert!(!svg.contains("not measured"));
-        let svg = scaling_svg(&[row("S1", 9000.0, 110.0)], "");
+        let svg = scaling_svg(&[row("scale-1", 9000.0, 110.0)], "");
         assert_eq!(svg.matches("not measured").count(), 2);
-        assert!(!has_curve(&[row("S1", 9000.0, 110.0)]));
+        assert!(!has_curve(&[row("scale-1", 9000.0, 110.0)]));
+    }
+
+    #[test]
+    fn captions_wrap_between_words() {
+        assert_eq!(wrap("one two three four", 9), ["one two", "three", "four"]);
+        assert!(wrap("", 9).is_empty());
     }
 
     #[test]
@@ -247,5 +272,6 @@ mod tests {
         assert_eq!(tick(1500.0), "1.5k");
         assert_eq!(tick(12.4), "12");
         assert_eq!(tick(0.25), "0.25");
+        assert_eq!(tick(1.0), "1");
     }
 }

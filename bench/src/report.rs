@@ -369,8 +369,10 @@ fn scenarios(results: &[ScenarioResult]) -> String {
         }
         if let Some((created, seconds)) = result.idle_endpoints_created {
             notes.push(format!(
-                "{} dynamic endpoints created through the admin API in {seconds:.1} s",
-                thousands(created as f64)
+                "{} idle dynamic endpoints, created through the admin API in {seconds:.0} s \
+                 ({:.0}/s)",
+                thousands(created as f64),
+                created as f64 / seconds.max(f64::EPSILON)
             ));
         }
         if result.peer {
@@ -529,14 +531,16 @@ pub fn scaling_caption(summary: &RunSummary) -> String {
         .find(|result| result.id == "S1-idle10k" && result.not_measured.is_none())
         .map_or_else(String::new, |idle| {
             format!(
-                "; S1 beside 10,000 idle dynamic endpoints: {} deliveries/s, {:.0} µs/delivery",
+                "; S1 beside {} idle dynamic endpoints: {} deliveries/s, {:.0} µs/delivery",
+                thousands(idle.idle_endpoints_created.map_or(0.0, |(created, _)| created as f64)),
                 thousands(idle.deliveries_per_second),
                 idle.router_cpu_us_per_delivery
             )
         });
     format!(
-        "Measured {} ({} run, {} cores); 32 connections closed loop, 1 KiB events; backlog rows: \
-         endpoints that are down, 1M = 100k events to ten endpoints{idle}.",
+        "Measured {} ({} run, {} cores); 1 KiB events, 4,000 deliveries/s offered at every \
+         endpoint count; backlog rows: endpoints that are down, 1M = 100k events to ten \
+         endpoints{idle}.",
         summary.date,
         if summary.quick { "quick" } else { "full" },
         summary.machine.cores

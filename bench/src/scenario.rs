@@ -49,18 +49,28 @@ pub const ORDER_KEYS: u64 = 1000;
 pub const ORDER_POINTER: &str = "/data/customer";
 /// A rate no row reaches: the limiter rows pay for the limiters, never wait.
 const UNREACHED_RATE: &str = "1000000/s";
+/// Deliveries per second the endpoint-scaling rows offer, whatever their fan-out: a load the
+/// router keeps up with at ten endpoints on this machine, so each row's CPU per delivery is
+/// measured at the same delivery rate and its backlog stays bounded.
+pub const SCALE_DELIVERIES: f64 = 4_000.0;
+
 /// Idle dynamic endpoints of the scaling row.
 pub const IDLE_DYNAMIC_ENDPOINTS: usize = 10_000;
+/// The longest the scaling row spends creating them (each creation is an admin request that
+/// commits and rebuilds the routing tables); the row runs with as many as were created.
+const IDLE_CREATE_LIMIT: Duration = Duration::from_secs(120);
 /// The admin token of the rows that use the admin API.
 const ADMIN_TOKEN: &str = "bench-admin-token";
 
 /// How a scenario's load is timed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum PaceRule {
     /// Closed loop: as fast as the router answers.
     Saturate,
     /// Paced at half the intake the named scenario reached.
     HalfOf(&'static str),
+    /// Paced at this many events per second.
+    Fixed(f64),
 }
 
 /// A plugin on the route, between routing and the endpoint.
@@ -255,24 +265,14 @@ pub fn catalogue(
             failing: true,
             ..base.clone()
         },
-        Scenario {
-            id: "scale-100",
-            heavy: true,
-            title: "one route to 100 endpoints",
-            endpoints: 100,
-            ..base.clone()
-        },
-        Scenario {
-            id: "scale-1000",
-            heavy: true,
-            title: "one route to 1,000 endpoints",
-            endpoints: 1000,
-            ..base.clone()
-        },
+        scale(&base, "scale-1", "one route to 1 endpoint, paced", 1),
+        scale(&base, "scale-10", "one route to 10 endpoints, paced", 10),
+        scale(&base, "scale-100", "one route to 100 endpoints, paced", 100),
+        scale(&base, "scale-1000", "one route to 1,000 endpoints, paced", 1000),
         Scenario {
             id: "S1-idle10k",
             heavy: true,
-            title: "one endpoint beside 10,000 idle dynamic endpoints",
+            title: "one endpoint beside up to 10,000 idle dynamic endpoints",
             idle_dynamic_endpoints: IDLE_DYNAMIC_ENDPOINTS,
             ..base.clone()
         },
@@ -308,6 +308,19 @@ pub fn catalogue(
             ..base
         },
     ]
+}
+
+/// An endpoint-scaling row: one route to `endpoints` endpoints, paced so that the deliveries
+/// offered are [`SCALE_DELIVERIES`] per second.
+fn scale(base: &Scenario, id: &'static str, title: &'static str, endpoints: usize) -> Scenario {
+    Scenario {
+        id,
+        title,
+        endpoints,
+        pace: PaceRule::Fixed(SCALE_DELIVERIES / endpoints as f64),
+        heavy: true,
+        ..base.clone()
+    }
 }
 
 /// A run's figures, as written to JSON.
@@ -748,9 +761,9 @@ async fn time_restart(options: &RunOptions, config_path: &Path) -> anyhow::Resul
     Ok(Restart { listening, ready, pending, rss_bytes })
 }
 
-/// Creates `count` dynamic endpoints through the admin API (32 at a time, with the load
-/// generator), each on its own sink path and on a type no event has; answers how many were
-/// created and the seconds it took.
+/// Creates up to `count` dynamic endpoints through the admin API (32 at a time, with the load
+/// generator, for at most [`IDLE_CREATE_LIMIT`]), each on its own sink path and on a type no
+/// event has; answers how many were created and the seconds it took.
 async fn create_idle_endpoints(
     router: std::net::SocketAddr,
     sink: &str,
@@ -765,7 +778,7 @@ async fn create_idle_endpoints(
         connections: 32,
         pace: Pace::Closed,
         warmup: Duration::ZERO,
-        duration: Duration::from_secs(600),
+        duration: IDLE_CREATE_LIMIT,
         body: Template::parse(&body),
         content_type: "application/json".into(),
         headers: vec![(
@@ -778,8 +791,8 @@ async fn create_idle_endpoints(
     let report = load::run(spec).await?;
     let created = report.sent.iter().filter(|sent| (200..300).contains(&sent.status)).count();
     anyhow::ensure!(
-        created == count,
-        "{created} of {count} idle endpoints created (statuses: {:?})",
+        created > 0,
+        "no idle endpoint was created (statuses: {:?})",
         report.sent.iter().map(|sent| sent.status).collect::<std::collections::BTreeSet<_>>()
     );
     Ok((created as u64, started.elapsed().as_secs_f64()))
