@@ -6,8 +6,11 @@
 //! started, and while it runs) get the other's webhooks, and are delivered to by the other once
 //! the first has stopped (its partitions move); a 410 answered to one node disables the endpoint
 //! on the other, and a secret rotation made on one node signs on the other at once; a SQLite
-//! data directory migrates to the cluster (`store migrate`) and its work resumes there; and a
-//! node refuses `durability = "fsync"` on servers that do not fsync each write.
+//! data directory migrates to the cluster (`store migrate`) and its work resumes there; a
+//! node refuses `durability = "fsync"` on servers that do not fsync each write; a node behind
+//! a long log answers `/readyz` 503 with its lag until it has caught up; once snapshots have
+//! trimmed the log a node with an empty data directory restores one and delivers; and
+//! `store rotate-key` re-seals the cluster's endpoint records and purges the old ones.
 
 use std::collections::{HashMap, HashSet};
 use std::net::TcpListener;
