@@ -8,8 +8,11 @@
 //! on the other, and a secret rotation made on one node signs on the other at once; a SQLite
 //! data directory migrates to the cluster (`store migrate`) and its work resumes there; a node
 //! SIGKILLed under load loses nothing acknowledged, and the receiver never sees more requests
-//! in flight per endpoint than its `max_in_flight` plus the handover overlap; and a node
-//! refuses `durability = "fsync"` on servers that do not fsync each write.
+//! in flight per endpoint than its `max_in_flight` plus the handover overlap; a node refuses
+//! `durability = "fsync"` on servers that do not fsync each write; a node behind a long log
+//! answers `/readyz` 503 with its lag until it has caught up; once snapshots have trimmed the
+//! log a node with an empty data directory restores one and delivers; and `store rotate-key`
+//! re-seals the cluster's endpoint records and purges the old ones.
 
 use std::collections::{HashMap, HashSet};
 use std::net::TcpListener;
@@ -782,20 +785,85 @@ async fn a_410_seen_by_one_node_disables_the_endpoint_on_the_other_and_a_rotatio
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_catching_up_answers_503_with_its_lag_then_200_and_loses_nothing_it_took() {
-    const EVENTS: usize = 3000;
-    const SENDERS: usize = 16;
+    /// Events written per round; the log grows by a round until a new node is seen catching up.
+    const ROUND: usize = 3000;
+    const ROUNDS: usize = 4;
     let cluster = tokio::task::spawn_blocking(NatsCluster::start).await.unwrap().unwrap();
     let mut receiver = TestReceiver::start().await;
     let config = config(&cluster, &receiver.url("/audit"));
     let first = TestHost::start(&server(), &config).await.unwrap();
     let client = reqwest::Client::new();
-    // A log long enough that replaying it takes a while: concurrent senders.
-    let sending = std::time::Instant::now();
+    let mut written = 0;
+    for round in 1..=ROUNDS {
+        // A log long enough that replaying it takes a while (how long depends on the machine
+        // and its load: one more round of writes when the last was replayed too soon).
+        let sending = std::time::Instant::now();
+        write_concurrently(&client, &first, written, ROUND).await;
+        written += ROUND;
+        eprintln!("{written} events written ({ROUND} in {:?})", sending.elapsed());
+
+        // A new node replays the whole log into its empty projection: it listens at once,
+        // and until it has replayed, `/readyz` answers 503 and says how far behind it is;
+        // once ready, its admin API has every event.
+        let mut second = TestHost::start(&server(), &config).await.unwrap();
+        let started = std::time::Instant::now();
+        let mut behind = Vec::new();
+        let mut taken_while_behind = None;
+        let ready = loop {
+            assert!(started.elapsed() < WAIT, "the new node never became ready: {behind:?}");
+            let response = client.get(second.url("/readyz")).send().await.unwrap();
+            let status = response.status();
+            let body: Value = response.json().await.unwrap();
+            if status == StatusCode::OK {
+                break body;
+            }
+            assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+            let detail = body["detail"].as_str().unwrap_or_default().to_owned();
+            assert!(detail.contains("catching up"), "{body}");
+            behind.push(body["store_log_lag"].as_u64().expect("the lag while not ready"));
+            // A webhook sent to it meanwhile (a balancer that has not looked yet): if taken,
+            // it is answered once applied, and delivered.
+            if taken_while_behind.is_none() {
+                let body = json!({"type": "thing.happened", "n": written}).to_string();
+                let headers = [("content-type", "application/json")];
+                let sent = post_webhook(&client, &second, "app", &headers, body).await;
+                taken_while_behind = Some(sent.map_err(|error| error.to_string()));
+            }
+        };
+        assert!(ready["store_log_lag"].as_u64().is_some(), "{ready}");
+        let Some(taken) = taken_while_behind else {
+            assert!(round < ROUNDS, "a log of {written} events replayed before the node listened");
+            assert!(second.terminate().await.unwrap().success());
+            continue;
+        };
+        assert!(behind.iter().any(|lag| *lag > 0), "{behind:?}");
+        written += usize::from(taken.is_ok());
+        assert_eq!(all_event_ids(&client, &second).await.len(), written, "every event once ready");
+        match taken {
+            Ok(id) => assert!(wait_for_event(&mut receiver, &id).await, "accepted, so delivered"),
+            Err(error) => assert!(error.contains("503"), "refused only with a 503: {error}"),
+        }
+        eprintln!(
+            "a new node on a log of {written} events: ready after {:?}, lag while not ready {:?}",
+            started.elapsed(),
+            behind.iter().step_by(behind.len().div_ceil(10).max(1)).collect::<Vec<_>>()
+        );
+        break;
+    }
+    // The node that wrote them is ready with no lag.
+    let body: Value = client.get(first.url("/readyz")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(body, json!({"status": "ready", "store_log_lag": 0}));
+    drop(cluster);
+}
+
+/// Sends `count` webhooks to `host` from 16 concurrent senders, numbered from `from`.
+async fn write_concurrently(client: &reqwest::Client, host: &TestHost, from: usize, count: usize) {
+    const SENDERS: usize = 16;
     let mut senders = tokio::task::JoinSet::new();
     for sender in 0..SENDERS {
-        let (client, url) = (client.clone(), first.url("/webhooks/app"));
+        let (client, url) = (client.clone(), host.url("/webhooks/app"));
         senders.spawn(async move {
-            for n in (sender..EVENTS).step_by(SENDERS) {
+            for n in (from + sender..from + count).step_by(SENDERS) {
                 let body = json!({"type": "thing.happened", "n": n}).to_string();
                 let response = client
                     .post(&url)
@@ -811,56 +879,6 @@ async fn a_node_catching_up_answers_503_with_its_lag_then_200_and_loses_nothing_
     while let Some(done) = senders.join_next().await {
         done.unwrap();
     }
-    eprintln!("{EVENTS} events written in {:?}", sending.elapsed());
-
-    // A new node replays the whole log into its empty projection: it listens at once, and
-    // until it has replayed, `/readyz` answers 503 and says how far behind it is; once
-    // ready, its admin API has every event.
-    let second = TestHost::start(&server(), &config).await.unwrap();
-    let started = std::time::Instant::now();
-    let mut behind = Vec::new();
-    let mut taken_while_behind = None;
-    let ready = loop {
-        assert!(started.elapsed() < WAIT, "the new node never became ready: {behind:?}");
-        let response = client.get(second.url("/readyz")).send().await.unwrap();
-        let status = response.status();
-        let body: Value = response.json().await.unwrap();
-        if status == StatusCode::OK {
-            break body;
-        }
-        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
-        let detail = body["detail"].as_str().unwrap_or_default().to_owned();
-        assert!(detail.contains("catching up"), "{body}");
-        assert!(body["store_log_lag"].as_u64().is_some(), "{body}");
-        behind.push(body["store_log_lag"].as_u64().unwrap());
-        // A webhook sent to it meanwhile (a balancer that has not looked yet): if taken, it
-        // is answered once applied, and delivered.
-        if taken_while_behind.is_none() {
-            let body = json!({"type": "thing.happened", "n": EVENTS}).to_string();
-            let headers = [("content-type", "application/json")];
-            let sent = post_webhook(&client, &second, "app", &headers, body).await;
-            taken_while_behind = Some(sent.map_err(|error| error.to_string()));
-        }
-    };
-    assert!(!behind.is_empty(), "the node answered 200 at once: its 503 was never seen");
-    assert!(behind.iter().any(|lag| *lag > 0), "{behind:?}");
-    let taken = taken_while_behind.expect("a webhook was sent while it caught up");
-    let expected = EVENTS + usize::from(taken.is_ok());
-    assert_eq!(all_event_ids(&client, &second).await.len(), expected, "every event once ready");
-    match taken {
-        Ok(id) => assert!(wait_for_event(&mut receiver, &id).await, "accepted, so delivered"),
-        Err(error) => assert!(error.contains("503"), "refused only with a 503: {error}"),
-    }
-    assert!(ready["store_log_lag"].as_u64().is_some(), "{ready}");
-    eprintln!(
-        "a new node on a log of {EVENTS} events: ready after {:?}, lag while not ready {:?}",
-        started.elapsed(),
-        behind.iter().step_by(behind.len().div_ceil(10).max(1)).collect::<Vec<_>>()
-    );
-    // The node that wrote them is ready with no lag.
-    let body: Value = client.get(first.url("/readyz")).send().await.unwrap().json().await.unwrap();
-    assert_eq!(body, json!({"status": "ready", "store_log_lag": 0}));
-    drop(cluster);
 }
 
 /// The log stream's `first_seq` and `last_seq` as server `monitor` reports them (`/jsz`).

@@ -391,6 +391,8 @@ fn a_jetstream_store_takes_every_server_of_the_cluster() {
         panic!("{:?}", topology.store)
     };
     assert_eq!((store.replicas, store.prefix.as_str()), (3, "sy_1"));
+    assert_eq!(store.snapshot_every, crate::config::DEFAULT_SNAPSHOT_EVERY);
+    assert_eq!(store.snapshot_entries, crate::config::DEFAULT_SNAPSHOT_ENTRIES);
     let nats = topology.nats.as_ref().unwrap();
     assert_eq!(nats.url, "nats://127.0.0.1:4222");
     assert_eq!(nats.urls, ["nats://127.0.0.1:4222", "nats://127.0.0.1:4223"]);
@@ -399,4 +401,31 @@ fn a_jetstream_store_takes_every_server_of_the_cluster() {
         ["nats.urls[0]: `http://x` is not a NATS URL (nats://, tls://, ws:// or wss://)"]
     );
     assert_eq!(problems("[nats]\n"), ["nats.url: missing field `url` (or `urls`)"]);
+}
+
+#[test]
+fn snapshots_are_timed_and_counted_for_the_jetstream_store_only() {
+    let cluster = "[server]\ndurability = \"os\"\n[nats]\nurl = \"nats://127.0.0.1:4222\"\n\
+                   [store]\nbackend = \"jetstream\"\n";
+    let topology =
+        load(&format!("{cluster}snapshot_every = \"30s\"\nsnapshot_entries = 500\n")).unwrap();
+    let crate::config::StoreSettings::JetStream(store) = &topology.store else {
+        panic!("{:?}", topology.store)
+    };
+    assert_eq!(store.snapshot_every, std::time::Duration::from_secs(30));
+    assert_eq!(store.snapshot_entries, 500);
+    assert_eq!(
+        problems(&format!("{cluster}snapshot_every = \"100ms\"\nsnapshot_entries = 0\n")),
+        [
+            "store.snapshot_every: `100ms` is too often: snapshots are at least `1s` apart",
+            "store.snapshot_entries: `0` entries: must be at least 1",
+        ]
+    );
+    assert_eq!(
+        problems("[store]\nsnapshot_every = \"10m\"\nsnapshot_entries = 10\n"),
+        [
+            "store.snapshot_every: only the `jetstream` backend uses it",
+            "store.snapshot_entries: only the `jetstream` backend uses it",
+        ]
+    );
 }

@@ -22,11 +22,12 @@
 //! (the lifecycle, queries and cursors come for free, and the conformance suite runs
 //! unchanged), it needs no JetStream feature younger than 2.10 (no atomic batch, which
 //! async-nats does not expose, no scheduler), and the projection is a cache: deleting the
-//! data directory rebuilds it from the stream.
+//! data directory rebuilds it from the newest snapshot and the stream.
 //!
 //! Its costs: all writes of the cluster go through one stream leader (one Raft group); the
-//! log is never trimmed (a new node replays it from the start: compaction by snapshot is not
-//! done), so the stream grows with every write; each node stores and applies everything
+//! log keeps what came after the older of two kept snapshots of the projection ([`snapshot`]:
+//! the owner of partition 0 writes one every `store.snapshot_every`, a new node restores the
+//! newest and replays the rest); each node stores and applies everything
 //! (projection disk and CPU per node grow with cluster traffic, not with the node's share);
 //! an ingest message carries the bodies of its event and of every delivery whose body differs
 //! from its event's, base64-encoded, so servers need `max_payload` above 4/3 of the largest

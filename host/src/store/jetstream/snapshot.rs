@@ -32,7 +32,7 @@ use super::log::{Log, retry_setup};
 use super::ownership::Ownership;
 use crate::event::now_millis;
 use crate::store::StoreError;
-use crate::store::sqlite::DATABASE_FILE;
+use crate::store::sqlite::{DATABASE_FILE, snapshot_file};
 
 /// The partition whose owner writes the snapshots (the one that appends retention passes).
 pub const SNAPSHOT_PARTITION: u16 = 0;
@@ -125,33 +125,7 @@ pub async fn stored(bucket: &object_store::ObjectStore) -> Result<Vec<Snapshot>,
 
 /// The log sequence the database in `directory` has applied; 0 when it has none.
 pub fn local_sequence(directory: &Path) -> Result<u64, StoreError> {
-    let path = directory.join(DATABASE_FILE);
-    if !path.is_file() {
-        return Ok(0);
-    }
-    let open =
-        |source: rusqlite::Error| StoreError::Open { path: path.clone(), source: source.into() };
-    let connection =
-        rusqlite::Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-            .map_err(open)?;
-    sequence_in(&connection).map_err(open)
-}
-
-fn sequence_in(connection: &rusqlite::Connection) -> rusqlite::Result<u64> {
-    use rusqlite::OptionalExtension;
-    let value: Option<String> = connection
-        .query_row("SELECT value FROM meta WHERE key = 'log_sequence'", [], |row| row.get(0))
-        .optional()
-        .or_else(|error| match error {
-            // A database made before its first migration has no `meta` table.
-            rusqlite::Error::SqliteFailure(_, Some(ref message))
-                if message.contains("no such table") =>
-            {
-                Ok(None)
-            }
-            other => Err(other),
-        })?;
-    Ok(value.and_then(|value| value.parse().ok()).unwrap_or(0))
+    snapshot_file::log_sequence_of(&directory.join(DATABASE_FILE))
 }
 
 /// Before the projection in `directory` opens: when it is empty or behind `first` (the log's
@@ -186,13 +160,11 @@ pub async fn restore(
     let name = object_name(newest.sequence);
     let mut object = bucket.get(&name).await.map_err(read_error)?;
     let mut file =
-        tokio::fs::File::create(&work).await.map_err(|source| directory_error(&work, source))?;
-    tokio::io::copy(&mut object, &mut file)
-        .await
-        .map_err(|source| directory_error(&work, source))?;
-    file.sync_all().await.map_err(|source| directory_error(&work, source))?;
+        tokio::fs::File::create(&work).await.map_err(|source| file_error(&work, source))?;
+    tokio::io::copy(&mut object, &mut file).await.map_err(|source| file_error(&work, source))?;
+    file.sync_all().await.map_err(|source| file_error(&work, source))?;
     drop(file);
-    let reflected = local_sequence_of_file(&work)?;
+    let reflected = snapshot_file::log_sequence_of(&work)?;
     if reflected != newest.sequence {
         return Err(StoreError::Read(
             format!("snapshot `{name}` reflects log entry {reflected}, not {}", newest.sequence)
@@ -205,10 +177,10 @@ pub async fn restore(
         match std::fs::remove_file(&path) {
             Ok(()) => {}
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
-            Err(source) => return Err(directory_error(&path, source)),
+            Err(source) => return Err(file_error(&path, source)),
         }
     }
-    std::fs::rename(&work, &database).map_err(|source| directory_error(&database, source))?;
+    std::fs::rename(&work, &database).map_err(|source| file_error(&database, source))?;
     tracing::info!(
         sequence = newest.sequence,
         previous = local,
@@ -216,48 +188,6 @@ pub async fn restore(
         "projection restored from a snapshot"
     );
     Ok(newest.sequence)
-}
-
-fn local_sequence_of_file(path: &Path) -> Result<u64, StoreError> {
-    let open = |source: rusqlite::Error| StoreError::Open {
-        path: path.to_path_buf(),
-        source: source.into(),
-    };
-    let connection =
-        rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-            .map_err(open)?;
-    sequence_in(&connection).map_err(open)
-}
-
-/// Copies the projection in `directory` to `work` (one consistent read), drops its node-local
-/// rows, and answers the log sequence it reflects.
-fn copy_projection(directory: &Path, work: &Path) -> Result<u64, StoreError> {
-    let database = directory.join(DATABASE_FILE);
-    let open = |source: rusqlite::Error| StoreError::Open {
-        path: database.clone(),
-        source: source.into(),
-    };
-    match std::fs::remove_file(work) {
-        Ok(()) => {}
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
-        Err(source) => return Err(directory_error(work, source)),
-    }
-    let source = rusqlite::Connection::open_with_flags(
-        &database,
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-    )
-    .map_err(open)?;
-    let target = work
-        .to_str()
-        .ok_or_else(|| directory_error(work, std::io::Error::other("the path is not UTF-8")))?;
-    source.execute("VACUUM INTO ?1", [target]).map_err(open)?;
-    drop(source);
-    let copy = rusqlite::Connection::open(work).map_err(open)?;
-    // Only what applying the log made: the time this node last started is its own.
-    copy.execute("DELETE FROM meta WHERE key <> 'log_sequence'", []).map_err(open)?;
-    let sequence = sequence_in(&copy).map_err(open)?;
-    copy.close().map_err(|(_, source)| open(source))?;
-    Ok(sequence)
 }
 
 /// What the snapshot task works with.
@@ -360,9 +290,11 @@ impl Snapshotter {
         let work = self.directory.join(WORK_FILE);
         let directory = self.directory.clone();
         let copying = work.clone();
-        let sequence = tokio::task::spawn_blocking(move || copy_projection(&directory, &copying))
-            .await
-            .map_err(|error| StoreError::Write(format!("the snapshot copy stopped: {error}")))??;
+        let sequence = tokio::task::spawn_blocking(move || {
+            snapshot_file::copy_projection(&directory.join(DATABASE_FILE), &copying)
+        })
+        .await
+        .map_err(|error| StoreError::Write(format!("the snapshot copy stopped: {error}")))??;
         if let Some(newest) = snapshots.first().filter(|newest| newest.sequence >= sequence) {
             let _ = std::fs::remove_file(&work);
             return Ok(newest.sequence);
@@ -374,7 +306,7 @@ impl Snapshotter {
             ..object_store::ObjectMetadata::default()
         };
         let mut file =
-            tokio::fs::File::open(&work).await.map_err(|source| directory_error(&work, source))?;
+            tokio::fs::File::open(&work).await.map_err(|source| file_error(&work, source))?;
         let put = self.bucket.put(metadata, &mut file).await;
         drop(file);
         let _ = std::fs::remove_file(&work);
@@ -405,8 +337,9 @@ fn read_error(error: impl std::error::Error + Send + Sync + 'static) -> StoreErr
     StoreError::Read(Box::new(error))
 }
 
-fn directory_error(path: &Path, source: std::io::Error) -> StoreError {
-    StoreError::DataDirectory { path: path.to_path_buf(), source }
+/// A file of a snapshot being written or restored could not be used.
+fn file_error(path: &Path, source: std::io::Error) -> StoreError {
+    StoreError::Write(format!("snapshot file `{}`: {source}", path.display()))
 }
 
 #[cfg(test)]

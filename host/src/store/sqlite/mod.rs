@@ -15,6 +15,7 @@ mod logged;
 mod ops;
 mod reader;
 mod schema;
+pub(in crate::store) mod snapshot_file;
 
 #[cfg(test)]
 mod tests;
