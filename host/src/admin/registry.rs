@@ -92,6 +92,9 @@ pub struct Registry {
     /// reading the store (each noted after its write, under the change lock): that read may
     /// predate them, so the sync keeps them as they are here.
     changed_here: std::sync::Mutex<HashSet<String>>,
+    /// Whether other processes change the store too (cluster mode): only then are changes
+    /// made here noted for the sync.
+    shared_store: bool,
     /// New endpoints stored whose workers and routes are not in place yet.
     waiting: std::sync::Mutex<Vec<(DynamicEndpoint, Prepared)>>,
 }
@@ -182,6 +185,7 @@ impl Registry {
         let dynamic = endpoints.into_iter().map(|endpoint| {
             (Arc::from(endpoint.id.as_str()), Arc::new(Entry::new(endpoint, None)))
         });
+        let shared_store = store.outside_changes().is_some();
         Self {
             store,
             store_key,
@@ -194,6 +198,7 @@ impl Registry {
             snapshot: ArcSwap::from_pointee(dynamic.collect()),
             changes: Mutex::new(()),
             changed_here: std::sync::Mutex::default(),
+            shared_store,
             waiting: std::sync::Mutex::default(),
         }
     }
@@ -443,6 +448,9 @@ impl Registry {
     /// Notes that this node stored or deleted `id`: after the store write, under the change
     /// lock.
     fn note_changed_here(&self, id: &str) {
+        if !self.shared_store {
+            return;
+        }
         self.changed_here.lock().unwrap_or_else(PoisonError::into_inner).insert(id.to_owned());
     }
 
