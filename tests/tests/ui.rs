@@ -629,7 +629,8 @@ async fn browser_a_portal_link_shows_only_its_endpoint_and_stops_working_after_i
     let portal = format!("/v1/admin/endpoints/{endpoint}/portal");
     let (status, _) = api(&host, VIEWER, Method::POST, &portal, Some(json!({"ttl": "1h"}))).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "viewers make no links");
-    let (status, link) = api(&host, ADMIN, Method::POST, &portal, Some(json!({"ttl": "6s"}))).await;
+    let (status, link) =
+        api(&host, ADMIN, Method::POST, &portal, Some(json!({"ttl": "15s"}))).await;
     assert_eq!(status, StatusCode::OK, "{link}");
     let environment = [
         ("UI_PORTAL", link["url"].as_str().unwrap().to_owned()),
@@ -637,6 +638,7 @@ async fn browser_a_portal_link_shows_only_its_endpoint_and_stops_working_after_i
         ("UI_DELIVERY", id_of(&endpoint)),
         ("UI_OTHER", id_of("shop")),
     ];
+    // The ttl leaves a loaded machine time to start the browser and look before it expires.
     browser(&host, "portal", &environment);
 }
 
