@@ -394,6 +394,19 @@ async fn browser_bulk_redrive_redrives_what_the_dry_run_counted() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_redrive_by_selection_redrives_only_the_ticked_dead_letters() {
+    let receiver = TestReceiver::scripted(vec![Reply::Status(500); 3], Reply::Status(200)).await;
+    let host = TestHost::start(&server(), &config(&receiver.url("/shop"))).await.unwrap();
+    for n in 0..3 {
+        let event = send(&host, &format!("{{\"type\":\"order.created\",\"n\":{n}}}"), &[]).await;
+        delivery_in(&host, &event, "dead").await;
+    }
+    browser(&host, "redrive_selected", &[]);
+    let (_, page) = api(&host, ADMIN, Method::GET, "/v1/admin/dead-letters", None).await;
+    assert_eq!(page["data"].as_array().unwrap().len(), 1, "the unticked one stays dead");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn browser_a_viewer_sees_every_page_and_can_neither_act_nor_see_a_secret() {
     let receiver = TestReceiver::scripted(vec![Reply::Status(500)], Reply::Status(200)).await;
     let host = TestHost::start(&server(), &config(&receiver.url("/shop"))).await.unwrap();
@@ -616,7 +629,8 @@ async fn browser_a_portal_link_shows_only_its_endpoint_and_stops_working_after_i
     let portal = format!("/v1/admin/endpoints/{endpoint}/portal");
     let (status, _) = api(&host, VIEWER, Method::POST, &portal, Some(json!({"ttl": "1h"}))).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "viewers make no links");
-    let (status, link) = api(&host, ADMIN, Method::POST, &portal, Some(json!({"ttl": "6s"}))).await;
+    let (status, link) =
+        api(&host, ADMIN, Method::POST, &portal, Some(json!({"ttl": "15s"}))).await;
     assert_eq!(status, StatusCode::OK, "{link}");
     let environment = [
         ("UI_PORTAL", link["url"].as_str().unwrap().to_owned()),
@@ -624,6 +638,7 @@ async fn browser_a_portal_link_shows_only_its_endpoint_and_stops_working_after_i
         ("UI_DELIVERY", id_of(&endpoint)),
         ("UI_OTHER", id_of("shop")),
     ];
+    // The ttl leaves a loaded machine time to start the browser and look before it expires.
     browser(&host, "portal", &environment);
 }
 

@@ -230,6 +230,9 @@ pub struct AttemptPage {
 pub struct RedriveInput {
     /// Only this endpoint's dead letters.
     pub endpoint: Option<String>,
+    /// Only these dead letters (delivery ids, at most 500; those not dead now are skipped).
+    #[serde(default)]
+    pub ids: Vec<String>,
     /// Count the dead letters that would be redriven; change nothing.
     #[serde(default)]
     pub dry_run: bool,
@@ -489,8 +492,8 @@ async fn list_dead_letters(
 
 #[utoipa::path(
     post, path = "/v1/admin/dead-letters/redrive", tag = "log",
-    description = "Makes dead letters (optionally of one endpoint) pending again; they are sent \
-                   now. With `dry_run`, only counts them.",
+    description = "Makes dead letters (optionally of one endpoint, or only the given ids) \
+                   pending again; they are sent now. With `dry_run`, only counts them.",
     request_body = RedriveInput,
     responses(
         (status = 200, body = Redriven),
@@ -506,6 +509,21 @@ async fn redrive_dead_letters(
         Some(endpoint) => format!("endpoint/{endpoint}"),
         None => "dead-letters".to_owned(),
     }));
+    if !input.ids.is_empty() {
+        let selected = dead_among(&state, &input).await?;
+        if input.dry_run {
+            return Ok((
+                resource,
+                Json(Redriven { deliveries: selected.len() as u64, dry_run: true }),
+            ));
+        }
+        let mut deliveries = 0;
+        for id in selected {
+            let replay = state.store.replay(ReplaySelection::Delivery(id)).await;
+            deliveries += replay.map_err(store_failure)? as u64;
+        }
+        return Ok((resource, Json(Redriven { deliveries, dry_run: false })));
+    }
     if input.dry_run {
         let store = &state.store;
         let count = store.count_deliveries(DeliveryState::Dead, input.endpoint).await;
@@ -515,6 +533,29 @@ async fn redrive_dead_letters(
     let selection = ReplaySelection::DeadLetters { endpoint: input.endpoint };
     let deliveries = state.store.replay(selection).await.map_err(store_failure)?;
     Ok((resource, Json(Redriven { deliveries: deliveries as u64, dry_run: false })))
+}
+
+/// Dead letters to redrive by selection: those of `input.ids` that are dead now (and of
+/// `input.endpoint`, if given).
+async fn dead_among(state: &AdminState, input: &RedriveInput) -> Result<Vec<DeliveryId>, ApiError> {
+    const MAX_IDS: usize = 500;
+    if input.ids.len() > MAX_IDS {
+        let detail = format!("{} ids; at most {MAX_IDS}", input.ids.len());
+        return Err(super::api::invalid(vec![super::model::FieldError::new("ids", detail)]));
+    }
+    let mut dead = Vec::new();
+    for text in &input.ids {
+        let Some(id) = DeliveryId::parse(text) else { continue };
+        let delivery = state.store.delivery(id).await.map_err(store_failure)?;
+        let wanted = delivery.is_some_and(|delivery| {
+            delivery.state == DeliveryState::Dead
+                && input.endpoint.as_ref().is_none_or(|endpoint| *endpoint == delivery.endpoint)
+        });
+        if wanted && !dead.contains(&id) {
+            dead.push(id);
+        }
+    }
+    Ok(dead)
 }
 
 async fn deliveries_page(

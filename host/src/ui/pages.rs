@@ -665,6 +665,8 @@ struct DeadLettersPage {
     next: Option<String>,
     /// After a dry run: how many would be redriven.
     would_redrive: Option<u64>,
+    /// The dry run's selection (delivery ids), carried to the confirmation; empty: by filter.
+    selected: Vec<String>,
     /// After a redrive: how many were.
     redriven: Option<u64>,
 }
@@ -682,6 +684,7 @@ async fn dead_letters_page(
     endpoint: Option<String>,
     cursor: Option<String>,
     would_redrive: Option<u64>,
+    selected: Vec<String>,
     redriven: Option<u64>,
 ) -> Result<Response, PageError> {
     let uri = format!(
@@ -699,6 +702,7 @@ async fn dead_letters_page(
         rows: view::rows(&answer),
         next,
         would_redrive,
+        selected,
         redriven,
     };
     Ok(render(&page))
@@ -710,7 +714,8 @@ pub async fn dead_letters(
     Query(filter): Query<DeadLetterQuery>,
 ) -> Result<Response, PageError> {
     let endpoint = filter.endpoint.filter(|text| !text.is_empty());
-    dead_letters_page(&ui, &session, endpoint, filter.cursor, None, filter.redriven).await
+    dead_letters_page(&ui, &session, endpoint, filter.cursor, None, Vec::new(), filter.redriven)
+        .await
 }
 
 /// Bulk redrive in two steps: without `confirm`, a dry run that shows the count and asks;
@@ -723,7 +728,16 @@ pub async fn redrive(
     let fields = form(&body);
     let endpoint = fields.get("endpoint").filter(|text| !text.is_empty()).cloned();
     let dry_run = fields.get("confirm").is_none_or(|confirm| confirm != "yes");
-    let request = json!({ "endpoint": endpoint, "dry_run": dry_run });
+    // Ticked rows: every `id` field (a map keeps only one).
+    let selected: Vec<String> = form_urlencoded::parse(&body)
+        .filter(|(name, _)| name == "id")
+        .map(|(_, value)| value.into_owned())
+        .collect();
+    if fields.get("selection").is_some_and(|value| value == "yes") && selected.is_empty() {
+        let message = "no dead letter was ticked: tick the rows to redrive";
+        return Err(PageError::new(StatusCode::UNPROCESSABLE_ENTITY, message));
+    }
+    let request = json!({ "endpoint": endpoint, "ids": selected, "dry_run": dry_run });
     let uri = "/v1/admin/dead-letters/redrive";
     let (status, answer) = ui.api(session.role, Method::POST, uri, Some(request)).await?;
     if !status.is_success() {
@@ -731,7 +745,7 @@ pub async fn redrive(
     }
     let count = answer.get("deliveries").and_then(Value::as_u64).unwrap_or(0);
     if dry_run {
-        return dead_letters_page(&ui, &session, endpoint, None, Some(count), None).await;
+        return dead_letters_page(&ui, &session, endpoint, None, Some(count), selected, None).await;
     }
     let back = format!(
         "/ui/dead-letters?{}",
