@@ -255,6 +255,36 @@ def case_portal(page):
     print("portal: showed only its endpoint, then expired")
 
 
+def case_endpoint_test(page):
+    login(page, os.environ["UI_ADMIN"])
+    endpoint = os.environ["UI_ENDPOINT"]
+    page.goto(f"{BASE}/ui/endpoints/{endpoint}")
+    page.click("#send-test")
+    expect(page.locator(".notice")).to_contain_text("Test event sent")
+    assert re.search(r"/ui/deliveries/\d+\?done=test-sent$", page.url), page.url
+    reload_until(page, "#delivery-status", "delivered")
+    shoot(page, "endpoint-test")
+    with open(os.environ["UI_OUT"], "w") as out:
+        out.write(page.url.split("/ui/deliveries/")[1].split("?")[0])
+    page.goto(f"{BASE}/ui/endpoints/{endpoint}")
+    expect(page.locator("table.list")).to_contain_text("delivered")
+    print("endpoint test event: sent from the endpoint page, delivered")
+
+
+def case_portal_test(page):
+    link = os.environ["UI_PORTAL"]
+    assert page.goto(BASE + link).status == 200
+    page.click("#send-test")
+    expect(page.locator(".notice")).to_contain_text("Test event sent")
+    assert re.search(r"/deliveries/\d+\?done=test-sent$", page.url), page.url
+    assert page.url.startswith(BASE + link), page.url
+    reload_until(page, "#delivery-status", "delivered")
+    shoot(page, "portal-test")
+    with open(os.environ["UI_OUT"], "w") as out:
+        out.write(page.url.split("/deliveries/")[1].split("?")[0])
+    print("portal test event: sent from the portal, delivered")
+
+
 def case_rerun(page):
     login(page, os.environ["UI_ADMIN"])
     page.click("nav a:has-text('Plugins')")
