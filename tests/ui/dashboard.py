@@ -174,7 +174,8 @@ def case_viewer(page):
                  "/ui/endpoints", f"/ui/endpoints/{endpoint}", "/ui/dead-letters", "/ui/live"):
         response = page.goto(BASE + path)
         assert response.status == 200, (path, response.status)
-        for action in ("Retry now", "Copy as curl", "Disable", "Enable", "Rotate secret", "Redrive"):
+        for action in ("Retry now", "Copy as curl", "Disable", "Enable", "Rotate secret", "Redrive",
+                       "Send test event"):
             assert page.locator(f"button:has-text('{action}')").count() == 0, (path, action)
     page.goto(f"{BASE}/ui/events/{event}")
     assert "viewer-must-not-see" not in page.content()
@@ -182,7 +183,8 @@ def case_viewer(page):
     shoot(page, "viewer-event")
     for action in (f"/ui/endpoints/{endpoint}/disable", f"/ui/deliveries/{delivery}/retry",
                    f"/ui/deliveries/{delivery}/curl",
-                   f"/ui/endpoints/{endpoint}/rotate", "/ui/dead-letters/redrive"):
+                   f"/ui/endpoints/{endpoint}/rotate", f"/ui/endpoints/{endpoint}/test",
+                   "/ui/dead-letters/redrive"):
         status = page.evaluate("(url) => fetch(url, {method: 'POST'}).then(r => r.status)", action)
         assert status == 403, (action, status)
 
