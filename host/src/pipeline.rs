@@ -238,6 +238,16 @@ impl Pipeline {
         Ok(fan_out)
     }
 
+    /// One delivery of `event` to `endpoint`, made without routing and without plugins (an
+    /// endpoint's test event): its subject and order key as routing would give them.
+    pub fn direct(&self, event: &Event, endpoint: &str) -> NewDelivery {
+        let table = self.routes.load_full();
+        let orderings = Orderings { config: self.orderings.clone(), table };
+        let mut fan_out = FanOut::new(event.id, self.subjects.clone(), orderings);
+        fan_out.push(endpoint, event, None);
+        fan_out.deliveries.remove(0)
+    }
+
     /// Every delivery routing gives `event`, dead with `reason` (a verify plugin failed under
     /// `dead-letter`); no plugin runs.
     pub fn dead_letters(&self, event: &Event, reason: &str) -> FanOut {

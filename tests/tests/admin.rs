@@ -553,3 +553,91 @@ async fn a_schema_driven_fuzz_pass_finds_no_server_error_and_no_answer_off_the_s
     assert!(stdout.contains("passed"), "{stdout}");
     assert!(!host.logs.contains("panicked"), "the router panicked");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_endpoint_test_event_goes_to_that_endpoint_alone_parks_while_disabled_and_is_audited() {
+    let mut receiver = TestReceiver::start().await;
+    let server = format!("{SERVER}\nviewer_token = {{ value = \"test-viewer-token\" }}");
+    let host = TestHost::start(&server, &config(&receiver.url("/audit"))).await.unwrap();
+    let admin = Admin::new();
+    let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    let input = json!({"url": receiver.url("/hook"), "sources": ["app"], "secret": secret});
+    let (status, created) = admin.post(&host, "/v1/admin/endpoints", input).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let id = created["endpoint"]["id"].as_str().unwrap().to_owned();
+
+    // A config endpoint: one delivery, to it alone, though no route sends it such events.
+    let (status, sent) = admin.post(&host, "/v1/admin/endpoints/audit/test", json!({})).await;
+    assert_eq!(
+        (status, sent["status"].as_str()),
+        (StatusCode::ACCEPTED, Some("pending")),
+        "{sent}"
+    );
+    let event = sent["event"].as_str().unwrap().to_owned();
+    let request = next_of(&mut receiver, &event).await;
+    assert_eq!(request.path, "/audit");
+    let body: Value = serde_json::from_slice(&request.body).unwrap();
+    assert_eq!(
+        (body["type"].as_str(), body["endpoint"].as_str()),
+        (Some("switchyard.endpoint.test"), Some("audit"))
+    );
+    let delivered = delivery_in(&admin, &host, &event, "delivered").await;
+    assert_eq!(
+        (delivered["id"].clone(), delivered["endpoint"].as_str()),
+        (sent["delivery"].clone(), Some("audit"))
+    );
+    let all = admin.get(&host, &format!("/v1/admin/deliveries?event={event}")).await;
+    assert_eq!(all["data"].as_array().unwrap().len(), 1, "{all}");
+    let stored = admin.get(&host, &format!("/v1/admin/events/{event}")).await;
+    assert_eq!(
+        (stored["source"].as_str(), stored["type"].as_str()),
+        (Some("switchyard"), Some("switchyard.endpoint.test")),
+        "{stored}"
+    );
+
+    // A dynamic endpoint: signed with its own secret.
+    let (status, sent) =
+        admin.post(&host, &format!("/v1/admin/endpoints/{id}/test"), json!({})).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{sent}");
+    let event = sent["event"].as_str().unwrap().to_owned();
+    let request = next_of(&mut receiver, &event).await;
+    assert_eq!(request.path, "/hook");
+    assert_eq!(verify_with_standardwebhooks(secret, &[request]), [Ok(())]);
+
+    // Disabled: the test delivery is made parked, as any other, and goes out once enabled.
+    let (status, _) =
+        admin.post(&host, &format!("/v1/admin/endpoints/{id}/disable"), json!({})).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, sent) =
+        admin.post(&host, &format!("/v1/admin/endpoints/{id}/test"), json!({})).await;
+    assert_eq!((status, sent["status"].as_str()), (StatusCode::ACCEPTED, Some("parked")), "{sent}");
+    assert!(sent["detail"].as_str().unwrap().contains("disabled"), "{sent}");
+    let parked = sent["event"].as_str().unwrap().to_owned();
+    delivery_in(&admin, &host, &parked, "parked").await;
+    let (status, _) =
+        admin.post(&host, &format!("/v1/admin/endpoints/{id}/enable"), json!({})).await;
+    assert_eq!(status, StatusCode::OK);
+    next_of(&mut receiver, &parked).await;
+    delivery_in(&admin, &host, &parked, "delivered").await;
+
+    // Unknown: 404. A viewer: 403, and nothing is stored.
+    let (status, _) = admin.post(&host, "/v1/admin/endpoints/nobody/test", json!({})).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let before =
+        admin.get(&host, "/v1/admin/events?limit=500").await["data"].as_array().unwrap().len();
+    let viewer = reqwest::Client::new()
+        .post(host.url("/v1/admin/endpoints/audit/test"))
+        .bearer_auth("test-viewer-token")
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(viewer.status(), StatusCode::FORBIDDEN);
+    let after =
+        admin.get(&host, "/v1/admin/events?limit=500").await["data"].as_array().unwrap().len();
+    assert_eq!(before, after, "a refused test stores no event");
+    let audit = admin.get(&host, "/v1/admin/audit?action=endpoint.test").await;
+    let entries = audit["data"].as_array().unwrap();
+    assert_eq!(entries.len(), 4, "three sent and the 404, not the viewer's: {audit}");
+    assert!(entries.iter().any(|entry| entry["resource"] == "endpoint/audit"), "{audit}");
+}

@@ -947,3 +947,89 @@ async fn a_portal_retry_is_audited_as_the_portal_link() {
     assert_eq!(entry["credential"], unsigned, "the link's id");
     assert!(!audit.to_string().contains(signature), "the link's signature is not recorded");
 }
+
+/// The test receiver's next request as the test event of `endpoint` that `delivery` sent,
+/// its Standard Webhooks signature checked with `secret`.
+async fn signed_test_event(receiver: &mut TestReceiver, endpoint: &str, secret: &str) -> String {
+    let request = receiver.next(WAIT).await.expect("the test event reaches the receiver");
+    let body: Value = serde_json::from_slice(&request.body).unwrap();
+    assert_eq!(body["type"], "switchyard.endpoint.test", "{body}");
+    assert_eq!(body["endpoint"], endpoint, "{body}");
+    let event = request.header("webhook-id").expect("sent as a delivery, with its id").to_owned();
+    let verdicts = switchyard_e2e::verify_with_standardwebhooks(secret, &[request]);
+    assert_eq!(verdicts, [Ok(())], "signed as any delivery");
+    event
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_send_test_event_on_an_endpoint_delivers_a_signed_test_event() {
+    let mut receiver = TestReceiver::start().await;
+    let host = TestHost::start(&server(), &signing_config(&receiver.url("/shop"))).await.unwrap();
+    let out = tempfile::NamedTempFile::new().unwrap();
+    let environment =
+        [("UI_ENDPOINT", "shop".to_owned()), ("UI_OUT", out.path().display().to_string())];
+    browser(&host, "endpoint_test", &environment);
+    let event =
+        signed_test_event(&mut receiver, "shop", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").await;
+    let delivery = std::fs::read_to_string(out.path()).unwrap();
+    let (_, shown) =
+        api(&host, ADMIN, Method::GET, &format!("/v1/admin/deliveries/{delivery}"), None).await;
+    assert_eq!(
+        (shown["event"].as_str(), shown["endpoint"].as_str()),
+        (Some(&*event), Some("shop"))
+    );
+    let (_, stored) =
+        api(&host, ADMIN, Method::GET, &format!("/v1/admin/events/{event}"), None).await;
+    assert_eq!(stored["source"], "switchyard", "{stored}");
+    // A viewer's page has no button, and a viewer's post is refused.
+    let cookie = sign_in(&host, VIEWER).await;
+    let page = client().get(host.url("/ui/endpoints/shop")).header(COOKIE, &cookie).send().await;
+    let html = page.unwrap().text().await.unwrap();
+    assert!(html.contains("Endpoint shop") && !html.contains("send-test"), "{html}");
+    let refused = client()
+        .post(host.url("/ui/endpoints/shop/test"))
+        .header(COOKIE, &cookie)
+        .header(ORIGIN, format!("http://{}", host.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    assert!(receiver.drain().is_empty(), "the viewer sent nothing");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_the_portal_sends_a_test_event_to_its_endpoint_only() {
+    let mut receiver = TestReceiver::start().await;
+    let host = TestHost::start(&server(), &config(&receiver.url("/shop"))).await.unwrap();
+    let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    let input = json!({"url": receiver.url("/customer"), "sources": ["app"], "secret": secret});
+    let (status, created) =
+        api(&host, ADMIN, Method::POST, "/v1/admin/endpoints", Some(input)).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let endpoint = created["endpoint"]["id"].as_str().unwrap().to_owned();
+    let portal = format!("/v1/admin/endpoints/{endpoint}/portal");
+    let (_, link) = api(&host, ADMIN, Method::POST, &portal, Some(json!({"ttl": "1h"}))).await;
+    let url = link["url"].as_str().unwrap().to_owned();
+    let out = tempfile::NamedTempFile::new().unwrap();
+    let environment = [("UI_PORTAL", url.clone()), ("UI_OUT", out.path().display().to_string())];
+    browser(&host, "portal_test", &environment);
+    let event = signed_test_event(&mut receiver, &endpoint, secret).await;
+    let delivery = std::fs::read_to_string(out.path()).unwrap();
+    let (_, shown) =
+        api(&host, ADMIN, Method::GET, &format!("/v1/admin/deliveries/{delivery}"), None).await;
+    assert_eq!(
+        (shown["event"].as_str(), shown["endpoint"].as_str()),
+        (Some(&*event), Some(&*endpoint))
+    );
+    assert!(receiver.drain().is_empty(), "nothing went to `shop`");
+    let (_, audit) =
+        api(&host, ADMIN, Method::GET, "/v1/admin/audit?action=endpoint.test", None).await;
+    let entry = &audit["data"][0];
+    assert_eq!(
+        (entry["role"].as_str(), entry["resource"].as_str()),
+        (Some("portal"), Some(&*format!("endpoint/{endpoint}"))),
+        "{audit}"
+    );
+    let token = url.strip_prefix("/portal/").unwrap();
+    assert_eq!(entry["credential"], token.rsplit_once('.').unwrap().0, "the link's id");
+}

@@ -174,7 +174,8 @@ def case_viewer(page):
                  "/ui/endpoints", f"/ui/endpoints/{endpoint}", "/ui/dead-letters", "/ui/live"):
         response = page.goto(BASE + path)
         assert response.status == 200, (path, response.status)
-        for action in ("Retry now", "Copy as curl", "Disable", "Enable", "Rotate secret", "Redrive"):
+        for action in ("Retry now", "Copy as curl", "Disable", "Enable", "Rotate secret", "Redrive",
+                       "Send test event"):
             assert page.locator(f"button:has-text('{action}')").count() == 0, (path, action)
     page.goto(f"{BASE}/ui/events/{event}")
     assert "viewer-must-not-see" not in page.content()
@@ -182,7 +183,8 @@ def case_viewer(page):
     shoot(page, "viewer-event")
     for action in (f"/ui/endpoints/{endpoint}/disable", f"/ui/deliveries/{delivery}/retry",
                    f"/ui/deliveries/{delivery}/curl",
-                   f"/ui/endpoints/{endpoint}/rotate", "/ui/dead-letters/redrive"):
+                   f"/ui/endpoints/{endpoint}/rotate", f"/ui/endpoints/{endpoint}/test",
+                   "/ui/dead-letters/redrive"):
         status = page.evaluate("(url) => fetch(url, {method: 'POST'}).then(r => r.status)", action)
         assert status == 403, (action, status)
 
@@ -253,6 +255,36 @@ def case_portal(page):
         time.sleep(0.5)
     assert page.goto(BASE + link).status == 404
     print("portal: showed only its endpoint, then expired")
+
+
+def case_endpoint_test(page):
+    login(page, os.environ["UI_ADMIN"])
+    endpoint = os.environ["UI_ENDPOINT"]
+    page.goto(f"{BASE}/ui/endpoints/{endpoint}")
+    page.click("#send-test")
+    expect(page.locator(".notice")).to_contain_text("Test event sent")
+    assert re.search(r"/ui/deliveries/\d+\?done=test-sent$", page.url), page.url
+    reload_until(page, "#delivery-status", "delivered")
+    shoot(page, "endpoint-test")
+    with open(os.environ["UI_OUT"], "w") as out:
+        out.write(page.url.split("/ui/deliveries/")[1].split("?")[0])
+    page.goto(f"{BASE}/ui/endpoints/{endpoint}")
+    expect(page.locator("table.list")).to_contain_text("delivered")
+    print("endpoint test event: sent from the endpoint page, delivered")
+
+
+def case_portal_test(page):
+    link = os.environ["UI_PORTAL"]
+    assert page.goto(BASE + link).status == 200
+    page.click("#send-test")
+    expect(page.locator(".notice")).to_contain_text("Test event sent")
+    assert re.search(r"/deliveries/\d+\?done=test-sent$", page.url), page.url
+    assert page.url.startswith(BASE + link), page.url
+    reload_until(page, "#delivery-status", "delivered")
+    shoot(page, "portal-test")
+    with open(os.environ["UI_OUT"], "w") as out:
+        out.write(page.url.split("/deliveries/")[1].split("?")[0])
+    print("portal test event: sent from the portal, delivered")
 
 
 def case_rerun(page):

@@ -162,6 +162,7 @@ pub fn describe(method: &Method, route: &str, id: Option<&str>) -> (String, Stri
         ("POST", "/endpoints/{id}/enable") => named("endpoint.enable", "endpoint"),
         ("POST", "/endpoints/{id}/secret/rotate") => named("endpoint.rotate", "endpoint"),
         ("POST", "/endpoints/{id}/verify") => named("endpoint.verify", "endpoint"),
+        ("POST", "/endpoints/{id}/test") => named("endpoint.test", "endpoint"),
         ("POST", "/subscriptions") => fixed("subscription.create", "subscriptions"),
         ("DELETE", "/subscriptions/{id}") => named("subscription.delete", "subscription"),
         ("POST", "/deliveries/{id}/retry") => named("delivery.retry", "delivery"),
@@ -336,6 +337,13 @@ mod tests {
                 "dead-letters",
             ),
             (Method::POST, "/v1/admin/replay", None, "events.replay", "events"),
+            (
+                Method::POST,
+                "/v1/admin/endpoints/{id}/test",
+                Some("shop"),
+                "endpoint.test",
+                "endpoint/shop",
+            ),
             (Method::POST, "/v1/admin/reload", None, "config.reload", "config"),
             // A route added later is recorded all the same, by method and route.
             (

@@ -1,6 +1,6 @@
 //! `POST /v1/admin/endpoints/{id}/portal`: a link that shows one endpoint to its owner (the
-//! consumer who subscribed): its deliveries and attempts, retry, and rotating its secret;
-//! nothing else is reachable with it, and it expires.
+//! consumer who subscribed): its deliveries and attempts, retry, a test event, and rotating
+//! its secret; nothing else is reachable with it, and it expires.
 //!
 //! The link's token is signed with the dashboard's session key (derived from the configured
 //! tokens), so any node with the same config honours it, and changing a token ends every link.
@@ -50,7 +50,8 @@ pub struct PortalLink {
 #[utoipa::path(
     post, path = "/v1/admin/endpoints/{id}/portal", tag = "endpoints",
     description = "A link showing one endpoint to its owner: its deliveries and attempts, \
-                   retry, rotating its secret. Nothing else is reachable with it; it expires.",
+                   retry, a test event, rotating its secret. Nothing else is reachable with it; \
+                   it expires.",
     params(("id" = String, Path, description = "Endpoint id")),
     request_body = PortalInput,
     responses(

@@ -3,6 +3,12 @@
 //! Standard Webhooks), with the secret its verify plugin checks. A misconfigured secret or
 //! plugin shows up here, as the rejection a provider would get, before production traffic.
 //!
+//! `POST /v1/admin/endpoints/{id}/test`: an event of the built-in source `switchyard`, type
+//! [`ENDPOINT_TEST_TYPE`], stored with one delivery to that endpoint and no other (routes and
+//! plugins are not consulted), so it goes out as any delivery does: signed, retried, listed
+//! with the endpoint's deliveries. A disabled endpoint gets it parked, like every delivery
+//! made while it is disabled, and the answer says so.
+//!
 //! [`signed_headers`] is pure (secret, body, id and time in; the provider's headers out). The
 //! scheme is the one asked for, else guessed from the source's first verify plugin (its id or
 //! file name naming the provider). The secret is read from the config and never answered.
@@ -21,18 +27,21 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::AdminState;
-use super::api::{Body, ErrorBody, invalid, not_found};
+use super::api::{Body, ErrorBody, invalid, not_found, store_failure};
 use super::model::FieldError;
 use crate::config::{SourceKind, Topology};
-use crate::event::{EventId, now_millis};
+use crate::event::{Event, EventId, now_millis};
 use crate::http_api::ApiError;
 use crate::ingest::{Inbound, IngestError, Ingestor};
 use crate::signing::SigningKey;
-use crate::store::IngestReceipt;
+use crate::store::{DeliveryQuery, DeliveryState, IngestReceipt, NewEvent};
 
 pub fn router() -> OpenApiRouter<AdminState> {
-    OpenApiRouter::new().routes(routes!(send_test_event))
+    OpenApiRouter::new().routes(routes!(send_test_event)).routes(routes!(send_endpoint_test))
 }
+
+/// The event type of an endpoint's test event.
+pub const ENDPOINT_TEST_TYPE: &str = "switchyard.endpoint.test";
 
 /// How a provider signs its webhooks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -283,6 +292,107 @@ async fn send_test_event(
         ),
         Err(error) => answer("failed", 503, None, Some(error.to_string())),
     })
+}
+
+/// The test event sent to an endpoint.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EndpointTestSent {
+    /// The stored event (source `switchyard`, type `switchyard.endpoint.test`).
+    pub event: String,
+    /// Its one delivery, to this endpoint.
+    pub delivery: i64,
+    /// `pending` (it goes out now), `parked` (the endpoint is disabled: it goes out once
+    /// the endpoint is enabled) or `dead` (the endpoint was deleted meanwhile).
+    pub status: String,
+    pub detail: String,
+}
+
+#[utoipa::path(
+    post, path = "/v1/admin/endpoints/{id}/test", tag = "endpoints",
+    description = "Stores a small event of the built-in source `switchyard`, type \
+                   `switchyard.endpoint.test`, with one delivery to this endpoint only: no \
+                   route or plugin is consulted. The delivery goes out as any other (signed, \
+                   retried, listed with the endpoint's deliveries). A disabled endpoint gets \
+                   it parked (`status: parked`) until it is enabled.",
+    params(("id" = String, Path, description = "Endpoint id")),
+    responses(
+        (status = 202, body = EndpointTestSent),
+        (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+    ),
+)]
+async fn send_endpoint_test(
+    State(state): State<AdminState>,
+    Path(id): Path<String>,
+) -> Result<(axum::http::StatusCode, Json<EndpointTestSent>), ApiError> {
+    if !state.registry.knows(&id) {
+        return Err(not_found("endpoint", &id));
+    }
+    let sent_at = now_millis();
+    let body =
+        serde_json::json!({ "type": ENDPOINT_TEST_TYPE, "endpoint": id, "sent_at": sent_at });
+    let event = Event {
+        id: EventId::generate(),
+        source: crate::notify::SOURCE.to_owned(),
+        event_type: ENDPOINT_TEST_TYPE.to_owned(),
+        subject: None,
+        headers: vec![("content-type".to_owned(), "application/json".to_owned())],
+        body: Bytes::from(body.to_string()),
+        received_at: sent_at,
+        dedupe_key: None,
+        metadata: Vec::new(),
+    };
+    let notice = crate::tail::Accepted {
+        id: event.id,
+        source: event.source.clone(),
+        event_type: event.event_type.clone(),
+        received_at: event.received_at,
+        body_size: event.body.len() as u64,
+        deliveries: 1,
+    };
+    let delivery = state.pipeline.direct(&event, &id);
+    let new =
+        NewEvent { event, dedupe_window: None, derived: Vec::new(), deliveries: vec![delivery] };
+    let event = match state.store.ingest(new).await.map_err(store_failure)? {
+        IngestReceipt::Stored(event) => event,
+        // No dedupe key and no verify plugin: neither can happen.
+        IngestReceipt::Duplicate(event) | IngestReceipt::Dropped(event) => event,
+    };
+    state.store.tail().publish(notice);
+    let query = DeliveryQuery {
+        endpoint: Some(id.clone()),
+        state: None,
+        event: Some(event),
+        since: None,
+        until: None,
+        before: None,
+        limit: 1,
+    };
+    let listed = state.store.list_deliveries(query).await.map_err(store_failure)?;
+    let delivery =
+        listed.first().ok_or_else(|| not_found("delivery of event", &event.to_string()))?;
+    // What the store made of it: parked when the endpoint is disabled, as every delivery.
+    let (status, detail) = match delivery.state {
+        DeliveryState::Parked => (
+            "parked",
+            format!(
+                "endpoint `{id}` is disabled: the test delivery is parked and goes out once it \
+                 is enabled"
+            ),
+        ),
+        DeliveryState::Dead => ("dead", format!("endpoint `{id}` is being deleted")),
+        DeliveryState::Pending | DeliveryState::Delivered => {
+            ("pending", format!("the test delivery to `{id}` goes out now"))
+        }
+    };
+    let answer = EndpointTestSent {
+        event: event.to_string(),
+        delivery: delivery.id.get() as i64,
+        status: status.to_owned(),
+        detail,
+    };
+    Ok((axum::http::StatusCode::ACCEPTED, Json(answer)))
 }
 
 #[cfg(test)]

@@ -165,6 +165,7 @@ pub fn router(tokens: AccessTokens, api: Router, state: AdminState) -> Router {
         .route("/ui/endpoints/{id}/disable", post(pages::disable))
         .route("/ui/endpoints/{id}/enable", post(pages::enable))
         .route("/ui/endpoints/{id}/rotate", post(pages::rotate))
+        .route("/ui/endpoints/{id}/test", post(pages::send_test))
         .route("/ui/endpoints/{id}/edit", get(endpoint_edit::edit_form).post(endpoint_edit::edit))
         .route(
             "/ui/endpoints/{id}/delete",
@@ -187,6 +188,7 @@ pub fn router(tokens: AccessTokens, api: Router, state: AdminState) -> Router {
         .route("/ui/assets/{name}", get(assets::serve))
         .route("/portal/{token}", get(portal::home))
         .route("/portal/{token}/rotate", post(portal::rotate))
+        .route("/portal/{token}/test", post(portal::send_test))
         .route("/portal/{token}/deliveries/{id}", get(portal::delivery))
         .route("/portal/{token}/deliveries/{id}/retry", post(portal::retry));
     guarded

@@ -56,6 +56,11 @@ fn notice_text(done: &str) -> Option<&'static str> {
         "enabled" => "Enabled: its parked deliveries are being sent.",
         "redriven" => "Redriven: its dead letters are pending again.",
         "edited" => "Changed: queued deliveries use the new settings from their next attempt.",
+        "test-sent" => "Test event sent: this is its delivery, going out now.",
+        "test-parked" => {
+            "Test event sent: this is its delivery, parked because the endpoint is disabled; it \
+             goes out once the endpoint is enabled."
+        }
         _ => return None,
     })
 }
@@ -651,6 +656,34 @@ pub async fn rotate(
     }
     let secret = view::text(&answer, "secret");
     endpoint_page(&ui, &session, &id, None, secret).await
+}
+
+/// Sends the endpoint a test event (`POST /v1/admin/endpoints/{id}/test`) and shows its
+/// delivery.
+pub async fn send_test(
+    State(ui): State<Ui>,
+    session: CurrentSession,
+    Path(id): Path<String>,
+) -> Result<Response, PageError> {
+    let uri = format!("/v1/admin/endpoints/{}/test", segment(&id));
+    let (status, answer) = ui.api(session.role, Method::POST, &uri, Some(json!({}))).await?;
+    if !status.is_success() {
+        return Err(PageError::new(status, api_detail(&answer)));
+    }
+    Ok(Redirect::to(&test_delivery_link("/ui", &answer)?).into_response())
+}
+
+/// Where the answer of an endpoint's test event sends the page: `{base}/deliveries/<id>`,
+/// saying whether it went out or was parked.
+pub(super) fn test_delivery_link(base: &str, answer: &Value) -> Result<String, PageError> {
+    let delivery = answer.get("delivery").and_then(Value::as_i64).ok_or_else(|| {
+        PageError::new(StatusCode::BAD_GATEWAY, "the test event's delivery could not be read")
+    })?;
+    let done = match answer.get("status").and_then(Value::as_str) {
+        Some("parked") => "test-parked",
+        _ => "test-sent",
+    };
+    Ok(format!("{base}/deliveries/{delivery}?done={done}"))
 }
 
 // === dead letters ===

@@ -1,6 +1,6 @@
 //! The endpoint portal at `/portal/<token>`: one endpoint shown to its owner, from a link the
 //! admin API made (`POST /v1/admin/endpoints/{id}/portal`). Its deliveries and their attempts,
-//! retry, and rotating its secret (dynamic endpoints); every other id answers 404, and so does
+//! retry, sending it a test event, and rotating its secret (dynamic endpoints); every other id answers 404, and so does
 //! the link once expired.
 //!
 //! Its changes are recorded in the audit log with role `portal` and the link's id (the token
@@ -123,11 +123,14 @@ pub async fn delivery(
         .flatten()
         .filter_map(|item| AttemptRow::deserialize(item).ok())
         .collect();
-    let notice = done
-        .done
-        .as_deref()
-        .filter(|done| *done == "retried")
-        .map(|_| "Sent again: the delivery is pending and goes out now.");
+    let notice = done.done.as_deref().and_then(|done| match done {
+        "retried" => Some("Sent again: the delivery is pending and goes out now."),
+        "test-sent" => Some("Test event sent: this is its delivery, going out now."),
+        "test-parked" => {
+            Some("Test event sent: this is its delivery, parked because the endpoint is disabled.")
+        }
+        _ => None,
+    });
     let page = PortalDeliveryPage {
         chrome: chrome(format!("Delivery {}", delivery.id)),
         token,
@@ -181,4 +184,22 @@ pub async fn rotate(
     let notice =
         Some("Rotated: the previous secret keeps signing for 24 hours beside the new one.");
     portal_page(&ui, &token, secret, notice).await
+}
+
+/// Sends the link's endpoint a test event and shows its delivery.
+pub async fn send_test(
+    State(ui): State<Ui>,
+    Path(token): Path<String>,
+    request: Request,
+) -> Result<Response, PageError> {
+    same_origin(&request)?;
+    let id = endpoint_of(&ui, &token)?;
+    let uri = format!("/v1/admin/endpoints/{}/test", super::pages::segment(&id));
+    let (status, answer) =
+        ui.api_as(Role::Admin, Some(as_link(&token)), Method::POST, &uri, Some(json!({}))).await?;
+    if !status.is_success() {
+        return Err(PageError::new(status, api_detail(&answer)));
+    }
+    let back = super::pages::test_delivery_link(&format!("/portal/{token}"), &answer)?;
+    Ok(Redirect::to(&back).into_response())
 }
