@@ -355,6 +355,9 @@ pub struct Metrics {
     pub delivery_attempt_seconds: Family<EndpointLabels, Histogram>,
     /// `switchyard_deliveries_pending{endpoint}`: queued or in flight, in memory.
     pub deliveries_pending: Family<EndpointLabels, Gauge>,
+    /// `switchyard_delivery_body_reads_total`: attempts whose body was read from the store
+    /// (a retry, or a delivery queued past the bodies kept in memory).
+    pub delivery_body_reads: Counter,
     /// `switchyard_store_commits_total`
     pub store_commits: Counter,
     /// `switchyard_store_committed_events_total`: events made durable.
@@ -436,6 +439,12 @@ impl Metrics {
             "switchyard_deliveries_pending",
             "Deliveries queued or in flight per endpoint",
             deliveries_pending.clone(),
+        );
+        let delivery_body_reads = Counter::default();
+        registry.register(
+            "switchyard_delivery_body_reads",
+            "Delivery attempts whose body was read back from the store",
+            delivery_body_reads.clone(),
         );
         let store_commits = Counter::default();
         registry.register(
@@ -554,6 +563,7 @@ impl Metrics {
             delivery_attempts,
             delivery_attempt_seconds,
             deliveries_pending,
+            delivery_body_reads,
             store_commits,
             store_committed_events,
             store_commit_batch_size,

@@ -104,7 +104,10 @@ impl Attempt {
         let Self { job, endpoint, mut slot, report } = self;
         let payload = match job.payload.clone() {
             Some(payload) => Some(payload),
-            None => load_payload(&context.store, job.delivery_id).await,
+            None => {
+                context.metrics.delivery_body_reads.inc();
+                load_payload(&context.store, job.delivery_id).await
+            }
         };
         let Some(payload) = payload else {
             // The row is gone (retention) or unreadable; it stays as stored and is retried

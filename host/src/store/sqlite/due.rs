@@ -12,6 +12,7 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -21,9 +22,13 @@ use crate::event::now_millis;
 use crate::store::{DeliveryId, DeliveryJob, DueQueue, NextStep};
 use crate::traffic::ordering::KeyGate;
 
-/// Queued deliveries that keep their body in memory; those queued behind them are read from
-/// the store when due, so an endpoint that falls behind costs a few bytes per delivery.
-const BODIES_KEPT_QUEUED: usize = 1024;
+/// The bytes of bodies all queues together keep in memory (each queued delivery counts its
+/// body's length, even when a fan-out shares one body between endpoints). A delivery queued
+/// beyond it has its body read from the store when due, so a backlog past it costs a few
+/// bytes per delivery. A budget for the whole store, not a count per queue: a count per
+/// queue made every delivery of a queue past it a read from the store, which cost so much
+/// CPU that the endpoint fell further behind and stayed there.
+pub(super) const KEPT_BODY_BYTES: usize = 16 * 1024 * 1024;
 
 /// Where committed jobs go: the queue of each endpoint that has one.
 #[derive(Debug, Default)]
@@ -32,6 +37,8 @@ pub(super) struct Dispatch {
     /// Jobs for endpoints without a queue are expected (a cluster node's projection queues
     /// only the endpoints it owns): not worth a warning.
     unclaimed_expected: std::sync::atomic::AtomicBool,
+    /// Body bytes the queues keep now (see [`KEPT_BODY_BYTES`]).
+    kept_body_bytes: AtomicUsize,
 }
 
 #[derive(Debug, Default)]
@@ -59,6 +66,7 @@ impl Dispatch {
         Self {
             feeds: Mutex::new(Feeds { unclaimed, ..Feeds::default() }),
             unclaimed_expected: std::sync::atomic::AtomicBool::new(false),
+            kept_body_bytes: AtomicUsize::new(0),
         }
     }
 
@@ -115,6 +123,26 @@ impl Dispatch {
         }
     }
 
+    /// Takes `bytes` of the body budget; answers false (nothing taken) when they do not fit.
+    fn keep_body(&self, bytes: usize) -> bool {
+        self.kept_body_bytes
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |kept| {
+                kept.checked_add(bytes).filter(|total| *total <= KEPT_BODY_BYTES)
+            })
+            .is_ok()
+    }
+
+    /// Body bytes the queues keep now.
+    #[cfg(test)]
+    pub fn kept_body_bytes(&self) -> usize {
+        self.kept_body_bytes.load(Ordering::Relaxed)
+    }
+
+    /// Gives `bytes` of the body budget back.
+    fn forget_body(&self, bytes: usize) {
+        self.kept_body_bytes.fetch_sub(bytes, Ordering::Relaxed);
+    }
+
     fn release(&self, endpoint: &str, claim: u64) {
         let mut feeds = self.lock();
         if feeds.queues.get(endpoint).is_some_and(|feed| feed.claim == claim) {
@@ -148,17 +176,23 @@ impl SqliteDueQueue {
             tracing::debug!(delivery = %job.delivery_id, "already under way; its outcome decides");
             return;
         }
-        if self.waiting.len() + self.held.len() >= BODIES_KEPT_QUEUED {
+        if let Some(payload) = &job.payload
+            && !self.dispatch.keep_body(payload.body.len())
+        {
             job.payload = None;
         }
         if let Some(key) = &job.order_key
             && !self.gate.admit(key, job.delivery_id)
         {
-            self.held.insert(job.delivery_id, job);
+            if let Some(replaced) = self.held.insert(job.delivery_id, job) {
+                self.forget(&replaced);
+            }
             return;
         }
         self.due.push(Reverse((job.due_at, job.delivery_id)));
-        self.waiting.insert(job.delivery_id, job);
+        if let Some(replaced) = self.waiting.insert(job.delivery_id, job) {
+            self.forget(&replaced);
+        }
     }
 
     /// Takes what the writer sent meanwhile; answers false once the feed is closed.
@@ -187,10 +221,30 @@ impl SqliteDueQueue {
             }
             self.due.pop();
             let job = self.waiting.remove(&id)?;
+            self.forget(&job);
             self.under_way.insert(id);
             return Some(job);
         }
         None
+    }
+
+    /// `job` leaves the queue: its body no longer counts against the budget.
+    fn forget(&self, job: &DeliveryJob) {
+        if let Some(payload) = &job.payload {
+            self.dispatch.forget_body(payload.body.len());
+        }
+    }
+
+    /// Empties the heap and both maps, giving their bodies' budget back.
+    fn forget_all(&mut self) {
+        let bytes: usize = (self.waiting.values().chain(self.held.values()))
+            .filter_map(|job| job.payload.as_ref())
+            .map(|payload| payload.body.len())
+            .sum();
+        self.dispatch.forget_body(bytes);
+        self.due.clear();
+        self.waiting.clear();
+        self.held.clear();
     }
 
     fn next_due_at(&self) -> Option<u64> {
@@ -245,13 +299,17 @@ impl DueQueue for SqliteDueQueue {
         // Under way, or still queued (an outcome learnt otherwise): either way it is settled.
         self.take_fed();
         self.under_way.remove(&job.delivery_id);
-        self.waiting.remove(&job.delivery_id);
-        self.held.remove(&job.delivery_id);
+        let queued = self.waiting.remove(&job.delivery_id);
+        let held = self.held.remove(&job.delivery_id);
+        for left in queued.iter().chain(held.iter()) {
+            self.forget(left);
+        }
         if let Some(key) = &job.order_key
             && !matches!(next, NextStep::RetryAt(_))
             && let Some(released) = self.gate.settle(key, job.delivery_id)
             && let Some(next_job) = self.held.remove(&released)
         {
+            self.forget(&next_job);
             // Its key's earlier delivery is delivered or dead: this one may go now.
             self.push(next_job);
         }
@@ -276,9 +334,7 @@ impl DueQueue for SqliteDueQueue {
         // What the store sent before it parked them is forgotten too.
         self.take_fed();
         self.paused = true;
-        self.due.clear();
-        self.waiting.clear();
-        self.held.clear();
+        self.forget_all();
         self.gate.clear();
     }
 
@@ -293,6 +349,7 @@ impl DueQueue for SqliteDueQueue {
 
 impl Drop for SqliteDueQueue {
     fn drop(&mut self) {
+        self.forget_all();
         self.dispatch.release(&self.endpoint, self.claim);
     }
 }

@@ -216,3 +216,60 @@ async fn a_scrub_leaves_no_replaced_record_in_the_files() {
     assert!(files_hold(b"sealed-abcdefghij"));
     assert_eq!(store.endpoint("ep_1".into()).await.unwrap().unwrap().spec, "sealed-abcdefghij");
 }
+
+/// A job of `endpoint` due at once, carrying `body`.
+fn job_with_body(id: u64, endpoint: &str, body: &Bytes) -> crate::store::DeliveryJob {
+    crate::store::DeliveryJob {
+        delivery_id: crate::store::DeliveryId::new(id),
+        event_id: EventId::generate(),
+        endpoint: endpoint.into(),
+        attempts: 0,
+        due_at: 0,
+        payload: Some(Payload { body: body.clone(), content_type: None, subject: None }),
+        order_key: None,
+    }
+}
+
+#[test]
+fn queued_deliveries_keep_their_bodies_within_one_budget_for_every_queue_and_give_it_back() {
+    let dispatch = Arc::new(Dispatch::new(Vec::new()));
+    let mut first = dispatch.claim("first");
+    let mut second = dispatch.claim("second");
+    let budget = super::due::KEPT_BODY_BYTES;
+    // A fan-out: each body goes to both endpoints, and each queued delivery counts it.
+    let body = Bytes::from(vec![b'x'; budget / 8]);
+    let mut jobs = Vec::new();
+    for id in 0..6 {
+        jobs.push(job_with_body(2 * id + 1, "first", &body));
+        jobs.push(job_with_body(2 * id + 2, "second", &body));
+    }
+    dispatch.queue_all(&mut jobs);
+    // The first queue takes its six in and starts one before the second takes its own in.
+    let mut taken_first: Vec<_> = first.try_next().into_iter().collect();
+    let taken_second: Vec<_> = std::iter::from_fn(|| second.try_next()).collect();
+    taken_first.extend(std::iter::from_fn(|| first.try_next()));
+    assert_eq!((taken_first.len(), taken_second.len()), (6, 6));
+    let kept = |jobs: &[crate::store::DeliveryJob]| {
+        jobs.iter().filter(|job| job.payload.is_some()).count()
+    };
+    // The first queue took in its six (six eighths of the budget) and started one (five
+    // eighths); the second then took in six, of which three fitted: the three past the budget
+    // are read from the store when due.
+    assert_eq!(kept(&taken_first), 6);
+    assert_eq!(kept(&taken_second), 3);
+    // Once taken, a job's body no longer counts: a new one keeps its body again.
+    assert_eq!(dispatch.kept_body_bytes(), 0);
+    let mut more = vec![job_with_body(100, "first", &body)];
+    dispatch.queue_all(&mut more);
+    assert!(first.try_next().is_some_and(|job| job.payload.is_some()));
+    // Queued jobs give their budget back when their queue is paused or dropped.
+    let mut queued = vec![job_with_body(101, "first", &body), job_with_body(102, "second", &body)];
+    dispatch.queue_all(&mut queued);
+    first.pause();
+    second.resume();
+    assert_eq!(second.len(), 0);
+    assert!(second.try_next().is_some_and(|job| job.payload.is_some()));
+    second.finished(job_with_body(102, "second", &body), crate::store::NextStep::Delivered);
+    drop(second);
+    assert_eq!(dispatch.kept_body_bytes(), 0);
+}
