@@ -436,8 +436,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         .unwrap_or_else(|| workspace_root().join("bench").join("baseline.json"));
     if args.save_baseline {
         let measured = format!(
-            "{} {} run of `cargo xtask bench --quick --save-baseline` on {} cores ({}), Linux {}, \
-             the project's shared build machine",
+            "{} {} run of `cargo xtask bench --quick --save-baseline` on {} cores ({}), Linux {}",
             summary.date,
             if summary.quick { "quick" } else { "full" },
             summary.machine.cores,
