@@ -7,6 +7,7 @@
 //! config, starts the release binary, and turns what was sent and received into figures.
 
 pub mod body;
+pub mod cluster;
 pub mod jetstream;
 pub mod load;
 pub mod plugin_stage;

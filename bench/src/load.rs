@@ -136,6 +136,8 @@ impl LoadReport {
 /// Shared by a run's workers.
 struct Shared {
     spec: LoadSpec,
+    /// Where each worker connects: worker `k` to `addresses[k % len]`.
+    addresses: Vec<SocketAddr>,
     next_seq: AtomicU64,
     late: AtomicU64,
     connection_failures: AtomicU64,
@@ -145,6 +147,12 @@ struct Shared {
 
 /// Runs the load and answers what was sent. Spawns its workers on the current runtime.
 pub async fn run(spec: LoadSpec) -> anyhow::Result<LoadReport> {
+    run_spread(spec, Vec::new()).await
+}
+
+/// [`run`], with the connections spread over the target and `others` in turn (several
+/// instances of the same service behind no balancer); one sequence and one report for all.
+pub async fn run_spread(spec: LoadSpec, others: Vec<SocketAddr>) -> anyhow::Result<LoadReport> {
     if spec.connections == 0 {
         bail!("at least one connection is needed");
     }
@@ -153,10 +161,14 @@ pub async fn run(spec: LoadSpec) -> anyhow::Result<LoadReport> {
     {
         bail!("the rate must be a positive number of requests per second, not {rate}");
     }
+    let mut addresses = vec![spec.target.address];
+    addresses.extend(others);
     // Fail fast when nothing listens, rather than counting failures for the whole run.
-    TcpStream::connect(spec.target.address)
-        .await
-        .with_context(|| format!("cannot connect to {}", spec.target.address))?;
+    for address in &addresses {
+        TcpStream::connect(address)
+            .await
+            .with_context(|| format!("cannot connect to {address}"))?;
+    }
     let started = Instant::now();
     let start_us = now_micros();
     let shared = Arc::new(Shared {
@@ -166,6 +178,7 @@ pub async fn run(spec: LoadSpec) -> anyhow::Result<LoadReport> {
         connection_failures: AtomicU64::new(0),
         started,
         spec,
+        addresses,
     });
     let workers: Vec<_> = (0..shared.spec.connections)
         .map(|index| tokio::spawn(worker(shared.clone(), index)))
@@ -193,6 +206,7 @@ async fn worker(shared: Arc<Shared>, index: usize) -> Vec<Sent> {
     let mut records = Vec::new();
     let mut connection: Option<SendRequest<Full<Bytes>>> = None;
     let spec = &shared.spec;
+    let address = shared.addresses[index % shared.addresses.len()];
     let mut paced_index = index as u64;
     loop {
         let seq = match spec.pace {
@@ -222,7 +236,7 @@ async fn worker(shared: Arc<Shared>, index: usize) -> Vec<Sent> {
         };
         let sender = match connection.as_mut() {
             Some(sender) => sender,
-            None => match connect(spec.target.address).await {
+            None => match connect(address).await {
                 Ok(sender) => connection.insert(sender),
                 Err(_) => {
                     shared.connection_failures.fetch_add(1, Ordering::Relaxed);

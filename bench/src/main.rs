@@ -16,7 +16,7 @@ use switchyard_bench::scenario::{self, PaceRule, RunOptions, ScenarioResult};
 use switchyard_bench::signature::WebhookKey;
 use switchyard_bench::sink::{Reply, Sink, SinkSpec};
 use switchyard_bench::stats::Summary;
-use switchyard_bench::{parse_duration, plugin_stage};
+use switchyard_bench::{cluster, parse_duration, plugin_stage};
 
 #[derive(Debug, Parser)]
 #[command(name = "switchyard-bench", about = "Benchmarks for Switchyard (DESIGN §11)")]
@@ -324,6 +324,8 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         std::fs::write(out.join(format!("{}.json", result.id)), json)?;
         results.push(result);
     }
+    let clustered = cluster_rows(&args.only, &options, &runtime, &out)?;
+    results.extend(clustered.iter().map(|result| result.common.clone()));
     let plugin_stage = if args.no_plugin_stage {
         Vec::new()
     } else {
@@ -347,7 +349,10 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         scenarios: results,
         plugin_stage,
     };
-    let markdown = report::markdown(&summary);
+    let mut markdown = report::markdown(&summary);
+    if !clustered.is_empty() {
+        markdown.push_str(&format!("\n### Cluster rows\n\n{}", cluster::markdown(&clustered)));
+    }
     std::fs::write(out.join("summary.json"), serde_json::to_string_pretty(&summary)?)?;
     std::fs::write(out.join("summary.md"), &markdown)?;
     if let Some(readme) = args.readme {
@@ -462,4 +467,39 @@ async fn sink_command(args: SinkArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// The cluster rows `only` names (all when it is empty), each written to `<id>.json`.
+fn cluster_rows(
+    only: &[String],
+    options: &RunOptions,
+    runtime: &tokio::runtime::Runtime,
+    out: &Path,
+) -> anyhow::Result<Vec<cluster::ClusterResult>> {
+    let mut results = Vec::new();
+    for row in cluster::rows()
+        .into_iter()
+        .filter(|row| only.is_empty() || only.iter().any(|id| id == row.id))
+    {
+        let result = match cluster::server_binary(options.nats_server.as_deref()) {
+            Err(reason) => cluster::not_measured(&row, reason),
+            Ok(binary) => {
+                eprintln!("bench: {} ({})…", row.id, row.title);
+                let result = runtime
+                    .block_on(cluster::run(&row, options, &binary))
+                    .with_context(|| format!("row `{}`", row.id))?;
+                eprintln!(
+                    "bench: {}",
+                    cluster::markdown(std::slice::from_ref(&result)).lines().last().unwrap_or("")
+                );
+                result
+            }
+        };
+        std::fs::write(
+            out.join(format!("{}.json", row.id)),
+            serde_json::to_string_pretty(&result)?,
+        )?;
+        results.push(result);
+    }
+    Ok(results)
 }
