@@ -296,3 +296,41 @@ async fn send(
     response.into_body().collect().await?;
     Ok(status)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::body::default_body_template;
+    use crate::sink::{Reply, Sink, SinkSpec};
+
+    #[tokio::test]
+    async fn spread_load_reaches_every_target_with_one_sequence() {
+        let spec =
+            || SinkSpec { paths: vec![("/in".into(), Reply::OK)], key: None, verify_every: 1 };
+        let first = Sink::start(([127, 0, 0, 1], 0).into(), spec()).await.unwrap();
+        let second = Sink::start(([127, 0, 0, 1], 0).into(), spec()).await.unwrap();
+        let load = LoadSpec {
+            target: Target::resolve(&first.url("/in")).await.unwrap(),
+            connections: 4,
+            pace: Pace::Closed,
+            warmup: Duration::ZERO,
+            duration: Duration::from_secs(30),
+            body: Template::parse(&default_body_template()),
+            content_type: "application/json".into(),
+            headers: Vec::new(),
+            github_secret: None,
+            limit: Some(40),
+        };
+        let report = run_spread(load, vec![second.address()]).await.unwrap();
+        assert_eq!(report.sent.len(), 40);
+        assert!(report.sent.iter().all(|sent| sent.status == 200), "{:?}", report.sent);
+        let seqs: Vec<u64> = report.sent.iter().map(|sent| sent.seq).collect();
+        assert_eq!(seqs, (0..40).collect::<Vec<_>>());
+        assert!(first.count(0) > 0 && second.count(0) > 0);
+        assert_eq!(first.count(0) + second.count(0), 40);
+        let mut arrived: Vec<u64> =
+            first.take().into_iter().chain(second.take()).filter_map(|a| a.seq).collect();
+        arrived.sort_unstable();
+        assert_eq!(arrived, seqs);
+    }
+}
