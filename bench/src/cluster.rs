@@ -102,6 +102,8 @@ pub struct CpuFigures {
     pub nodes_us_per_delivery: f64,
     /// The three servers together.
     pub servers_us_per_delivery: f64,
+    /// The busiest server (the log stream's leader, as a rule): the one that limits scale-out.
+    pub busiest_server_us_per_delivery: f64,
     /// Deliveries one busy router core makes: 10⁶ / `nodes_us_per_delivery`.
     pub deliveries_per_router_core: f64,
     /// Deliveries per second one core shared by routers and servers makes, both counted.
@@ -122,6 +124,7 @@ impl CpuFigures {
             node_us_per_delivery: node_cores.iter().map(|&cores| per(cores)).collect(),
             nodes_us_per_delivery: nodes_us,
             servers_us_per_delivery: servers_us,
+            busiest_server_us_per_delivery: per(server_cores.iter().copied().fold(0.0, f64::max)),
             deliveries_per_router_core: inverse(nodes_us),
             deliveries_per_core_all_in: inverse(nodes_us + servers_us),
         }
@@ -407,7 +410,7 @@ pub async fn run(
 pub fn markdown(results: &[ClusterResult]) -> String {
     let mut text = String::from(
         "| row | nodes | deliveries/s | e2e p50 / p99 ms | router µs/delivery (per node) | \
-         NATS servers µs/delivery | deliveries/s per router core | lost / dup |\n\
+         NATS servers µs/delivery (busiest) | deliveries/s per router core | lost / dup |\n\
          |---|---|---|---|---|---|---|---|\n",
     );
     for result in results {
@@ -419,7 +422,7 @@ pub fn markdown(results: &[ClusterResult]) -> String {
         let per_node: Vec<String> =
             result.figures.node_us_per_delivery.iter().map(|us| format!("{us:.0}")).collect();
         text.push_str(&format!(
-            "| {} | {} | {:.0} | {:.1} / {:.1} | {:.0} ({}) | {:.0} | {:.0} | {} / {} |\n",
+            "| {} | {} | {:.0} | {:.1} / {:.1} | {:.0} ({}) | {:.0} ({:.0}) | {:.0} | {} / {} |\n",
             common.id,
             result.nodes,
             common.deliveries_per_second,
@@ -428,6 +431,7 @@ pub fn markdown(results: &[ClusterResult]) -> String {
             result.figures.nodes_us_per_delivery,
             per_node.join(" + "),
             result.figures.servers_us_per_delivery,
+            result.figures.busiest_server_us_per_delivery,
             result.figures.deliveries_per_router_core,
             common.lost,
             common.duplicates,
@@ -532,6 +536,7 @@ mod tests {
         assert!(close(figures.node_us_per_delivery[1], 300.0), "{figures:?}");
         assert!(close(figures.nodes_us_per_delivery, 800.0), "{figures:?}");
         assert!(close(figures.servers_us_per_delivery, 400.0), "{figures:?}");
+        assert!(close(figures.busiest_server_us_per_delivery, 200.0), "{figures:?}");
         assert!(close(figures.deliveries_per_router_core, 1250.0), "{figures:?}");
         assert!(close(figures.deliveries_per_core_all_in, 1e6 / 1200.0), "{figures:?}");
         // Nothing delivered: no figure rather than infinity.
@@ -544,7 +549,7 @@ mod tests {
     fn the_table_shows_each_node_and_the_lost_and_duplicated() {
         let mut result = ClusterResult {
             nodes: 2,
-            figures: CpuFigures::of(&[0.5, 0.3], &[0.4], 1000.0),
+            figures: CpuFigures::of(&[0.5, 0.3], &[0.3, 0.1], 1000.0),
             ..ClusterResult::default()
         };
         result.common.id = "cluster-2".into();
@@ -554,7 +559,7 @@ mod tests {
         let missing = not_measured(&rows()[0], "not measured: no server".into());
         let text = markdown(&[result, missing]);
         assert!(text.contains("| cluster-2 | 2 | 1000 |"), "{text}");
-        assert!(text.contains("| 800 (500 + 300) | 400 | 1250 | 0 / 3 |"), "{text}");
+        assert!(text.contains("| 800 (500 + 300) | 400 (300) | 1250 | 0 / 3 |"), "{text}");
         assert!(text.contains("| cluster-1 | 1 | not measured: no server |"), "{text}");
     }
 }
