@@ -36,6 +36,10 @@ const SAMPLE_INTERVAL: Duration = Duration::from_millis(200);
 const DRAIN_STALL: Duration = Duration::from_secs(5);
 /// Servers in the cluster, and copies of each stream.
 const SERVERS: usize = 3;
+/// Delivery partitions of a cluster (`docs/cluster.md`).
+const PARTITIONS: f64 = 16.0;
+/// How long the nodes may take to share the partitions out before the load starts anyway.
+const SETTLE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// One cluster row.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -246,19 +250,41 @@ impl Drop for Servers {
     }
 }
 
-/// Whether `GET path` answers 200 (one request on a new connection, blocking).
+/// Whether `GET path` answers 200.
 fn answers_200(address: SocketAddr, path: &str) -> bool {
-    let Ok(mut stream) = TcpStream::connect_timeout(&address, Duration::from_millis(200)) else {
-        return false;
-    };
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+    get_200(address, path).is_some()
+}
+
+/// The whole answer to `GET path` when it is a 200 (one request on a new connection,
+/// blocking).
+fn get_200(address: SocketAddr, path: &str) -> Option<String> {
+    let mut stream = TcpStream::connect_timeout(&address, Duration::from_millis(200)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
     let request = format!("GET {path} HTTP/1.0\r\nhost: 127.0.0.1\r\n\r\n");
-    if stream.write_all(request.as_bytes()).is_err() {
-        return false;
-    }
+    stream.write_all(request.as_bytes()).ok()?;
     let mut answer = String::new();
     let _ = stream.read_to_string(&mut answer);
-    answer.starts_with("HTTP/1.0 200") || answer.starts_with("HTTP/1.1 200")
+    (answer.starts_with("HTTP/1.0 200") || answer.starts_with("HTTP/1.1 200")).then_some(answer)
+}
+
+/// The value of gauge `name` (its first sample) in a Prometheus text exposition (pure).
+pub fn gauge(exposition: &str, name: &str) -> Option<f64> {
+    exposition.lines().find_map(|line| {
+        let rest = line.strip_prefix(name)?;
+        if !(rest.starts_with(' ') || rest.starts_with('{')) {
+            return None;
+        }
+        rest.split_whitespace().last()?.parse().ok()
+    })
+}
+
+/// Whether the nodes' partitions are settled: every one owned, and with several nodes each
+/// owning some, so that no handover happens during the measured window (pure).
+pub fn partitions_settled(owned: &[Option<f64>]) -> bool {
+    let counts: Option<Vec<f64>> = owned.iter().copied().collect();
+    counts.is_some_and(|counts| {
+        counts.iter().sum::<f64>() == PARTITIONS && counts.iter().all(|&count| count > 0.0)
+    })
 }
 
 /// Runs one cluster row end to end, closed loop.
@@ -303,6 +329,30 @@ pub async fn run(
             anyhow::ensure!(started.elapsed() < READY_TIMEOUT, "not ready:\n{}", router.tail());
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+    // A node that joins takes its partitions from the others: wait for that handover, so the
+    // window measures steady state (the handover's duplicates are the fault tests' business).
+    let addresses: Vec<SocketAddr> = routers.iter().map(Router::address).collect();
+    let started = Instant::now();
+    loop {
+        let addresses = addresses.clone();
+        let owned = tokio::task::spawn_blocking(move || {
+            addresses
+                .iter()
+                .map(|address| {
+                    gauge(&get_200(*address, "/metrics")?, "switchyard_store_partitions_owned")
+                })
+                .collect::<Vec<_>>()
+        })
+        .await?;
+        if partitions_settled(&owned) {
+            break;
+        }
+        if started.elapsed() > SETTLE_TIMEOUT {
+            eprintln!("bench: {}: partitions not settled ({owned:?}); loading anyway", row.id);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
     let connections = options.connections;
@@ -510,6 +560,22 @@ mod tests {
         }
         let ids: Vec<&str> = rows().iter().map(|row| row.id).collect();
         assert_eq!(ids, ["cluster-1", "cluster-2", "cluster-1-S10", "cluster-2-S10"]);
+    }
+
+    #[test]
+    fn partitions_settle_when_all_are_owned_and_shared() {
+        let metrics = "# HELP switchyard_store_partitions_owned Delivery partitions.\n\
+                       # TYPE switchyard_store_partitions_owned gauge\n\
+                       switchyard_store_partitions_owned 9\n\
+                       switchyard_store_partitions_owned_total 3\n";
+        assert_eq!(gauge(metrics, "switchyard_store_partitions_owned"), Some(9.0));
+        assert_eq!(gauge("x{a=\"b\"} 2.5\n", "x"), Some(2.5));
+        assert_eq!(gauge(metrics, "switchyard_store_log_lag"), None);
+        assert!(partitions_settled(&[Some(16.0)]));
+        assert!(partitions_settled(&[Some(9.0), Some(7.0)]));
+        assert!(!partitions_settled(&[Some(16.0), Some(0.0)]));
+        assert!(!partitions_settled(&[Some(12.0), Some(2.0)]));
+        assert!(!partitions_settled(&[Some(16.0), None]));
     }
 
     #[test]
