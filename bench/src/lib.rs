@@ -8,6 +8,7 @@
 
 pub mod baseline;
 pub mod body;
+pub mod cluster;
 pub mod conditions;
 pub mod jetstream;
 pub mod load;

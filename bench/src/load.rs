@@ -136,6 +136,8 @@ impl LoadReport {
 /// Shared by a run's workers.
 struct Shared {
     spec: LoadSpec,
+    /// Where each worker connects: worker `k` to `addresses[k % len]`.
+    addresses: Vec<SocketAddr>,
     next_seq: AtomicU64,
     late: AtomicU64,
     connection_failures: AtomicU64,
@@ -145,6 +147,12 @@ struct Shared {
 
 /// Runs the load and answers what was sent. Spawns its workers on the current runtime.
 pub async fn run(spec: LoadSpec) -> anyhow::Result<LoadReport> {
+    run_spread(spec, Vec::new()).await
+}
+
+/// [`run`], with the connections spread over the target and `others` in turn (several
+/// instances of the same service behind no balancer); one sequence and one report for all.
+pub async fn run_spread(spec: LoadSpec, others: Vec<SocketAddr>) -> anyhow::Result<LoadReport> {
     if spec.connections == 0 {
         bail!("at least one connection is needed");
     }
@@ -153,10 +161,14 @@ pub async fn run(spec: LoadSpec) -> anyhow::Result<LoadReport> {
     {
         bail!("the rate must be a positive number of requests per second, not {rate}");
     }
+    let mut addresses = vec![spec.target.address];
+    addresses.extend(others);
     // Fail fast when nothing listens, rather than counting failures for the whole run.
-    TcpStream::connect(spec.target.address)
-        .await
-        .with_context(|| format!("cannot connect to {}", spec.target.address))?;
+    for address in &addresses {
+        TcpStream::connect(address)
+            .await
+            .with_context(|| format!("cannot connect to {address}"))?;
+    }
     let started = Instant::now();
     let start_us = now_micros();
     let shared = Arc::new(Shared {
@@ -166,6 +178,7 @@ pub async fn run(spec: LoadSpec) -> anyhow::Result<LoadReport> {
         connection_failures: AtomicU64::new(0),
         started,
         spec,
+        addresses,
     });
     let workers: Vec<_> = (0..shared.spec.connections)
         .map(|index| tokio::spawn(worker(shared.clone(), index)))
@@ -193,6 +206,7 @@ async fn worker(shared: Arc<Shared>, index: usize) -> Vec<Sent> {
     let mut records = Vec::new();
     let mut connection: Option<SendRequest<Full<Bytes>>> = None;
     let spec = &shared.spec;
+    let address = shared.addresses[index % shared.addresses.len()];
     let mut paced_index = index as u64;
     loop {
         let seq = match spec.pace {
@@ -222,7 +236,7 @@ async fn worker(shared: Arc<Shared>, index: usize) -> Vec<Sent> {
         };
         let sender = match connection.as_mut() {
             Some(sender) => sender,
-            None => match connect(spec.target.address).await {
+            None => match connect(address).await {
                 Ok(sender) => connection.insert(sender),
                 Err(_) => {
                     shared.connection_failures.fetch_add(1, Ordering::Relaxed);
@@ -281,4 +295,42 @@ async fn send(
     let status = response.status().as_u16();
     response.into_body().collect().await?;
     Ok(status)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::body::default_body_template;
+    use crate::sink::{Reply, Sink, SinkSpec};
+
+    #[tokio::test]
+    async fn spread_load_reaches_every_target_with_one_sequence() {
+        let spec =
+            || SinkSpec { paths: vec![("/in".into(), Reply::OK)], key: None, verify_every: 1 };
+        let first = Sink::start(([127, 0, 0, 1], 0).into(), spec()).await.unwrap();
+        let second = Sink::start(([127, 0, 0, 1], 0).into(), spec()).await.unwrap();
+        let load = LoadSpec {
+            target: Target::resolve(&first.url("/in")).await.unwrap(),
+            connections: 4,
+            pace: Pace::Closed,
+            warmup: Duration::ZERO,
+            duration: Duration::from_secs(30),
+            body: Template::parse(&default_body_template()),
+            content_type: "application/json".into(),
+            headers: Vec::new(),
+            github_secret: None,
+            limit: Some(40),
+        };
+        let report = run_spread(load, vec![second.address()]).await.unwrap();
+        assert_eq!(report.sent.len(), 40);
+        assert!(report.sent.iter().all(|sent| sent.status == 200), "{:?}", report.sent);
+        let seqs: Vec<u64> = report.sent.iter().map(|sent| sent.seq).collect();
+        assert_eq!(seqs, (0..40).collect::<Vec<_>>());
+        assert!(first.count(0) > 0 && second.count(0) > 0);
+        assert_eq!(first.count(0) + second.count(0), 40);
+        let mut arrived: Vec<u64> =
+            first.take().into_iter().chain(second.take()).filter_map(|a| a.seq).collect();
+        arrived.sort_unstable();
+        assert_eq!(arrived, seqs);
+    }
 }

@@ -18,7 +18,7 @@ use switchyard_bench::scenario::{self, PaceRule, RunOptions, ScenarioResult};
 use switchyard_bench::signature::WebhookKey;
 use switchyard_bench::sink::{Reply, Sink, SinkSpec};
 use switchyard_bench::stats::Summary;
-use switchyard_bench::{conditions, parse_duration, peer, plot, plugin_stage};
+use switchyard_bench::{cluster, conditions, parse_duration, peer, plot, plugin_stage};
 
 #[derive(Debug, Parser)]
 #[command(name = "switchyard-bench", about = "Benchmarks for Switchyard (DESIGN §11)")]
@@ -392,6 +392,8 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
             info.stop_seconds = stopped.as_secs_f64();
         }
     }
+    let clustered = cluster_rows(&args.only, args.quick, &options, &runtime, &out)?;
+    results.extend(clustered.iter().map(|result| result.common.clone()));
     let plugin_stage = if args.no_plugin_stage {
         Vec::new()
     } else {
@@ -416,7 +418,10 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         scenarios: results,
         plugin_stage,
     };
-    let markdown = report::markdown(&summary);
+    let mut markdown = report::markdown(&summary);
+    if !clustered.is_empty() {
+        markdown.push_str(&format!("\n### Cluster rows\n\n{}", cluster::markdown(&clustered)));
+    }
     if plot::has_curve(&summary.scenarios) {
         let mut caption = report::scaling_caption(&summary);
         if !options.binary.ends_with(Path::new("release").join("switchyard")) {
@@ -632,4 +637,41 @@ async fn sink_command(args: SinkArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// The cluster rows `only` names (all when it is empty, none in a quick run that names none:
+/// each starts three servers and takes about a minute), each written to `<id>.json`.
+fn cluster_rows(
+    only: &[String],
+    quick: bool,
+    options: &RunOptions,
+    runtime: &tokio::runtime::Runtime,
+    out: &Path,
+) -> anyhow::Result<Vec<cluster::ClusterResult>> {
+    let mut results = Vec::new();
+    for row in cluster::rows()
+        .into_iter()
+        .filter(|row| if only.is_empty() { !quick } else { only.iter().any(|id| id == row.id) })
+    {
+        let result = match cluster::server_binary(options.nats_server.as_deref()) {
+            Err(reason) => cluster::not_measured(&row, reason),
+            Ok(binary) => {
+                eprintln!("bench: {} ({})…", row.id, row.title);
+                let result = runtime
+                    .block_on(cluster::run(&row, options, &binary))
+                    .with_context(|| format!("row `{}`", row.id))?;
+                eprintln!(
+                    "bench: {}",
+                    cluster::markdown(std::slice::from_ref(&result)).lines().last().unwrap_or("")
+                );
+                result
+            }
+        };
+        std::fs::write(
+            out.join(format!("{}.json", row.id)),
+            serde_json::to_string_pretty(&result)?,
+        )?;
+        results.push(result);
+    }
+    Ok(results)
 }
