@@ -32,8 +32,6 @@ const SERVERS_TIMEOUT: Duration = Duration::from_secs(60);
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
 /// How often RSS is sampled.
 const SAMPLE_INTERVAL: Duration = Duration::from_millis(200);
-/// A drain that makes no progress for this long is over.
-const DRAIN_STALL: Duration = Duration::from_secs(5);
 /// Servers in the cluster, and copies of each stream.
 const SERVERS: usize = 3;
 /// Delivery partitions of a cluster (`docs/cluster.md`).
@@ -394,21 +392,7 @@ pub async fn run(
 
     let accepted = report.sent.iter().filter(|sent| sent.status == 202).count() as u64;
     let expected = accepted * row.endpoints as u64;
-    let drain_started = Instant::now();
-    let mut last = (0, Instant::now());
-    loop {
-        let delivered: u64 = (0..row.endpoints).map(|index| sink.count(index)).sum();
-        if delivered >= expected || drain_started.elapsed() > options.drain_limit {
-            break;
-        }
-        if delivered != last.0 {
-            last = (delivered, Instant::now());
-        } else if last.1.elapsed() > DRAIN_STALL {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let drain_seconds = drain_started.elapsed().as_secs_f64();
+    let drain_seconds = scenario::drain(&sink, row.endpoints, expected, options.drain_limit).await;
     let stopped = tokio::task::spawn_blocking(move || {
         let statuses: Vec<_> = routers.iter_mut().map(Router::stop).collect();
         (routers, statuses)

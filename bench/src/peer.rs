@@ -26,8 +26,6 @@ use crate::sink::{Reply, Sink, SinkSpec};
 const EVENT_TYPE: &str = "bench.event";
 /// Starts of the peer tried before its rows are given up.
 const START_ATTEMPTS: usize = 3;
-/// A drain that makes no progress for this long is over.
-const DRAIN_STALL: Duration = Duration::from_secs(5);
 
 /// A started peer: where it keeps its data, how to reach it, which processes are its own.
 #[derive(Debug)]
@@ -300,21 +298,7 @@ pub async fn run(
 
     let accepted = report.sent.iter().filter(|sent| (200..300).contains(&sent.status)).count();
     let expected = (accepted * endpoints) as u64;
-    let drain_started = Instant::now();
-    let mut last = (0, Instant::now());
-    loop {
-        let delivered: u64 = (0..endpoints).map(|index| sink.count(index)).sum();
-        if delivered >= expected || drain_started.elapsed() > options.drain_limit {
-            break;
-        }
-        if delivered != last.0 {
-            last = (delivered, Instant::now());
-        } else if last.1.elapsed() > DRAIN_STALL {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let drain_seconds = drain_started.elapsed().as_secs_f64();
+    let drain_seconds = scenario::drain(&sink, endpoints, expected, options.drain_limit).await;
     let arrivals = sink.take();
     // Svix answers a created message with 202, as the router does.
     let mut result = scenario::figures(scenario, &report, &arrivals, endpoints);

@@ -647,21 +647,7 @@ pub async fn run(
 
     let accepted = report.sent.iter().filter(|sent| sent.status == 202).count() as u64;
     let expected = accepted * healthy as u64;
-    let drain_started = Instant::now();
-    let mut last = (0, Instant::now());
-    loop {
-        let delivered: u64 = (0..healthy).map(|index| sink.count(index)).sum();
-        if delivered >= expected || drain_started.elapsed() > options.drain_limit {
-            break;
-        }
-        if delivered != last.0 {
-            last = (delivered, Instant::now());
-        } else if last.1.elapsed() > DRAIN_STALL {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let drain_seconds = drain_started.elapsed().as_secs_f64();
+    let drain_seconds = drain(&sink, healthy, expected, options.drain_limit).await;
     let stopped = tokio::task::spawn_blocking(move || {
         let status = router.stop();
         (router, status)
@@ -883,6 +869,26 @@ pub fn figures(
             .then(|| arrivals.iter().filter(|arrival| arrival.path == healthy).count() as u64),
         ..ScenarioResult::default()
     }
+}
+
+/// Waits until the sink's first `endpoints` paths have `expected` arrivals in all, `limit` has
+/// passed, or arrivals stalled for [`DRAIN_STALL`]; answers how long it waited, in seconds.
+pub async fn drain(sink: &Sink, endpoints: usize, expected: u64, limit: Duration) -> f64 {
+    let started = Instant::now();
+    let mut last = (0, Instant::now());
+    loop {
+        let delivered: u64 = (0..endpoints).map(|index| sink.count(index)).sum();
+        if delivered >= expected || started.elapsed() > limit {
+            break;
+        }
+        if delivered != last.0 {
+            last = (delivered, Instant::now());
+        } else if last.1.elapsed() > DRAIN_STALL {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    started.elapsed().as_secs_f64()
 }
 
 #[cfg(test)]
