@@ -25,6 +25,10 @@ const RETRY_AFTER_SECONDS: u64 = 1;
 
 /// Reads the whole body, refusing it with 413 as soon as it is known to exceed `limit`:
 /// from `content-length` before reading anything, or while reading a chunked body.
+///
+/// The answer owns an allocation of exactly its length. A body that came in one chunk is
+/// otherwise a slice of the connection's read buffer (8 KiB or more), and every pending
+/// delivery that keeps the body in memory would keep that whole buffer alive with it.
 pub async fn read_body(
     headers: &HeaderMap,
     body: Body,
@@ -46,7 +50,7 @@ pub async fn read_body(
     }
     let limit = usize::try_from(limit).unwrap_or(usize::MAX);
     match Limited::new(body, limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
+        Ok(collected) => Ok(owned_bytes(collected.aggregate())),
         Err(error) if error.is::<LengthLimitError>() => Err(too_large()),
         Err(error) => Err(ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -54,6 +58,18 @@ pub async fn read_body(
             format!("the request body could not be read: {error}"),
         )),
     }
+}
+
+/// The bytes of `chunks` in one allocation of exactly their length, shared with nothing else.
+fn owned_bytes(mut chunks: impl bytes::Buf) -> bytes::Bytes {
+    let mut owned = Vec::with_capacity(chunks.remaining());
+    while chunks.has_remaining() {
+        let chunk = chunks.chunk();
+        owned.extend_from_slice(chunk);
+        let read = chunk.len();
+        chunks.advance(read);
+    }
+    bytes::Bytes::from(owned)
 }
 
 /// Header names come lower-cased from the HTTP parser. Values that are not UTF-8 (obs-text
@@ -237,6 +253,26 @@ mod tests {
         declared.insert(header::CONTENT_LENGTH, HeaderValue::from_static("6"));
         let error = read_body(&declared, Body::empty(), 5).await.unwrap_err();
         assert_eq!(error.status, StatusCode::PAYLOAD_TOO_LARGE);
+    }
+
+    #[tokio::test]
+    async fn a_body_read_in_one_chunk_does_not_keep_the_read_buffer_alive() {
+        // As the HTTP server hands a small body over: one slice of a larger read buffer.
+        let buffer = bytes::Bytes::from(vec![b'x'; 16 * 1024]);
+        let chunk = buffer.slice(100..1_124);
+        let read = read_body(&HeaderMap::new(), Body::from(chunk), 1 << 20).await.unwrap();
+        assert_eq!(read.len(), 1_024);
+        assert!(read.iter().all(|byte| *byte == b'x'));
+        let inside = buffer.as_ptr_range();
+        assert!(!inside.contains(&read.as_ptr()), "the body is still a slice of the read buffer");
+        // Only the buffer's own handle is left: the body shares nothing with it.
+        assert!(buffer.is_unique());
+        // Bodies of several chunks are joined into one allocation as well.
+        let chunks = futures_util::stream::iter(["ab", "cd"].map(|part| {
+            Ok::<_, std::convert::Infallible>(bytes::Bytes::from_static(part.as_bytes()))
+        }));
+        let read = read_body(&HeaderMap::new(), Body::from_stream(chunks), 4).await.unwrap();
+        assert_eq!(&read[..], b"abcd");
     }
 
     #[test]

@@ -86,9 +86,16 @@ impl Dispatch {
             return;
         }
         let feeds = self.lock();
-        for job in jobs.drain(..) {
+        for mut job in jobs.drain(..) {
             match feeds.queues.get(&job.endpoint) {
-                Some(feed) => drop(feed.sender.send(job)),
+                Some(feed) => {
+                    // The budget is taken here, not when the queue takes the job: a worker
+                    // that does not ask for jobs (its breaker open) leaves them in the feed.
+                    self.budget_body(&mut job);
+                    if let Err(mpsc::error::SendError(job)) = feed.sender.send(job) {
+                        self.forget_job_body(&job);
+                    }
+                }
                 // Kept pending in the store: it resumes if the endpoint comes back.
                 None if self.unclaimed_expected.load(std::sync::atomic::Ordering::Relaxed) => {}
                 None => {
@@ -104,7 +111,8 @@ impl Dispatch {
         let mut feeds = self.lock();
         feeds.claims += 1;
         let claim = feeds.claims;
-        for job in feeds.unclaimed.remove(endpoint).unwrap_or_default() {
+        for mut job in feeds.unclaimed.remove(endpoint).unwrap_or_default() {
+            self.budget_body(&mut job);
             let _ = sender.send(job);
         }
         feeds.queues.insert(endpoint.to_owned(), Feed { sender, claim });
@@ -130,6 +138,23 @@ impl Dispatch {
                 kept.checked_add(bytes).filter(|total| *total <= KEPT_BODY_BYTES)
             })
             .is_ok()
+    }
+
+    /// Keeps `job`'s body only if it fits in the budget (taken then); else drops it, to be
+    /// read from the store when due.
+    fn budget_body(&self, job: &mut DeliveryJob) {
+        if let Some(payload) = &job.payload
+            && !self.keep_body(payload.body.len())
+        {
+            job.payload = None;
+        }
+    }
+
+    /// Gives back the budget `job`'s body took.
+    fn forget_job_body(&self, job: &DeliveryJob) {
+        if let Some(payload) = &job.payload {
+            self.forget_body(payload.body.len());
+        }
     }
 
     /// Body bytes the queues keep now.
@@ -171,15 +196,12 @@ pub(in crate::store) struct SqliteDueQueue {
 }
 
 impl SqliteDueQueue {
-    fn push(&mut self, mut job: DeliveryJob) {
+    /// Queues `job`, whose body (if it has one) already counts against the budget.
+    fn push(&mut self, job: DeliveryJob) {
         if self.under_way.contains(&job.delivery_id) {
             tracing::debug!(delivery = %job.delivery_id, "already under way; its outcome decides");
+            self.forget(&job);
             return;
-        }
-        if let Some(payload) = &job.payload
-            && !self.dispatch.keep_body(payload.body.len())
-        {
-            job.payload = None;
         }
         if let Some(key) = &job.order_key
             && !self.gate.admit(key, job.delivery_id)
@@ -230,9 +252,7 @@ impl SqliteDueQueue {
 
     /// `job` leaves the queue: its body no longer counts against the budget.
     fn forget(&self, job: &DeliveryJob) {
-        if let Some(payload) = &job.payload {
-            self.dispatch.forget_body(payload.body.len());
-        }
+        self.dispatch.forget_job_body(job);
     }
 
     /// Empties the heap and both maps, giving their bodies' budget back.
@@ -259,7 +279,8 @@ impl SqliteDueQueue {
     /// Queues `jobs` read from the store (a delivery already queued or under way is kept
     /// once).
     pub fn add(&mut self, jobs: Vec<DeliveryJob>) {
-        for job in jobs {
+        for mut job in jobs {
+            self.dispatch.budget_body(&mut job);
             self.push(job);
         }
     }
@@ -309,7 +330,6 @@ impl DueQueue for SqliteDueQueue {
             && let Some(released) = self.gate.settle(key, job.delivery_id)
             && let Some(next_job) = self.held.remove(&released)
         {
-            self.forget(&next_job);
             // Its key's earlier delivery is delivered or dead: this one may go now.
             self.push(next_job);
         }
@@ -351,6 +371,11 @@ impl Drop for SqliteDueQueue {
     fn drop(&mut self) {
         self.forget_all();
         self.dispatch.release(&self.endpoint, self.claim);
+        // No job comes into the feed any more: give back the budget of those still in it.
+        self.feed.close();
+        while let Ok(job) = self.feed.try_recv() {
+            self.forget(&job);
+        }
     }
 }
 
