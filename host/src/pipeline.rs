@@ -430,7 +430,7 @@ fn matching_routes<'a>(
     only_route: Option<&'a str>,
 ) -> impl Iterator<Item = &'a RouteSpec> + 'a {
     let id = event.id.to_string();
-    let decision = table.evaluate(&EventView {
+    let (decision, matching) = table.evaluate_matching(&EventView {
         id: &id,
         source: &event.source,
         event_type: &event.event_type,
@@ -441,9 +441,7 @@ fn matching_routes<'a>(
     for failure in &decision.filter_failures {
         tracing::debug!(route = %failure.route, event = %event.id, error = %failure.error, "route filter failed; no match");
     }
-    table.routes().filter(move |route| {
-        decision.routes.contains(&route.id) && only_route.is_none_or(|only| only == route.id)
-    })
+    matching.into_iter().filter(move |route| only_route.is_none_or(|only| only == route.id))
 }
 
 #[cfg(test)]

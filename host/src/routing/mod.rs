@@ -21,7 +21,8 @@ pub use filter::{
 };
 pub use pattern::{PatternError, SubjectPattern, TypePattern};
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
 
 use filter::EventBindings;
 
@@ -83,6 +84,52 @@ pub struct RouteTable {
     routes: Vec<Arc<RouteSpec>>,
     /// Dynamic endpoints' `ordered_by`, swapped with their routes.
     orderings: std::collections::HashMap<String, crate::traffic::ordering::OrderedBy>,
+    /// Which routes an event type can match, built at the first event the table routes (a
+    /// table rebuilt after every change of a burst is indexed once, when it is used).
+    by_type: OnceLock<TypeIndex>,
+}
+
+/// Routes by event type: an event only consults the routes naming its type exactly and the
+/// routes with a type glob or no type at all, so thousands of routes on other types cost it
+/// one hash lookup instead of a match each.
+#[derive(Debug, Clone, Default)]
+struct TypeIndex {
+    /// Exact type → indexes of the routes whose every type is exact and one of them is it.
+    exact: HashMap<Box<str>, Vec<usize>>,
+    /// Indexes of the routes with a wildcard type or no type: consulted for every event.
+    any: Vec<usize>,
+}
+
+impl TypeIndex {
+    fn of(routes: &[Arc<RouteSpec>]) -> Self {
+        let mut index = Self::default();
+        for (position, route) in routes.iter().enumerate() {
+            let exact: Option<Vec<&str>> = route.types.iter().map(TypePattern::exact).collect();
+            match exact {
+                Some(types) if !types.is_empty() => {
+                    for event_type in types {
+                        let positions = index.exact.entry(event_type.into()).or_default();
+                        // The same type named twice by one route lists the route once.
+                        if positions.last() != Some(&position) {
+                            positions.push(position);
+                        }
+                    }
+                }
+                _ => index.any.push(position),
+            }
+        }
+        index
+    }
+
+    /// Indexes of the routes `event_type` can match, in table order.
+    fn candidates(&self, event_type: &str) -> Vec<usize> {
+        let exact = self.exact.get(event_type).map_or(&[][..], Vec::as_slice);
+        let mut candidates: Vec<usize> = exact.iter().chain(&self.any).copied().collect();
+        if !exact.is_empty() && !self.any.is_empty() {
+            candidates.sort_unstable();
+        }
+        candidates
+    }
 }
 
 // === impl RouteSpec ===
@@ -110,7 +157,7 @@ impl RouteTable {
 
     /// A table of routes already compiled and shared with another table.
     pub fn shared(routes: Vec<Arc<RouteSpec>>) -> Self {
-        Self { routes, orderings: std::collections::HashMap::new() }
+        Self { routes, orderings: HashMap::new(), by_type: OnceLock::new() }
     }
 
     /// The table with what these endpoints' deliveries are ordered by.
@@ -132,11 +179,24 @@ impl RouteTable {
         self.routes.iter().map(|route| &**route)
     }
 
-    /// Runs every route against `event`.
+    /// Indexes of the routes an event of `event_type` is checked against, in table order.
+    fn candidates(&self, event_type: &str) -> Vec<usize> {
+        self.by_type.get_or_init(|| TypeIndex::of(&self.routes)).candidates(event_type)
+    }
+
+    /// Runs every route that can match `event`'s type against it, in table order.
     pub fn evaluate(&self, event: &EventView<'_>) -> RoutingDecision {
+        self.evaluate_matching(event).0
+    }
+
+    /// [`Self::evaluate`], with the matching routes themselves, in table order: what a caller
+    /// needs beyond their ids without looking each one up in the whole table.
+    pub fn evaluate_matching(&self, event: &EventView<'_>) -> (RoutingDecision, Vec<&RouteSpec>) {
+        let mut matching = Vec::new();
         let mut decision = RoutingDecision::default();
         let mut bindings = EventBindings::new(event);
-        for route in &self.routes {
+        for position in self.candidates(event.event_type) {
+            let route = &self.routes[position];
             if !route.matches_criteria(event) {
                 continue;
             }
@@ -153,6 +213,7 @@ impl RouteTable {
                 }
             }
             decision.routes.push(route.id.clone());
+            matching.push(&**route);
             for endpoint in &route.endpoints {
                 // Routes name a handful of endpoints: a linear scan beats hashing here.
                 if !decision.endpoints.contains(endpoint) {
@@ -161,7 +222,7 @@ impl RouteTable {
             }
         }
         decision.body_parsed = bindings.body_parses() > 0;
-        decision
+        (decision, matching)
     }
 
     /// The endpoints of `route` if it is among the decision's matching routes, else none.

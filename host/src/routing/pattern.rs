@@ -87,6 +87,14 @@ impl TypePattern {
         &self.text
     }
 
+    /// The one event type the glob matches, when it has no wildcard.
+    pub fn exact(&self) -> Option<&str> {
+        match self.pieces.as_slice() {
+            [GlobPiece::Literal(literal)] => Some(literal),
+            _ => None,
+        }
+    }
+
     /// Whether `event_type` matches the whole glob.
     ///
     /// Greedy matching that remembers only the last `*`: when a later piece fails, that star

@@ -506,6 +506,51 @@ fn route_tables_can_be_shared_between_threads() {
     shareable::<RouteTable>();
 }
 
+fn typed(id: &str, globs: &[&str], endpoints: &[&str]) -> RouteSpec {
+    RouteSpec {
+        types: globs.iter().map(|glob| TypePattern::parse(glob).unwrap()).collect(),
+        ..route(id, endpoints)
+    }
+}
+
+#[test]
+fn an_event_consults_only_the_routes_its_type_can_match() {
+    // Thousands of routes on types no event has (idle endpoints) beside the one in use.
+    let mut routes: Vec<RouteSpec> = (0..10_000)
+        .map(|n| typed(&format!("idle-{n}"), &[&format!("idle.{n}")], &[&format!("idle-{n}")]))
+        .collect();
+    routes.insert(5_000, typed("busy", &["github.push"], &["busy"]));
+    routes.push(typed("glob", &["github.*"], &["audit"]));
+    let table = RouteTable::new(routes);
+
+    assert_eq!(table.candidates("github.push"), [5_000, 10_001]);
+    assert_eq!(table.candidates("idle.7"), [7, 10_001]);
+    assert_eq!(table.candidates("stripe.charge"), [10_001]);
+    let event = github_push();
+    let (decision, matching) = table.evaluate_matching(&event.view());
+    assert_eq!(decision.routes, ["busy", "glob"]);
+    assert_eq!(decision.endpoints, ["busy", "audit"]);
+    let matching: Vec<&str> = matching.iter().map(|route| route.id.as_str()).collect();
+    assert_eq!(matching, ["busy", "glob"]);
+}
+
+#[test]
+fn routes_found_by_exact_type_keep_their_table_order() {
+    let table = RouteTable::new(vec![
+        typed("glob-first", &["github.*"], &["a"]),
+        typed("exact", &["github.push", "github.push", "stripe.charge"], &["b"]),
+        route("any-type", &["c"]),
+        typed("mixed", &["stripe.charge", "github.p?sh"], &["d"]),
+        typed("exact-last", &["github.push"], &["a"]),
+        typed("other", &["github.release"], &["e"]),
+    ]);
+    let decision = table.evaluate(&github_push().view());
+    assert_eq!(decision.routes, ["glob-first", "exact", "any-type", "mixed", "exact-last"]);
+    assert_eq!(decision.endpoints, ["a", "b", "c", "d"]);
+    // A type named twice by one route makes it a candidate once.
+    assert_eq!(table.candidates("github.push"), [0, 1, 2, 3, 4]);
+}
+
 // --- properties ---
 
 fn token() -> impl Strategy<Value = String> {
@@ -584,7 +629,34 @@ const CEL_PIECES: &[&str] = &[
     "commits",
 ];
 
+/// Types and globs for tables whose index is compared with matching every route.
+const INDEX_TYPES: &[&str] = &["a.x", "a.y", "b.x", "a.*", "*.x", "?.y", "*"];
+
 proptest! {
+    #[test]
+    fn the_type_index_matches_what_every_route_would(
+        tables in prop::collection::vec(prop::collection::vec(0..INDEX_TYPES.len(), 0..3), 0..12),
+        event_type in prop::sample::select(&["a.x", "a.y", "b.x", "b.y", "c"][..]),
+    ) {
+        let routes: Vec<RouteSpec> = tables
+            .iter()
+            .enumerate()
+            .map(|(n, types)| {
+                let globs: Vec<&str> = types.iter().map(|&t| INDEX_TYPES[t]).collect();
+                typed(&format!("r{n}"), &globs, &[&format!("e{}", n % 3)])
+            })
+            .collect();
+        let expected: Vec<String> = routes
+            .iter()
+            .filter(|route| {
+                route.types.is_empty() || route.types.iter().any(|glob| glob.matches(event_type))
+            })
+            .map(|route| route.id.clone())
+            .collect();
+        let table = RouteTable::new(routes);
+        prop_assert_eq!(table.evaluate(&TestEvent::new("s", event_type).view()).routes, expected);
+    }
+
     #[test]
     fn stars_in_place_of_tokens_still_match(
         (subject, mask) in tokens().prop_flat_map(|tokens| {
