@@ -497,21 +497,6 @@ pub fn server_binary(given: Option<&Path>) -> Result<PathBuf, String> {
 mod tests {
     use super::*;
 
-    /// Every file exists; no variables.
-    struct Files;
-
-    impl switchyard::config::Environment for Files {
-        fn var(&self, _: &str) -> Option<String> {
-            None
-        }
-        fn read_file(&self, path: &Path) -> std::io::Result<Vec<u8>> {
-            Err(std::io::Error::other(format!("{} is not readable here", path.display())))
-        }
-        fn is_file(&self, _: &Path) -> bool {
-            true
-        }
-    }
-
     fn ports() -> Vec<ServerPorts> {
         (0..3)
             .map(|index| ServerPorts {
@@ -526,8 +511,9 @@ mod tests {
     fn every_cluster_row_writes_a_valid_node_config() {
         for row in rows() {
             let text = node_config(&row, "http://127.0.0.1:9", &ports());
-            let topology = switchyard::config::parse(&text, Path::new("/run"), &Files)
-                .unwrap_or_else(|errors| panic!("{}: {errors}\n{text}", row.id));
+            let topology =
+                switchyard::config::parse(&text, Path::new("/run"), &crate::scenario::Files)
+                    .unwrap_or_else(|errors| panic!("{}: {errors}\n{text}", row.id));
             assert_eq!(topology.endpoints.len(), row.endpoints, "{}", row.id);
             assert_eq!(topology.routes.len(), 1, "{}", row.id);
             assert!(text.contains("backend = \"jetstream\""), "{text}");

@@ -891,6 +891,23 @@ pub async fn drain(sink: &Sink, endpoints: usize, expected: u64, limit: Duration
     started.elapsed().as_secs_f64()
 }
 
+/// For tests that parse a written config: every file exists, no variables are set.
+#[cfg(test)]
+pub(crate) struct Files;
+
+#[cfg(test)]
+impl switchyard::config::Environment for Files {
+    fn var(&self, _: &str) -> Option<String> {
+        None
+    }
+    fn read_file(&self, path: &Path) -> std::io::Result<Vec<u8>> {
+        Err(std::io::Error::other(format!("{} is not readable here", path.display())))
+    }
+    fn is_file(&self, _: &Path) -> bool {
+        true
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -905,21 +922,6 @@ mod tests {
 
     fn by_id(id: &str) -> Scenario {
         catalogue(None, None, None, 1).into_iter().find(|scenario| scenario.id == id).unwrap()
-    }
-
-    /// Every file exists; no variables.
-    struct Files;
-
-    impl switchyard::config::Environment for Files {
-        fn var(&self, _: &str) -> Option<String> {
-            None
-        }
-        fn read_file(&self, path: &Path) -> std::io::Result<Vec<u8>> {
-            Err(std::io::Error::other(format!("{} is not readable here", path.display())))
-        }
-        fn is_file(&self, _: &Path) -> bool {
-            true
-        }
     }
 
     #[test]
