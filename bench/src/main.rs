@@ -42,8 +42,8 @@ enum Command {
         plugins: Option<PathBuf>,
         #[arg(long, default_value_t = 20_000)]
         calls: usize,
-        /// Only this plugin (`pass`, `verify-github`, `redact`, `redact-python` or
-        /// `redact-javascript`).
+        /// Only this plugin (`pass`, `verify-github`, `redact`, `pass-python`, `redact-python`,
+        /// `pass-javascript` or `redact-javascript`).
         #[arg(long)]
         only: Option<String>,
         #[command(flatten)]

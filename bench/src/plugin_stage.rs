@@ -57,8 +57,9 @@ pub struct PluginStageResult {
     pub warm_round_trip_ns: Summary,
 }
 
-/// The plugins measured (a do-nothing one, a verifier and a transform in Rust, the transform
-/// in other languages), with their config and language.
+/// The plugins measured (a do-nothing one, a verifier and a transform in Rust; in other
+/// languages the transform, and the same component told to do nothing), with their config and
+/// language.
 fn plugins(plugins_dir: &Path, languages: &[LanguageTransform]) -> Vec<(Plugin, &'static str)> {
     let plugin = |id: &str, path: PathBuf, config: &[(&str, &str)], secrets: &[&str]| Plugin {
         id: id.into(),
@@ -87,8 +88,14 @@ fn plugins(plugins_dir: &Path, languages: &[LanguageTransform]) -> Vec<(Plugin, 
         (plugin("redact", rust("redact.wasm"), &[("pointers", REDACT_POINTER)], &[]), "Rust"),
     ];
     for transform in languages {
-        let id = format!("redact-{}", transform.language.to_lowercase());
+        let language = transform.language.to_lowercase();
+        // The same component answering before any work: the interpreter's own cost per call,
+        // beside the whole job's.
+        let pass = [("mode", "pass"), ("pointers", REDACT_POINTER)];
+        let id = format!("pass-{language}");
+        plugins.push((plugin(&id, transform.path.clone(), &pass, &[]), transform.language));
         let pointers = [("pointers", REDACT_POINTER)];
+        let id = format!("redact-{language}");
         plugins.push((plugin(&id, transform.path.clone(), &pointers, &[]), transform.language));
     }
     plugins

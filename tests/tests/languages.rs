@@ -110,7 +110,15 @@ fn zig_toolchain() -> bool {
 
 /// `plugin build` in `project`; answers the component's path (the last stdout line).
 fn build(project: &Path, extra: &[(&str, &str)]) -> PathBuf {
-    let built = cli(project, &["plugin", "build"], extra);
+    build_from(project, None, extra)
+}
+
+/// `plugin build <relative>` run from `directory` (a project named by a relative path, whose
+/// manifest names its SDK by a relative path too), or `plugin build` inside it.
+fn build_from(directory: &Path, relative: Option<&str>, extra: &[(&str, &str)]) -> PathBuf {
+    let project = relative.map_or_else(|| directory.to_path_buf(), |path| directory.join(path));
+    let arguments: Vec<&str> = ["plugin", "build"].into_iter().chain(relative).collect();
+    let built = cli(directory, &arguments, extra);
     assert_eq!(built.code, Some(0), "{}: {}", project.display(), built.stderr);
     let wasm = PathBuf::from(built.stdout.lines().last().expect("a path"));
     assert!(wasm.is_file(), "{}", wasm.display());
@@ -556,8 +564,9 @@ async fn the_language_examples_agree_byte_for_byte_through_the_router() {
             "rust",
             build(&example.join("rust"), &[("CARGO_TARGET_DIR", rust_target.to_str().unwrap())]),
         ),
-        ("python", build(&example.join("python"), &[])),
-        ("js", build(&example.join("js"), &[])),
+        // Named from their parent, as `cargo xtask bench` names its transforms.
+        ("python", build_from(&example, Some("python"), &[])),
+        ("js", build_from(&example, Some("js"), &[])),
     ];
     if c_toolchain() {
         languages.push(("c", build(&example.join("c"), &[])));

@@ -238,6 +238,10 @@ fn event_fixtures(directory: &Path) -> anyhow::Result<Vec<(String, PathBuf)>> {
 /// Builds the plugin project in `directory` and answers the component's path, after checking
 /// that it fits the world.
 pub fn build(directory: &Path, cache_dir: Option<&Path>) -> anyhow::Result<PathBuf> {
+    // The wrappers run inside the project, where a relative SDK path taken from its manifest
+    // (`../sdk`) would no longer lead anywhere: resolve everything from here first.
+    let directory = &std::path::absolute(directory)
+        .with_context(|| format!("cannot resolve `{}`", directory.display()))?;
     let language = Language::detect(directory)?;
     let wasm = match language {
         Language::Rust => build_rust(directory)?,

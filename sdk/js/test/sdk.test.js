@@ -71,6 +71,24 @@ test("a transform answers the smallest verdict", () => {
   assert.equal(fromChange(base(), twoValues).tag, "replace");
 });
 
+test("a body changed in place is seen in any byte, aligned or not", () => {
+  const text = '{"payload":"' + "x".repeat(1000) + '"}';
+  for (const position of [0, 3, 512, text.length - 1]) {
+    const after = base();
+    after.body = bytes(text);
+    after.body[position] ^= 1;
+    const before = base();
+    before.body = bytes(text);
+    assert.deepEqual(fromChange(before, after).val.body, after.body, `byte ${position}`);
+    const unaligned = new Uint8Array(text.length + 1);
+    unaligned.set(bytes(text), 1);
+    before.body = unaligned.subarray(1);
+    assert.deepEqual(fromChange(before, after).val.body, after.body, `unaligned, byte ${position}`);
+    after.body[position] ^= 1;
+    assert.deepEqual(fromChange(before, after), { tag: "pass" }, `unchanged, byte ${position}`);
+  }
+});
+
 test("each kind's glue", () => {
   assert.deepEqual(run("filter", () => true, base()), { tag: "pass" });
   assert.deepEqual(run("filter", () => false, base()), { tag: "drop" });
