@@ -19,6 +19,9 @@ use crate::store::{
     LogPosition, Payload, StoreError, StoredEndpoint,
 };
 
+/// Each read connection's page cache, in KiB (SQLite's default is 2,000).
+const READER_CACHE_KIB: i64 = 1_000;
+
 const EVENT_COLUMNS: &str = "e.id, e.source, e.type, e.subject, e.headers, p.body, \
      e.received_at, e.dedupe_key, e.metadata";
 
@@ -54,6 +57,9 @@ impl Reader {
         )
         .map_err(|source| StoreError::Open { path: path.to_path_buf(), source: source.into() })?;
         connection.pragma_update(None, "busy_timeout", 5000)?;
+        // Up to eight are kept open, each with its own cache: a query reads few pages, and the
+        // OS caches the file.
+        connection.pragma_update(None, "cache_size", -READER_CACHE_KIB)?;
         Ok(Self { connection })
     }
 

@@ -278,3 +278,39 @@ fn queued_deliveries_keep_their_bodies_within_one_budget_for_every_queue_and_giv
     drop(first);
     assert_eq!(dispatch.kept_body_bytes(), 0);
 }
+
+#[tokio::test]
+async fn the_wal_file_stays_bounded_through_many_commits_and_loses_nothing() {
+    let directory = tempfile::tempdir().unwrap();
+    let store =
+        super::SqliteStore::open(directory.path(), crate::config::Durability::Os, Metrics::new())
+            .unwrap();
+    store.expect_unclaimed_jobs();
+    let wal = directory.path().join(format!("{}-wal", super::DATABASE_FILE));
+    let page_size: i64 = Connection::open(directory.path().join(super::DATABASE_FILE))
+        .unwrap()
+        .query_row("PRAGMA page_size", [], |row| row.get(0))
+        .unwrap();
+    let page_size = u64::try_from(page_size).unwrap();
+    // Each commit adds a frame (a page and its 24-byte header) per page it changes.
+    let padding = "x".repeat(8 * 1024);
+    let events = 5000;
+    let mut largest = 0;
+    for number in 0..events {
+        // Bodies differ: equal ones are stored once.
+        let body = Bytes::from(format!(r#"{{"number":{number},"padding":"{padding}"}}"#));
+        let mut event = new_event(EventId::generate());
+        event.event.body = body.clone();
+        event.deliveries[0].payload.body = body;
+        store.ingest(event).await.unwrap();
+        largest = largest.max(std::fs::metadata(&wal).map(|file| file.len()).unwrap_or(0));
+    }
+    // Twice the pages past which a commit checkpoints, and the WAL's header.
+    let bound = u64::try_from(2 * super::CHECKPOINT_PAGES).unwrap() * (page_size + 24) + 32;
+    // Everything stored went through the WAL: far more than it ever held at once.
+    let stored = std::fs::metadata(directory.path().join(super::DATABASE_FILE)).unwrap().len();
+    assert!(stored > 2 * bound, "{stored} bytes stored: the test writes too little");
+    assert!(largest > 0, "the store writes through its WAL");
+    assert!(largest <= bound, "the WAL reached {largest} bytes, more than {bound}");
+    assert_eq!(store.count_events().await.unwrap(), events);
+}
