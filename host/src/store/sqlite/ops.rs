@@ -552,12 +552,19 @@ fn replay_event(
     event: &ReplayedEvent,
     state: &mut WriterState,
 ) -> rusqlite::Result<()> {
-    let seq: Option<i64> = connection
-        .prepare_cached("SELECT seq FROM events WHERE id = ?1")?
-        .query_row(params![event.event.to_bytes()], |row| row.get(0))
+    // With its body, so that a delivery sending it unchanged shares its row.
+    let stored: Option<(i64, i64, Vec<u8>)> = connection
+        .prepare_cached(
+            "SELECT e.seq, e.payload_id, p.body FROM events e \
+             JOIN payloads p ON p.id = e.payload_id WHERE e.id = ?1",
+        )?
+        .query_row(params![event.event.to_bytes()], |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+        })
         .optional()?;
-    let Some(seq) = seq else { return Ok(()) };
-    let origin = Origin { id: event.event, seq, payload: None };
+    let Some((seq, payload_id, body)) = stored else { return Ok(()) };
+    let body = Bytes::from(body);
+    let origin = Origin { id: event.event, seq, payload: Some((&body, payload_id)) };
     insert_fan_out(connection, origin, &event.derived, &event.deliveries, state)
 }
 

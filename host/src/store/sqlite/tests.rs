@@ -281,6 +281,26 @@ fn queued_deliveries_keep_their_bodies_within_one_budget_for_every_queue_and_giv
     assert_eq!(dispatch.kept_body_bytes(), 0);
 }
 
+#[test]
+fn a_replayed_event_sends_its_stored_body_without_storing_it_again() {
+    let (mut connection, mut state, _queue) = writer();
+    let id = EventId::generate();
+    let new = new_event(id);
+    let replayed = crate::store::ReplayedEvent {
+        event: id,
+        derived: Vec::new(),
+        deliveries: new.deliveries.clone(),
+    };
+    let (ingest, _ingested) = request(ops::Ingest(new));
+    commit_batch(&mut connection, &mut vec![ingest], &mut state);
+    let selection = crate::store::ReplaySelection::Events(vec![replayed]);
+    let (replay, mut replayed) = request(ops::Replay(selection));
+    commit_batch(&mut connection, &mut vec![replay], &mut state);
+    assert_eq!(replayed.try_recv().unwrap().unwrap(), 1);
+    assert_eq!(count(&connection, "deliveries"), 2);
+    assert_eq!(count(&connection, "payloads"), 1, "the event's body row, shared");
+}
+
 fn page_size(path: &std::path::Path) -> i64 {
     let connection = Connection::open(path).unwrap();
     connection.pragma_query_value(None, "page_size", |row| row.get(0)).unwrap()
