@@ -822,6 +822,8 @@ async fn events_routed_again_get_new_deliveries(open: Open) -> Result<()> {
     let deliveries = harness.deliveries_of(first).await?;
     ensure_eq!(deliveries.len(), 2);
     ensure_eq!(deliveries[0].id, original[0]);
+    let resent = harness.store.payload(deliveries[1].id).await?.context("the replayed body")?;
+    ensure_eq!(resent.body, stored.body, "a replayed delivery sends its event's body");
     ensure_eq!(
         harness.store.event(split.id).await?.map(|event| event.event_type),
         Some("a.item".to_owned())

@@ -7,7 +7,6 @@
 
 use bytes::Bytes;
 use rusqlite::{Connection, OptionalExtension, params};
-use sha2::{Digest, Sha256};
 
 use super::batch::{WriteOp, WriterState};
 use super::{code, stored_event_id};
@@ -77,7 +76,7 @@ impl WriteOp for Ingest {
     }
 }
 
-/// Inserts `event` (its body content-addressed) and answers its position and its body's row.
+/// Inserts `event` with its body and answers its position and its body's row.
 fn insert_event(
     connection: &Connection,
     event: &Event,
@@ -107,22 +106,13 @@ fn insert_event(
     Ok((connection.last_insert_rowid(), payload_id))
 }
 
-/// Stores `body` once per distinct content and answers its row id. No `RETURNING`: SQLite
-/// gathers returned rows in a temporary table, whose page cache it builds and tears down on
-/// every call.
+/// Stores `body` and answers its row id. Bodies are not shared across events by content
+/// (schema migration 8 says why); a fan-out shares one row among the deliveries that send the
+/// same body. No `RETURNING`: SQLite gathers returned rows in a temporary table, whose page
+/// cache it builds and tears down on every call.
 fn insert_payload(connection: &Connection, body: &[u8]) -> rusqlite::Result<i64> {
-    let hash = Sha256::digest(body);
-    let inserted = connection
-        .prepare_cached(
-            "INSERT INTO payloads (hash, body) VALUES (?1, ?2) ON CONFLICT (hash) DO NOTHING",
-        )?
-        .execute(params![hash.as_slice(), body])?;
-    if inserted == 1 {
-        return Ok(connection.last_insert_rowid());
-    }
-    connection
-        .prepare_cached("SELECT id FROM payloads WHERE hash = ?1")?
-        .query_row(params![hash.as_slice()], |row| row.get(0))
+    connection.prepare_cached("INSERT INTO payloads (body) VALUES (?1)")?.execute(params![body])?;
+    Ok(connection.last_insert_rowid())
 }
 
 /// The stored event a fan-out starts from.
@@ -141,8 +131,8 @@ fn insert_fan_out<'a>(
     deliveries: &'a [NewDelivery],
     state: &mut WriterState,
 ) -> rusqlite::Result<()> {
-    // Fan-out usually sends one body to many endpoints, most often the event's own: hash and
-    // store each body once.
+    // Fan-out usually sends one body to many endpoints, most often the event's own: store
+    // each body once (by comparing bytes, far cheaper than hashing them).
     let mut payload_ids: Vec<(&Bytes, i64)> = origin.payload.into_iter().collect();
     let mut positions: Vec<(EventId, i64)> = vec![(origin.id, origin.seq)];
     for event in derived {
@@ -562,12 +552,19 @@ fn replay_event(
     event: &ReplayedEvent,
     state: &mut WriterState,
 ) -> rusqlite::Result<()> {
-    let seq: Option<i64> = connection
-        .prepare_cached("SELECT seq FROM events WHERE id = ?1")?
-        .query_row(params![event.event.to_bytes()], |row| row.get(0))
+    // With its body, so that a delivery sending it unchanged shares its row.
+    let stored: Option<(i64, i64, Vec<u8>)> = connection
+        .prepare_cached(
+            "SELECT e.seq, e.payload_id, p.body FROM events e \
+             JOIN payloads p ON p.id = e.payload_id WHERE e.id = ?1",
+        )?
+        .query_row(params![event.event.to_bytes()], |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+        })
         .optional()?;
-    let Some(seq) = seq else { return Ok(()) };
-    let origin = Origin { id: event.event, seq, payload: None };
+    let Some((seq, payload_id, body)) = stored else { return Ok(()) };
+    let body = Bytes::from(body);
+    let origin = Origin { id: event.event, seq, payload: Some((&body, payload_id)) };
     insert_fan_out(connection, origin, &event.derived, &event.deliveries, state)
 }
 

@@ -120,6 +120,22 @@ const MIGRATIONS: &[&str] = &[
     r#"
     CREATE INDEX attempts_by_time ON attempts(attempted_at);
     "#,
+    // 8: bodies are no longer shared across events by content, so `payloads` loses its
+    // `hash` column and the UNIQUE index on it (~80 bytes and a SHA-256 per body). An event
+    // and its deliveries (and the deliveries a replay adds) still share one row: a fan-out
+    // stores each distinct body once, comparing it with the bodies it already stored. SQLite cannot drop a UNIQUE column, so
+    // the table is rebuilt with its row ids kept (what `events` and `deliveries` refer to).
+    // Foreign keys are not enforced while migrations run (see `migrate_to`), so the old table
+    // can go before the new one takes its name.
+    r#"
+    CREATE TABLE payloads_without_hash (
+        id    INTEGER PRIMARY KEY,
+        body  BLOB NOT NULL
+    );
+    INSERT INTO payloads_without_hash (id, body) SELECT id, body FROM payloads ORDER BY id;
+    DROP TABLE payloads;
+    ALTER TABLE payloads_without_hash RENAME TO payloads;
+    "#,
 ];
 
 /// The schema version this build writes.
@@ -127,12 +143,28 @@ pub const CURRENT_VERSION: usize = MIGRATIONS.len();
 
 /// Brings the database up to [`CURRENT_VERSION`]; refuses a database from a newer build.
 pub fn migrate(connection: &mut Connection) -> Result<(), MigrationError> {
+    migrate_to(connection, CURRENT_VERSION)
+}
+
+/// Brings the database up to version `target` (a test builds older databases with it).
+pub(super) fn migrate_to(connection: &mut Connection, target: usize) -> Result<(), MigrationError> {
     let version: usize =
         connection.pragma_query_value(None, "user_version", |row| row.get::<_, i64>(0))? as usize;
     if version > CURRENT_VERSION {
         return Err(MigrationError::TooNew { found: version, supported: CURRENT_VERSION });
     }
-    for (index, sql) in MIGRATIONS.iter().enumerate().skip(version) {
+    // A migration that rebuilds a table drops the old one while rows still refer to it, so
+    // foreign keys are not enforced while migrations run (SQLite ignores the pragma inside a
+    // transaction). Such a rebuild keeps every row id: a reference that held still holds.
+    let enforced: bool = connection.pragma_query_value(None, "foreign_keys", |row| row.get(0))?;
+    connection.pragma_update(None, "foreign_keys", false)?;
+    let applied = apply(connection, version, target);
+    connection.pragma_update(None, "foreign_keys", enforced)?;
+    applied
+}
+
+fn apply(connection: &mut Connection, version: usize, target: usize) -> Result<(), MigrationError> {
+    for (index, sql) in MIGRATIONS.iter().enumerate().take(target).skip(version) {
         let transaction = connection.transaction()?;
         transaction.execute_batch(sql)?;
         transaction.pragma_update(None, "user_version", (index + 1) as i64)?;

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use rusqlite::{Connection, params};
+use sha2::Digest;
 
 use super::batch::{Message, Queued, Request, Waiter, WriteOp, WriterState, commit_batch};
 use super::due::Dispatch;
@@ -105,8 +106,9 @@ fn a_failing_request_fails_alone_and_the_rest_of_its_batch_commits() {
     assert!(matches!(answers[2], Ok(IngestReceipt::Stored(id)) if id == second));
     assert_eq!(count(&connection, "events"), 2);
     assert_eq!(count(&connection, "deliveries"), 2);
-    // One body, stored once; every delivery is queued once, the refused one's never.
-    assert_eq!(count(&connection, "payloads"), 1);
+    // One body per stored event (not shared across events); every delivery is queued once,
+    // the refused one's never.
+    assert_eq!(count(&connection, "payloads"), 2);
     assert_eq!(queued(&mut queue), [first, second]);
 }
 
@@ -306,11 +308,145 @@ async fn the_wal_file_stays_bounded_through_many_commits_and_loses_nothing() {
         largest = largest.max(std::fs::metadata(&wal).map(|file| file.len()).unwrap_or(0));
     }
     // Twice the pages past which a commit checkpoints, and the WAL's header.
-    let bound = u64::try_from(2 * super::CHECKPOINT_PAGES).unwrap() * (page_size + 24) + 32;
+    let pages = u64::try_from(super::WAL_CHECKPOINT_BYTES).unwrap() / page_size;
+    let bound = 2 * pages * (page_size + 24) + 32;
     // Everything stored went through the WAL: far more than it ever held at once.
     let stored = std::fs::metadata(directory.path().join(super::DATABASE_FILE)).unwrap().len();
     assert!(stored > 2 * bound, "{stored} bytes stored: the test writes too little");
     assert!(largest > 0, "the store writes through its WAL");
     assert!(largest <= bound, "the WAL reached {largest} bytes, more than {bound}");
     assert_eq!(store.count_events().await.unwrap(), events);
+}
+
+#[test]
+fn a_replayed_event_sends_its_stored_body_without_storing_it_again() {
+    let (mut connection, mut state, _queue) = writer();
+    let id = EventId::generate();
+    let new = new_event(id);
+    let replayed = crate::store::ReplayedEvent {
+        event: id,
+        derived: Vec::new(),
+        deliveries: new.deliveries.clone(),
+    };
+    let (ingest, _ingested) = request(ops::Ingest(new));
+    commit_batch(&mut connection, &mut vec![ingest], &mut state);
+    let selection = crate::store::ReplaySelection::Events(vec![replayed]);
+    let (replay, mut replayed) = request(ops::Replay(selection));
+    commit_batch(&mut connection, &mut vec![replay], &mut state);
+    assert_eq!(replayed.try_recv().unwrap().unwrap(), 1);
+    assert_eq!(count(&connection, "deliveries"), 2);
+    assert_eq!(count(&connection, "payloads"), 1, "the event's body row, shared");
+}
+
+fn page_size(path: &std::path::Path) -> i64 {
+    let connection = Connection::open(path).unwrap();
+    connection.pragma_query_value(None, "page_size", |row| row.get(0)).unwrap()
+}
+
+#[tokio::test]
+async fn a_new_database_takes_the_larger_page_size() {
+    let directory = tempfile::tempdir().unwrap();
+    let store =
+        super::SqliteStore::open(directory.path(), crate::config::Durability::Os, Metrics::new())
+            .unwrap();
+    assert_eq!(store.count_events().await.unwrap(), 0);
+    assert_eq!(page_size(&directory.path().join(super::DATABASE_FILE)), super::PAGE_SIZE);
+}
+
+/// A database written by schema version 7 (bodies shared across events by their SHA-256)
+/// opens under this build with every event, body, delivery and attempt readable, keeps its
+/// page size, and takes new events.
+#[tokio::test]
+async fn a_version_7_database_keeps_its_events_bodies_and_deliveries_through_migration() {
+    let directory = tempfile::tempdir().unwrap();
+    let path = directory.path().join(super::DATABASE_FILE);
+    let (first, second) = (EventId::generate(), EventId::generate());
+    let shared = br#"{"order":1}"#;
+    let transformed = br#"{"order":"one"}"#;
+    {
+        let mut connection = Connection::open(&path).unwrap();
+        connection.pragma_update(None, "journal_mode", "WAL").unwrap();
+        schema::migrate_to(&mut connection, 7).unwrap();
+        connection
+            .execute_batch(&format!(
+                "INSERT INTO payloads (id, hash, body) VALUES \
+                   (1, x'{hash_shared}', x'{body_shared}'), \
+                   (2, x'{hash_transformed}', x'{body_transformed}'); \
+                 INSERT INTO events (seq, id, source, type, headers, payload_id, received_at) \
+                   VALUES (1, x'{first}', 'shop', 'order.created', '[]', 1, 1000), \
+                          (2, x'{second}', 'shop', 'order.created', '[]', 1, 2000); \
+                 INSERT INTO deliveries (id, event_seq, endpoint, payload_id, state, attempts, \
+                   next_attempt_at, content_type) VALUES \
+                   (1, 1, 'billing', 1, {delivered}, 1, 1000, NULL), \
+                   (2, 2, 'billing', 2, {pending}, 0, 2000, 'application/json'); \
+                 INSERT INTO attempts (delivery_id, attempted_at, duration_us, status, response) \
+                   VALUES (1, 1500, 250, 200, x'6f6b');",
+                hash_shared = hex(&sha2::Sha256::digest(shared)),
+                body_shared = hex(shared),
+                hash_transformed = hex(&sha2::Sha256::digest(transformed)),
+                body_transformed = hex(transformed),
+                first = hex(&first.to_bytes()),
+                second = hex(&second.to_bytes()),
+                delivered = code(DeliveryState::Delivered),
+                pending = code(DeliveryState::Pending),
+            ))
+            .unwrap();
+    }
+    assert_eq!(page_size(&path), 4096, "SQLite's default, as earlier builds made it");
+
+    let store =
+        super::SqliteStore::open(directory.path(), crate::config::Durability::Os, Metrics::new())
+            .unwrap();
+    for id in [first, second] {
+        let event = store.event(id).await.unwrap().expect("the event survives the migration");
+        assert_eq!(event.body.as_ref(), shared);
+    }
+    let delivered = store.payload(crate::store::DeliveryId::new(1)).await.unwrap().unwrap();
+    assert_eq!(delivered.body.as_ref(), shared);
+    let pending = store.payload(crate::store::DeliveryId::new(2)).await.unwrap().unwrap();
+    assert_eq!(pending.body.as_ref(), transformed);
+    assert_eq!(pending.content_type.as_deref(), Some("application/json"));
+    let attempts = store.attempts(crate::store::DeliveryId::new(1)).await.unwrap();
+    assert_eq!(attempts.len(), 1);
+    assert_eq!(
+        (attempts[0].status, attempts[0].response_excerpt.as_slice()),
+        (Some(200), &b"ok"[..])
+    );
+    assert_eq!(store.count_deliveries(DeliveryState::Pending, None).await.unwrap(), 1);
+
+    // A new event with a body equal to an old one gets a row of its own, after the old ones.
+    let third = EventId::generate();
+    let mut new = new_event(third);
+    new.event.body = Bytes::from_static(shared);
+    new.deliveries[0].payload.body = new.event.body.clone();
+    assert!(matches!(store.ingest(new).await.unwrap(), IngestReceipt::Stored(id) if id == third));
+    assert_eq!(store.event(third).await.unwrap().unwrap().body.as_ref(), shared);
+
+    let connection = Connection::open(&path).unwrap();
+    let version: i64 =
+        connection.pragma_query_value(None, "user_version", |row| row.get(0)).unwrap();
+    assert_eq!(version as usize, schema::CURRENT_VERSION);
+    let columns: Vec<String> = connection
+        .prepare("SELECT name FROM pragma_table_info('payloads') ORDER BY cid")
+        .unwrap()
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(columns, ["id", "body"]);
+    assert_eq!(count(&connection, "payloads"), 3);
+    let newest: i64 = connection
+        .query_row(
+            "SELECT payload_id FROM events WHERE id = ?1",
+            params![third.to_bytes()],
+            |row| row.get(0),
+        )
+        .unwrap();
+    assert_eq!(newest, 3);
+    drop(connection);
+    assert_eq!(page_size(&path), 4096, "an existing database keeps its page size");
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
