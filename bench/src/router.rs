@@ -18,9 +18,9 @@ const START_TIMEOUT: Duration = Duration::from_secs(120);
 /// How long a drain may take after SIGTERM before the process is killed.
 const STOP_TIMEOUT: Duration = Duration::from_secs(60);
 /// The router's log filter unless `RUST_LOG` says otherwise: warnings only, as quiet as the
-/// peer's, but the two lines the harness reads (listening, pending deliveries loaded) are info
-/// lines of `switchyard::app`.
-pub const LOG_FILTER: &str = "warn,switchyard::app=info";
+/// peer's, but for the two info lines the harness reads: `listening` (`switchyard::app`) and
+/// `loaded pending deliveries` (the SQLite store's, once at start).
+pub const LOG_FILTER: &str = "warn,switchyard::app=info,switchyard::store::sqlite=info";
 /// Log lines kept for error messages.
 const TAIL_LINES: usize = 40;
 
