@@ -123,8 +123,9 @@ const MIGRATIONS: &[&str] = &[
     // 8: bodies are no longer shared across events by content, so `payloads` loses its
     // `hash` column and the UNIQUE index on it (~80 bytes and a SHA-256 per body). An event
     // and its deliveries (and the deliveries a replay adds) still share one row: a fan-out
-    // stores each distinct body once, comparing it with the bodies it already stored. SQLite cannot drop a UNIQUE column, so
-    // the table is rebuilt with its row ids kept (what `events` and `deliveries` refer to).
+    // stores each distinct body once, comparing it with the bodies it already stored. SQLite
+    // cannot drop a UNIQUE column, so the table is rebuilt with its row ids kept (what
+    // `events` and `deliveries` refer to).
     // Foreign keys are not enforced while migrations run (see `migrate_to`), so the old table
     // can go before the new one takes its name.
     r#"
