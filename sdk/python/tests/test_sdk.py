@@ -52,6 +52,23 @@ class EventTests(unittest.TestCase):
         event.set_body_json({"text": "zoë \x01"})
         self.assertEqual(event.body, '{"text":"zoë \\u0001"}'.encode())
 
+    def test_a_copy_edited_in_every_way_leaves_the_original_as_it_was(self):
+        original = base()
+        original.headers.append(["x-list", "1"])  # a pair given as a list can change in place
+        original.body = bytearray(b"abc")
+        edited = original.copy()
+        edited.headers[2][1] = "changed"
+        edited.set_header("x-a", "2")
+        edited.metadata.append(("n", "m"))
+        edited.body[0] = ord("z")
+        edited.type = "other"
+        self.assertEqual(original.header("x-a"), "1")
+        self.assertEqual(original.headers[2], ["x-list", "1"])
+        self.assertEqual(original.metadata, [("k", "v")])
+        self.assertEqual(original.body, bytearray(b"abc"))
+        self.assertEqual(original.type, "github.push")
+        self.assertEqual(base().copy(), base())
+
 
 class VerdictTests(unittest.TestCase):
     def test_the_smallest_verdict(self):
