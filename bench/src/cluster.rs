@@ -22,9 +22,8 @@ use crate::body::{Template, default_body_template};
 use crate::load::{self, LoadSpec, Pace, Target};
 use crate::procfs::{self, Sampler, Usage};
 use crate::router::Router;
-use crate::scenario::{self, RunOptions, SIGNING_SECRET, ScenarioResult};
-use crate::signature::WebhookKey;
-use crate::sink::{Reply, Sink, SinkSpec};
+use crate::scenario::{self, RunOptions, SIGNING_SECRET, ScenarioResult, signing_sink};
+use crate::sink::Reply;
 
 /// How long the servers may take to elect their JetStream leader.
 const SERVERS_TIMEOUT: Duration = Duration::from_secs(60);
@@ -294,17 +293,7 @@ pub async fn run(
     std::fs::create_dir_all(&options.work_dir)?;
     let directory = tempfile::Builder::new().prefix("cluster-").tempdir_in(&options.work_dir)?;
     let paths = (0..row.endpoints).map(|index| (format!("/e{index}"), Reply::OK)).collect();
-    let sink = std::sync::Arc::new(
-        Sink::start(
-            ([127, 0, 0, 1], 0).into(),
-            SinkSpec {
-                paths,
-                key: Some(WebhookKey::parse(SIGNING_SECRET)?),
-                verify_every: options.verify_every,
-            },
-        )
-        .await?,
-    );
+    let sink = std::sync::Arc::new(signing_sink(paths, options.verify_every).await?);
     let (binary, directory_path) = (nats_server.to_path_buf(), directory.path().to_path_buf());
     let servers =
         tokio::task::spawn_blocking(move || Servers::start(&binary, &directory_path)).await??;

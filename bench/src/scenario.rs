@@ -517,6 +517,16 @@ pub fn config_text(
     text
 }
 
+/// A sink on loopback answering `paths`, checking the Standard Webhooks signature (the rows'
+/// signing secret) of one delivery in `verify_every`.
+pub(crate) async fn signing_sink(
+    paths: Vec<(String, Reply)>,
+    verify_every: u64,
+) -> anyhow::Result<Sink> {
+    let key = Some(WebhookKey::parse(SIGNING_SECRET)?);
+    Sink::start(([127, 0, 0, 1], 0).into(), SinkSpec { paths, key, verify_every }).await
+}
+
 /// Runs one scenario end to end; `rate` paces it (requests per second), else closed loop.
 pub async fn run(
     scenario: &Scenario,
@@ -532,17 +542,7 @@ pub async fn run(
     }
     // The restart row's endpoint is never reached: nothing counts as lost.
     let healthy = if scenario.restart_with.is_some() { 0 } else { scenario.endpoints };
-    let sink = std::sync::Arc::new(
-        Sink::start(
-            ([127, 0, 0, 1], 0).into(),
-            SinkSpec {
-                paths,
-                key: Some(WebhookKey::parse(SIGNING_SECRET)?),
-                verify_every: options.verify_every,
-            },
-        )
-        .await?,
-    );
+    let sink = std::sync::Arc::new(signing_sink(paths, options.verify_every).await?);
     let endpoint_base =
         if scenario.restart_with.is_some() { unreachable_url()? } else { sink.url("") };
     let nats = match (scenario.nats, &options.nats_server) {
