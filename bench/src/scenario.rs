@@ -115,6 +115,9 @@ pub struct Scenario {
     pub idle_dynamic_endpoints: usize,
     /// Runs of the row; the one with the median rate is kept (spread in the result).
     pub repeats: usize,
+    /// Its measured window, in windows of the run (`--duration`): longer where memory over
+    /// time is the point (S1-failing, DESIGN §11: "through 60 s").
+    pub windows: u32,
     /// Left out of `--quick` runs (long, or needs the peer).
     pub heavy: bool,
     /// Why this row cannot run yet; it is reported, not measured.
@@ -174,6 +177,7 @@ pub fn catalogue(
         ordered: false,
         idle_dynamic_endpoints: 0,
         repeats: 1,
+        windows: 1,
         heavy: false,
         not_yet: None,
     };
@@ -261,8 +265,9 @@ pub fn catalogue(
         },
         Scenario {
             id: "S1-failing",
-            title: "one healthy endpoint beside one answering 500",
+            title: "one healthy endpoint beside one answering 500, four windows long",
             failing: true,
+            windows: 4,
             ..base.clone()
         },
         scale(&base, "scale-1", "one route to 1 endpoint, paced", 1),
@@ -594,7 +599,7 @@ pub async fn run(
     // The restart row sends a fixed number of events, all of them measured.
     let (warmup, duration) = match scenario.restart_with {
         Some(_) => (Duration::ZERO, RESTART_FILL_LIMIT),
-        None => (options.warmup, options.duration),
+        None => (options.warmup, options.duration * scenario.windows),
     };
     let spec = LoadSpec {
         target: Target::resolve(&format!("http://{}/webhooks/app", router.address())).await?,

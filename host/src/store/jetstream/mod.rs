@@ -145,7 +145,8 @@ impl JetStreamStore {
         let snapshots = snapshot::bucket(&context, &settings.prefix, settings.replicas).await?;
         snapshot::restore(&snapshots, &directory, first).await?;
         // A cache that the log rebuilds: the OS may keep its last writes.
-        let projection = Arc::new(SqliteStore::open(&directory, Durability::Os, metrics.clone())?);
+        let projection =
+            Arc::new(SqliteStore::open_keeping(&directory, Durability::Os, metrics.clone(), None)?);
         projection.expect_unclaimed_jobs();
         let applied = projection.log_sequence()?;
         let log = Arc::new(

@@ -33,7 +33,7 @@ pub(super) use self::due::SqliteDueQueue;
 pub(super) use self::logged::{Command, Outcome};
 
 use self::batch::{Message, Request, WriteOp};
-use self::reader::Reader;
+use self::reader::{Reader, Readers};
 use super::{
     Activity, Answer, AttemptRecord, AttemptRow, AuditEntry, AuditQuery, AuditRecord, Backend,
     DeliveryId, DeliveryQuery, DeliveryState, DeliverySummary, DisabledEndpoints, DueQueue,
@@ -63,8 +63,6 @@ const PAGE_SIZE: i64 = 16_384;
 /// (1,000 pages) with 4 KiB pages, kept in bytes whatever the page size, so that the WAL file
 /// does not grow with it.
 const WAL_CHECKPOINT_BYTES: i64 = 4_096_000;
-/// Idle read connections kept for reuse; more may be open at once, the rest are closed.
-const IDLE_READERS: usize = 8;
 /// The write connection's page cache, in KiB.
 const WRITER_CACHE_KIB: i64 = 2_000;
 
@@ -105,19 +103,31 @@ pub(super) struct SqliteStore {
     path: PathBuf,
     writer: mpsc::Sender<Message>,
     writer_thread: Mutex<Option<JoinHandle<()>>>,
-    /// Idle read connections, reused: opening one costs a file open, a schema read and, for
-    /// every statement, a fresh parse (reused connections keep their prepared statements).
-    readers: Arc<Mutex<Vec<Reader>>>,
+    readers: Readers,
     dispatch: Arc<due::Dispatch>,
 }
 
 impl SqliteStore {
     /// Creates the data directory if needed, opens the database, migrates it, checks that it
-    /// can be written, loads the pending deliveries and starts the writer thread.
+    /// can be written, loads the pending deliveries and starts the writer thread. Each
+    /// endpoint's due-queue keeps at most [`due::KEPT_JOBS`] jobs in memory.
     pub fn open(
         data_dir: &Path,
         durability: Durability,
         metrics: Arc<Metrics>,
+    ) -> Result<Self, StoreError> {
+        Self::open_keeping(data_dir, durability, metrics, Some(due::KEPT_JOBS))
+    }
+
+    /// [`SqliteStore::open`], each due-queue keeping at most `kept_jobs` jobs in memory (the
+    /// rest read back from the database as it drains), or every job with `None`: a cluster
+    /// node's projection, whose queues are claimed with every pending delivery of their
+    /// endpoint when its partition becomes the node's.
+    pub(super) fn open_keeping(
+        data_dir: &Path,
+        durability: Durability,
+        metrics: Arc<Metrics>,
+        kept_jobs: Option<usize>,
     ) -> Result<Self, StoreError> {
         std::fs::create_dir_all(data_dir)
             .map_err(|source| StoreError::DataDirectory { path: data_dir.to_path_buf(), source })?;
@@ -146,11 +156,17 @@ impl SqliteStore {
         let disabled: HashSet<String> =
             reader::disabled_endpoints(&connection).map_err(open_error)?.into_keys().collect();
         let deleted = reader::deleted_endpoints(&connection).map_err(open_error)?;
+        let readers = Readers::new(path.clone());
+        let bound = kept_jobs.map(|kept_jobs| due::Bound { kept_jobs, readers: readers.clone() });
+        let dispatch = Arc::new(due::Dispatch::new(bound));
         // Loaded before the writer starts: every later job reaches the queues from a commit,
         // so none is queued twice.
-        let pending = Reader::open(&path)?.pending_deliveries()?;
-        tracing::info!(pending = pending.len(), "loaded pending deliveries");
-        let dispatch = Arc::new(due::Dispatch::new(pending));
+        let mut pending = 0_usize;
+        Reader::open(&path)?.pending_deliveries(|job| {
+            pending += 1;
+            dispatch.load(job);
+        })?;
+        tracing::info!(pending, "loaded pending deliveries");
         let (writer, messages) = mpsc::channel(WRITER_QUEUE_CAPACITY);
         let state = batch::WriterState {
             metrics,
@@ -166,13 +182,7 @@ impl SqliteStore {
             .name("store-writer".into())
             .spawn(move || batch::run(connection, messages, state))
             .map_err(|source| StoreError::DataDirectory { path: data_dir.to_path_buf(), source })?;
-        Ok(Self {
-            path,
-            writer,
-            writer_thread: Mutex::new(Some(writer_thread)),
-            readers: Arc::default(),
-            dispatch,
-        })
+        Ok(Self { path, writer, writer_thread: Mutex::new(Some(writer_thread)), readers, dispatch })
     }
 
     /// Events whose dedupe key is still claimed at `now` (unix ms), with when it expires
@@ -201,25 +211,11 @@ impl SqliteStore {
         &self,
         query: impl FnOnce(&Reader) -> Result<T, StoreError> + Send + 'static,
     ) -> Answer<'_, T> {
-        let pool = self.readers.clone();
-        let path = self.path.clone();
+        let readers = self.readers.clone();
         Box::pin(async move {
-            tokio::task::spawn_blocking(move || {
-                let idle = pool.lock().ok().and_then(|mut idle| idle.pop());
-                let reader = match idle {
-                    Some(reader) => reader,
-                    None => Reader::open(&path)?,
-                };
-                let result = query(&reader);
-                if let Ok(mut idle) = pool.lock()
-                    && idle.len() < IDLE_READERS
-                {
-                    idle.push(reader);
-                }
-                result
-            })
-            .await
-            .map_err(|error| StoreError::Read(Box::new(error)))?
+            tokio::task::spawn_blocking(move || readers.with(query))
+                .await
+                .map_err(|error| StoreError::Read(Box::new(error)))?
         })
     }
 
@@ -264,7 +260,7 @@ impl SqliteStore {
 
     #[cfg(test)]
     fn idle_readers(&self) -> usize {
-        self.readers.lock().map(|idle| idle.len()).unwrap_or_default()
+        self.readers.idle()
     }
 }
 

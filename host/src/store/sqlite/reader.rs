@@ -6,7 +6,8 @@
 //! add no index, so ingest does no more work for them.
 
 use std::collections::HashSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, ToSql, params};
@@ -21,6 +22,8 @@ use crate::store::{
 
 /// Each read connection's page cache, in KiB (SQLite's default is 2,000).
 const READER_CACHE_KIB: i64 = 1_000;
+/// Idle read connections kept for reuse; more may be open at once, the rest are closed.
+const IDLE_READERS: usize = 8;
 
 const EVENT_COLUMNS: &str = "e.id, e.source, e.type, e.subject, e.headers, p.body, \
      e.received_at, e.dedupe_key, e.metadata";
@@ -49,6 +52,46 @@ pub(super) struct Reader {
     connection: Connection,
 }
 
+/// The read connections to one database file, shared by the store's queries and its
+/// due-queues: reused, since opening one costs a file open, a schema read and, for every
+/// statement, a fresh parse (a reused connection keeps its prepared statements).
+#[derive(Debug, Clone)]
+pub(super) struct Readers {
+    path: Arc<PathBuf>,
+    idle: Arc<Mutex<Vec<Reader>>>,
+}
+
+impl Readers {
+    pub fn new(path: PathBuf) -> Self {
+        Self { path: Arc::new(path), idle: Arc::default() }
+    }
+
+    /// Runs `query` on an idle connection, or a new one, and keeps it for reuse. Blocks: call
+    /// it off the async threads.
+    pub fn with<T>(
+        &self,
+        query: impl FnOnce(&Reader) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let idle = self.idle.lock().ok().and_then(|mut idle| idle.pop());
+        let reader = match idle {
+            Some(reader) => reader,
+            None => Reader::open(&self.path)?,
+        };
+        let result = query(&reader);
+        if let Ok(mut idle) = self.idle.lock()
+            && idle.len() < IDLE_READERS
+        {
+            idle.push(reader);
+        }
+        result
+    }
+
+    #[cfg(test)]
+    pub fn idle(&self) -> usize {
+        self.idle.lock().map(|idle| idle.len()).unwrap_or_default()
+    }
+}
+
 impl Reader {
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let connection = Connection::open_with_flags(
@@ -71,25 +114,50 @@ impl Reader {
         Ok(self.connection.query_row(&sql, params![id.to_bytes()], stored_event).optional()?)
     }
 
-    /// Every pending delivery, to fill the due-queues at open; by id, so that each order
-    /// key's line starts with its earliest delivery.
-    pub fn pending_deliveries(&self) -> Result<Vec<DeliveryJob>, StoreError> {
+    /// Every pending delivery, to fill the due-queues at open, handed to `each` as it is read
+    /// (a backlog of millions is never held as one list); by id, so that each order key's
+    /// line starts with its earliest delivery.
+    pub fn pending_deliveries(&self, mut each: impl FnMut(DeliveryJob)) -> Result<(), StoreError> {
         let mut statement = self.connection.prepare(
             "SELECT d.id, e.id, d.endpoint, d.attempts, d.next_attempt_at, d.order_key \
              FROM deliveries d \
              JOIN events e ON e.seq = d.event_seq WHERE d.state = ?1 ORDER BY d.id",
         )?;
-        let rows = statement.query_map(params![code(DeliveryState::Pending)], |row| {
-            Ok(DeliveryJob {
-                delivery_id: delivery_id(row, 0)?,
-                event_id: event_id(row, 1)?,
-                endpoint: row.get(2)?,
-                attempts: row.get(3)?,
-                due_at: row.get::<_, i64>(4)? as u64,
-                payload: None,
-                order_key: row.get(5)?,
-            })
-        })?;
+        let mut rows = statement.query(params![code(DeliveryState::Pending)])?;
+        while let Some(row) = rows.next()? {
+            each(pending_job(row)?);
+        }
+        Ok(())
+    }
+
+    /// Up to `limit` unordered pending deliveries of `endpoint` from `from` on, by due time
+    /// then id: a due-queue reading back what it did not keep in memory. A range of
+    /// `deliveries_open`, already in that order (`state <> 1` lets the planner use the partial
+    /// index). Ordered deliveries are always kept, never read back.
+    pub fn pending_deliveries_from(
+        &self,
+        endpoint: &str,
+        from: (u64, DeliveryId),
+        limit: usize,
+    ) -> Result<Vec<DeliveryJob>, StoreError> {
+        let mut statement = self.connection.prepare_cached(
+            "SELECT d.id, e.id, d.endpoint, d.attempts, d.next_attempt_at, d.order_key \
+             FROM deliveries d JOIN events e ON e.seq = d.event_seq \
+             WHERE d.state = ?1 AND d.state <> 1 AND d.endpoint = ?2 \
+             AND (d.next_attempt_at, d.id) >= (?3, ?4) AND d.order_key IS NULL \
+             ORDER BY d.next_attempt_at, d.id LIMIT ?5",
+        )?;
+        let (due_at, id) = from;
+        let rows = statement.query_map(
+            params![
+                code(DeliveryState::Pending),
+                endpoint,
+                due_at as i64,
+                id.get() as i64,
+                limit as i64
+            ],
+            pending_job,
+        )?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
@@ -101,17 +169,8 @@ impl Reader {
              JOIN events e ON e.seq = d.event_seq WHERE d.state = ?1 AND d.endpoint = ?2 \
              ORDER BY d.id",
         )?;
-        let rows = statement.query_map(params![code(DeliveryState::Pending), endpoint], |row| {
-            Ok(DeliveryJob {
-                delivery_id: delivery_id(row, 0)?,
-                event_id: event_id(row, 1)?,
-                endpoint: row.get(2)?,
-                attempts: row.get(3)?,
-                due_at: row.get::<_, i64>(4)? as u64,
-                payload: None,
-                order_key: row.get(5)?,
-            })
-        })?;
+        let rows =
+            statement.query_map(params![code(DeliveryState::Pending), endpoint], pending_job)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
@@ -454,6 +513,20 @@ fn delivery_state(row: &Row<'_>, index: usize) -> rusqlite::Result<DeliveryState
     let state: i64 = row.get(index)?;
     state_of(state).ok_or_else(|| {
         conversion_error(index, rusqlite::types::Type::Integer, format!("unknown state {state}"))
+    })
+}
+
+/// A pending delivery's row (id, event id, endpoint, attempts, next attempt, order key) as a
+/// job without its body.
+fn pending_job(row: &Row<'_>) -> rusqlite::Result<DeliveryJob> {
+    Ok(DeliveryJob {
+        delivery_id: delivery_id(row, 0)?,
+        event_id: event_id(row, 1)?,
+        endpoint: row.get(2)?,
+        attempts: row.get(3)?,
+        due_at: row.get::<_, i64>(4)? as u64,
+        payload: None,
+        order_key: row.get(5)?,
     })
 }
 

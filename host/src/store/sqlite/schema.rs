@@ -137,6 +137,14 @@ const MIGRATIONS: &[&str] = &[
     DROP TABLE payloads;
     ALTER TABLE payloads_without_hash RENAME TO payloads;
     "#,
+    // 9: `deliveries_open` also orders each endpoint's open deliveries by due time. A
+    // due-queue keeps only its next jobs in memory and reads the rest back in the order it
+    // hands them out, a page at a time (see `due/spill.rs`); without the column, each page
+    // sorted every open delivery of the endpoint. Delivered rows stay out of it as before.
+    r#"
+    DROP INDEX deliveries_open;
+    CREATE INDEX deliveries_open ON deliveries(state, endpoint, next_attempt_at) WHERE state <> 1;
+    "#,
 ];
 
 /// The schema version this build writes.
