@@ -184,3 +184,25 @@ async fn ordered_deliveries_are_all_kept_and_go_one_at_a_time_in_order() {
     }
     assert_each_once_in_order(&handed_out);
 }
+
+#[tokio::test]
+async fn an_endpoint_disabled_and_enabled_while_its_backlog_waits_in_the_database_gets_it_all_once()
+{
+    let directory = tempfile::tempdir().unwrap();
+    let store = open(directory.path(), 8);
+    let mut queue = store.dispatch.claim("hook");
+    for _ in 0..30 {
+        ingest(&store, None).await;
+    }
+    // Disabled: every pending delivery is parked, those in memory and those in the database.
+    assert_eq!(store.set_endpoint_enabled("hook".into(), false, "test".into()).await.unwrap(), 30);
+    queue.pause();
+    assert_eq!(queue.len(), 0, "nothing waits for a read back");
+    // Enabled: the store hands them over again, and the queue keeps only the first eight.
+    assert_eq!(store.set_endpoint_enabled("hook".into(), true, String::new()).await.unwrap(), 30);
+    queue.resume();
+    assert!(queue.in_memory() <= 8);
+    let handed_out = deliver(&store, &mut queue, 30, 8).await;
+    assert_each_once_in_order(&handed_out);
+    assert_eq!(pending(&store).await, 0);
+}
