@@ -3,7 +3,7 @@
 //! Owns metric names (declared once, here) and the registry rendered at `GET /metrics`.
 //! Modules receive an `Arc<Metrics>` and only increment; they never register metrics.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
@@ -84,6 +84,9 @@ pub enum AttemptOutcome {
 }
 
 impl AttemptOutcome {
+    pub const ALL: [Self; 4] =
+        [Self::Delivered, Self::Retrying, Self::DeadLetter, Self::EndpointDisabled];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Delivered => "delivered",
@@ -280,6 +283,35 @@ pub struct EndpointWaitLabels {
     pub endpoint: String,
     /// `rate`, `paused` or `breaker`.
     pub reason: &'static str,
+}
+
+/// One endpoint's attempt series (`switchyard_delivery_attempts_total` by outcome and
+/// `switchyard_delivery_attempt_seconds`), each looked up on its first use and kept: a lookup
+/// hashes an owned copy of the endpoint's name, which cost ~1.4 % of the router's CPU under
+/// ten endpoints when it was done at every attempt.
+#[derive(Debug)]
+pub struct AttemptSeries {
+    endpoint: String,
+    attempts: Family<AttemptLabels, Counter>,
+    seconds: Family<EndpointLabels, Histogram>,
+    by_outcome: [OnceLock<Counter>; AttemptOutcome::ALL.len()],
+    duration: OnceLock<Histogram>,
+}
+
+impl AttemptSeries {
+    pub fn count(&self, outcome: AttemptOutcome, seconds: f64) {
+        let endpoint = || self.endpoint.clone();
+        self.duration
+            .get_or_init(|| {
+                self.seconds.get_or_create_owned(&EndpointLabels { endpoint: endpoint() })
+            })
+            .observe(seconds);
+        self.by_outcome[outcome as usize]
+            .get_or_init(|| {
+                self.attempts.get_or_create_owned(&AttemptLabels { endpoint: endpoint(), outcome })
+            })
+            .inc();
+    }
 }
 
 /// One endpoint's gauge, looked up once by its worker.
@@ -603,11 +635,24 @@ impl Metrics {
     }
 
     pub fn count_attempt(&self, endpoint: &str, outcome: AttemptOutcome, seconds: f64) {
-        let endpoint = endpoint.to_owned();
-        self.delivery_attempt_seconds
-            .get_or_create(&EndpointLabels { endpoint: endpoint.clone() })
-            .observe(seconds);
-        self.delivery_attempts.get_or_create(&AttemptLabels { endpoint, outcome }).inc();
+        self.attempt_series(endpoint).count(outcome, seconds);
+    }
+
+    /// `endpoint`'s attempt series, for its worker to keep.
+    pub fn attempt_series(&self, endpoint: &str) -> AttemptSeries {
+        AttemptSeries {
+            endpoint: endpoint.to_owned(),
+            attempts: self.delivery_attempts.clone(),
+            seconds: self.delivery_attempt_seconds.clone(),
+            by_outcome: Default::default(),
+            duration: OnceLock::new(),
+        }
+    }
+
+    /// `endpoint`'s `switchyard_deliveries_pending` gauge, for its worker to keep.
+    pub fn pending_gauge(&self, endpoint: &str) -> Gauge {
+        self.deliveries_pending
+            .get_or_create_owned(&EndpointLabels { endpoint: endpoint.to_owned() })
     }
 
     pub fn set_pending(&self, endpoint: &str, count: i64) {

@@ -47,6 +47,8 @@ struct Sent {
 pub(super) struct Attempt {
     pub job: DeliveryJob,
     pub endpoint: Arc<EndpointRuntime>,
+    /// The endpoint's attempt series in `/metrics`.
+    pub series: Arc<telemetry::AttemptSeries>,
     /// Given back the moment the exchange is over (answer read, timed out or failed), not
     /// when the attempt is: its record, which waits for a commit, then goes on without it, so
     /// the commit never idles the endpoint.
@@ -101,7 +103,7 @@ pub fn outbound_headers(
 
 impl Attempt {
     pub async fn run(self, context: Arc<AttemptContext>) -> Finished {
-        let Self { job, endpoint, mut slot, report } = self;
+        let Self { job, endpoint, series, mut slot, report } = self;
         let payload = match job.payload.clone() {
             Some(payload) => Some(payload),
             None => {
@@ -143,7 +145,7 @@ impl Attempt {
             NextStep::DeadLetter => telemetry::AttemptOutcome::DeadLetter,
             NextStep::DisableEndpoint => telemetry::AttemptOutcome::EndpointDisabled,
         };
-        context.metrics.count_attempt(&endpoint.id, outcome, sent.duration.as_secs_f64());
+        series.count(outcome, sent.duration.as_secs_f64());
         AttemptSpan::end(span, sent.status, sent.error.as_deref(), outcome);
         if let Some(error) = &sent.error {
             tracing::info!(endpoint = %endpoint.id, event = %job.event_id, attempt = job.attempts + 1, error, "delivery attempt failed");

@@ -27,7 +27,7 @@ use super::attempt::{Attempt, AttemptContext, Exchanged, Finished};
 use crate::notify::{Details, NoticeKind};
 use crate::store::{DeliveryId, DueQueue, NextStep};
 use crate::telemetry::{
-    EndpointGauge, EndpointLabels, EndpointWaitLabels, SecondsCounter, TrafficMetrics,
+    EndpointGauge, EndpointLabels, EndpointWaitLabels, Metrics, SecondsCounter,
 };
 use crate::traffic::breaker::{BreakerState, Transition};
 use crate::traffic::endpoint::{EndpointTraffic, Gate, Outcome, WaitReason};
@@ -78,7 +78,8 @@ impl Worker {
         if self.disabled {
             self.queue.pause();
         }
-        let mut shown = Shown::new(&self.context.metrics.traffic, &self.endpoint.id);
+        let mut shown = Shown::new(&self.context.metrics, &self.endpoint.id);
+        let series = Arc::new(self.context.metrics.attempt_series(&self.endpoint.id));
         // Outcomes of exchanges, sent before their slot is given back.
         let (report, mut reports) = mpsc::unbounded_channel::<Exchanged>();
         loop {
@@ -112,6 +113,7 @@ impl Worker {
                         let attempt = Attempt {
                             job,
                             endpoint: self.endpoint.clone(),
+                            series: series.clone(),
                             slot: slot.take(),
                             report: report.clone(),
                         };
@@ -252,8 +254,7 @@ impl Worker {
 
     /// Updates the endpoint's series in `/metrics`.
     fn show(&self, shown: &mut Shown, attempts: usize) {
-        let id = &self.endpoint.id;
-        self.context.metrics.set_pending(id, (self.queue.len() + attempts) as i64);
+        shown.pending.set((self.queue.len() + attempts) as i64);
         let traffic = lock(&self.traffic);
         shown.in_flight_limit.set(i64::from(traffic.in_flight_limit()));
         if let Some(state) = traffic.breaker_state() {
@@ -280,6 +281,7 @@ impl Worker {
 
 /// The endpoint's series in `/metrics`, looked up once, and what they already show.
 struct Shown {
+    pending: EndpointGauge,
     in_flight_limit: EndpointGauge,
     breaker_state: EndpointGauge,
     breaker_failures: EndpointGauge,
@@ -288,7 +290,8 @@ struct Shown {
 }
 
 impl Shown {
-    fn new(metrics: &TrafficMetrics, endpoint: &str) -> Self {
+    fn new(all: &Metrics, endpoint: &str) -> Self {
+        let metrics = &all.traffic;
         let labels = EndpointLabels { endpoint: endpoint.to_owned() };
         let wait = |reason: WaitReason| {
             let labels =
@@ -296,6 +299,7 @@ impl Shown {
             metrics.wait_seconds.get_or_create_owned(&labels)
         };
         Self {
+            pending: all.pending_gauge(endpoint),
             in_flight_limit: metrics.in_flight_limit.get_or_create_owned(&labels),
             breaker_state: metrics.breaker_state.get_or_create_owned(&labels),
             breaker_failures: metrics.breaker_failures.get_or_create_owned(&labels),
