@@ -534,10 +534,16 @@ impl DueQueue for SqliteDueQueue {
                 if !open {
                     return None;
                 }
-                let wake = self
+                let due = self
                     .next_due_at()
-                    .map(|due_at| Duration::from_millis(due_at.saturating_sub(now_millis())))
-                    .or(self.read_again_at.map(|at| at.saturating_duration_since(Instant::now())));
+                    .map(|due_at| Duration::from_millis(due_at.saturating_sub(now_millis())));
+                // A failed read back is tried again then, even with a later job queued.
+                let read_again =
+                    self.read_again_at.map(|at| at.saturating_duration_since(Instant::now()));
+                let wake = match (due, read_again) {
+                    (Some(due), Some(read_again)) => Some(due.min(read_again)),
+                    (due, read_again) => due.or(read_again),
+                };
                 let woken = {
                     let (feed, reading) = (&mut self.feed, &mut self.reading);
                     tokio::select! {
