@@ -6,6 +6,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures_util::FutureExt;
 
 use super::SqliteDueQueue;
 use crate::config::Durability;
@@ -204,5 +205,38 @@ async fn an_endpoint_disabled_and_enabled_while_its_backlog_waits_in_the_databas
     assert!(queue.in_memory() <= 8);
     let handed_out = deliver(&store, &mut queue, 30, 8).await;
     assert_each_once_in_order(&handed_out);
+    assert_eq!(pending(&store).await, 0);
+}
+
+#[tokio::test]
+async fn a_worker_that_gives_up_waiting_mid_read_back_loses_nothing() {
+    let directory = tempfile::tempdir().unwrap();
+    let store = open(directory.path(), 8);
+    let mut queue = store.dispatch.claim("hook");
+    for _ in 0..40 {
+        ingest(&store, None).await;
+    }
+    // A worker's `select!` drops the queue's future whenever another branch wins. Jobs are
+    // taken as fast as they come, so the queue runs dry while its read back is under way, and
+    // every wait for it is cut short at once.
+    let mut handed_out = Vec::new();
+    let mut cut_short = 0;
+    while handed_out.len() < 40 {
+        // Polled once, then dropped if it is not ready.
+        match queue.next().now_or_never() {
+            Some(job) => handed_out.push(job.expect("the queue is open")),
+            None => {
+                cut_short += 1;
+                assert!(cut_short < 100_000, "{} of 40 handed out", handed_out.len());
+                tokio::time::sleep(Duration::from_micros(100)).await;
+            }
+        }
+    }
+    assert!(cut_short > 0, "some waits were cut short");
+    assert_each_once_in_order(&handed_out);
+    for job in handed_out {
+        settle(&store, &mut queue, job, NextStep::Delivered).await;
+    }
+    assert!(queue.try_next().is_none());
     assert_eq!(pending(&store).await, 0);
 }
