@@ -22,8 +22,14 @@ fn open(directory: &Path, kept_jobs: usize) -> SqliteStore {
     SqliteStore::open_keeping(directory, Durability::Os, Metrics::new(), Some(kept_jobs)).unwrap()
 }
 
-/// Stores one event with one delivery to `hook`, ordered by `key` when given.
-async fn ingest(store: &SqliteStore, key: Option<&str>) {
+/// Stores `count` events, each with one delivery to `hook`, ordered by `key` when given.
+async fn ingest(store: &SqliteStore, count: usize, key: Option<&str>) {
+    for _ in 0..count {
+        ingest_one(store, key).await;
+    }
+}
+
+async fn ingest_one(store: &SqliteStore, key: Option<&str>) {
     let id = EventId::generate();
     let body = Bytes::from_static(b"{}");
     let event = Event {
@@ -105,9 +111,7 @@ async fn an_endpoint_that_takes_nothing_holds_a_bounded_queue_and_then_gets_ever
     let store = open(directory.path(), 8);
     let mut queue = store.dispatch.claim("hook");
     // Its worker asks for nothing (a breaker open): the writer keeps handing jobs over.
-    for _ in 0..40 {
-        ingest(&store, None).await;
-    }
+    ingest(&store, 40, None).await;
     assert_eq!(queue.in_memory(), 8, "only the first eight are kept");
     assert_eq!(queue.len(), 40, "the rest are counted as queued");
     let handed_out = deliver(&store, &mut queue, 40, 8).await;
@@ -123,9 +127,7 @@ async fn a_backlog_past_the_bound_at_open_is_read_back_in_order() {
     {
         let store = open(directory.path(), 8);
         store.expect_unclaimed_jobs();
-        for _ in 0..30 {
-            ingest(&store, None).await;
-        }
+        ingest(&store, 30, None).await;
         tokio::task::spawn_blocking(move || store.shutdown()).await.unwrap();
     }
     let store = open(directory.path(), 8);
@@ -142,9 +144,7 @@ async fn retries_waiting_far_off_do_not_hold_back_new_deliveries_left_in_the_dat
     let directory = tempfile::tempdir().unwrap();
     let store = open(directory.path(), 4);
     let mut queue = store.dispatch.claim("hook");
-    for _ in 0..4 {
-        ingest(&store, None).await;
-    }
+    ingest(&store, 4, None).await;
     // Four attempts fail: their retries, an hour away, fill what the queue keeps.
     let later = now_millis() + 3_600_000;
     for _ in 0..4 {
@@ -153,9 +153,7 @@ async fn retries_waiting_far_off_do_not_hold_back_new_deliveries_left_in_the_dat
     }
     assert_eq!(queue.in_memory(), 4);
     // New deliveries arrive past the bound: they wait in the database, yet are due first.
-    for _ in 0..3 {
-        ingest(&store, None).await;
-    }
+    ingest(&store, 3, None).await;
     assert_eq!(queue.in_memory(), 4);
     let fresh = deliver(&store, &mut queue, 3, 4).await;
     assert_each_once_in_order(&fresh);
@@ -171,9 +169,7 @@ async fn ordered_deliveries_are_all_kept_and_go_one_at_a_time_in_order() {
     let directory = tempfile::tempdir().unwrap();
     let store = open(directory.path(), 2);
     let mut queue = store.dispatch.claim("hook");
-    for _ in 0..5 {
-        ingest(&store, Some("a")).await;
-    }
+    ingest(&store, 5, Some("a")).await;
     // Their key's line needs every one of them: none is left in the database.
     assert_eq!(queue.in_memory(), 5);
     let mut handed_out = Vec::new();
@@ -192,9 +188,7 @@ async fn an_endpoint_disabled_and_enabled_while_its_backlog_waits_in_the_databas
     let directory = tempfile::tempdir().unwrap();
     let store = open(directory.path(), 8);
     let mut queue = store.dispatch.claim("hook");
-    for _ in 0..30 {
-        ingest(&store, None).await;
-    }
+    ingest(&store, 30, None).await;
     // Disabled: every pending delivery is parked, those in memory and those in the database.
     assert_eq!(store.set_endpoint_enabled("hook".into(), false, "test".into()).await.unwrap(), 30);
     queue.pause();
@@ -213,9 +207,7 @@ async fn a_worker_that_gives_up_waiting_mid_read_back_loses_nothing() {
     let directory = tempfile::tempdir().unwrap();
     let store = open(directory.path(), 8);
     let mut queue = store.dispatch.claim("hook");
-    for _ in 0..40 {
-        ingest(&store, None).await;
-    }
+    ingest(&store, 40, None).await;
     // A worker's `select!` drops the queue's future whenever another branch wins. Jobs are
     // taken as fast as they come, so the queue runs dry while its read back is under way, and
     // every wait for it is cut short at once.
