@@ -10,6 +10,7 @@
 
 mod audit;
 mod batch;
+mod bodies;
 mod due;
 mod logged;
 mod ops;
@@ -33,6 +34,7 @@ pub(super) use self::due::SqliteDueQueue;
 pub(super) use self::logged::{Command, Outcome};
 
 use self::batch::{Message, Request, WriteOp};
+use self::bodies::BodyReads;
 use self::reader::{Reader, Readers};
 use super::{
     Activity, Answer, AttemptRecord, AttemptRow, AuditEntry, AuditQuery, AuditRecord, Backend,
@@ -104,6 +106,7 @@ pub(super) struct SqliteStore {
     writer: mpsc::Sender<Message>,
     writer_thread: Mutex<Option<JoinHandle<()>>>,
     readers: Readers,
+    bodies: BodyReads,
     dispatch: Arc<due::Dispatch>,
 }
 
@@ -178,11 +181,15 @@ impl SqliteStore {
             stored_events: 0,
             write_error: None,
         };
+        let thread_error =
+            |source| StoreError::DataDirectory { path: data_dir.to_path_buf(), source };
+        let bodies = BodyReads::start(path.clone()).map_err(thread_error)?;
         let writer_thread = std::thread::Builder::new()
             .name("store-writer".into())
             .spawn(move || batch::run(connection, messages, state))
-            .map_err(|source| StoreError::DataDirectory { path: data_dir.to_path_buf(), source })?;
-        Ok(Self { path, writer, writer_thread: Mutex::new(Some(writer_thread)), readers, dispatch })
+            .map_err(thread_error)?;
+        let writer_thread = Mutex::new(Some(writer_thread));
+        Ok(Self { path, writer, writer_thread, readers, bodies, dispatch })
     }
 
     /// Events whose dedupe key is still claimed at `now` (unix ms), with when it expires
@@ -394,7 +401,7 @@ impl Backend for SqliteStore {
     }
 
     fn payload(&self, id: DeliveryId) -> Answer<'_, Option<Payload>> {
-        self.read(move |reader| reader.payload(id))
+        Box::pin(self.bodies.read(id))
     }
 
     fn endpoints(&self) -> Answer<'_, Vec<StoredEndpoint>> {

@@ -106,6 +106,12 @@ impl Reader {
         Ok(Self { connection })
     }
 
+    /// A read transaction: the queries run before it ends see one state of the database, and
+    /// take the WAL's read lock once between them.
+    pub fn snapshot(&self) -> rusqlite::Result<rusqlite::Transaction<'_>> {
+        self.connection.unchecked_transaction()
+    }
+
     pub fn event(&self, id: EventId) -> Result<Option<Event>, StoreError> {
         let sql = format!(
             "SELECT {EVENT_COLUMNS} FROM events e JOIN payloads p ON p.id = e.payload_id \
