@@ -12,6 +12,7 @@ pub mod cluster;
 pub mod conditions;
 pub mod jetstream;
 pub mod load;
+pub mod neighbour;
 pub mod peer;
 pub mod plot;
 pub mod plugin_stage;

@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand};
 use switchyard_bench::baseline::{self, Baseline};
 use switchyard_bench::body::{Template, default_body_template};
 use switchyard_bench::load::{self, LoadSpec, Pace, Target};
+use switchyard_bench::neighbour::Neighbour;
 use switchyard_bench::peer::{Peer, PeerInfo};
 use switchyard_bench::plugin_stage::LanguageTransform;
 use switchyard_bench::report::{self, Machine, RunSummary};
@@ -161,6 +162,10 @@ struct RunArgs {
     /// The guard's baseline file (default: `bench/baseline.json`).
     #[arg(long)]
     baseline: Option<PathBuf>,
+    /// A busy machine: every row, the peer's too, runs beside a neighbour spinning this many
+    /// cores (the table says so).
+    #[arg(long, default_value_t = 0)]
+    neighbour: usize,
 }
 
 #[derive(Debug, clap::Args)]
@@ -292,6 +297,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
             .unwrap_or_default(),
         plugin_cache: args.languages.plugin_cache(),
         nats_server: args.nats_server.clone().or_else(default_nats_server),
+        neighbour_cores: args.neighbour,
     };
     let out = args.out.unwrap_or_else(|| {
         let stamp = std::time::SystemTime::now()
@@ -414,6 +420,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         warmup_seconds: options.warmup.as_secs_f64(),
         window_seconds: options.duration.as_secs_f64(),
         connections: options.connections,
+        neighbour_cores: options.neighbour_cores,
         peer: peer_info,
         scenarios: results,
         plugin_stage,
@@ -495,11 +502,13 @@ fn measure(
         let _ = std::process::Command::new("sync").status();
         std::fs::create_dir_all(&options.work_dir)?;
         let mut conditions = conditions::probe(&options.work_dir);
+        let neighbour = Neighbour::start(options.neighbour_cores)?;
         let mut result = match (scenario.peer, peer) {
             (true, Some(peer)) => runtime.block_on(peer::run(scenario, options, rate, peer)),
             _ => runtime.block_on(scenario::run(scenario, options, rate)),
         }
         .with_context(|| format!("scenario `{}`", scenario.id))?;
+        drop(neighbour);
         conditions::judge(&mut conditions, result.other_cpu_cores);
         result.conditions = conditions;
         eprintln!(

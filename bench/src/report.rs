@@ -63,6 +63,8 @@ pub struct RunSummary {
     pub warmup_seconds: f64,
     pub window_seconds: f64,
     pub connections: usize,
+    /// Cores a neighbour kept busy through every row (`--neighbour`); 0 on a quiet run.
+    pub neighbour_cores: usize,
     /// The peer, when its rows ran.
     pub peer: Option<PeerInfo>,
     pub scenarios: Vec<ScenarioResult>,
@@ -152,6 +154,14 @@ pub fn markdown(summary: &RunSummary) -> String {
             )
         ),
     );
+    if summary.neighbour_cores > 0 {
+        let _ = writeln!(
+            text,
+            "**A busy machine**: every row, the peer's too, ran beside a neighbour spinning {} \
+             of the {} cores (`--neighbour {}`).\n",
+            summary.neighbour_cores, machine.cores, summary.neighbour_cores,
+        );
+    }
     text.push_str(&targets(summary));
     text.push('\n');
     text.push_str(&scenarios(&summary.scenarios));

@@ -149,6 +149,8 @@ pub struct RunOptions {
     pub plugin_cache: PathBuf,
     /// The `nats-server` binary for the NATS row.
     pub nats_server: Option<PathBuf>,
+    /// Cores a neighbour keeps busy through every row (a busy machine); 0 for none.
+    pub neighbour_cores: usize,
 }
 
 /// Every row, in the order they run. The peer's rows come first (one peer started for all

@@ -238,7 +238,8 @@ fn bench(extra: &[String]) -> anyhow::Result<()> {
     }
     let mut command = cargo();
     command.args(["run", "--release", "--package", "switchyard-bench", "--", "run"]);
-    let partial = ["--quick", "--readme", "--only"];
+    // A busy-machine run (`--neighbour`) is not the table's quiet one either.
+    let partial = ["--quick", "--readme", "--only", "--neighbour"];
     if !extra.iter().any(|argument| partial.iter().any(|flag| argument.starts_with(flag))) {
         command.arg("--readme").arg(Path::new("bench").join("README.md"));
     }
