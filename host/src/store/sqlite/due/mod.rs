@@ -10,6 +10,7 @@
 //! database stays the source of truth: a job only ever mirrors a pending row, and losing one
 //! (a restart) loses nothing, since pending rows are loaded again at open.
 
+mod kept;
 mod spill;
 #[cfg(test)]
 mod tests;
@@ -25,6 +26,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use self::kept::Kept;
 use self::spill::{Position, Spill, position};
 use super::reader::Readers;
 use crate::event::now_millis;
@@ -264,10 +266,10 @@ pub(in crate::store) struct SqliteDueQueue {
     feed: mpsc::UnboundedReceiver<DeliveryJob>,
     /// The queued jobs' positions, in the order they are handed out.
     due: BTreeSet<Position>,
-    waiting: HashMap<DeliveryId, DeliveryJob>,
+    waiting: HashMap<DeliveryId, Kept>,
     /// Ordered deliveries behind an earlier one of their key: out of `due` until the gate
     /// releases them.
-    held: HashMap<DeliveryId, DeliveryJob>,
+    held: HashMap<DeliveryId, Kept>,
     /// Per order key, the line of unfinished deliveries (see [`KeyGate`]).
     gate: KeyGate,
     under_way: HashSet<DeliveryId>,
@@ -285,6 +287,11 @@ impl SqliteDueQueue {
     /// Queues `job`, whose body (if it has one) already counts against the budget; answers
     /// whether it was new to the queue.
     fn push(&mut self, job: DeliveryJob) -> bool {
+        self.push_kept(Kept::new(job))
+    }
+
+    /// [`Self::push`] of a job kept already (one its key's gate released).
+    fn push_kept(&mut self, job: Kept) -> bool {
         if self.under_way.contains(&job.delivery_id) {
             tracing::debug!(delivery = %job.delivery_id, "already under way; its outcome decides");
             self.forget(&job);
@@ -350,7 +357,7 @@ impl SqliteDueQueue {
             self.forget(&job);
             self.under_way.insert(id);
             self.count_kept();
-            return Some(job);
+            return Some(job.into_job(&self.endpoint));
         }
         None
     }
@@ -589,7 +596,7 @@ impl DueQueue for SqliteDueQueue {
             && let Some(next_job) = self.held.remove(&released)
         {
             // Its key's earlier delivery is delivered or dead: this one may go now.
-            self.push(next_job);
+            self.push_kept(next_job);
         }
         match next {
             NextStep::RetryAt(at) if !self.paused => {
