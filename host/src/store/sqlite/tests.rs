@@ -238,26 +238,28 @@ fn queued_deliveries_keep_their_bodies_within_one_budget_for_every_queue_and_giv
     let mut first = dispatch.claim("first");
     let mut second = dispatch.claim("second");
     let budget = super::due::KEPT_BODY_BYTES;
-    // A fan-out: each body goes to both endpoints, and each queued delivery counts it.
-    let body = Bytes::from(vec![b'x'; budget / 8]);
+    // A fan-out: each event's body goes to both endpoints, one allocation for the two, so each
+    // of its deliveries is charged half of it.
     let mut jobs = Vec::new();
-    for id in 0..6 {
+    for id in 0..10 {
+        let body = Bytes::from(vec![b'x'; budget / 8]);
         jobs.push(job_with_body(2 * id + 1, "first", &body));
         jobs.push(job_with_body(2 * id + 2, "second", &body));
     }
     dispatch.queue_all(&mut jobs);
     // The budget is taken as the jobs are handed over, in their order, whether or not their
     // queue takes them in yet (a worker whose breaker is open asks for none): the first eight
-    // fitted, and the four past the budget are read from the store when due.
+    // events fitted, and the two past the budget are read from the store when due.
     assert_eq!(dispatch.kept_body_bytes(), budget);
     let taken_first: Vec<_> = std::iter::from_fn(|| first.try_next()).collect();
     let taken_second: Vec<_> = std::iter::from_fn(|| second.try_next()).collect();
-    assert_eq!((taken_first.len(), taken_second.len()), (6, 6));
+    assert_eq!((taken_first.len(), taken_second.len()), (10, 10));
     let kept = |jobs: &[crate::store::DeliveryJob]| {
         jobs.iter().filter(|job| job.payload.is_some()).count()
     };
-    assert_eq!(kept(&taken_first), 4);
-    assert_eq!(kept(&taken_second), 4);
+    assert_eq!(kept(&taken_first), 8);
+    assert_eq!(kept(&taken_second), 8);
+    let body = Bytes::from(vec![b'x'; budget / 8]);
     // Once taken, a job's body no longer counts: a new one keeps its body again.
     assert_eq!(dispatch.kept_body_bytes(), 0);
     let mut more = vec![job_with_body(100, "first", &body)];

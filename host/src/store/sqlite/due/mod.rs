@@ -91,7 +91,7 @@ struct Unclaimed {
 
 #[derive(Debug)]
 struct Feed {
-    sender: mpsc::UnboundedSender<DeliveryJob>,
+    sender: mpsc::UnboundedSender<Kept>,
     /// Which claim made it, so that a replaced queue, when dropped, leaves its successor be.
     claim: u64,
     spill: Option<Arc<Spill>>,
@@ -139,10 +139,11 @@ impl Dispatch {
         if jobs.is_empty() {
             return;
         }
+        let shares = body_shares(jobs);
         let feeds = self.lock();
-        for job in jobs.drain(..) {
+        for (job, share) in jobs.drain(..).zip(shares) {
             match feeds.queues.get(&job.endpoint) {
-                Some(feed) => self.feed(feed, job),
+                Some(feed) => self.feed(feed, job, share),
                 // Kept pending in the store: it resumes if the endpoint comes back.
                 None if self.unclaimed_expected.load(std::sync::atomic::Ordering::Relaxed) => {}
                 None => {
@@ -152,8 +153,9 @@ impl Dispatch {
         }
     }
 
-    /// Hands `job` to `feed`'s queue, unless the queue keeps no more (it reads it back later).
-    fn feed(&self, feed: &Feed, mut job: DeliveryJob) {
+    /// Hands `job` to `feed`'s queue, unless the queue keeps no more (it reads it back later);
+    /// its body, if kept, is charged `share` bytes of the budget.
+    fn feed(&self, feed: &Feed, job: DeliveryJob, share: usize) {
         if let Some(spill) = &feed.spill {
             if job.order_key.is_none() && !spill.keeps(position(&job)) {
                 return;
@@ -162,9 +164,9 @@ impl Dispatch {
         }
         // The budget is taken here, not when the queue takes the job: a worker that does not
         // ask for jobs (its breaker open) leaves them in the feed.
-        self.budget_body(&mut job);
+        let job = self.keep(job, share);
         if let Err(mpsc::error::SendError(job)) = feed.sender.send(job) {
-            self.forget_job_body(&job);
+            self.forget_body(job.charge());
             if let Some(spill) = &feed.spill {
                 spill.taken();
             }
@@ -188,7 +190,8 @@ impl Dispatch {
         });
         let entry = Feed { sender, claim, spill: spill.clone() };
         for job in unclaimed.jobs {
-            self.feed(&entry, job);
+            let share = job.payload.as_ref().map_or(0, |payload| payload.body.len());
+            self.feed(&entry, job, share);
         }
         feeds.queues.insert(endpoint.to_owned(), entry);
         drop(feeds);
@@ -218,21 +221,17 @@ impl Dispatch {
             .is_ok()
     }
 
-    /// Keeps `job`'s body only if it fits in the budget (taken then); else drops it, to be
-    /// read from the store when due.
-    fn budget_body(&self, job: &mut DeliveryJob) {
-        if let Some(payload) = &job.payload
-            && !self.keep_body(payload.body.len())
-        {
-            job.payload = None;
+    /// `job` as a queue keeps it: with its body if `share` bytes of the budget are left (taken
+    /// then), else without, to be read from the store when due.
+    fn keep(&self, mut job: DeliveryJob, share: usize) -> Kept {
+        if job.payload.is_none() {
+            return Kept::new(job, 0);
         }
-    }
-
-    /// Gives back the budget `job`'s body took.
-    fn forget_job_body(&self, job: &DeliveryJob) {
-        if let Some(payload) = &job.payload {
-            self.forget_body(payload.body.len());
+        if self.keep_body(share) {
+            return Kept::new(job, share);
         }
+        job.payload = None;
+        Kept::new(job, 0)
     }
 
     /// Body bytes the queues keep now.
@@ -263,7 +262,7 @@ pub(in crate::store) struct SqliteDueQueue {
     endpoint: String,
     claim: u64,
     dispatch: Arc<Dispatch>,
-    feed: mpsc::UnboundedReceiver<DeliveryJob>,
+    feed: mpsc::UnboundedReceiver<Kept>,
     /// The queued jobs' positions, in the order they are handed out.
     due: BTreeSet<Position>,
     waiting: HashMap<DeliveryId, Kept>,
@@ -284,13 +283,15 @@ pub(in crate::store) struct SqliteDueQueue {
 }
 
 impl SqliteDueQueue {
-    /// Queues `job`, whose body (if it has one) already counts against the budget; answers
-    /// whether it was new to the queue.
-    fn push(&mut self, job: DeliveryJob) -> bool {
-        self.push_kept(Kept::new(job))
+    /// Queues `job`, which has no body (a retry, a read back): its body is read when due.
+    /// Answers whether it was new to the queue.
+    fn push(&mut self, mut job: DeliveryJob) -> bool {
+        job.payload = None;
+        self.push_kept(Kept::new(job, 0))
     }
 
-    /// [`Self::push`] of a job kept already (one its key's gate released).
+    /// Queues `job`, its body's share of the budget taken already; answers whether it was new
+    /// to the queue.
     fn push_kept(&mut self, job: Kept) -> bool {
         if self.under_way.contains(&job.delivery_id) {
             tracing::debug!(delivery = %job.delivery_id, "already under way; its outcome decides");
@@ -336,11 +337,11 @@ impl SqliteDueQueue {
     }
 
     /// Queues `job`, taken from the feed.
-    fn take(&mut self, job: DeliveryJob) {
+    fn take(&mut self, job: Kept) {
         if let Some(spill) = &self.spill {
             spill.taken();
         }
-        self.push(job);
+        self.push_kept(job);
     }
 
     /// The first job due at `now`, now under way.
@@ -363,16 +364,14 @@ impl SqliteDueQueue {
     }
 
     /// `job` leaves the queue: its body no longer counts against the budget.
-    fn forget(&self, job: &DeliveryJob) {
-        self.dispatch.forget_job_body(job);
+    fn forget(&self, job: &Kept) {
+        self.dispatch.forget_body(job.charge());
     }
 
     /// Empties the due order and both maps, giving their bodies' budget back.
     fn forget_all(&mut self) {
-        let bytes: usize = (self.waiting.values().chain(self.held.values()))
-            .filter_map(|job| job.payload.as_ref())
-            .map(|payload| payload.body.len())
-            .sum();
+        let bytes: usize =
+            (self.waiting.values().chain(self.held.values())).map(Kept::charge).sum();
         self.dispatch.forget_body(bytes);
         self.due.clear();
         self.waiting.clear();
@@ -425,7 +424,7 @@ impl SqliteDueQueue {
                 continue;
             }
             if let Some(job) = self.waiting.remove(&at.1) {
-                self.dispatch.forget_job_body(&job);
+                self.forget(&job);
                 spill.set_aside(at);
             }
         }
@@ -515,17 +514,33 @@ impl SqliteDueQueue {
     /// Queues `jobs` read from the store (a delivery already queued or under way is kept
     /// once).
     pub fn add(&mut self, jobs: Vec<DeliveryJob>) {
-        for mut job in jobs {
-            self.dispatch.budget_body(&mut job);
-            self.push(job);
+        for job in jobs {
+            let share = job.payload.as_ref().map_or(0, |payload| payload.body.len());
+            let job = self.dispatch.keep(job, share);
+            self.push_kept(job);
         }
         self.count_kept();
     }
 }
 
+/// Each job's share of its body's length: a body that jobs of one commit share (a fan-out's,
+/// one allocation for all its deliveries) is split between them.
+fn body_shares(jobs: &[DeliveryJob]) -> Vec<usize> {
+    let key = |body: &bytes::Bytes| (body.as_ptr() as usize, body.len());
+    let mut sharers: HashMap<(usize, usize), usize> = HashMap::new();
+    for payload in jobs.iter().filter_map(|job| job.payload.as_ref()) {
+        *sharers.entry(key(&payload.body)).or_default() += 1;
+    }
+    let share = |body: &bytes::Bytes| {
+        let sharers = sharers.get(&key(body)).copied().unwrap_or(1);
+        body.len().div_ceil(sharers.max(1))
+    };
+    jobs.iter().map(|job| job.payload.as_ref().map_or(0, |payload| share(&payload.body))).collect()
+}
+
 /// What woke a queue waiting for its next job.
 enum Woken {
-    Fed(Option<DeliveryJob>),
+    Fed(Option<Kept>),
     Read(ReadResult),
     Due,
 }
