@@ -139,11 +139,12 @@ impl Dispatch {
         if jobs.is_empty() {
             return;
         }
-        let shares = body_shares(jobs);
         let feeds = self.lock();
-        for (job, share) in jobs.drain(..).zip(shares) {
+        let mut taken = Vec::with_capacity(jobs.len());
+        for job in jobs.drain(..) {
             match feeds.queues.get(&job.endpoint) {
-                Some(feed) => self.feed(feed, job, share),
+                Some(feed) if admits(feed, &job) => taken.push(job),
+                Some(_) => {}
                 // Kept pending in the store: it resumes if the endpoint comes back.
                 None if self.unclaimed_expected.load(std::sync::atomic::Ordering::Relaxed) => {}
                 None => {
@@ -151,17 +152,18 @@ impl Dispatch {
                 }
             }
         }
+        // Shared among the jobs the queues take: a body left in the database costs nothing.
+        let shares = body_shares(&taken);
+        for (job, share) in taken.into_iter().zip(shares) {
+            if let Some(feed) = feeds.queues.get(&job.endpoint) {
+                self.send(feed, job, share);
+            }
+        }
     }
 
-    /// Hands `job` to `feed`'s queue, unless the queue keeps no more (it reads it back later);
-    /// its body, if kept, is charged `share` bytes of the budget.
-    fn feed(&self, feed: &Feed, job: DeliveryJob, share: usize) {
-        if let Some(spill) = &feed.spill {
-            if job.order_key.is_none() && !spill.keeps(position(&job)) {
-                return;
-            }
-            spill.fed();
-        }
+    /// Hands `job`, which `feed`'s queue admitted, to it; its body, if kept, is charged `share`
+    /// bytes of the budget.
+    fn send(&self, feed: &Feed, job: DeliveryJob, share: usize) {
         // The budget is taken here, not when the queue takes the job: a worker that does not
         // ask for jobs (its breaker open) leaves them in the feed.
         let job = self.keep(job, share);
@@ -190,8 +192,10 @@ impl Dispatch {
         });
         let entry = Feed { sender, claim, spill: spill.clone() };
         for job in unclaimed.jobs {
-            let share = job.payload.as_ref().map_or(0, |payload| payload.body.len());
-            self.feed(&entry, job, share);
+            if admits(&entry, &job) {
+                let share = job.payload.as_ref().map_or(0, |payload| payload.body.len());
+                self.send(&entry, job, share);
+            }
         }
         feeds.queues.insert(endpoint.to_owned(), entry);
         drop(feeds);
@@ -521,6 +525,17 @@ impl SqliteDueQueue {
         }
         self.count_kept();
     }
+}
+
+/// Whether `feed`'s queue takes `job` in now (counted as fed then), or leaves it in the
+/// database to read back later.
+fn admits(feed: &Feed, job: &DeliveryJob) -> bool {
+    let Some(spill) = &feed.spill else { return true };
+    if job.order_key.is_none() && !spill.keeps(position(job)) {
+        return false;
+    }
+    spill.fed();
+    true
 }
 
 /// Each job's share of its body's length: a body that jobs of one commit share (a fan-out's,
