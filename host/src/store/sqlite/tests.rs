@@ -233,6 +233,24 @@ fn job_with_body(id: u64, endpoint: &str, body: &Bytes) -> crate::store::Deliver
 }
 
 #[test]
+fn a_shared_body_is_charged_whole_to_the_only_queue_that_takes_it() {
+    let dispatch = Arc::new(Dispatch::new(None));
+    dispatch.expect_unclaimed();
+    let mut first = dispatch.claim("first");
+    let body = Bytes::from(vec![b'x'; 1000]);
+    // One body for three deliveries; the endpoint of the other two has no queue here.
+    let mut jobs = vec![
+        job_with_body(1, "first", &body),
+        job_with_body(2, "elsewhere", &body),
+        job_with_body(3, "elsewhere", &body),
+    ];
+    dispatch.queue_all(&mut jobs);
+    assert_eq!(dispatch.kept_body_bytes(), body.len());
+    assert!(first.try_next().is_some_and(|job| job.payload.is_some()));
+    assert_eq!(dispatch.kept_body_bytes(), 0);
+}
+
+#[test]
 fn queued_deliveries_keep_their_bodies_within_one_budget_for_every_queue_and_give_it_back() {
     let dispatch = Arc::new(Dispatch::new(None));
     let mut first = dispatch.claim("first");
