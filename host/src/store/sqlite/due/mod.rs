@@ -44,10 +44,10 @@ pub(super) const KEPT_JOBS: usize = 8_192;
 /// After a read back failed, how long the queue waits before it tries again.
 const READ_RETRY: Duration = Duration::from_secs(1);
 
-/// The bytes of bodies all queues together keep in memory (each queued delivery counts its
-/// body's length, even when a fan-out shares one body between endpoints). A delivery queued
-/// beyond it has its body read from the store when due, so a backlog past it costs a few
-/// bytes per delivery. A budget for the whole store, not a count per queue: a count per
+/// The bytes of bodies all queues together keep in memory (a body the deliveries of one
+/// commit share, a fan-out's, counts once: each queued delivery is charged its share, see
+/// [`kept`]). A delivery queued beyond it has its body read from the store when due, so a
+/// backlog past it costs a few bytes per delivery. A budget for the whole store, not a count per queue: a count per
 /// queue made every delivery of a queue past it a read from the store, which cost so much
 /// CPU that the endpoint fell further behind and stayed there.
 pub(super) const KEPT_BODY_BYTES: usize = 16 * 1024 * 1024;
