@@ -1,6 +1,6 @@
 //! Compiling components, and the `.cwasm` cache that makes restarts cheap.
 //!
-//! Owns the only `unsafe` in Switchyard. A compiled component is machine code, so loading one
+//! Owns the library's only `unsafe`. A compiled component is machine code, so loading one
 //! is only sound for artifacts this host wrote itself: the cache lives in the data directory
 //! (created owner-only), files are named by the wasm's sha256 and the engine's compatibility
 //! hash, and written to a temporary name then renamed, so a reader never sees half a file.
