@@ -10,6 +10,8 @@ use bytes::Bytes;
 use ulid::Ulid;
 
 const ID_PREFIX: &str = "evt_";
+/// The length of an id's text: the prefix and 26 base32 characters.
+const ID_TEXT_LEN: usize = ID_PREFIX.len() + ulid::ULID_LEN;
 
 /// `evt_<ULID>`: sortable by creation time, never contains `.` (it is signed as
 /// `{id}.{timestamp}.{body}`).
@@ -27,6 +29,28 @@ impl EventId {
 
     pub fn to_bytes(self) -> [u8; 16] {
         self.0.to_bytes()
+    }
+
+    /// The id's text held inline: what `to_string` gives, without allocating.
+    pub fn text(self) -> EventIdText {
+        let mut ulid = [0; ulid::ULID_LEN];
+        self.0.array_to_str(&mut ulid);
+        let mut bytes = [0; ID_TEXT_LEN];
+        let (prefix, rest) = bytes.split_at_mut(ID_PREFIX.len());
+        prefix.copy_from_slice(ID_PREFIX.as_bytes());
+        rest.copy_from_slice(&ulid);
+        EventIdText(bytes)
+    }
+}
+
+/// An [`EventId`]'s text, `evt_` and 26 base32 characters, in a fixed array.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventIdText([u8; ID_TEXT_LEN]);
+
+impl EventIdText {
+    pub fn as_str(&self) -> &str {
+        // Always ASCII: the prefix and Crockford base32.
+        std::str::from_utf8(&self.0).unwrap_or_default()
     }
 }
 
@@ -143,6 +167,7 @@ mod tests {
         let text = id.to_string();
         assert!(text.starts_with("evt_") && text.len() == 30 && !text.contains('.'));
         assert_eq!(text.parse::<EventId>(), Ok(id));
+        assert_eq!(id.text().as_str(), text);
         assert_eq!(EventId::from_bytes(id.to_bytes()), id);
         assert!("evt_nope".parse::<EventId>().is_err());
         assert!("01ARZ3NDEKTSV4RRFFQ69G5FAV".parse::<EventId>().is_err());

@@ -11,22 +11,52 @@ use crate::verdict;
 wasmtime::component::bindgen!({
     path: "../sdk/wit",
     world: "switchyard:plugin/plugin",
+    ownership: Borrowing { duplicate_if_necessary: true },
 });
 
 use self::switchyard::plugin::types as wit;
 
-/// The event as the guest receives it.
-pub fn to_guest(event: &event::Event) -> wit::Event {
-    wit::Event {
-        id: event.id.to_string(),
-        source: event.source.clone(),
-        type_: event.event_type.clone(),
-        subject: event.subject.clone(),
-        headers: event.headers.clone(),
-        body: event.body.to_vec(),
-        received_at: event.received_at,
-        metadata: event.metadata.clone(),
+/// The event as the guest receives it, lent rather than copied.
+///
+/// The canonical ABI copies every string and the body into the guest's memory anyway; lending
+/// the host's own values skips copying each into owned host values first. A warm call of a
+/// plugin that only answers `pass` went from ~24,400 to ~20,500 instructions.
+#[derive(Debug)]
+pub struct LentEvent<'event> {
+    event: &'event event::Event,
+    id: event::EventIdText,
+    headers: Vec<(&'event str, &'event str)>,
+    metadata: Vec<(&'event str, &'event str)>,
+}
+
+impl<'event> LentEvent<'event> {
+    pub fn new(event: &'event event::Event) -> Self {
+        Self {
+            event,
+            id: event.id.text(),
+            headers: pairs(&event.headers),
+            metadata: pairs(&event.metadata),
+        }
     }
+
+    /// The `handle` export's argument, borrowing from `self`.
+    pub fn param(&self) -> wit::EventParam<'_> {
+        let event = self.event;
+        wit::EventParam {
+            id: self.id.as_str(),
+            source: &event.source,
+            type_: &event.event_type,
+            subject: event.subject.as_deref(),
+            headers: &self.headers,
+            body: &event.body,
+            received_at: event.received_at,
+            metadata: &self.metadata,
+        }
+    }
+}
+
+fn pairs(pairs: &[(String, String)]) -> Vec<(&str, &str)> {
+    pairs.iter().map(|(name, value)| (name.as_str(), value.as_str())).collect()
 }
 
 /// The guest's answer in host terms.
@@ -65,7 +95,7 @@ fn verdict_from_guest(answer: wit::Verdict) -> verdict::Verdict {
     }
 }
 
-fn event_from_guest(event: wit::Event) -> verdict::GuestEvent {
+fn event_from_guest(event: wit::EventResult) -> verdict::GuestEvent {
     verdict::GuestEvent {
         event_type: event.type_,
         subject: event.subject,

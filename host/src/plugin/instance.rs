@@ -138,7 +138,8 @@ impl LoadedPlugin {
             let _ = store.set_fuel(FUEL_BUDGET);
             FUEL_BUDGET
         });
-        let result = live.plugin.call_handle(&mut live.store, &bindings::to_guest(event));
+        let lent = bindings::LentEvent::new(event);
+        let result = live.plugin.call_handle(&mut live.store, lent.param());
         let elapsed = started.elapsed();
         let instructions =
             fuel_before.and_then(|before| live.store.get_fuel().ok().map(|left| before - left));
