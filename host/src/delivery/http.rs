@@ -31,6 +31,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
+use reqwest::Method;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
 use tokio::time::Instant;
@@ -216,7 +217,7 @@ impl HttpSender {
         if let Err(outcome) = self.check_name_for_proxy(&request.url, deadline).await {
             return (outcome, Bytes::new());
         }
-        let headers = match header_map(&request.headers) {
+        let headers = match header_map(request.headers) {
             Ok(headers) => headers,
             Err(reason) => return (AttemptOutcome::Connect(reason), Bytes::new()),
         };
@@ -230,7 +231,12 @@ impl HttpSender {
         // One deadline for the whole exchange, connecting included, and the same one for the
         // excerpt below. reqwest's per-request timeout would cover the same span with a second
         // timer, boxed and registered at every attempt (~2 % of the CPU under ten endpoints).
-        let sending = client.post(request.url).headers(headers).body(request.body).send();
+        // Built whole rather than through a builder, whose `headers` copies the map entry by
+        // entry into the request's own.
+        let mut outbound = reqwest::Request::new(Method::POST, request.url);
+        *outbound.headers_mut() = headers;
+        *outbound.body_mut() = Some(request.body.into());
+        let sending = client.execute(outbound);
         let mut response = match tokio::time::timeout_at(deadline, sending).await {
             Ok(Ok(response)) => response,
             Ok(Err(error)) => return (classify(error), Bytes::new()),
@@ -332,14 +338,14 @@ impl HttpSender {
     }
 }
 
-/// The request's headers, in order, duplicates kept.
-fn header_map(headers: &[(String, String)]) -> Result<HeaderMap, String> {
+/// The request's headers, in order, duplicates kept; each value keeps its string's bytes.
+fn header_map(headers: Vec<(String, String)>) -> Result<HeaderMap, String> {
     let mut map = HeaderMap::with_capacity(headers.len());
     for (name, value) in headers {
         let header_name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
             format!("`{name}` is not a valid header name; the request was not sent")
         })?;
-        let header_value = HeaderValue::from_str(value).map_err(|_| {
+        let header_value = HeaderValue::from_maybe_shared(Bytes::from(value)).map_err(|_| {
             format!(
                 "header `{name}` has a value that is not valid in HTTP; the request was not sent"
             )
