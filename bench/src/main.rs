@@ -15,7 +15,7 @@ use switchyard_bench::neighbour::Neighbour;
 use switchyard_bench::peer::{Peer, PeerInfo};
 use switchyard_bench::plugin_stage::LanguageTransform;
 use switchyard_bench::report::{self, Machine, RunSummary};
-use switchyard_bench::scenario::{self, PaceRule, RunOptions, ScenarioResult};
+use switchyard_bench::scenario::{self, PaceRule, RunFigures, RunOptions, ScenarioResult};
 use switchyard_bench::signature::WebhookKey;
 use switchyard_bench::sink::{Reply, Sink, SinkSpec};
 use switchyard_bench::stats::Summary;
@@ -533,8 +533,14 @@ fn measure(
     }
     let rates: Vec<f64> = runs.iter().map(report::rate_of).collect();
     let median = conditions::median_index(&rates).context("a row runs at least once")?;
-    let spread =
-        runs.iter().map(|run| (report::rate_of(run), run.router_cpu_us_per_event)).collect();
+    let spread = runs
+        .iter()
+        .map(|run| RunFigures {
+            rate: report::rate_of(run),
+            router_cpu_us_per_event: run.router_cpu_us_per_event,
+            bodies_read_back: run.bodies_read_back,
+        })
+        .collect();
     let mut result = runs.swap_remove(median);
     if scenario.repeats > 1 {
         result.runs = spread;

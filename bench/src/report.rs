@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use crate::peer::PeerInfo;
 use crate::plugin_stage::PluginStageResult;
-use crate::scenario::ScenarioResult;
+use crate::scenario::{RunFigures, ScenarioResult};
 
 /// Where the generated part of `bench/README.md` starts and ends.
 pub const README_START: &str = "<!-- bench:results:start -->";
@@ -525,15 +525,11 @@ fn times(ratio: f64, better: &str, worse: &str) -> String {
 fn conditions(results: &[ScenarioResult]) -> String {
     let mut text = String::from(
         "| row | disk flush p50 / max before the row (ms) | load average | other CPU (cores) | \
-         runs: rate (CPU µs/event) | noticed |\n|---|---|---|---|---|---|\n",
+         runs: rate (CPU µs/event, bodies read back) | noticed |\n|---|---|---|---|---|---|\n",
     );
     for result in results.iter().filter(|result| result.not_measured.is_none()) {
         let conditions = &result.conditions;
-        let runs: Vec<String> = result
-            .runs
-            .iter()
-            .map(|(rate, cpu)| format!("{} ({cpu:.0})", thousands(*rate)))
-            .collect();
+        let runs: Vec<String> = result.runs.iter().map(run_figures).collect();
         let _ = writeln!(
             text,
             "| {} | {} / {} | {:.1} | {:.2} | {} | {} |",
@@ -542,11 +538,26 @@ fn conditions(results: &[ScenarioResult]) -> String {
             ms(conditions.flush_max_us),
             conditions.load_average,
             result.other_cpu_cores,
-            if runs.is_empty() { "1".to_owned() } else { runs.join(", ") + "; median shown" },
+            match (runs.is_empty(), result.bodies_read_back) {
+                (false, _) => runs.join(", ") + "; median shown",
+                (true, Some(count)) if count > 0 =>
+                    format!("1 ({} read back)", thousands(count as f64)),
+                (true, _) => "1".to_owned(),
+            },
             if conditions.quiet() { "quiet".to_owned() } else { conditions.warnings.join("; ") },
         );
     }
     text
+}
+
+/// One run of a repeated row: its rate, its CPU per event and, when the router read any,
+/// how many bodies it read back from the store (the regime a backlog can push it into).
+fn run_figures(run: &RunFigures) -> String {
+    let reads = match run.bodies_read_back {
+        Some(0) | None => String::new(),
+        Some(count) => format!(", {} read back", thousands(count as f64)),
+    };
+    format!("{} ({:.0}{reads})", thousands(run.rate), run.router_cpu_us_per_event)
 }
 
 /// The line under the scaling plot.
@@ -641,6 +652,18 @@ mod tests {
         assert_eq!(ms(850), "0.85");
         assert_eq!(ms(12_345), "12.3");
         assert_eq!(micros(24_950), "24.9");
+    }
+
+    #[test]
+    fn a_run_names_the_bodies_it_read_back_only_when_there_were_some() {
+        let run = |bodies_read_back| RunFigures {
+            rate: 37_503.4,
+            router_cpu_us_per_event: 390.2,
+            bodies_read_back,
+        };
+        assert_eq!(run_figures(&run(None)), "37,503 (390)");
+        assert_eq!(run_figures(&run(Some(0))), "37,503 (390)");
+        assert_eq!(run_figures(&run(Some(278_102))), "37,503 (390, 278,102 read back)");
     }
 
     #[test]

@@ -43,6 +43,8 @@ const RESTART_FILL_LIMIT: Duration = Duration::from_secs(240);
 const NATS_BACKLOG: u64 = 1024;
 /// The longest wait for `/readyz` after the restarted router listens.
 const READY_TIMEOUT: Duration = Duration::from_secs(120);
+/// The router's count of delivery bodies read back from the store (see `bodies_read_back`).
+const BODY_READS_METRIC: &str = "switchyard_delivery_body_reads_total";
 /// Distinct ordering keys of the ordered row.
 pub const ORDER_KEYS: u64 = 1000;
 /// The JSON pointer the ordered row orders by (present in its body).
@@ -330,6 +332,15 @@ fn scale(base: &Scenario, id: &'static str, title: &'static str, endpoints: usiz
     }
 }
 
+/// One run of a repeated row, for the spread between runs.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct RunFigures {
+    /// Deliveries (intake for a row without endpoints) per second.
+    pub rate: f64,
+    pub router_cpu_us_per_event: f64,
+    pub bodies_read_back: Option<u64>,
+}
+
 /// A run's figures, as written to JSON.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct ScenarioResult {
@@ -402,8 +413,12 @@ pub struct ScenarioResult {
     /// How quiet the machine was: the disk's flush latency just before the row, and why the
     /// figures may not be comparable (empty when nothing was noticed).
     pub conditions: crate::conditions::Conditions,
-    /// Every run of a repeated row: (deliveries or intake per second, router CPU µs/event).
-    pub runs: Vec<(f64, f64)>,
+    /// Deliveries whose body the router read back from the store rather than from memory
+    /// (its `switchyard_delivery_body_reads_total` once the row drained): the costly regime a
+    /// router falls into when a backlog outgrows the bodies it keeps. `None`: not read.
+    pub bodies_read_back: Option<u64>,
+    /// Every run of a repeated row.
+    pub runs: Vec<RunFigures>,
     /// Idle dynamic endpoints created before the load, and how long that took.
     pub idle_endpoints_created: Option<(u64, f64)>,
 }
@@ -655,6 +670,11 @@ pub async fn run(
     let accepted = report.sent.iter().filter(|sent| sent.status == 202).count() as u64;
     let expected = accepted * healthy as u64;
     let drain_seconds = drain(&sink, healthy, expected, options.drain_limit).await;
+    let bodies_read_back = metrics(router.address())
+        .await
+        .ok()
+        .and_then(|text| crate::cluster::gauge(&text, BODY_READS_METRIC))
+        .map(|count| count as u64);
     let stopped = tokio::task::spawn_blocking(move || {
         let status = router.stop();
         (router, status)
@@ -690,6 +710,7 @@ pub async fn run(
     result.router = router_usage;
     result.harness_cpu_cores = harness_usage.cpu_cores;
     result.drain_seconds = drain_seconds;
+    result.bodies_read_back = bodies_read_back;
     result.database_bytes = database_after;
     // The restart rows store a delivery per endpoint, though none is reachable.
     let stored = accepted * (scenario.endpoints + usize::from(scenario.failing)).max(1) as u64;
@@ -800,14 +821,25 @@ fn pending_in_log_line(line: &str) -> Option<u64> {
 
 /// Whether `GET /readyz` answers 200 (one request on a new connection).
 async fn readyz(address: std::net::SocketAddr) -> anyhow::Result<bool> {
+    Ok(get(address, "/readyz").await?.starts_with(b"HTTP/1.1 200"))
+}
+
+/// The router's Prometheus exposition.
+async fn metrics(address: std::net::SocketAddr) -> anyhow::Result<String> {
+    let answer = get(address, "/metrics").await?;
+    anyhow::ensure!(answer.starts_with(b"HTTP/1.1 200"), "`/metrics` did not answer 200");
+    Ok(String::from_utf8_lossy(&answer).into_owned())
+}
+
+/// The whole answer to `GET path`, status line and headers included.
+async fn get(address: std::net::SocketAddr, path: &str) -> anyhow::Result<Vec<u8>> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = tokio::net::TcpStream::connect(address).await?;
-    stream
-        .write_all(b"GET /readyz HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\r\n")
-        .await?;
+    let request = format!("GET {path} HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await?;
     let mut answer = Vec::new();
     stream.read_to_end(&mut answer).await?;
-    Ok(answer.starts_with(b"HTTP/1.1 200"))
+    Ok(answer)
 }
 
 /// The figures of a finished run, from what was sent and what arrived (pure).
