@@ -1333,9 +1333,11 @@ mod jetstream {
     use std::sync::{Arc, OnceLock};
 
     use super::*;
-    use crate::store::jetstream::{JetStreamStore, test_cluster::NatsCluster};
+    use crate::store::jetstream::{JetStreamStore, ownership, test_cluster::NatsCluster};
 
     static URLS: OnceLock<Vec<String>> = OnceLock::new();
+    /// Longer than a few lease ticks.
+    const OWNERSHIP_TIMEOUT: Duration = Duration::from_secs(30);
 
     fn open(directory: &Path) -> Result<Store, StoreError> {
         let urls = URLS.get().cloned().unwrap_or_default();
@@ -1358,6 +1360,23 @@ mod jetstream {
                 })?;
                 let metrics = crate::telemetry::Metrics::new();
                 let backend = JetStreamStore::open(&settings, client, directory, metrics).await?;
+                // The checks speak to a lone node, which owns every partition once its leases
+                // are taken. `open` takes them at once only when every lease call succeeds;
+                // one that fails (a busy machine) is retried at the next tick. Queues hand
+                // out nothing before, so the checks start after.
+                let started = std::time::Instant::now();
+                while backend.partitions_owned() < usize::from(ownership::PARTITIONS) {
+                    if started.elapsed() > OWNERSHIP_TIMEOUT {
+                        let owned = format!(
+                            "the lone node owns {} of {} partitions after {OWNERSHIP_TIMEOUT:?}",
+                            backend.partitions_owned(),
+                            ownership::PARTITIONS
+                        );
+                        let path = directory.to_path_buf();
+                        return Err(StoreError::Open { path, source: owned.into() });
+                    }
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
                 Ok(Store::from_backend(Arc::new(backend)))
             })
         })

@@ -238,6 +238,11 @@ impl JetStreamStore {
         })
     }
 
+    /// How many delivery partitions this node holds the lease of now.
+    pub(in crate::store) fn partitions_owned(&self) -> usize {
+        self.ownership.count()
+    }
+
     /// Appends `command`; an ingest gives up after [`INGEST_BUDGET`] (its sender retries on
     /// a 503), every other write keeps trying for [`WRITE_BUDGET`].
     fn append(&self, command: Command) -> Answer<'_, Outcome> {
