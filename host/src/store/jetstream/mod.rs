@@ -239,6 +239,7 @@ impl JetStreamStore {
     }
 
     /// How many delivery partitions this node holds the lease of now.
+    #[cfg(test)]
     pub(in crate::store) fn partitions_owned(&self) -> usize {
         self.ownership.count()
     }
