@@ -104,3 +104,32 @@ fn event_from_guest(event: wit::EventResult) -> verdict::GuestEvent {
         metadata: event.metadata,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_lent_event_is_the_event_field_by_field() {
+        let event = event::Event {
+            id: event::EventId::generate(),
+            source: "github".into(),
+            event_type: "github.push".into(),
+            subject: Some("repo.main".into()),
+            headers: vec![("via".into(), "a".into()), ("via".into(), "b".into())],
+            body: Bytes::from_static(b"{\"n\":1}"),
+            received_at: 1_767_700_000_000,
+            dedupe_key: None,
+            metadata: vec![("tenant".into(), "acme".into())],
+        };
+        let lent = LentEvent::new(&event);
+        let param = lent.param();
+        assert_eq!(param.id, event.id.to_string());
+        assert_eq!((param.source, param.type_), ("github", "github.push"));
+        assert_eq!(param.subject, Some("repo.main"));
+        assert_eq!(param.headers, [("via", "a"), ("via", "b")]);
+        assert_eq!(param.body, b"{\"n\":1}");
+        assert_eq!(param.received_at, 1_767_700_000_000);
+        assert_eq!(param.metadata, [("tenant", "acme")]);
+    }
+}
