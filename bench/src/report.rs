@@ -538,11 +538,11 @@ fn conditions(results: &[ScenarioResult]) -> String {
             ms(conditions.flush_max_us),
             conditions.load_average,
             result.other_cpu_cores,
-            match (runs.is_empty(), result.bodies_read_back) {
-                (false, _) => runs.join(", ") + "; median shown",
-                (true, Some(count)) if count > 0 =>
-                    format!("1 ({} read back)", thousands(count as f64)),
-                (true, _) => "1".to_owned(),
+            if runs.is_empty() {
+                read_back(result.bodies_read_back)
+                    .map_or_else(|| "1".to_owned(), |read_back| format!("1 ({read_back})"))
+            } else {
+                runs.join(", ") + "; median shown"
             },
             if conditions.quiet() { "quiet".to_owned() } else { conditions.warnings.join("; ") },
         );
@@ -553,11 +553,16 @@ fn conditions(results: &[ScenarioResult]) -> String {
 /// One run of a repeated row: its rate, its CPU per event and, when the router read any,
 /// how many bodies it read back from the store (the regime a backlog can push it into).
 fn run_figures(run: &RunFigures) -> String {
-    let reads = match run.bodies_read_back {
-        Some(0) | None => String::new(),
-        Some(count) => format!(", {} read back", thousands(count as f64)),
-    };
-    format!("{} ({:.0}{reads})", thousands(run.rate), run.router_cpu_us_per_event)
+    let (rate, cpu) = (thousands(run.rate), run.router_cpu_us_per_event);
+    match read_back(run.bodies_read_back) {
+        Some(read_back) => format!("{rate} ({cpu:.0}, {read_back})"),
+        None => format!("{rate} ({cpu:.0})"),
+    }
+}
+
+/// "N read back", or nothing when no body was (or it was not counted).
+fn read_back(bodies: Option<u64>) -> Option<String> {
+    bodies.filter(|&count| count > 0).map(|count| format!("{} read back", thousands(count as f64)))
 }
 
 /// The line under the scaling plot.
