@@ -16,6 +16,7 @@ mod logged;
 mod ops;
 mod reader;
 mod schema;
+mod sharing;
 pub(in crate::store) mod snapshot_file;
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ use bytes::Bytes;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::batch::{WriteOp, WriterState};
+use super::sharing::{self, Sharing};
 use super::{code, stored_event_id};
 use crate::event::{Event, EventId};
 use crate::store::lifecycle::{self, Change, EndpointStatus};
@@ -67,22 +68,31 @@ impl WriteOp for Ingest {
                 )?
                 .execute(params![event.source, key, event.id.to_bytes(), expires_at as i64])?;
         }
-        let (event_seq, payload_id) = insert_event(connection, event, None)?;
-        let origin =
-            Origin { id: event.id, seq: event_seq, payload: Some((&event.body, payload_id)) };
-        insert_fan_out(connection, origin, &new.derived, &new.deliveries, state)?;
+        let deliveries = of_fan_out(event.id, &new.derived, &new.deliveries);
+        let sharing = sharing::plan(
+            &event.body,
+            new.derived.iter().map(|event| &event.body),
+            deliveries.iter().map(|(delivery, _)| &delivery.payload.body),
+        );
+        // The event's own body row counts the event too.
+        let refs = 1 + sharing.rows[0].1;
+        let (event_seq, payload_id) = insert_event(connection, event, None, refs)?;
+        let origin = Origin { seq: event_seq, payload_id };
+        insert_fan_out(connection, origin, &new.derived, &deliveries, &sharing, state)?;
         state.stored_events += 1;
         Ok(IngestReceipt::Stored(event.id))
     }
 }
 
-/// Inserts `event` with its body and answers its position and its body's row.
+/// Inserts `event` with its body, which `refs` rows use (the event among them), and answers
+/// its position and its body's row.
 fn insert_event(
     connection: &Connection,
     event: &Event,
     parent_seq: Option<i64>,
+    refs: i64,
 ) -> rusqlite::Result<(i64, i64)> {
-    let payload_id = insert_payload(connection, &event.body)?;
+    let payload_id = insert_payload(connection, &event.body, refs)?;
     let headers = serde_json::to_string(&event.headers).expect("strings always serialize");
     let metadata = (!event.metadata.is_empty())
         .then(|| serde_json::to_string(&event.metadata).expect("strings always serialize"));
@@ -106,52 +116,74 @@ fn insert_event(
     Ok((connection.last_insert_rowid(), payload_id))
 }
 
-/// Stores `body` and answers its row id. Bodies are not shared across events by content
-/// (schema migration 8 says why); a fan-out shares one row among the deliveries that send the
-/// same body. No `RETURNING`: SQLite gathers returned rows in a temporary table, whose page
-/// cache it builds and tears down on every call.
-fn insert_payload(connection: &Connection, body: &[u8]) -> rusqlite::Result<i64> {
-    connection.prepare_cached("INSERT INTO payloads (body) VALUES (?1)")?.execute(params![body])?;
+/// Stores `body`, which `refs` rows use, and answers its row id. Bodies are not shared across
+/// events by content (schema migration 8 says why); a fan-out shares one row among the
+/// deliveries that send the same body (see [`sharing`]). No `RETURNING`: SQLite gathers
+/// returned rows in a temporary table, whose page cache it builds and tears down on every call.
+fn insert_payload(connection: &Connection, body: &[u8], refs: i64) -> rusqlite::Result<i64> {
+    connection
+        .prepare_cached("INSERT INTO payloads (body, refs) VALUES (?1, ?2)")?
+        .execute(params![body, refs])?;
     Ok(connection.last_insert_rowid())
 }
 
 /// The stored event a fan-out starts from.
-struct Origin<'a> {
-    id: EventId,
+struct Origin {
     seq: i64,
-    /// Its body and that body's row, when known.
-    payload: Option<(&'a Bytes, i64)>,
+    /// Its body's row.
+    payload_id: i64,
 }
 
-/// Inserts the events split from `origin`, then its deliveries; the pending ones become jobs.
-fn insert_fan_out<'a>(
-    connection: &Connection,
-    origin: Origin<'a>,
-    derived: &'a [Event],
+/// The deliveries of a fan-out from `origin` and the events `derived` from it, each with its
+/// event's place (0 for the origin, then each derived event's in order); a delivery of any
+/// other event is logged and left out.
+fn of_fan_out<'a>(
+    origin: EventId,
+    derived: &[Event],
     deliveries: &'a [NewDelivery],
+) -> Vec<(&'a NewDelivery, usize)> {
+    let events = || std::iter::once(origin).chain(derived.iter().map(|event| event.id));
+    deliveries
+        .iter()
+        .filter_map(|delivery| {
+            let place = events().position(|id| id == delivery.event);
+            if place.is_none() {
+                tracing::error!(event = %delivery.event, "delivery of an event that is not stored; skipped");
+            }
+            Some((delivery, place?))
+        })
+        .collect()
+}
+
+/// Inserts the events split from `origin`, then its `deliveries` (from [`of_fan_out`]), with
+/// the body rows `sharing` planned for them; the pending ones become jobs.
+fn insert_fan_out(
+    connection: &Connection,
+    origin: Origin,
+    derived: &[Event],
+    deliveries: &[(&NewDelivery, usize)],
+    sharing: &Sharing<'_>,
     state: &mut WriterState,
 ) -> rusqlite::Result<()> {
-    // Fan-out usually sends one body to many endpoints, most often the event's own: store
-    // each body once (by comparing bytes, far cheaper than hashing them).
-    let mut payload_ids: Vec<(&Bytes, i64)> = origin.payload.into_iter().collect();
-    let mut positions: Vec<(EventId, i64)> = vec![(origin.id, origin.seq)];
-    for event in derived {
-        let (seq, payload_id) = insert_event(connection, event, Some(origin.seq))?;
-        positions.push((event.id, seq));
-        payload_ids.push((&event.body, payload_id));
+    let mut positions: Vec<i64> = vec![origin.seq];
+    // Each planned row's id, once stored: the origin's is, the deliveries' own not yet.
+    let mut payload_ids: Vec<Option<i64>> = vec![None; sharing.rows.len()];
+    payload_ids[0] = Some(origin.payload_id);
+    for (index, event) in derived.iter().enumerate() {
+        let refs = 1 + sharing.rows[index + 1].1;
+        let (seq, payload_id) = insert_event(connection, event, Some(origin.seq), refs)?;
+        positions.push(seq);
+        payload_ids[index + 1] = Some(payload_id);
     }
     state.jobs.reserve(deliveries.len());
-    for delivery in deliveries {
-        let Some(&(_, event_seq)) = positions.iter().find(|(id, _)| *id == delivery.event) else {
-            tracing::error!(event = %delivery.event, "delivery of an event that is not stored; skipped");
-            continue;
-        };
-        let body = &delivery.payload.body;
-        let payload_id = match payload_ids.iter().find(|(known, _)| *known == body) {
-            Some(&(_, id)) => id,
+    for (&(delivery, place), &row) in deliveries.iter().zip(&sharing.deliveries) {
+        let event_seq = positions[place];
+        let payload_id = match payload_ids[row] {
+            Some(id) => id,
             None => {
-                let id = insert_payload(connection, body)?;
-                payload_ids.push((body, id));
+                let (body, refs) = sharing.rows[row];
+                let id = insert_payload(connection, body, refs)?;
+                payload_ids[row] = Some(id);
                 id
             }
         };
@@ -564,8 +596,21 @@ fn replay_event(
         .optional()?;
     let Some((seq, payload_id, body)) = stored else { return Ok(()) };
     let body = Bytes::from(body);
-    let origin = Origin { id: event.event, seq, payload: Some((&body, payload_id)) };
-    insert_fan_out(connection, origin, &event.derived, &event.deliveries, state)
+    let deliveries = of_fan_out(event.event, &event.derived, &event.deliveries);
+    let sharing = sharing::plan(
+        &body,
+        event.derived.iter().map(|event| &event.body),
+        deliveries.iter().map(|(delivery, _)| &delivery.payload.body),
+    );
+    // The event's body row is stored: it counts the new deliveries that send it.
+    let added = sharing.rows[0].1;
+    if added > 0 {
+        connection
+            .prepare_cached("UPDATE payloads SET refs = refs + ?2 WHERE id = ?1")?
+            .execute(params![payload_id, added])?;
+    }
+    let origin = Origin { seq, payload_id };
+    insert_fan_out(connection, origin, &event.derived, &deliveries, &sharing, state)
 }
 
 /// Sends one delivery again, as the lifecycle allows (dead or delivered, its endpoint not
@@ -600,7 +645,9 @@ impl WriteOp for Prune {
     type Output = PruneReport;
 
     /// One retention pass: the oldest events that the retention allows to go, with their
-    /// deliveries, attempts and the bodies nothing else uses; then expired dedupe keys.
+    /// deliveries, attempts and the bodies nothing else uses; then expired dedupe keys. An
+    /// event split from stays while an event split from it does (the split refers to it), and
+    /// goes in a later pass.
     fn apply(
         &self,
         connection: &Connection,
@@ -612,6 +659,7 @@ impl WriteOp for Prune {
                 "SELECT e.seq, e.payload_id FROM events e WHERE e.received_at < ?1 \
                  AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_seq = e.seq \
                    AND (d.state IN (?3, ?4) OR (d.state = ?5 AND e.received_at >= ?2))) \
+                 AND NOT EXISTS (SELECT 1 FROM events split WHERE split.parent_seq = e.seq) \
                  ORDER BY e.seq LIMIT ?6",
             )?
             .query_map(
@@ -626,6 +674,7 @@ impl WriteOp for Prune {
                 |row| Ok((row.get(0)?, row.get(1)?)),
             )?
             .collect::<Result<_, _>>()?;
+        // Each body row that a deleted event or delivery used, once per use.
         let mut payloads = Vec::new();
         let mut events = 0;
         for (seq, payload_id) in doomed {
@@ -650,14 +699,13 @@ impl WriteOp for Prune {
             events += 1;
         }
         payloads.sort_unstable();
-        payloads.dedup();
-        let mut unused = connection.prepare_cached(
-            "DELETE FROM payloads WHERE id = ?1 \
-             AND NOT EXISTS (SELECT 1 FROM events WHERE payload_id = ?1) \
-             AND NOT EXISTS (SELECT 1 FROM deliveries WHERE payload_id = ?1)",
-        )?;
-        for payload in payloads {
-            unused.execute(params![payload])?;
+        let mut released =
+            connection.prepare_cached("UPDATE payloads SET refs = refs - ?2 WHERE id = ?1")?;
+        let mut unused =
+            connection.prepare_cached("DELETE FROM payloads WHERE id = ?1 AND refs <= 0")?;
+        for uses in payloads.chunk_by(|a, b| a == b) {
+            released.execute(params![uses[0], uses.len() as i64])?;
+            unused.execute(params![uses[0]])?;
         }
         let dedupe_keys = connection
             .prepare_cached(

@@ -145,6 +145,22 @@ const MIGRATIONS: &[&str] = &[
     DROP INDEX deliveries_open;
     CREATE INDEX deliveries_open ON deliveries(state, endpoint, next_attempt_at) WHERE state <> 1;
     "#,
+    // 10: each body row counts the events and deliveries that use it (`sharing.rs`), and
+    // retention deletes it when the count reaches zero. The two indexes from bodies back to
+    // those rows, which retention asked before, go: every commit wrote the tails of both (one
+    // entry per event and one per delivery). Counted once here, while they still answer; the
+    // count rewrites every body row once. Retention also keeps an event while an event split
+    // from it is stored (deleting it first broke the split's reference and failed the pass):
+    // it finds those by an index of split events only, which no other event enters.
+    r#"
+    CREATE INDEX events_by_parent ON events(parent_seq) WHERE parent_seq IS NOT NULL;
+    ALTER TABLE payloads ADD COLUMN refs INTEGER NOT NULL DEFAULT 0;
+    UPDATE payloads SET refs =
+        (SELECT count(*) FROM events WHERE payload_id = payloads.id)
+      + (SELECT count(*) FROM deliveries WHERE payload_id = payloads.id);
+    DROP INDEX events_by_payload;
+    DROP INDEX deliveries_by_payload;
+    "#,
 ];
 
 /// The schema version this build writes.

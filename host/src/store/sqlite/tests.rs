@@ -356,6 +356,59 @@ fn a_replayed_event_sends_its_stored_body_without_storing_it_again() {
     assert_eq!(replayed.try_recv().unwrap().unwrap(), 1);
     assert_eq!(count(&connection, "deliveries"), 2);
     assert_eq!(count(&connection, "payloads"), 1, "the event's body row, shared");
+    assert_eq!(refs(&connection), [3], "the event and both deliveries");
+}
+
+/// Each body row's count of the rows that use it, in row order.
+fn refs(connection: &Connection) -> Vec<i64> {
+    connection
+        .prepare("SELECT refs FROM payloads ORDER BY id")
+        .unwrap()
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+/// A delivery that sends a sibling split event's body uses that event's row: the row stays
+/// when retention deletes that event, and goes with the last row that uses it. An event split
+/// from is kept while an event split from it is.
+#[test]
+fn retention_deletes_a_body_with_the_last_row_that_uses_it() {
+    let (mut connection, mut state, _queue) = writer();
+    let mut new = new_event(EventId::generate());
+    let split = |body: &'static [u8]| {
+        let mut event = new.event.clone();
+        event.id = EventId::generate();
+        event.body = Bytes::from_static(body);
+        event
+    };
+    let (first, second) = (split(br#"{"item":1}"#), split(br#"{"item":1}"#));
+    new.deliveries[0].event = second.id;
+    new.deliveries[0].payload.body = second.body.clone();
+    new.derived = vec![first, second];
+    let (ingest, mut ingested) = request(ops::Ingest(new));
+    commit_batch(&mut connection, &mut vec![ingest], &mut state);
+    assert!(matches!(ingested.try_recv().unwrap(), Ok(IngestReceipt::Stored(_))));
+    assert_eq!(refs(&connection), [1, 2, 1], "the second split's delivery uses the first's row");
+
+    let retention = crate::store::Retention { delivered_before: 500, dead_before: 500, batch: 10 };
+    let prune = |connection: &mut Connection, state: &mut WriterState| {
+        let (prune, mut pruned) = request(ops::Prune(retention));
+        commit_batch(connection, &mut vec![prune], state);
+        pruned.try_recv().unwrap().unwrap().events
+    };
+    assert_eq!(prune(&mut connection, &mut state), 1, "the first split, with no delivery");
+    assert_eq!(refs(&connection), [1, 1, 1], "its body row stays for the second's delivery");
+    assert_eq!(count(&connection, "events"), 2, "the origin stays with its second split");
+
+    connection
+        .execute("UPDATE deliveries SET state = ?1", [code(DeliveryState::Delivered)])
+        .unwrap();
+    assert_eq!(prune(&mut connection, &mut state), 1, "the second split, delivered");
+    assert_eq!(refs(&connection), [1], "no row uses either split's body");
+    assert_eq!(prune(&mut connection, &mut state), 1, "then the origin");
+    assert_eq!(count(&connection, "payloads"), 0);
 }
 
 fn page_size(path: &std::path::Path) -> i64 {
@@ -453,8 +506,11 @@ async fn a_version_7_database_keeps_its_events_bodies_and_deliveries_through_mig
         .unwrap()
         .collect::<Result<_, _>>()
         .unwrap();
-    assert_eq!(columns, ["id", "body"]);
+    assert_eq!(columns, ["id", "body", "refs"]);
     assert_eq!(count(&connection, "payloads"), 3);
+    // Counted by the migration: two events and a delivery; a delivery; the new event and its
+    // delivery.
+    assert_eq!(refs(&connection), [3, 1, 2]);
     let newest: i64 = connection
         .query_row(
             "SELECT payload_id FROM events WHERE id = ?1",
