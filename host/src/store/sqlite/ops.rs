@@ -646,8 +646,8 @@ impl WriteOp for Prune {
 
     /// One retention pass: the oldest events that the retention allows to go, with their
     /// deliveries, attempts and the bodies nothing else uses; then expired dedupe keys. An
-    /// event split from stays while an event split from it does (the split refers to it), and
-    /// goes in a later pass.
+    /// event that was split stays while one of its splits does (they refer to it), and goes
+    /// in a later pass.
     fn apply(
         &self,
         connection: &Connection,

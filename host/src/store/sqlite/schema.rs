@@ -149,9 +149,9 @@ const MIGRATIONS: &[&str] = &[
     // retention deletes it when the count reaches zero. The two indexes from bodies back to
     // those rows, which retention asked before, go: every commit wrote the tails of both (one
     // entry per event and one per delivery). Counted once here, while they still answer; the
-    // count rewrites every body row once. Retention also keeps an event while an event split
-    // from it is stored (deleting it first broke the split's reference and failed the pass):
-    // it finds those by an index of split events only, which no other event enters.
+    // count rewrites every body row once. Retention also keeps an event that was split while
+    // one of its splits is stored (deleting it first broke their reference and failed the
+    // pass): it finds them by an index of split events only, which no other event enters.
     r#"
     CREATE INDEX events_by_parent ON events(parent_seq) WHERE parent_seq IS NOT NULL;
     ALTER TABLE payloads ADD COLUMN refs INTEGER NOT NULL DEFAULT 0;

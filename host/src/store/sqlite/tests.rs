@@ -371,8 +371,8 @@ fn refs(connection: &Connection) -> Vec<i64> {
 }
 
 /// A delivery that sends a sibling split event's body uses that event's row: the row stays
-/// when retention deletes that event, and goes with the last row that uses it. An event split
-/// from is kept while an event split from it is.
+/// when retention deletes that event, and goes with the last row that uses it. An event that
+/// was split stays while one of its splits does.
 #[test]
 fn retention_deletes_a_body_with_the_last_row_that_uses_it() {
     let (mut connection, mut state, _queue) = writer();
