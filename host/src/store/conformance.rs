@@ -874,6 +874,21 @@ async fn retention_deletes_what_is_done_and_keeps_what_is_not(open: Open) -> Res
     ensure_eq!(store.prune(pass).await?.events, 3);
     ensure_eq!(store.prune(pass).await?.events, 1);
     ensure_eq!(store.count_events().await?, 3);
+    // An event that was split stays while its split does; both go once the split is done.
+    let parent = event("app", "batch", 20, b"[1]");
+    let child = event("app", "batch.item", 20, b"1");
+    let (parent_id, child_id) = (parent.id, child.id);
+    let deliveries = vec![delivery("hook", &child)];
+    let new = NewEvent { event: parent, dedupe_window: None, derived: vec![child], deliveries };
+    ensure_eq!(store.ingest(new).await?, IngestReceipt::Stored(parent_id));
+    ensure_eq!(store.prune(pass).await?.events, 0, "the split's delivery is open");
+    ensure!(exists(parent_id).await? && exists(child_id).await?);
+    let split_delivery = harness.deliveries_of(child_id).await?[0].id;
+    harness.attempt(split_delivery, "hook", NextStep::Delivered).await?;
+    ensure_eq!(harness.store.prune(pass).await?.events, 1, "the split");
+    ensure_eq!(harness.store.prune(pass).await?.events, 1, "then the event it came from");
+    ensure!(!exists(parent_id).await? && !exists(child_id).await?);
+    ensure_eq!(harness.store.count_events().await?, 3);
     Ok(())
 }
 
