@@ -195,6 +195,12 @@ fn apply(connection: &mut Connection, version: usize, target: usize) -> Result<(
         transaction.pragma_update(None, "user_version", (index + 1) as i64)?;
         transaction.commit()?;
     }
+    // A migration that rewrites a table (8, 10) passes all of it through the WAL, and SQLite
+    // reuses a WAL file without shrinking it: without this, a large store would keep a WAL as
+    // large as its bodies for good. Nothing else has the database open yet.
+    if version < target {
+        connection.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+    }
     Ok(())
 }
 
