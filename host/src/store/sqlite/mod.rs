@@ -1,7 +1,8 @@
 //! The SQLite backend: an embedded database in the data directory.
 //!
 //! Owns everything that names rusqlite, and its layout: [`schema`] (tables and migrations),
-//! `batch` (group commit on one writer thread), `ops` (one write command each), [`reader`]
+//! `batch` (group commit on one writer thread), `ops` (one write command each), `sharing`
+//! (which body row each delivery of a fan-out sends, and the rows' use counts), [`reader`]
 //! (queries on pooled read connections), `audit` (the audit log's table) and `due` (each
 //! endpoint's due-queue in memory, filled from the pending rows at open and by every
 //! commit). `logged` applies commands that arrive from a replicated log (the JetStream
