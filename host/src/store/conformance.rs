@@ -885,10 +885,10 @@ async fn retention_deletes_what_is_done_and_keeps_what_is_not(open: Open) -> Res
     ensure!(exists(parent_id).await? && exists(child_id).await?);
     let split_delivery = harness.deliveries_of(child_id).await?[0].id;
     harness.attempt(split_delivery, "hook", NextStep::Delivered).await?;
-    ensure_eq!(harness.store.prune(pass).await?.events, 1, "the split");
-    ensure_eq!(harness.store.prune(pass).await?.events, 1, "then the event it came from");
+    ensure_eq!(store.prune(pass).await?.events, 1, "the split");
+    ensure_eq!(store.prune(pass).await?.events, 1, "then the event it came from");
     ensure!(!exists(parent_id).await? && !exists(child_id).await?);
-    ensure_eq!(harness.store.count_events().await?, 3);
+    ensure_eq!(store.count_events().await?, 3);
     Ok(())
 }
 
