@@ -1379,18 +1379,15 @@ mod jetstream {
                 // are taken. `open` takes them at once only when every lease call succeeds;
                 // one that fails (a busy machine) is retried at the next tick. Queues hand
                 // out nothing before, so the checks start after.
-                let started = std::time::Instant::now();
-                while backend.partitions_owned() < usize::from(ownership::PARTITIONS) {
-                    if started.elapsed() > OWNERSHIP_TIMEOUT {
-                        let owned = format!(
-                            "the lone node owns {} of {} partitions after {OWNERSHIP_TIMEOUT:?}",
-                            backend.partitions_owned(),
-                            ownership::PARTITIONS
-                        );
-                        let path = directory.to_path_buf();
-                        return Err(StoreError::Open { path, source: owned.into() });
-                    }
-                    tokio::time::sleep(Duration::from_millis(20)).await;
+                let owned = backend.own_every_partition(OWNERSHIP_TIMEOUT).await;
+                if owned < usize::from(ownership::PARTITIONS) {
+                    let partitions = ownership::PARTITIONS;
+                    let source = format!(
+                        "the lone node owns {owned} of {partitions} partitions after \
+                         {OWNERSHIP_TIMEOUT:?}"
+                    );
+                    let path = directory.to_path_buf();
+                    return Err(StoreError::Open { path, source: source.into() });
                 }
                 Ok(Store::from_backend(Arc::new(backend)))
             })

@@ -238,10 +238,15 @@ impl JetStreamStore {
         })
     }
 
-    /// How many delivery partitions this node holds the lease of now.
+    /// Waits until this node holds the lease of every delivery partition, up to `limit`;
+    /// answers how many it holds then.
     #[cfg(test)]
-    pub(in crate::store) fn partitions_owned(&self) -> usize {
-        self.ownership.count()
+    pub(in crate::store) async fn own_every_partition(&self, limit: std::time::Duration) -> usize {
+        let all = usize::from(ownership::PARTITIONS);
+        let mut changes = self.ownership.subscribe();
+        let owned = || self.ownership.count();
+        let _ = tokio::time::timeout(limit, changes.wait_for(|_| owned() == all)).await;
+        owned()
     }
 
     /// Appends `command`; an ingest gives up after [`INGEST_BUDGET`] (its sender retries on

@@ -68,12 +68,8 @@ impl WriteOp for Ingest {
                 )?
                 .execute(params![event.source, key, event.id.to_bytes(), expires_at as i64])?;
         }
-        let deliveries = of_fan_out(event.id, &new.derived, &new.deliveries);
-        let sharing = sharing::plan(
-            &event.body,
-            new.derived.iter().map(|event| &event.body),
-            deliveries.iter().map(|(delivery, _)| &delivery.payload.body),
-        );
+        let (deliveries, sharing) =
+            plan_fan_out(event.id, &event.body, &new.derived, &new.deliveries);
         // The event's own body row counts the event too.
         let refs = 1 + sharing.rows[0].1;
         let (event_seq, payload_id) = insert_event(connection, event, None, refs)?;
@@ -134,16 +130,18 @@ struct Origin {
     payload_id: i64,
 }
 
-/// The deliveries of a fan-out from `origin` and the events `derived` from it, each with its
-/// event's place (0 for the origin, then each derived event's in order); a delivery of any
-/// other event is logged and left out.
-fn of_fan_out<'a>(
+/// The plan of a fan-out from event `origin` (its body `body`) and the events `derived` from
+/// it: its deliveries, each with its event's place (0 for the origin, then each derived
+/// event's in order), and the body rows they send ([`sharing::plan`]). A delivery of any other
+/// event is logged and left out.
+fn plan_fan_out<'a>(
     origin: EventId,
-    derived: &[Event],
+    body: &'a Bytes,
+    derived: &'a [Event],
     deliveries: &'a [NewDelivery],
-) -> Vec<(&'a NewDelivery, usize)> {
+) -> (Vec<(&'a NewDelivery, usize)>, Sharing<'a>) {
     let events = || std::iter::once(origin).chain(derived.iter().map(|event| event.id));
-    deliveries
+    let deliveries: Vec<(&NewDelivery, usize)> = deliveries
         .iter()
         .filter_map(|delivery| {
             let place = events().position(|id| id == delivery.event);
@@ -152,11 +150,17 @@ fn of_fan_out<'a>(
             }
             Some((delivery, place?))
         })
-        .collect()
+        .collect();
+    let sharing = sharing::plan(
+        body,
+        derived.iter().map(|event| &event.body),
+        deliveries.iter().map(|(delivery, _)| &delivery.payload.body),
+    );
+    (deliveries, sharing)
 }
 
-/// Inserts the events split from `origin`, then its `deliveries` (from [`of_fan_out`]), with
-/// the body rows `sharing` planned for them; the pending ones become jobs.
+/// Inserts the events split from `origin`, then its `deliveries`, with the body rows
+/// `sharing` planned for them (both from [`plan_fan_out`]); the pending ones become jobs.
 fn insert_fan_out(
     connection: &Connection,
     origin: Origin,
@@ -596,12 +600,7 @@ fn replay_event(
         .optional()?;
     let Some((seq, payload_id, body)) = stored else { return Ok(()) };
     let body = Bytes::from(body);
-    let deliveries = of_fan_out(event.event, &event.derived, &event.deliveries);
-    let sharing = sharing::plan(
-        &body,
-        event.derived.iter().map(|event| &event.body),
-        deliveries.iter().map(|(delivery, _)| &delivery.payload.body),
-    );
+    let (deliveries, sharing) = plan_fan_out(event.event, &body, &event.derived, &event.deliveries);
     // The event's body row is stored: it counts the new deliveries that send it.
     let added = sharing.rows[0].1;
     if added > 0 {
