@@ -3,7 +3,7 @@
 //!
 //! Owns the layout of `target/dist/`; it never installs anything.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use anyhow::Context;
@@ -24,9 +24,7 @@ pub fn dist() -> anyhow::Result<()> {
         "--bin",
         "switchyard",
     ]))?;
-    let target =
-        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| PathBuf::from("target"), PathBuf::from);
-    let directory = target.join("dist");
+    let directory = crate::target_directory().join("dist");
     let binary = directory.join("switchyard");
     let completions = directory.join("completions");
     std::fs::create_dir_all(&completions)?;

@@ -66,6 +66,12 @@ fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").into()
 }
 
+/// Where cargo builds: `$CARGO_TARGET_DIR`, or `target/` of the workspace root (the current
+/// directory once `main` has entered it).
+fn target_directory() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| PathBuf::from("target"), PathBuf::from)
+}
+
 fn cargo() -> Command {
     Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
 }
@@ -169,16 +175,25 @@ fn test(extra: &[String]) -> anyhow::Result<()> {
     // The end-to-end tests start the real binaries (the router, the examples' services) and
     // load the real plugins: build them all.
     plugins()?;
-    run(cargo().args(["build", "--workspace", "--bins"]))?;
+    build_workspace()?;
     run(cargo().args(["test", "--manifest-path", SDK_MANIFEST, "--workspace"]))?;
     run(cargo().args(["test", "--workspace"]).args(extra))?;
     // A bounded pass over every fuzz target, about two minutes; a filtered run skips it.
     if extra.is_empty() { fuzz(&[]) } else { Ok(()) }
 }
 
-/// Fuzzing runs the dev build (it shares the tests' compiled router); `--time` is the total.
+/// Builds the workspace's binaries and tests (dev profile) in one invocation, so that cargo
+/// resolves one set of features for all of them. Built apart (`build --bins`, or `run` of one
+/// package), the binaries would leave out features that the tests' dev-dependencies turn on,
+/// and the whole graph, wasmtime with it, would be compiled twice: twice the time and the disk.
+fn build_workspace() -> anyhow::Result<()> {
+    run(cargo().args(["build", "--workspace", "--bins", "--tests"]))
+}
+
+/// Fuzzing runs the dev build the tests use; `--time` is the total.
 fn fuzz(extra: &[String]) -> anyhow::Result<()> {
-    run(cargo().args(["run", "--package", "switchyard-fuzz", "--"]).args(extra))
+    build_workspace()?;
+    run(Command::new(target_directory().join("debug/switchyard-fuzz")).args(extra))
 }
 
 fn lint() -> anyhow::Result<()> {
