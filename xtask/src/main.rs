@@ -179,7 +179,7 @@ fn test(extra: &[String]) -> anyhow::Result<()> {
     run(cargo().args(["test", "--manifest-path", SDK_MANIFEST, "--workspace"]))?;
     run(cargo().args(["test", "--workspace"]).args(extra))?;
     // A bounded pass over every fuzz target, about two minutes; a filtered run skips it.
-    if extra.is_empty() { fuzz(&[]) } else { Ok(()) }
+    if extra.is_empty() { fuzz_built(&[]) } else { Ok(()) }
 }
 
 /// Builds the workspace's binaries and tests (dev profile) in one invocation, so that cargo
@@ -193,6 +193,11 @@ fn build_workspace() -> anyhow::Result<()> {
 /// Fuzzing runs the dev build the tests use; `--time` is the total.
 fn fuzz(extra: &[String]) -> anyhow::Result<()> {
     build_workspace()?;
+    fuzz_built(extra)
+}
+
+/// Runs the fuzz binary that [`build_workspace`] made.
+fn fuzz_built(extra: &[String]) -> anyhow::Result<()> {
     run(Command::new(target_directory().join("debug/switchyard-fuzz")).args(extra))
 }
 
