@@ -5,10 +5,13 @@
 //! Self-contained (std, anyhow, tempfile) so that the host crate's own tests use this same
 //! file for the store conformance suite.
 
+use std::collections::BTreeSet;
+use std::hash::{BuildHasher, RandomState};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -40,14 +43,66 @@ fn binary() -> PathBuf {
     binary
 }
 
-fn free_port() -> anyhow::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+/// A loopback port free now and kept free until a server binds it.
+///
+/// A port taken with `bind(0)` and released lies in the kernel's ephemeral range, where
+/// any outgoing connection (the routers under test open many) may take it as its local
+/// port before nats-server binds it; that server then fails to start and its cluster never
+/// elects a leader. So the port comes from below that range, where outgoing connections
+/// never land, and a process-wide set keeps two clusters started side by side from being
+/// handed the same one.
+pub fn free_port() -> anyhow::Result<u16> {
+    static HANDED_OUT: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+    let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let (low, high) = outside_ephemeral_range();
+    let span = u64::from(high - low);
+    // A random start, so that two test processes do not walk the range in step.
+    let start = RandomState::new().hash_one(std::process::id()) % span;
+    for step in 0..span {
+        let port = low + ((start + step) % span) as u16;
+        if !handed_out.contains(&port) && TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            handed_out.insert(port);
+            return Ok(port);
+        }
+    }
+    bail!("no free loopback port in {low}..{high}")
+}
+
+/// Ports from 10000 up to the start of the kernel's ephemeral range (32768 unless
+/// configured otherwise), or above its end when the range starts lower.
+fn outside_ephemeral_range() -> (u16, u16) {
+    let range = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|text| {
+            let mut bounds = text.split_whitespace().map(|bound| bound.parse::<u16>().ok());
+            Some((bounds.next()??, bounds.next()??))
+        })
+        .unwrap_or((32768, 60999));
+    match range {
+        (first, _) if first > 12_000 => (10_000, first),
+        (_, last) if last < 63_000 => (last + 1, u16::MAX),
+        _ => (10_000, 32768),
+    }
 }
 
 impl NatsCluster {
     /// Starts three servers and waits until each answers healthy (JetStream up, leader
     /// elected).
     pub fn start() -> anyhow::Result<Self> {
+        // Another process may still bind one of the ports between our check and the
+        // server's own bind: that start is retried on fresh ports, anything else is the error.
+        let mut attempts = 1;
+        loop {
+            match Self::start_on_fresh_ports() {
+                Err(error) if attempts < 3 && error.to_string().contains("already in use") => {
+                    attempts += 1;
+                }
+                outcome => return outcome,
+            }
+        }
+    }
+
+    fn start_on_fresh_ports() -> anyhow::Result<Self> {
         let directory = tempfile::tempdir()?;
         let mut ports = Vec::new();
         for _ in 0..3 {
@@ -92,20 +147,54 @@ impl NatsCluster {
         Ok(())
     }
 
-    fn wait_healthy(&self) -> anyhow::Result<()> {
+    /// Waits until every running server answers healthy. A server that exited, or a
+    /// cluster still unhealthy at the deadline, is an error that carries the servers' logs.
+    fn wait_healthy(&mut self) -> anyhow::Result<()> {
         let deadline = Instant::now() + START_TIMEOUT;
-        for member in &self.members {
+        for index in 0..self.members.len() {
+            let member = &self.members[index];
             if member.child.is_none() {
                 continue;
             }
-            while !healthy(member.http_port) {
+            let (name, port) = (member.name.clone(), member.http_port);
+            while !healthy(port) {
+                if let Some((exited, status)) = self.exited()? {
+                    bail!("nats-server `{exited}` exited ({status})\n{}", self.logs());
+                }
                 if Instant::now() > deadline {
-                    bail!("nats-server `{}` did not become healthy", member.name);
+                    bail!("nats-server `{name}` did not become healthy\n{}", self.logs());
                 }
                 std::thread::sleep(Duration::from_millis(100));
             }
         }
         Ok(())
+    }
+
+    /// The first server started here that has exited since, with how it ended.
+    fn exited(&mut self) -> std::io::Result<Option<(String, std::process::ExitStatus)>> {
+        for member in &mut self.members {
+            if let Some(status) = member.child.as_mut().map(Child::try_wait).transpose()?.flatten()
+            {
+                return Ok(Some((member.name.clone(), status)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The last lines each server wrote, for a failure's message.
+    fn logs(&self) -> String {
+        let mut text = String::new();
+        for member in &self.members {
+            let path = self.directory.path().join(format!("{}.log", member.name));
+            let log = std::fs::read_to_string(path).unwrap_or_default();
+            let lines: Vec<&str> = log.lines().collect();
+            text.push_str(&format!("--- {} (last lines of its log)\n", member.name));
+            for line in &lines[lines.len().saturating_sub(15)..] {
+                text.push_str(line);
+                text.push('\n');
+            }
+        }
+        text
     }
 
     /// Every server's client URL.

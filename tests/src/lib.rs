@@ -22,7 +22,7 @@ mod cluster;
 mod nats;
 mod otlp;
 mod receiver;
-pub use cluster::NatsCluster;
+pub use cluster::{NatsCluster, free_port};
 pub use nats::{NatsServer, nats_server_binary};
 pub use otlp::{OtlpReceiver, ReceivedSpan};
 pub use receiver::{ReceivedRequest, Reply, TestReceiver};

