@@ -43,7 +43,8 @@ fn binary() -> PathBuf {
     binary
 }
 
-/// A loopback port free now and kept free until a server binds it.
+/// A loopback port free now, which neither an outgoing connection nor another call here can
+/// take before a server binds it.
 ///
 /// A port taken with `bind(0)` and released lies in the kernel's ephemeral range, where
 /// any outgoing connection (the routers under test open many) may take it as its local
