@@ -69,6 +69,18 @@ pub fn free_port() -> anyhow::Result<u16> {
     bail!("no free loopback port in {low}..{high}")
 }
 
+/// The last lines a server wrote to its log at `path`, headed as such, for a failure's message.
+pub(crate) fn last_lines(path: &Path) -> String {
+    let log = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = log.lines().collect();
+    let mut text = String::from("(last lines of its log)\n");
+    for line in &lines[lines.len().saturating_sub(15)..] {
+        text.push_str(line);
+        text.push('\n');
+    }
+    text
+}
+
 /// Ports from 10000 up to the start of the kernel's ephemeral range (32768 unless
 /// configured otherwise), or above its end when the range starts lower.
 fn outside_ephemeral_range() -> (u16, u16) {
@@ -187,13 +199,8 @@ impl NatsCluster {
         let mut text = String::new();
         for member in &self.members {
             let path = self.directory.path().join(format!("{}.log", member.name));
-            let log = std::fs::read_to_string(path).unwrap_or_default();
-            let lines: Vec<&str> = log.lines().collect();
-            text.push_str(&format!("--- {} (last lines of its log)\n", member.name));
-            for line in &lines[lines.len().saturating_sub(15)..] {
-                text.push_str(line);
-                text.push('\n');
-            }
+            text.push_str(&format!("--- {} ", member.name));
+            text.push_str(&last_lines(&path));
         }
         text
     }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
-use crate::cluster::free_port;
+use crate::cluster::{free_port, last_lines};
 use crate::workspace_root;
 
 /// How long a starting server may take to accept connections.
@@ -46,22 +46,28 @@ impl NatsServer {
     }
 
     fn launch(&mut self) -> anyhow::Result<()> {
+        // Appended to across restarts; read back when a start fails.
+        let log_path = self.store.path().join("nats-server.log");
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&log_path)?;
         let child = Command::new(nats_server_binary())
             .args(["-a", "127.0.0.1", "-p", &self.port.to_string(), "-js", "-sd"])
             .arg(self.store.path())
             .args(&self.arguments)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(log)
             .spawn()
             .context("cannot start nats-server")?;
-        self.child = Some(child);
+        let child = self.child.insert(child);
         let address = SocketAddr::from(([127, 0, 0, 1], self.port));
         let deadline = Instant::now() + START_TIMEOUT;
         // The server has no readiness signal but its port: connect until it accepts.
         while TcpStream::connect_timeout(&address, Duration::from_millis(200)).is_err() {
+            if let Some(status) = child.try_wait()? {
+                bail!("nats-server exited while starting ({status})\n{}", last_lines(&log_path));
+            }
             if Instant::now() > deadline {
-                bail!("nats-server did not listen on {address}");
+                bail!("nats-server did not listen on {address}\n{}", last_lines(&log_path));
             }
             std::thread::sleep(Duration::from_millis(50));
         }

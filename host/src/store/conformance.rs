@@ -1417,6 +1417,9 @@ mod jetstream {
         }
         assert_eq!(logs.len(), CHECKS.len(), "{logs:?}");
         assert!(logs.iter().all(|&(replicas, used)| replicas == 3 && used), "{logs:?}");
+        // A cluster name no node has used has no node bucket: no live node, not an error.
+        let unused = ownership::live_nodes(&context, "unused").await;
+        assert!(unused.as_ref().is_ok_and(Vec::is_empty), "{unused:?}");
         // The test servers fsync every write, and the start-up check reads it from them.
         let monitors: Vec<url::Url> =
             cluster.monitor_urls().iter().map(|url| url.parse().unwrap()).collect();

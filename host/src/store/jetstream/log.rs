@@ -33,7 +33,8 @@ const STREAM_POLL: Duration = Duration::from_secs(5);
 const PUBLISH_ATTEMPT: Duration = Duration::from_secs(2);
 /// The pause before publishing again after a refusal.
 const PUBLISH_RETRY: Duration = Duration::from_millis(100);
-/// How long a starting node retries creating the stream while the cluster elects leaders.
+/// How long a starting node (or a store command) retries creating the stream, and the reads
+/// it cannot go on without, while the cluster elects leaders or is loaded.
 const SETUP_TIMEOUT: Duration = Duration::from_secs(30);
 /// Entries decoded and handed to the projection, not yet applied, at most.
 const APPLY_PIPELINE: usize = 1024;
@@ -196,6 +197,7 @@ impl Log {
 
     /// Waits until the projection has applied everything the stream holds now.
     pub async fn catch_up(&self) -> Result<(), StoreError> {
+        // Tried once: the lease loop calls this and takes the partition again at a later tick.
         let stream = self.jetstream.get_stream(&self.stream).await.map_err(read_error)?;
         let last = stream.cached_info().state.last_sequence;
         let mut applied = self.applied.subscribe();
@@ -388,10 +390,28 @@ fn read_error(error: impl std::error::Error + Send + Sync + 'static) -> StoreErr
 
 /// Runs `attempt` until it succeeds or [`SETUP_TIMEOUT`] passes (a cluster that just started
 /// has no leaders for a few seconds).
-pub async fn retry_setup<T, E, F>(
-    what: &str,
-    mut attempt: impl FnMut() -> F,
-) -> Result<T, StoreError>
+pub async fn retry_setup<T, E, F>(what: &str, attempt: impl FnMut() -> F) -> Result<T, StoreError>
+where
+    E: std::fmt::Display,
+    F: std::future::Future<Output = Result<T, E>>,
+{
+    retry(what, attempt).await.map_err(|error| StoreError::Write(format!("cannot {what}: {error}")))
+}
+
+/// Runs the read `attempt` until it succeeds or [`SETUP_TIMEOUT`] passes. For the reads a
+/// node's start or a store command makes once and cannot go on without: a JetStream API
+/// request times out while its stream's leader is elected or its servers are loaded, and the
+/// same request a moment later is answered.
+pub async fn retry_read<T, E, F>(what: &str, attempt: impl FnMut() -> F) -> Result<T, StoreError>
+where
+    E: std::fmt::Display,
+    F: std::future::Future<Output = Result<T, E>>,
+{
+    retry(what, attempt).await.map_err(|error| StoreError::Read(format!("{what}: {error}").into()))
+}
+
+/// Runs `attempt` until it succeeds or [`SETUP_TIMEOUT`] passes; answers the last error.
+async fn retry<T, E, F>(what: &str, mut attempt: impl FnMut() -> F) -> Result<T, E>
 where
     E: std::fmt::Display,
     F: std::future::Future<Output = Result<T, E>>,
@@ -399,14 +419,11 @@ where
     let deadline = tokio::time::Instant::now() + SETUP_TIMEOUT;
     loop {
         match attempt().await {
-            Ok(value) => return Ok(value),
             Err(error) if tokio::time::Instant::now() < deadline => {
-                tracing::debug!(%error, "cannot {what} yet; retrying");
+                tracing::debug!(%error, what, "failed; trying again");
                 tokio::time::sleep(Duration::from_millis(250)).await;
             }
-            Err(error) => {
-                return Err(StoreError::Write(format!("cannot {what}: {error}")));
-            }
+            answer => return answer,
         }
     }
 }

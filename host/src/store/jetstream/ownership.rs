@@ -16,13 +16,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use async_nats::jetstream::ErrorCode;
+use async_nats::jetstream::context::{GetStreamError, GetStreamErrorKind, KeyValueError};
 use async_nats::jetstream::kv;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 
-use super::log::Log;
+use super::log::{Log, retry_read};
 
 /// How many partitions the endpoints are hashed into. Fixed: changing it moves endpoints.
 pub const PARTITIONS: u16 = 16;
@@ -248,21 +250,41 @@ impl Leases {
 }
 
 /// The nodes heartbeating into the cluster named by `prefix` now (none when its node bucket
-/// does not exist yet).
+/// does not exist yet). Only a bucket that is not there counts as no nodes: a request that
+/// fails (a timeout under load) is tried again, then is an error, since `store rotate-key`
+/// asks this to refuse while any node runs.
 pub async fn live_nodes(
     context: &async_nats::jetstream::Context,
     prefix: &str,
 ) -> Result<Vec<String>, crate::store::StoreError> {
-    let read = |error: String| crate::store::StoreError::Read(error.into());
-    let Ok(bucket) = context.get_key_value(format!("{prefix}_nodes")).await else {
-        return Ok(Vec::new());
-    };
-    let mut keys = bucket.keys().await.map_err(|error| read(error.to_string()))?;
-    let mut nodes = Vec::new();
-    while let Some(key) = keys.next().await {
-        nodes.push(key.map_err(|error| read(error.to_string()))?);
-    }
-    Ok(nodes)
+    let name = format!("{prefix}_nodes");
+    let bucket = retry_read("opening the node bucket", || async {
+        match context.get_key_value(name.as_str()).await {
+            Ok(bucket) => Ok(Some(bucket)),
+            Err(error) if is_missing_bucket(&error) => Ok(None),
+            Err(error) => Err(error),
+        }
+    })
+    .await?;
+    let Some(bucket) = bucket else { return Ok(Vec::new()) };
+    retry_read("listing the live nodes", || async {
+        let mut keys = bucket.keys().await?;
+        let mut nodes = Vec::new();
+        while let Some(key) = keys.next().await {
+            nodes.push(key?);
+        }
+        Ok::<_, async_nats::Error>(nodes)
+    })
+    .await
+}
+
+/// Whether opening a key-value bucket failed because its stream does not exist.
+fn is_missing_bucket(error: &KeyValueError) -> bool {
+    let source = std::error::Error::source(error);
+    source.and_then(|source| source.downcast_ref::<GetStreamError>()).is_some_and(|error| {
+        matches!(error.kind(), GetStreamErrorKind::JetStream(error)
+            if error.error_code() == ErrorCode::STREAM_NOT_FOUND)
+    })
 }
 
 fn lease_key(partition: u16) -> String {

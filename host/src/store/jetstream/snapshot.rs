@@ -28,7 +28,7 @@ use std::time::Duration;
 use async_nats::jetstream::{self, kv, object_store};
 use futures_util::StreamExt;
 
-use super::log::{Log, retry_setup};
+use super::log::{Log, retry_read, retry_setup};
 use super::ownership::Ownership;
 use crate::event::now_millis;
 use crate::store::StoreError;
@@ -110,10 +110,14 @@ pub async fn bucket(
 
 /// Every snapshot stored, newest first.
 pub async fn stored(bucket: &object_store::ObjectStore) -> Result<Vec<Snapshot>, StoreError> {
-    let mut list = bucket.list().await.map_err(read_error)?;
+    retry_read("listing the snapshots", || list(bucket)).await
+}
+
+async fn list(bucket: &object_store::ObjectStore) -> Result<Vec<Snapshot>, async_nats::Error> {
+    let mut list = bucket.list().await?;
     let mut snapshots = Vec::new();
     while let Some(info) = list.next().await {
-        let info = info.map_err(read_error)?;
+        let info = info?;
         let Some(sequence) = sequence_of(&info.name) else { continue };
         let taken_at =
             info.metadata.get(TAKEN_AT).and_then(|value| value.parse().ok()).unwrap_or(0);
@@ -158,7 +162,7 @@ pub async fn restore(
     }
     let work = directory.join(WORK_FILE);
     let name = object_name(newest.sequence);
-    let mut object = bucket.get(&name).await.map_err(read_error)?;
+    let mut object = retry_read("opening the newest snapshot", || bucket.get(&name)).await?;
     let mut file =
         tokio::fs::File::create(&work).await.map_err(|source| file_error(&work, source))?;
     tokio::io::copy(&mut object, &mut file).await.map_err(|source| file_error(&work, source))?;
@@ -270,7 +274,9 @@ impl Snapshotter {
 
     /// Purges the log's entries up to `through` (none when they are gone already).
     async fn purge_through(&self, through: u64) -> Result<(), StoreError> {
-        let stream = self.context.get_stream(&self.stream).await.map_err(read_error)?;
+        let stream =
+            retry_read("reading where the log starts", || self.context.get_stream(&self.stream))
+                .await?;
         let first = stream.cached_info().state.first_sequence;
         if through < first {
             return Ok(());
