@@ -563,6 +563,122 @@ async fn a_migration_that_rewrites_the_bodies_leaves_no_large_wal_behind() {
     assert_eq!(counted, rows as i64, "each body: its event and its delivery");
 }
 
+/// Migration 11 rebuilds `events` and `deliveries` without their references to `payloads`:
+/// every row comes through as it was, and every other reference stays.
+#[tokio::test]
+async fn rebuilding_events_and_deliveries_keeps_every_row_and_every_other_reference() {
+    let directory = tempfile::tempdir().unwrap();
+    let path = directory.path().join(super::DATABASE_FILE);
+    let dump = |connection: &Connection, table: &str| -> Vec<String> {
+        let sql = format!("SELECT * FROM {table} ORDER BY rowid");
+        let mut statement = connection.prepare(&sql).unwrap();
+        let columns = statement.column_count();
+        statement
+            .query_map([], |row| {
+                let values: Vec<rusqlite::types::Value> =
+                    (0..columns).map(|index| row.get(index)).collect::<Result<_, _>>()?;
+                Ok(format!("{values:?}"))
+            })
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    };
+    let before = {
+        let mut connection = Connection::open(&path).unwrap();
+        connection.pragma_update(None, "journal_mode", "WAL").unwrap();
+        schema::migrate_to(&mut connection, 10).unwrap();
+        connection
+            .execute_batch(&format!(
+                "INSERT INTO payloads (id, body, refs) VALUES (1, x'7b7d', 2), (2, x'5b5d', 2); \
+                 INSERT INTO events (seq, id, source, type, subject, headers, payload_id, \
+                   received_at, dedupe_key, metadata, parent_seq) VALUES \
+                   (1, randomblob(16), 'shop', 'order', 'o-1', '[[\"a\",\"b\"]]', 1, 10, 'k', \
+                    '[[\"tenant\",\"acme\"]]', NULL), \
+                   (2, randomblob(16), 'shop', 'order.line', NULL, '[]', 2, 11, NULL, NULL, 1); \
+                 INSERT INTO deliveries (id, event_seq, endpoint, payload_id, state, attempts, \
+                   next_attempt_at, last_error, content_type, subject, order_key) VALUES \
+                   (5, 1, 'billing', 1, {dead}, 3, 0, 'HTTP 500', 'text/plain', 'a.b', 'c-1'), \
+                   (9, 2, 'billing', 2, {pending}, 0, 20, NULL, NULL, NULL, NULL); \
+                 INSERT INTO attempts (delivery_id, attempted_at, duration_us, status, response) \
+                   VALUES (5, 15, 250, 500, x'6e6f');",
+                dead = code(DeliveryState::Dead),
+                pending = code(DeliveryState::Pending),
+            ))
+            .unwrap();
+        ["events", "deliveries", "attempts"].map(|table| dump(&connection, table))
+    };
+    let store =
+        super::SqliteStore::open(directory.path(), crate::config::Durability::Os, Metrics::new())
+            .unwrap();
+    assert_eq!(store.count_deliveries(DeliveryState::Pending, None).await.unwrap(), 1);
+
+    let connection = Connection::open(&path).unwrap();
+    assert_eq!(["events", "deliveries", "attempts"].map(|table| dump(&connection, table)), before);
+    let references = |table: &str| -> Vec<String> {
+        connection
+            .prepare("SELECT \"from\" || ' -> ' || \"table\" FROM pragma_foreign_key_list(?1)")
+            .unwrap()
+            .query_map([table], |row| row.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    };
+    assert_eq!(references("events"), ["parent_seq -> events"]);
+    assert_eq!(references("deliveries"), ["event_seq -> events"]);
+    assert_eq!(references("attempts"), ["delivery_id -> deliveries"]);
+    // Still enforced: a delivery of an event that is not there is refused.
+    connection.pragma_update(None, "foreign_keys", true).unwrap();
+    let orphan = connection.execute(
+        "INSERT INTO deliveries (event_seq, endpoint, payload_id, state, next_attempt_at) \
+         VALUES (99, 'billing', 1, 0, 0)",
+        [],
+    );
+    assert!(orphan.is_err(), "{orphan:?}");
+}
+
+/// Deleting a row that others refer to makes SQLite look for the rows that still do; without
+/// an index on the referring column that is a scan of the whole table for each row deleted,
+/// and retention deletes thousands. So every reference in the schema has one (a partial
+/// index that leaves out NULLs serves as well).
+#[test]
+fn every_reference_is_looked_up_through_an_index() {
+    let mut connection = Connection::open_in_memory().unwrap();
+    schema::migrate(&mut connection).unwrap();
+    let strings = |sql: &str, argument: &str| -> Vec<(String, String)> {
+        connection
+            .prepare(sql)
+            .unwrap()
+            .query_map([argument], |row| Ok((row.get(0)?, row.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    };
+    let tables = strings("SELECT name, sql FROM sqlite_master WHERE type = ?1", "table");
+    let mut unindexed = Vec::new();
+    for (table, _) in &tables {
+        let references =
+            strings("SELECT \"from\", \"table\" FROM pragma_foreign_key_list(?1)", table);
+        for (column, parent) in references {
+            let indexes = strings(
+                "SELECT l.name, coalesce(m.sql, '') FROM pragma_index_list(?1) AS l \
+                 LEFT JOIN sqlite_master AS m ON m.name = l.name",
+                table,
+            );
+            let usable = indexes.iter().any(|(index, sql)| {
+                let first =
+                    strings("SELECT name, name FROM pragma_index_info(?1) ORDER BY seqno", index);
+                let leads = first.first().is_some_and(|(name, _)| *name == column);
+                let partial = sql.contains(" WHERE ");
+                leads && (!partial || sql.ends_with(&format!("WHERE {column} IS NOT NULL")))
+            });
+            if !usable {
+                unindexed.push(format!("{table}.{column} -> {parent}"));
+            }
+        }
+    }
+    assert!(unindexed.is_empty(), "references without an index: {unindexed:?}");
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
