@@ -640,6 +640,19 @@ fn resend(
 
 // === impl Prune ===
 
+/// The events a retention pass deletes: received before the cutoff (`?1`; `?2` for those with
+/// dead letters), no delivery pending or parked (`?3`, `?4`; dead is `?5`), no split event
+/// still stored, oldest first, at most `?6`. Walked in `events_by_received_at`'s order, so a
+/// pass reads only events past the cutoff: in commit order, a pass with nothing to delete read
+/// every event, on the writer, every minute. Ties keep commit order, so every projection of
+/// the cluster store deletes the same events.
+pub(super) const PRUNE_CANDIDATES: &str = "SELECT e.seq, e.payload_id FROM events e \
+     WHERE e.received_at < ?1 \
+     AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_seq = e.seq \
+       AND (d.state IN (?3, ?4) OR (d.state = ?5 AND e.received_at >= ?2))) \
+     AND NOT EXISTS (SELECT 1 FROM events split WHERE split.parent_seq = e.seq) \
+     ORDER BY e.received_at, e.seq LIMIT ?6";
+
 impl WriteOp for Prune {
     type Output = PruneReport;
 
@@ -654,13 +667,7 @@ impl WriteOp for Prune {
     ) -> rusqlite::Result<PruneReport> {
         let retention = &self.0;
         let doomed: Vec<(i64, i64)> = connection
-            .prepare_cached(
-                "SELECT e.seq, e.payload_id FROM events e WHERE e.received_at < ?1 \
-                 AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_seq = e.seq \
-                   AND (d.state IN (?3, ?4) OR (d.state = ?5 AND e.received_at >= ?2))) \
-                 AND NOT EXISTS (SELECT 1 FROM events split WHERE split.parent_seq = e.seq) \
-                 ORDER BY e.seq LIMIT ?6",
-            )?
+            .prepare_cached(PRUNE_CANDIDATES)?
             .query_map(
                 params![
                     retention.delivered_before as i64,

@@ -610,12 +610,12 @@ fn stored_event(row: &Row<'_>) -> rusqlite::Result<Event> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::store::sqlite::schema;
 
     /// How SQLite runs `sql`, one step a line.
-    fn plan(connection: &Connection, sql: &str) -> String {
+    pub(in crate::store::sqlite) fn plan(connection: &Connection, sql: &str) -> String {
         let mut statement = connection.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
         let unset = std::iter::repeat_n(rusqlite::types::Null, statement.parameter_count());
         let parameters = rusqlite::params_from_iter(unset);
