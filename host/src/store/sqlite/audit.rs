@@ -54,13 +54,16 @@ impl WriteOp for PruneAudit {
 
     fn apply(&self, connection: &Connection, _state: &mut WriterState) -> rusqlite::Result<usize> {
         connection
-            .prepare_cached(
-                "DELETE FROM audit WHERE seq IN \
-                 (SELECT seq FROM audit WHERE at < ?1 ORDER BY seq LIMIT ?2)",
-            )?
+            .prepare_cached(PRUNE_AUDIT)?
             .execute(params![self.before as i64, self.batch as i64])
     }
 }
+
+/// A pass over the audit log: at most `?2` entries older than `?1`, oldest first. Walked in
+/// `audit_by_at`'s order, so a pass with nothing to delete reads nothing (in append order it
+/// read every entry); ties keep append order, so every projection deletes the same entries.
+pub(super) const PRUNE_AUDIT: &str = "DELETE FROM audit WHERE seq IN \
+     (SELECT seq FROM audit WHERE at < ?1 ORDER BY at, seq LIMIT ?2)";
 
 pub(super) fn list(
     connection: &Connection,

@@ -679,18 +679,21 @@ fn every_reference_is_looked_up_through_an_index() {
     assert!(unindexed.is_empty(), "references without an index: {unindexed:?}");
 }
 
-/// A retention pass reads only the events past its cutoff, oldest first, and stops at its
-/// batch: with nothing to delete it reads nothing, however many events the store holds.
+/// A retention pass reads only the events (or audit entries) past its cutoff, oldest first,
+/// and stops at its batch: with nothing to delete it reads nothing, however many the store
+/// holds.
 #[test]
-fn a_retention_pass_walks_only_the_events_past_its_cutoff() {
+fn a_retention_pass_walks_only_the_rows_past_its_cutoff() {
     let mut connection = Connection::open_in_memory().unwrap();
     schema::migrate(&mut connection).unwrap();
-    let plan = super::reader::tests::plan(&connection, ops::PRUNE_CANDIDATES);
-    assert!(
-        plan.lines().next() == Some("SEARCH e USING INDEX events_by_received_at (received_at<?)"),
-        "{plan}"
-    );
-    assert!(!plan.contains("TEMP B-TREE") && !plan.contains("SCAN"), "{plan}");
+    for (sql, walk) in [
+        (ops::PRUNE_CANDIDATES, "SEARCH e USING INDEX events_by_received_at (received_at<?)"),
+        (super::audit::PRUNE_AUDIT, "SEARCH audit USING COVERING INDEX audit_by_at (at<?)"),
+    ] {
+        let plan = super::reader::tests::plan(&connection, sql);
+        assert!(plan.contains(walk), "{plan}");
+        assert!(!plan.contains("TEMP B-TREE") && !plan.contains("SCAN"), "{plan}");
+    }
 }
 
 fn hex(bytes: &[u8]) -> String {
