@@ -395,7 +395,10 @@ where
     E: std::fmt::Display,
     F: std::future::Future<Output = Result<T, E>>,
 {
-    retry(what, attempt).await.map_err(|error| StoreError::Write(format!("cannot {what}: {error}")))
+    // Quiet: a cluster that just started has no leaders for a few seconds, as expected.
+    retry(what, attempt, false)
+        .await
+        .map_err(|error| StoreError::Write(format!("cannot {what}: {error}")))
 }
 
 /// Runs the read `attempt` until it succeeds or [`SETUP_TIMEOUT`] passes. For the reads a
@@ -407,20 +410,29 @@ where
     E: std::fmt::Display,
     F: std::future::Future<Output = Result<T, E>>,
 {
-    retry(what, attempt).await.map_err(|error| StoreError::Read(format!("{what}: {error}").into()))
+    retry(what, attempt, true)
+        .await
+        .map_err(|error| StoreError::Read(format!("{what}: {error}").into()))
 }
 
-/// Runs `attempt` until it succeeds or [`SETUP_TIMEOUT`] passes; answers the last error.
-async fn retry<T, E, F>(what: &str, mut attempt: impl FnMut() -> F) -> Result<T, E>
+/// Runs `attempt` until it succeeds or [`SETUP_TIMEOUT`] passes; answers the last error. With
+/// `tell`, the first failure is logged as a warning, so that a command waiting on it says why.
+async fn retry<T, E, F>(what: &str, mut attempt: impl FnMut() -> F, tell: bool) -> Result<T, E>
 where
     E: std::fmt::Display,
     F: std::future::Future<Output = Result<T, E>>,
 {
     let deadline = tokio::time::Instant::now() + SETUP_TIMEOUT;
+    let mut told = !tell;
     loop {
         match attempt().await {
             Err(error) if tokio::time::Instant::now() < deadline => {
-                tracing::debug!(%error, what, "failed; trying again");
+                if told {
+                    tracing::debug!(%error, what, "failed; trying again");
+                } else {
+                    tracing::warn!(%error, what, "failed; trying again for up to 30 s");
+                    told = true;
+                }
                 tokio::time::sleep(Duration::from_millis(250)).await;
             }
             answer => return answer,

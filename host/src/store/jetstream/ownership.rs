@@ -258,7 +258,7 @@ pub async fn live_nodes(
     prefix: &str,
 ) -> Result<Vec<String>, crate::store::StoreError> {
     let name = format!("{prefix}_nodes");
-    let bucket = retry_read("opening the node bucket", || async {
+    let bucket = retry_read("the node bucket", || async {
         match context.get_key_value(name.as_str()).await {
             Ok(bucket) => Ok(Some(bucket)),
             Err(error) if is_missing_bucket(&error) => Ok(None),
@@ -267,7 +267,7 @@ pub async fn live_nodes(
     })
     .await?;
     let Some(bucket) = bucket else { return Ok(Vec::new()) };
-    retry_read("listing the live nodes", || async {
+    retry_read("the live nodes", || async {
         let mut keys = bucket.keys().await?;
         let mut nodes = Vec::new();
         while let Some(key) = keys.next().await {

@@ -110,7 +110,7 @@ pub async fn bucket(
 
 /// Every snapshot stored, newest first.
 pub async fn stored(bucket: &object_store::ObjectStore) -> Result<Vec<Snapshot>, StoreError> {
-    retry_read("listing the snapshots", || list(bucket)).await
+    retry_read("the snapshot list", || list(bucket)).await
 }
 
 async fn list(bucket: &object_store::ObjectStore) -> Result<Vec<Snapshot>, async_nats::Error> {
@@ -162,7 +162,7 @@ pub async fn restore(
     }
     let work = directory.join(WORK_FILE);
     let name = object_name(newest.sequence);
-    let mut object = retry_read("opening the newest snapshot", || bucket.get(&name)).await?;
+    let mut object = retry_read("the newest snapshot", || bucket.get(&name)).await?;
     let mut file =
         tokio::fs::File::create(&work).await.map_err(|source| file_error(&work, source))?;
     tokio::io::copy(&mut object, &mut file).await.map_err(|source| file_error(&work, source))?;
@@ -229,6 +229,10 @@ impl Snapshotter {
     async fn step(&self) -> Result<(), StoreError> {
         let _writing = self.writing.lock().await;
         let snapshots = stored(&self.bucket).await?;
+        // The list may have taken a while (it is retried): another node may own it by now.
+        if !self.ownership.owns(SNAPSHOT_PARTITION) {
+            return Ok(());
+        }
         if !due(snapshots.first().copied(), self.log.applied(), now_millis(), self.schedule) {
             return Ok(());
         }
@@ -275,8 +279,7 @@ impl Snapshotter {
     /// Purges the log's entries up to `through` (none when they are gone already).
     async fn purge_through(&self, through: u64) -> Result<(), StoreError> {
         let stream =
-            retry_read("reading where the log starts", || self.context.get_stream(&self.stream))
-                .await?;
+            retry_read("where the log starts", || self.context.get_stream(&self.stream)).await?;
         let first = stream.cached_info().state.first_sequence;
         if through < first {
             return Ok(());

@@ -60,7 +60,7 @@ impl WriteOp for PruneAudit {
 }
 
 /// A pass over the audit log: at most `?2` entries older than `?1`, oldest first. Walked in
-/// `audit_by_at`'s order, so a pass with nothing to delete reads nothing (in append order it
+/// `audit_by_at`'s order, so a pass reads only the entries past the cutoff (in append order it
 /// read every entry); ties keep append order, so every projection deletes the same entries.
 pub(super) const PRUNE_AUDIT: &str = "DELETE FROM audit WHERE seq IN \
      (SELECT seq FROM audit WHERE at < ?1 ORDER BY at, seq LIMIT ?2)";

@@ -643,9 +643,9 @@ fn resend(
 /// The events a retention pass deletes: received before the cutoff (`?1`; `?2` for those with
 /// dead letters), no delivery pending or parked (`?3`, `?4`; dead is `?5`), no split event
 /// still stored, oldest first, at most `?6`. Walked in `events_by_received_at`'s order, so a
-/// pass reads only events past the cutoff: in commit order, a pass with nothing to delete read
-/// every event, on the writer, every minute. Ties keep commit order, so every projection of
-/// the cluster store deletes the same events.
+/// pass reads only events past the cutoff (those it keeps included): in commit order, a pass
+/// with nothing to delete read every event, on the writer, every minute. Ties keep commit
+/// order, so every projection of the cluster store deletes the same events.
 pub(super) const PRUNE_CANDIDATES: &str = "SELECT e.seq, e.payload_id FROM events e \
      WHERE e.received_at < ?1 \
      AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_seq = e.seq \

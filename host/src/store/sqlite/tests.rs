@@ -564,11 +564,23 @@ async fn a_migration_that_rewrites_the_bodies_leaves_no_large_wal_behind() {
 }
 
 /// Migration 11 rebuilds `events` and `deliveries` without their references to `payloads`:
-/// every row comes through as it was, and every other reference stays.
+/// every row and every index comes through as it was, and every other reference stays.
 #[tokio::test]
 async fn rebuilding_events_and_deliveries_keeps_every_row_and_every_other_reference() {
     let directory = tempfile::tempdir().unwrap();
     let path = directory.path().join(super::DATABASE_FILE);
+    // Every index of the database, as SQLite keeps it (an automatic one has no SQL).
+    let indexes = |connection: &Connection| -> Vec<(String, String, Option<String>)> {
+        connection
+            .prepare(
+                "SELECT name, tbl_name, sql FROM sqlite_master WHERE type = 'index' ORDER BY name",
+            )
+            .unwrap()
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    };
     let dump = |connection: &Connection, table: &str| -> Vec<String> {
         let sql = format!("SELECT * FROM {table} ORDER BY rowid");
         let mut statement = connection.prepare(&sql).unwrap();
@@ -605,7 +617,8 @@ async fn rebuilding_events_and_deliveries_keeps_every_row_and_every_other_refere
                 pending = code(DeliveryState::Pending),
             ))
             .unwrap();
-        ["events", "deliveries", "attempts"].map(|table| dump(&connection, table))
+        let tables = ["events", "deliveries", "attempts"].map(|table| dump(&connection, table));
+        (tables, indexes(&connection))
     };
     let store =
         super::SqliteStore::open(directory.path(), crate::config::Durability::Os, Metrics::new())
@@ -613,7 +626,8 @@ async fn rebuilding_events_and_deliveries_keeps_every_row_and_every_other_refere
     assert_eq!(store.count_deliveries(DeliveryState::Pending, None).await.unwrap(), 1);
 
     let connection = Connection::open(&path).unwrap();
-    assert_eq!(["events", "deliveries", "attempts"].map(|table| dump(&connection, table)), before);
+    let tables = ["events", "deliveries", "attempts"].map(|table| dump(&connection, table));
+    assert_eq!((tables, indexes(&connection)), before);
     let references = |table: &str| -> Vec<String> {
         connection
             .prepare("SELECT \"from\" || ' -> ' || \"table\" FROM pragma_foreign_key_list(?1)")
@@ -666,7 +680,11 @@ fn every_reference_is_looked_up_through_an_index() {
             );
             let usable = indexes.iter().any(|(index, sql)| {
                 let first =
-                    strings("SELECT name, name FROM pragma_index_info(?1) ORDER BY seqno", index);
+                    // An expression's column has no name.
+                    strings(
+                        "SELECT coalesce(name, ''), '' FROM pragma_index_info(?1) ORDER BY seqno",
+                        index,
+                    );
                 let leads = first.first().is_some_and(|(name, _)| *name == column);
                 let partial = sql.contains(" WHERE ");
                 leads && (!partial || sql.ends_with(&format!("WHERE {column} IS NOT NULL")))
@@ -680,8 +698,8 @@ fn every_reference_is_looked_up_through_an_index() {
 }
 
 /// A retention pass reads only the events (or audit entries) past its cutoff, oldest first,
-/// and stops at its batch: with nothing to delete it reads nothing, however many the store
-/// holds.
+/// and stops at its batch: with nothing past the cutoff it reads nothing, however many the
+/// store holds.
 #[test]
 fn a_retention_pass_walks_only_the_rows_past_its_cutoff() {
     let mut connection = Connection::open_in_memory().unwrap();
