@@ -18,6 +18,7 @@ from switchyard_plugin import (
     from_change,
     run,
 )
+from switchyard_plugin import crypto, host
 from switchyard_plugin.host import duration_value, parse_duration
 
 
@@ -89,6 +90,9 @@ class VerdictTests(unittest.TestCase):
         self.assertIsInstance(from_change(base(), removed), Replace)
         two_values = base().with_header("x-a", "again")
         self.assertIsInstance(from_change(base(), two_values), Replace)
+        rewritten = base()
+        rewritten.set_body_json({"a": 2})
+        self.assertEqual(from_change(base(), rewritten), Modify(Patch(body=b'{"a":2}')))
 
     def test_each_kind(self):
         self.assertEqual(run("filter", lambda event: True, base()), Pass())
@@ -113,6 +117,13 @@ class VerdictTests(unittest.TestCase):
         self.assertEqual(duration_value("tolerance", None, 7), 7)
         with self.assertRaises(Failure):
             duration_value("tolerance", "soon", 7)
+
+
+class OutsideAComponentTests(unittest.TestCase):
+    def test_calling_the_host_says_it_needs_a_component(self):
+        for call in [lambda: host.config("key"), lambda: host.now_ms(), lambda: crypto.sha256(b"")]:
+            with self.assertRaisesRegex(RuntimeError, "exists only inside a component"):
+                call()
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ the host cannot make (an unknown or unlisted secret, a key that does not decode)
 
 from __future__ import annotations
 
+from . import _world
 from .verdicts import Failure
 
 __all__ = [
@@ -25,8 +26,7 @@ STANDARD_WEBHOOKS = "standard-webhooks"
 
 
 def _describe(error: object) -> str:
-    from wit_world.imports import crypto
-
+    crypto = _world.crypto
     if isinstance(error, crypto.CryptoError_UnknownSecret):
         return f"unknown secret `{error.value}`"
     if isinstance(error, crypto.CryptoError_NotAllowed):
@@ -37,26 +37,21 @@ def _describe(error: object) -> str:
 
 
 def _call(function, *arguments):
-    from componentize_py_types import Err
-
     try:
         return function(*arguments)
-    except Err as error:
+    except _world.Err as error:
         raise Failure.fatal(_describe(error.value)) from None
 
 
 def hmac_sha256_verify(secret: str, data: bytes, mac: bytes) -> bool:
     """Whether `mac` is HMAC-SHA256 of `data` keyed with the secret's bytes as they are."""
-    from wit_world.imports import crypto
-
-    return _call(crypto.hmac_sha256_verify, secret, bytes(data), bytes(mac))
+    return _call(_world.crypto.hmac_sha256_verify, secret, bytes(data), bytes(mac))
 
 
 def hmac_sha256_verify_with(secret: str, encoding: str, data: bytes, mac: bytes) -> bool:
     """Whether `mac` is HMAC-SHA256 of `data` keyed with the secret decoded per `encoding`
     (`RAW`, or `STANDARD_WEBHOOKS` for `whsec_` keys)."""
-    from wit_world.imports import crypto
-
+    crypto = _world.crypto
     encodings = {RAW: crypto.KeyEncoding.RAW, STANDARD_WEBHOOKS: crypto.KeyEncoding.STANDARD_WEBHOOKS}
     if encoding not in encodings:
         raise ValueError(f"a key encoding is `raw` or `standard-webhooks`, not `{encoding}`")
@@ -65,21 +60,15 @@ def hmac_sha256_verify_with(secret: str, encoding: str, data: bytes, mac: bytes)
 
 def hmac_sha1_verify(secret: str, data: bytes, mac: bytes) -> bool:
     """Whether `mac` is HMAC-SHA1 of `data` keyed with the secret's bytes as they are."""
-    from wit_world.imports import crypto
-
-    return _call(crypto.hmac_sha1_verify, secret, bytes(data), bytes(mac))
+    return _call(_world.crypto.hmac_sha1_verify, secret, bytes(data), bytes(mac))
 
 
 def ed25519_verify(public_key: str, data: bytes, signature: bytes) -> bool:
     """Whether `signature` is an ed25519 signature of `data` by the public key held in the
     secret named `public_key`."""
-    from wit_world.imports import crypto
-
-    return _call(crypto.ed25519_verify, public_key, bytes(data), bytes(signature))
+    return _call(_world.crypto.ed25519_verify, public_key, bytes(data), bytes(signature))
 
 
 def sha256(data: bytes) -> bytes:
     """The SHA-256 digest of `data`."""
-    from wit_world.imports import crypto
-
-    return bytes(crypto.sha256(bytes(data)))
+    return bytes(_world.crypto.sha256(bytes(data)))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from typing import Optional
 
+from . import _world
 from .verdicts import Failure
 
 __all__ = [
@@ -33,11 +34,9 @@ _LEVELS = ("trace", "debug", "info", "warn", "error")
 def log(level: str, message: str) -> None:
     """Writes a line to the host's log (`level` is one of trace, debug, info, warn, error),
     tagged with the plugin id and the event id; the host keeps at most 4 KiB per call."""
-    from wit_world.imports import host
-
     if level not in _LEVELS:
         raise ValueError(f"a log level is one of {', '.join(_LEVELS)}, not `{level}`")
-    host.log(host.Level[level.upper()], message)
+    _world.host.log(_world.host.Level[level.upper()], message)
 
 
 def trace(message: str) -> None:
@@ -62,9 +61,7 @@ def error(message: str) -> None:
 
 def config(key: str) -> Optional[str]:
     """The value of `key` in the binding's `config` map, if it has one."""
-    from wit_world.imports import host
-
-    return host.config(key)
+    return _world.host.config(key)
 
 
 def require_config(key: str) -> str:
@@ -83,9 +80,7 @@ def config_duration_ms(key: str, default_ms: int) -> int:
 
 def now_ms() -> int:
     """The current time in unix milliseconds (fixed by `switchyard plugin test` fixtures)."""
-    from wit_world.imports import host
-
-    return host.now_ms()
+    return _world.host.now_ms()
 
 
 _DURATION = re.compile(r"([0-9]+)(ms|s|m|h|d)")

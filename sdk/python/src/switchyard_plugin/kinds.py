@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Optional
 
+from . import _world
 from .event import Event
 from .verdicts import (
     Drop,
@@ -120,16 +121,14 @@ def exported_handler() -> Callable[[Any], Any]:
     kind, function = _registered[0]
 
     def handle(wit_event: Any) -> Any:
-        from componentize_py_types import Err
-        from wit_world.imports import types
-
+        types = _world.types
         try:
             verdict = run(kind, function, _from_wit(wit_event))
         except Failure as failure:
             wit_failure = types.Failure_Retry if failure.kind == "retry" else types.Failure_Fatal
-            raise Err(wit_failure(failure.message)) from None
+            raise _world.Err(wit_failure(failure.message)) from None
         except Exception as error:  # noqa: BLE001 - any other error is the plugin's bug
-            raise Err(types.Failure_Fatal(f"{type(error).__name__}: {error}")) from None
+            raise _world.Err(types.Failure_Fatal(f"{type(error).__name__}: {error}")) from None
         return _verdict_to_wit(verdict)
 
     return handle
@@ -149,7 +148,7 @@ def _from_wit(wit: Any) -> Event:
 
 
 def _event_to_wit(event: Event) -> Any:
-    from wit_world.imports import types
+    types = _world.types
 
     return types.Event(
         id=event.id,
@@ -164,7 +163,7 @@ def _event_to_wit(event: Event) -> Any:
 
 
 def _patch_to_wit(patch: Patch) -> Any:
-    from wit_world.imports import types
+    types = _world.types
 
     return types.Patch(
         set_headers=list(patch.set_headers),
@@ -177,7 +176,7 @@ def _patch_to_wit(patch: Patch) -> Any:
 
 
 def _verdict_to_wit(verdict: Verdict) -> Any:
-    from wit_world.imports import types
+    types = _world.types
 
     if isinstance(verdict, Pass):
         return types.Verdict_Pass()
