@@ -15,10 +15,11 @@ from switchyard_plugin import (
     Rejection,
     Replace,
     Verification,
+    crypto,
     from_change,
+    host,
     run,
 )
-from switchyard_plugin import crypto, host
 from switchyard_plugin.host import duration_value, parse_duration
 
 

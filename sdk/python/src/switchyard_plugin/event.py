@@ -141,13 +141,9 @@ class Event:
             type=self.type,
             id=self.id,
             subject=self.subject,
-            headers=[pair if type(pair) is tuple else _copied(pair) for pair in self.headers],
+            headers=[list(pair) if isinstance(pair, list) else pair for pair in self.headers],
             body=body,
             received_at=self.received_at,
-            metadata=[pair if type(pair) is tuple else _copied(pair) for pair in self.metadata],
+            metadata=[list(pair) if isinstance(pair, list) else pair for pair in self.metadata],
         )
 
-
-def _copied(pair: Any) -> Any:
-    """`pair` itself when it cannot change (a tuple of strings), else a copy of it."""
-    return list(pair) if isinstance(pair, list) else pair
