@@ -378,9 +378,10 @@ impl Reader {
 
     /// Events received at or after `since`, and up to `limit` attempts made since then, newest
     /// first. Attempts are walked down their primary key, which follows the time they were
-    /// recorded, until one is older than `since` (no index on `attempted_at`; attempts are
-    /// recorded as they finish, so a slow one may come a little out of order: the bound is
-    /// approximate by the longest attempt's duration).
+    /// recorded, until one is older than `since` (the rows come in order without a lookup
+    /// each through `attempts_by_time`; attempts are recorded as they finish, so a slow one
+    /// may come a little out of order: the bound is approximate by the longest attempt's
+    /// duration).
     pub fn activity_since(&self, since: u64, limit: u32) -> Result<Activity, StoreError> {
         let events: i64 = self
             .connection
