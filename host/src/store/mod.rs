@@ -254,7 +254,8 @@ pub enum DeliveryState {
     Delivered,
     /// Dead letter: retries exhausted or a permanent failure; replayable.
     Dead,
-    /// Its endpoint is disabled (410 Gone); resumed when the endpoint is re-enabled.
+    /// Its endpoint is disabled (a 410 Gone, the admin API, or not yet verified); resumed
+    /// when the endpoint is enabled.
     Parked,
 }
 
@@ -338,7 +339,8 @@ pub enum ReplaySelection {
     /// New deliveries (and split events) for stored events.
     Events(Vec<ReplayedEvent>),
     /// One delivery, sent again: a dead or delivered delivery becomes pending, due now, and is
-    /// scheduled. Answers 1, or 0 when it does not exist or is pending or parked. Its attempt
+    /// scheduled. Answers 1, or 0 when it does not exist, is pending or parked, or its
+    /// endpoint is deleted. Its attempt
     /// count starts over (its recorded attempts stay); should its endpoint be disabled, it is
     /// parked instead, still answering 1, and sent once the endpoint is enabled.
     Delivery(DeliveryId),

@@ -23,7 +23,7 @@ pub const DEAD_LETTER_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
 const BATCH: usize = 500;
 
 /// Runs passes until `stop` turns true: a full batch is followed at once by another, else the
-/// task waits a quarter of the retention (between 100 ms and a minute).
+/// task waits a quarter of the shorter of the two retentions (between 100 ms and a minute).
 pub async fn run(
     store: Store,
     retention: Duration,

@@ -5,7 +5,8 @@
 //! batch is applied again with each in its own savepoint, so one bad request fails alone),
 //! commits once, and only then queues the new jobs and answers each waiter. It must never
 //! answer before the commit. It knows no command: each is a [`WriteOp`] (`ops.rs`) that owns its
-//! reply, so a new command touches `ops.rs` and the backend's method, nothing here.
+//! reply, so a new command touches `ops.rs`, the backend's method, `logged.rs` and the log's
+//! wire format (`jetstream/command.rs`); nothing here.
 
 use std::collections::HashSet;
 use std::sync::Arc;

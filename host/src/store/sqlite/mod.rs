@@ -3,9 +3,10 @@
 //! Owns everything that names rusqlite, and its layout: [`schema`] (tables and migrations),
 //! `batch` (group commit on one writer thread), `ops` (one write command each), `sharing`
 //! (which body row each delivery of a fan-out sends, and the rows' use counts), [`reader`]
-//! (queries on pooled read connections), `audit` (the audit log's table) and `due` (each
-//! endpoint's due-queue in memory, filled from the pending rows at open and by every
-//! commit). `logged` applies commands that arrive from a replicated log (the JetStream
+//! (queries on pooled read connections), `bodies` (delivery bodies read back on one thread,
+//! in batches), `audit` (the audit log's table), `snapshot_file` (a copy of the database for
+//! the cluster's snapshots) and `due` (each endpoint's due-queue in memory, filled from the
+//! pending rows at open and by every commit). `logged` applies commands that arrive from a replicated log (the JetStream
 //! backend's projection). Which state a delivery takes comes from
 //! [`crate::store::lifecycle`].
 

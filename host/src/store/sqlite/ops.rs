@@ -1,6 +1,7 @@
 //! The write commands, one [`WriteOp`] each: their SQL, and the lifecycle rules they apply.
 //!
-//! Owns every INSERT, UPDATE and DELETE of the running store. Which state a delivery takes is
+//! Owns the INSERT, UPDATE and DELETE statements of every write command except the audit
+//! log's (`audit.rs`) and the log sequence (`logged.rs`). Which state a delivery takes is
 //! asked of [`lifecycle`]; nothing here decides it. Each command runs inside the writer's
 //! transaction (`batch.rs`), changes the writer's endpoint sets only once its writes succeeded,
 //! and leaves the jobs it made due in [`WriterState::jobs`].

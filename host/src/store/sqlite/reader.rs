@@ -200,8 +200,8 @@ impl Reader {
         Ok(key.flatten())
     }
 
-    /// The body and content type a delivery sends: its own content type (set when a plugin
-    /// shaped the payload), else its event's.
+    /// The body, content type and subject a delivery sends: its own content type (set when a
+    /// plugin shaped the payload), else its event's.
     pub fn payload(&self, delivery_id: DeliveryId) -> Result<Option<Payload>, StoreError> {
         type Row = (Vec<u8>, String, Option<String>, Option<String>);
         let row: Option<Row> = self

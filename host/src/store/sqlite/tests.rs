@@ -1,5 +1,6 @@
-//! Tests of what only the SQLite backend has: group commit's failure handling and the read
-//! connection pool. What every backend must do is in `store/conformance.rs`.
+//! Tests of what only the SQLite backend has: group commit, the read pool, the body budget,
+//! the WAL's bound, body-row counts, and the schema's migrations and query plans. What every
+//! backend must do is in `store/conformance.rs`.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -319,7 +320,8 @@ async fn the_wal_file_stays_bounded_through_many_commits_and_loses_nothing() {
     let events = 5000;
     let mut largest = 0;
     for number in 0..events {
-        // Bodies differ: equal ones are stored once.
+        // Each event stores its own body row; the padding makes every commit write several
+        // pages.
         let body = Bytes::from(format!(r#"{{"number":{number},"padding":"{padding}"}}"#));
         let mut event = new_event(EventId::generate());
         event.event.body = body.clone();
