@@ -340,9 +340,9 @@ pub enum ReplaySelection {
     Events(Vec<ReplayedEvent>),
     /// One delivery, sent again: a dead or delivered delivery becomes pending, due now, and is
     /// scheduled. Answers 1, or 0 when it does not exist, is pending or parked, or its
-    /// endpoint is deleted. Its attempt
-    /// count starts over (its recorded attempts stay); should its endpoint be disabled, it is
-    /// parked instead, still answering 1, and sent once the endpoint is enabled.
+    /// endpoint is deleted. Its attempt count starts over (its recorded attempts stay); should
+    /// its endpoint be disabled, it is parked instead, still answering 1, and sent once the
+    /// endpoint is enabled.
     Delivery(DeliveryId),
 }
 

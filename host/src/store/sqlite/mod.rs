@@ -6,9 +6,9 @@
 //! (queries on pooled read connections), `bodies` (delivery bodies read back on one thread,
 //! in batches), `audit` (the audit log's table), `snapshot_file` (a copy of the database for
 //! the cluster's snapshots) and `due` (each endpoint's due-queue in memory, filled from the
-//! pending rows at open and by every commit). `logged` applies commands that arrive from a replicated log (the JetStream
-//! backend's projection). Which state a delivery takes comes from
-//! [`crate::store::lifecycle`].
+//! pending rows at open and by every commit). `logged` applies commands that arrive from a
+//! replicated log (the JetStream backend's projection). Which state a delivery takes comes
+//! from [`crate::store::lifecycle`].
 
 mod audit;
 mod batch;
