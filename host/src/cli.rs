@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use crate::admin_cli::AdminClient;
 use crate::config::{self, ConfigErrors, ProcessEnvironment, Topology};
 use crate::plugin_cli::{self, Kind, Language};
 use crate::telemetry::{self, LogFormat};
@@ -268,7 +269,8 @@ fn key_value(text: &str) -> Result<(String, String), String> {
 struct ReplayArguments {
     #[command(flatten)]
     config: ConfigArgument,
-    /// The running router's base URL [default: http://<server.listen>].
+    /// The running router's base URL [default: `server.admin_listen`, else `server.listen`;
+    /// https with `server.tls`].
     #[arg(long)]
     url: Option<String>,
     /// Replay events received within this long ago (e.g. `2h`), instead of dead letters.
@@ -289,7 +291,8 @@ struct ReplayArguments {
 struct ReloadArguments {
     #[command(flatten)]
     config: ConfigArgument,
-    /// The running router's base URL [default: http://<server.listen>].
+    /// The running router's base URL [default: `server.admin_listen`, else `server.listen`;
+    /// https with `server.tls`].
     #[arg(long)]
     url: Option<String>,
 }
@@ -505,7 +508,6 @@ fn replay(arguments: ReplayArguments) -> ExitCode {
         eprintln!("hint: set `server.admin_token` in the config and restart the router");
         return ExitCode::from(EXIT_RUNTIME);
     };
-    let base = arguments.url.unwrap_or_else(|| format!("http://{}", topology.server.listen));
     let request = crate::admin::ReplayRequest {
         since,
         until: None,
@@ -517,7 +519,12 @@ fn replay(arguments: ReplayArguments) -> ExitCode {
         .enable_all()
         .build()
         .map_err(anyhow::Error::new)
-        .and_then(|runtime| runtime.block_on(send_replay(&base, &token, &request)));
+        .and_then(|runtime| {
+            runtime.block_on(async {
+                let client = AdminClient::new(&topology.server, arguments.url)?;
+                send_replay(&client, &token, &request).await
+            })
+        });
     match answer {
         Ok(answer) => {
             let verb = if answer.dry_run { "would replay" } else { "replayed" };
@@ -529,23 +536,12 @@ fn replay(arguments: ReplayArguments) -> ExitCode {
 }
 
 async fn send_replay(
-    base: &str,
+    client: &AdminClient,
     token: &config::Secret,
     request: &crate::admin::ReplayRequest,
 ) -> anyhow::Result<crate::admin::ReplayAnswer> {
-    use anyhow::Context;
-    let url = format!("{}/v1/admin/replay", base.trim_end_matches('/'));
-    let token = String::from_utf8_lossy(token.expose()).into_owned();
-    let response = reqwest::Client::new()
-        .post(&url)
-        .bearer_auth(token)
-        .header("content-type", "application/json")
-        .body(serde_json::to_vec(request)?)
-        .send()
-        .await
-        .with_context(|| format!("cannot reach the router at `{url}`; is it running?"))?;
-    let status = response.status();
-    let text = response.text().await?;
+    let body = serde_json::to_vec(request)?;
+    let (status, text) = client.post("/v1/admin/replay", token, Some(body)).await?;
     if !status.is_success() {
         anyhow::bail!("the router answered {status}: {text}");
     }
@@ -562,12 +558,16 @@ fn reload(arguments: ReloadArguments) -> ExitCode {
         eprintln!("hint: send the router SIGHUP instead: `kill -HUP <pid>`");
         return ExitCode::from(EXIT_RUNTIME);
     };
-    let base = arguments.url.unwrap_or_else(|| format!("http://{}", topology.server.listen));
     let answer = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(anyhow::Error::new)
-        .and_then(|runtime| runtime.block_on(send_reload(&base, &token)));
+        .and_then(|runtime| {
+            runtime.block_on(async {
+                let client = AdminClient::new(&topology.server, arguments.url)?;
+                send_reload(&client, &token).await
+            })
+        });
     match answer {
         Ok(crate::reload::Reloaded::Applied {
             endpoints_added,
@@ -607,20 +607,10 @@ fn reload(arguments: ReloadArguments) -> ExitCode {
 }
 
 async fn send_reload(
-    base: &str,
+    client: &AdminClient,
     token: &config::Secret,
 ) -> anyhow::Result<crate::reload::Reloaded> {
-    use anyhow::Context;
-    let url = format!("{}/v1/admin/reload", base.trim_end_matches('/'));
-    let token = String::from_utf8_lossy(token.expose()).into_owned();
-    let response = reqwest::Client::new()
-        .post(&url)
-        .bearer_auth(token)
-        .send()
-        .await
-        .with_context(|| format!("cannot reach the router at `{url}`; is it running?"))?;
-    let status = response.status();
-    let text = response.text().await?;
+    let (status, text) = client.post("/v1/admin/reload", token, None).await?;
     if !status.is_success() && status != reqwest::StatusCode::UNPROCESSABLE_ENTITY {
         anyhow::bail!("the router answered {status}: {text}");
     }

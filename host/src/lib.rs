@@ -5,6 +5,7 @@
 //! subscribed endpoints. See `DESIGN.md` for the contract; each module's docs say what it owns.
 
 pub mod admin;
+pub mod admin_cli;
 pub mod app;
 pub mod cli;
 pub mod cloudevents;

@@ -50,7 +50,7 @@ use crate::telemetry::{Metrics, ReloadOutcome};
 const REMOVED_REASON: &str = "removed from the config by a reload";
 
 /// What a reload did, as logged and as answered by `POST /v1/admin/reload`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum Reloaded {
     Applied {
@@ -453,11 +453,8 @@ fn restart_only_changes(old: &Topology, new: &Topology) -> Vec<String> {
         ("store", old.store != new.store),
         ("egress", old.egress != new.egress),
         ("telemetry", old.telemetry.otlp != new.telemetry.otlp),
-        (
-            "nats",
-            old.nats.as_ref().map(|nats| (&nats.urls, nats.outcomes))
-                != new.nats.as_ref().map(|nats| (&nats.urls, nats.outcomes)),
-        ),
+        // One connection, made at start, serves every NATS source and target.
+        ("nats", old.nats != new.nats),
     ];
     changed
         .into_iter()
@@ -482,9 +479,22 @@ pub async fn on_sighup(reloader: Arc<Reloader>) {
     }
 }
 
-/// `POST /v1/admin/reload`, behind the admin token: 200 with what changed, or 422 with every
-/// error (nothing changed).
-async fn reload_handler(State(reloader): State<Weak<Reloader>>) -> Response {
+// `POST /v1/admin/reload`, behind the admin token: 200 with what changed, or 422 with every
+// error (nothing changed). Mounted beside the admin router (its state is the reloader) and
+// documented with it (`crate::admin::openapi`); plain comments, as a doc comment would become
+// the operation's summary there.
+#[utoipa::path(
+    post, path = "/v1/admin/reload", tag = "config",
+    description = "Reads the config file again and applies it, as SIGHUP does: `applied` with \
+                   what changed (settings only a restart applies are named in `warnings`), \
+                   or `refused` with every error, the running config kept.",
+    responses(
+        (status = 200, body = Reloaded, description = "Applied"),
+        (status = 401, body = crate::admin::ErrorBody),
+        (status = 422, body = Reloaded, description = "Refused; nothing changed"),
+    ),
+)]
+pub(crate) async fn reload_handler(State(reloader): State<Weak<Reloader>>) -> Response {
     let Some(reloader) = reloader.upgrade() else {
         return StatusCode::SERVICE_UNAVAILABLE.into_response();
     };
@@ -521,6 +531,17 @@ mod tests {
                 "`server.retention` changed; it takes effect at the next restart",
                 "`egress` changed; it takes effect at the next restart",
             ]
+        );
+        let nats = |token: &str| {
+            topology(&format!(
+                "[nats]\nurl = \"nats://127.0.0.1:4222\"\ntoken = {{ value = \"{token}\" }}"
+            ))
+        };
+        assert_eq!(restart_only_changes(&nats("a"), &nats("a")), Vec::<String>::new());
+        assert_eq!(
+            restart_only_changes(&nats("a"), &nats("b")),
+            ["`nats` changed; it takes effect at the next restart"],
+            "a new credential is applied by a restart only"
         );
     }
 

@@ -1,7 +1,8 @@
 //! HTTPS ingest (`server.tls`) against the real binary on loopback, with a test CA made here:
 //! TLS 1.3 and 1.2, HTTP/2 by ALPN, plain HTTP refused, client certificates optional or
-//! required, a source limited to one subject, and certificates replaced on SIGHUP while an
-//! open connection keeps working.
+//! required, a source limited to one subject, certificates replaced on SIGHUP while an open
+//! connection keeps working, the admin listener over TLS, and the CLI finding it from the
+//! config.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -12,7 +13,7 @@ use rcgen::{
     KeyPair,
 };
 use reqwest::StatusCode;
-use switchyard_e2e::TestHost;
+use switchyard_e2e::{TestHost, run_cli};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_rustls::rustls;
 
@@ -265,15 +266,7 @@ async fn the_admin_listener_serves_tls_too() {
         files.server_extra("optional")
     );
     let host = TestHost::start(&server_extra, SOURCES).await.unwrap();
-    let logs = host.logs.clone();
-    let admin: std::net::SocketAddr = tokio::task::spawn_blocking(move || {
-        logs.wait_for(Duration::from_secs(30), |line| {
-            line.split("admin_address=").nth(1)?.split_whitespace().next()?.parse().ok()
-        })
-    })
-    .await
-    .unwrap()
-    .expect("the admin listener's address is logged");
+    let admin = admin_address(&host).await;
     let secure = reqwest::Client::builder()
         .tls_certs_only([reqwest::Certificate::from_pem(server_ca.pem().as_bytes()).unwrap()])
         .resolve(SERVER_NAME, admin)
@@ -292,4 +285,52 @@ async fn the_admin_listener_serves_tls_too() {
         .send()
         .await;
     assert!(plain.is_err(), "plain HTTP was answered on the admin listener: {plain:?}");
+}
+
+/// The admin listener's address, as the router logs it.
+async fn admin_address(host: &TestHost) -> std::net::SocketAddr {
+    let logs = host.logs.clone();
+    tokio::task::spawn_blocking(move || {
+        logs.wait_for(Duration::from_secs(30), |line| {
+            line.split("admin_address=").nth(1)?.split_whitespace().next()?.parse().ok()
+        })
+    })
+    .await
+    .unwrap()
+    .expect("the admin listener's address is logged")
+}
+
+/// Without `--url`, `switchyard reload` and `replay` call the admin API where the config puts
+/// it: on `server.admin_listen`, over HTTPS, trusting the configured self-signed certificate
+/// and asking for the name it is for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_finds_the_admin_listener_over_tls_from_the_config() {
+    let directory = tempfile::tempdir().unwrap();
+    let key = KeyPair::generate().unwrap();
+    let params = CertificateParams::new(vec![SERVER_NAME.to_owned()]).unwrap();
+    let certificate = params.self_signed(&key).unwrap();
+    let (cert, key_path) = (directory.path().join("cert.pem"), directory.path().join("key.pem"));
+    std::fs::write(&cert, certificate.pem()).unwrap();
+    std::fs::write(&key_path, key.serialize_pem()).unwrap();
+    let server_extra = format!(
+        "tls = {{ cert = \"{}\", key = \"{}\" }}\nadmin_listen = \"127.0.0.1:0\"\n\
+         admin_token = {{ value = \"tls-admin\" }}",
+        cert.display(),
+        key_path.display()
+    );
+    let host = TestHost::start(&server_extra, "[sources.hooks]\n").await.unwrap();
+    let admin = admin_address(&host).await;
+    // The CLI reads a copy of the config holding the ports the router took.
+    let config = std::fs::read_to_string(host.config_dir().join("switchyard.toml")).unwrap();
+    let config = config
+        .replace("admin_listen = \"127.0.0.1:0\"", &format!("admin_listen = \"{admin}\""))
+        .replace("\nlisten = \"127.0.0.1:0\"", &format!("\nlisten = \"{}\"", host.address));
+    std::fs::write(host.config_dir().join("cli.toml"), config).unwrap();
+
+    let reload = run_cli(&host.config_dir(), &["reload", "-c", "cli.toml"], &[]);
+    assert_eq!(reload.code, Some(0), "{}", reload.stderr);
+    assert!(reload.stdout.starts_with("config reloaded: 0 routes"), "{}", reload.stdout);
+    let replay = run_cli(&host.config_dir(), &["replay", "-c", "cli.toml", "--dry-run"], &[]);
+    assert_eq!(replay.code, Some(0), "{}", replay.stderr);
+    assert_eq!(replay.stdout, "would replay 0 deliveries\n");
 }

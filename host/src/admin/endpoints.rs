@@ -484,6 +484,8 @@ async fn disable_endpoint(
         (status = 200, body = EndpointChanged),
         (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "`unverified`: a dynamic endpoint that \
+                                                        has not proven ownership yet"),
     ),
 )]
 async fn enable_endpoint(

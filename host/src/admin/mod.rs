@@ -37,6 +37,7 @@ use utoipa::openapi::{OpenApi as OpenApiDocument, SecurityRequirement};
 use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 
+pub use api::ErrorBody;
 pub use replay::{ReplayAnswer, ReplayRequest};
 
 use crate::config::{Secret, Topology};
@@ -61,16 +62,20 @@ pub struct AdminState {
     info(
         title = "Switchyard admin API",
         description = "Endpoints, subscriptions, the delivery log, retry, replay and dead \
-                       letters. Every operation needs `authorization: Bearer <admin token>`.",
+                       letters. Every operation needs `authorization: Bearer <token>`: the \
+                       admin token (`server.admin_token`), or for reads (`GET`) the viewer \
+                       token (`server.viewer_token`), which any other method answers with 403.",
         license(name = "Apache-2.0", identifier = "Apache-2.0"),
     ),
     modifiers(&BearerAuth),
+    paths(crate::reload::reload_handler),
     tags(
         (name = "endpoints", description = "Config-defined (read-only) and dynamic endpoints"),
         (name = "subscriptions", description = "Callback URLs subscribed to event types"),
         (name = "log", description = "Events, deliveries, attempts, retry, replay, dead letters"),
         (name = "plugins", description = "Configured plugins: re-run stored events through a candidate"),
         (name = "audit", description = "State-changing admin actions: who, from where, what, outcome"),
+        (name = "config", description = "Reloading the config file"),
     ),
 )]
 struct ApiDoc;
@@ -89,7 +94,8 @@ impl Modify for BearerAuth {
 }
 
 /// Answers any operation may give, documented once here: 503 when the store (or a plugin) is
-/// unavailable, and 413 for a body over the limit where there is a body.
+/// unavailable, 413 for a body over the limit where there is a body, and 403 for the viewer
+/// token on every operation that is not a read.
 struct CommonAnswers;
 
 impl Modify for CommonAnswers {
@@ -107,6 +113,14 @@ impl Modify for CommonAnswers {
             )
         };
         for item in document.paths.paths.values_mut() {
+            let writes = [&mut item.put, &mut item.post, &mut item.delete, &mut item.patch];
+            for operation in writes.into_iter().flatten() {
+                operation
+                    .responses
+                    .responses
+                    .entry("403".to_owned())
+                    .or_insert_with(|| error("The viewer token may only read"));
+            }
             let operations =
                 [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch];
             for operation in operations.into_iter().flatten() {

@@ -164,7 +164,7 @@ pub const DEFAULT_STORE_REPLICAS: usize = 3;
 /// Default `store.prefix`.
 pub const DEFAULT_STORE_PREFIX: &str = "switchyard";
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Nats {
     /// The first server; `urls` holds every one.
     pub url: String,
@@ -175,7 +175,7 @@ pub struct Nats {
     pub outcomes: bool,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NatsAuth {
     None,
     Credentials(Secret),

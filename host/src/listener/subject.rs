@@ -1,8 +1,9 @@
 //! Client certificate subjects: read from a verified certificate's DER, and matched against
-//! a source's `client_cert.subjects` patterns.
+//! a source's `client_cert.subjects` patterns; and the names a certificate is for (its
+//! subject alternative names), which the CLI asks for when it calls the router over TLS.
 //!
-//! Pure: no I/O and no TLS. Only the subject's attributes are read (the certificate was
-//! verified by rustls before it gets here), so a tiny DER reader suffices. Attribute types
+//! Pure: no I/O and no TLS. Only the subject's attributes and the alternative names are read
+//! (rustls verifies certificates; nothing here decides trust), so a tiny DER reader suffices. Attribute types
 //! understood: `CN`, `O`, `OU`, `C`, `L`, `ST`, `DC`; others are kept out of the subject.
 //! A pattern is comma-separated `TYPE=value` pairs (no escaping, so values cannot hold a
 //! comma); it matches a subject holding every pair it lists, in any order, so `CN=billing`
@@ -63,16 +64,7 @@ impl SubjectPattern {
 
 /// The subject of a DER-encoded X.509 certificate; `None` when it cannot be read.
 pub fn subject_of(certificate: &[u8]) -> Option<PeerSubject> {
-    let (certificate, _) = read(certificate, SEQUENCE)?;
-    let (mut fields, _) = read(certificate, SEQUENCE)?;
-    if fields.first() == Some(&0xa0) {
-        fields = read(fields, 0xa0)?.1; // version
-    }
-    for tag in [0x02, SEQUENCE, SEQUENCE, SEQUENCE] {
-        // serial number, signature algorithm, issuer, validity
-        fields = read(fields, tag)?.1;
-    }
-    let (mut names, _) = read(fields, SEQUENCE)?;
+    let (mut names, _) = read(from_subject(certificate)?, SEQUENCE)?;
     let mut attributes = Vec::new();
     while !names.is_empty() {
         let (mut set, rest) = read(names, 0x31)?;
@@ -91,7 +83,76 @@ pub fn subject_of(certificate: &[u8]) -> Option<PeerSubject> {
     Some(PeerSubject { attributes })
 }
 
+/// The names a certificate is for: its subject alternative names of DNS and IP kinds.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CertificateNames {
+    pub dns: Vec<String>,
+    pub ips: Vec<std::net::IpAddr>,
+}
+
+/// The subject alternative names of a DER-encoded X.509 certificate; `None` when it cannot be
+/// read, empty when it has none.
+pub fn names_of(certificate: &[u8]) -> Option<CertificateNames> {
+    let mut fields = from_subject(certificate)?;
+    for _subject_then_public_key in 0..2 {
+        fields = read(fields, SEQUENCE)?.1;
+    }
+    for tag in [0x81, 0x82] {
+        // the issuer's and subject's unique ids (X.509 v2), rare but allowed
+        if fields.first() == Some(&tag) {
+            fields = read(fields, tag)?.1;
+        }
+    }
+    let mut names = CertificateNames::default();
+    if fields.is_empty() {
+        return Some(names);
+    }
+    let (mut extensions, _) = read(read(fields, 0xa3)?.0, SEQUENCE)?;
+    while !extensions.is_empty() {
+        let (extension, rest) = read(extensions, SEQUENCE)?;
+        extensions = rest;
+        let (oid, mut value) = read(extension, 0x06)?;
+        if value.first() == Some(&0x01) {
+            value = read(value, 0x01)?.1; // critical
+        }
+        if oid != SUBJECT_ALTERNATIVE_NAME {
+            continue;
+        }
+        let (mut general_names, _) = read(read(value, 0x04)?.0, SEQUENCE)?;
+        while let Some(&tag) = general_names.first() {
+            let (name, rest) = read(general_names, tag)?;
+            general_names = rest;
+            match (tag, name.len()) {
+                (DNS_NAME, _) => names.dns.push(String::from_utf8_lossy(name).into_owned()),
+                (IP_ADDRESS, 4) => names.ips.push(<[u8; 4]>::try_from(name).ok()?.into()),
+                (IP_ADDRESS, 16) => names.ips.push(<[u8; 16]>::try_from(name).ok()?.into()),
+                _ => {}
+            }
+        }
+    }
+    Some(names)
+}
+
+/// A certificate's `TBSCertificate` fields from its subject on: the version, serial number,
+/// signature algorithm, issuer and validity skipped.
+fn from_subject(certificate: &[u8]) -> Option<&[u8]> {
+    let (certificate, _) = read(certificate, SEQUENCE)?;
+    let (mut fields, _) = read(certificate, SEQUENCE)?;
+    if fields.first() == Some(&0xa0) {
+        fields = read(fields, 0xa0)?.1; // version
+    }
+    for tag in [0x02, SEQUENCE, SEQUENCE, SEQUENCE] {
+        fields = read(fields, tag)?.1;
+    }
+    Some(fields)
+}
+
 const SEQUENCE: u8 = 0x30;
+/// 2.5.29.17.
+const SUBJECT_ALTERNATIVE_NAME: &[u8] = &[0x55, 0x1d, 0x11];
+/// `dNSName` and `iPAddress`, context-specific tags 2 and 7 (implicit, primitive).
+const DNS_NAME: u8 = 0x82;
+const IP_ADDRESS: u8 = 0x87;
 
 /// Reads one DER element with `tag`: its contents and what follows it.
 fn read(input: &[u8], tag: u8) -> Option<(&[u8], &[u8])> {
@@ -201,6 +262,23 @@ mod tests {
         assert!(!pattern("CN=other").matches(&subject));
         assert!(!pattern("CN=billing,OU=ops").matches(&subject));
         assert!(!pattern("CN=Billing").matches(&subject), "values are exact");
+    }
+
+    #[test]
+    fn a_certificates_alternative_names_are_read() {
+        let certificate = |names: &[&str]| {
+            let names: Vec<String> = names.iter().map(|name| (*name).to_owned()).collect();
+            let params = rcgen::CertificateParams::new(names).unwrap();
+            params.self_signed(&rcgen::KeyPair::generate().unwrap()).unwrap().der().to_vec()
+        };
+        let der = certificate(&["router.example", "127.0.0.1", "*.hooks.example", "::1"]);
+        let names = names_of(&der).expect("readable");
+        assert_eq!(names.dns, ["router.example", "*.hooks.example"]);
+        let loopbacks: [std::net::IpAddr; 2] =
+            [[127, 0, 0, 1].into(), std::net::Ipv6Addr::LOCALHOST.into()];
+        assert_eq!(names.ips, loopbacks);
+        assert_eq!(names_of(&certificate(&[])), Some(CertificateNames::default()));
+        assert_eq!(names_of(&der[..der.len() / 2]), None, "a truncated certificate");
     }
 
     #[test]
