@@ -1,6 +1,7 @@
 //! Compiling components, and the `.cwasm` cache that makes restarts cheap.
 //!
-//! Owns the library's only `unsafe`. A compiled component is machine code, so loading one
+//! Owns the library's only `unsafe` (with one call into the allocator, see
+//! [`give_back_freed_memory`]). A compiled component is machine code, so loading one
 //! is only sound for artifacts this host wrote itself: the cache lives in the data directory
 //! (created owner-only), files are named by the wasm's sha256 and the engine's compatibility
 //! hash, and written to a temporary name then renamed, so a reader never sees half a file.
@@ -22,7 +23,8 @@ pub fn load(
     let wasm = std::fs::read(wasm_path)
         .map_err(|error| format!("cannot read `{}`: {error}", wasm_path.display()))?;
     let Some(cache_dir) = cache_dir else {
-        return Component::new(engine, &wasm).map_err(|error| compile_error(&error));
+        return on_own_threads(|| Component::new(engine, &wasm))
+            .map_err(|error| compile_error(&error));
     };
     let cached = cache_dir.join(cache_name(engine, &wasm));
     if cached.is_file() {
@@ -33,13 +35,40 @@ pub fn load(
             }
         }
     }
-    let compiled = engine.precompile_component(&wasm).map_err(|error| compile_error(&error))?;
+    let compiled = on_own_threads(|| engine.precompile_component(&wasm));
+    let compiled = compiled.map_err(|error| compile_error(&error))?;
     if let Err(error) = write_atomically(cache_dir, &cached, &compiled) {
         // The cache only saves time: run without it rather than refuse the plugin.
         tracing::warn!(path = %cached.display(), %error, "cannot write the plugin cache");
         return Component::new(engine, &wasm).map_err(|error| compile_error(&error));
     }
     deserialize(engine, &cached).map_err(|error| compile_error(&error))
+}
+
+/// Runs a compilation on threads of its own, which end with it. Why: Cranelift compiles a
+/// component's functions in parallel on rayon's threads, and the allocator keeps what a
+/// thread freed for that thread's next allocations; rayon's global pool stays idle for the
+/// rest of the process's life, holding it.
+fn on_own_threads<T: Send>(compile: impl FnOnce() -> T + Send) -> T {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .thread_name(|index| format!("plugin-compile-{index}"))
+        .build();
+    match pool {
+        Ok(pool) => pool.install(compile),
+        Err(_) => compile(),
+    }
+}
+
+/// Gives what compiling freed back to the system now; `PluginHost::load` calls it once its
+/// plugins are loaded. mimalloc returns freed pages some time later, and only when it is next
+/// called, which a router waiting for traffic does not do. With [`on_own_threads`], a router
+/// idle 3 s after a start that compiled a Python plugin holds 112–141 MB instead of 434–445
+/// (49 MB when the plugin came from the cache).
+#[allow(unsafe_code)]
+pub fn give_back_freed_memory() {
+    // SAFETY: `mi_collect` takes no pointer; it frees mimalloc's unused pages. Harmless when
+    // mimalloc is not the global allocator (the library's tests): it has nothing to free.
+    unsafe { libmimalloc_sys::mi_collect(true) };
 }
 
 /// `<sha256 of the wasm>-<engine compatibility hash>.cwasm`: a new wasm or a new engine

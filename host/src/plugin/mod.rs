@@ -215,6 +215,7 @@ impl PluginHost {
             );
             loaded.insert(plugin.id.clone(), Arc::new(runtime));
         }
+        cache::give_back_freed_memory();
         let ticker = engine::EpochTicker::start(engine.clone()).map_err(|error| {
             PluginError::Runtime(format!("cannot start the epoch ticker: {error}"))
         })?;
