@@ -3,8 +3,9 @@
 //! subject alternative names), which the CLI asks for when it calls the router over TLS.
 //!
 //! Pure: no I/O and no TLS. Only the subject's attributes and the alternative names are read
-//! (rustls verifies certificates; nothing here decides trust), so a tiny DER reader suffices. Attribute types
-//! understood: `CN`, `O`, `OU`, `C`, `L`, `ST`, `DC`; others are kept out of the subject.
+//! (rustls verifies certificates; nothing here decides trust), so a tiny DER reader suffices.
+//! Attribute types understood: `CN`, `O`, `OU`, `C`, `L`, `ST`, `DC`; others are kept out of
+//! the subject.
 //! A pattern is comma-separated `TYPE=value` pairs (no escaping, so values cannot hold a
 //! comma); it matches a subject holding every pair it lists, in any order, so `CN=billing`
 //! matches `CN=billing,O=Acme`. Types are case-insensitive, values exact.
