@@ -21,6 +21,9 @@ use crate::config::Secret;
 use crate::config::topology::{ClientAuth, Server};
 use crate::listener::subject::{CertificateNames, names_of};
 
+/// How long a call waits for its connection (and TLS handshake) to the router.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Where a call goes: the URL's base, and the address its host stands for when the host is a
 /// name rather than the address.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,7 +75,9 @@ pub struct AdminClient {
 impl AdminClient {
     /// `url` overrides the config's address; the TLS trust comes from the config either way.
     pub fn new(server: &Server, url: Option<String>) -> anyhow::Result<Self> {
-        let mut builder = reqwest::Client::builder();
+        // No overall timeout: a reload that compiles plugins takes as long as they take. An
+        // address that never answers should not hold the command for the system's TCP timeout.
+        let mut builder = reqwest::Client::builder().connect_timeout(CONNECT_TIMEOUT);
         let mut certificate_names = None;
         if let Some(tls) = &server.tls {
             let pem = std::fs::read(&tls.cert).with_context(|| {
