@@ -256,6 +256,17 @@ impl TestHost {
         format!("http://{}{path}", self.address)
     }
 
+    /// The address the router logged for `server.admin_listen`.
+    pub async fn admin_address(&self) -> SocketAddr {
+        let logs = self.logs.clone();
+        let found = tokio::task::spawn_blocking(move || {
+            logs.wait_for(Duration::from_secs(30), |line| {
+                line.split("admin_address=").nth(1)?.split_whitespace().next()?.parse().ok()
+            })
+        });
+        found.await.expect("the log reader ends").expect("the admin listener's address is logged")
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.as_ref().expect("the host is running").id()
     }

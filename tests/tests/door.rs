@@ -260,17 +260,6 @@ async fn connections_past_the_limit_wait_outside_the_process() {
     assert!(saturated.await.unwrap() >= 1.0);
 }
 
-/// The admin address the router logged for `server.admin_listen`.
-async fn admin_address(host: &TestHost) -> std::net::SocketAddr {
-    let logs = host.logs.clone();
-    let found = tokio::task::spawn_blocking(move || {
-        logs.wait_for(Duration::from_secs(30), |line| {
-            line.split("admin_address=").nth(1)?.split_whitespace().next()?.parse().ok()
-        })
-    });
-    found.await.unwrap().expect("the admin listener's address is logged")
-}
-
 /// With `server.admin_listen`, the admin API is served there alone (404 on `server.listen`),
 /// webhooks only on `server.listen`, and the admin listener has the same limits.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -278,7 +267,7 @@ async fn admin_listen_serves_the_admin_api_alone_under_the_same_limits() {
     let server_extra = "admin_token = { value = \"door-admin\" }\nadmin_listen = \"127.0.0.1:0\"\n\
                         limits = { header_timeout = \"1s\" }";
     let host = TestHost::start(server_extra, SOURCE).await.unwrap();
-    let admin = admin_address(&host).await;
+    let admin = host.admin_address().await;
     assert_ne!(admin, host.address);
     let client = reqwest::Client::new();
     let get = |address: std::net::SocketAddr| {

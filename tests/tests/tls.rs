@@ -266,7 +266,7 @@ async fn the_admin_listener_serves_tls_too() {
         files.server_extra("optional")
     );
     let host = TestHost::start(&server_extra, SOURCES).await.unwrap();
-    let admin = admin_address(&host).await;
+    let admin = host.admin_address().await;
     let secure = reqwest::Client::builder()
         .tls_certs_only([reqwest::Certificate::from_pem(server_ca.pem().as_bytes()).unwrap()])
         .resolve(SERVER_NAME, admin)
@@ -285,19 +285,6 @@ async fn the_admin_listener_serves_tls_too() {
         .send()
         .await;
     assert!(plain.is_err(), "plain HTTP was answered on the admin listener: {plain:?}");
-}
-
-/// The admin listener's address, as the router logs it.
-async fn admin_address(host: &TestHost) -> std::net::SocketAddr {
-    let logs = host.logs.clone();
-    tokio::task::spawn_blocking(move || {
-        logs.wait_for(Duration::from_secs(30), |line| {
-            line.split("admin_address=").nth(1)?.split_whitespace().next()?.parse().ok()
-        })
-    })
-    .await
-    .unwrap()
-    .expect("the admin listener's address is logged")
 }
 
 /// Without `--url`, `switchyard reload` and `replay` call the admin API where the config puts
@@ -319,7 +306,7 @@ async fn the_cli_finds_the_admin_listener_over_tls_from_the_config() {
         key_path.display()
     );
     let host = TestHost::start(&server_extra, "[sources.hooks]\n").await.unwrap();
-    let admin = admin_address(&host).await;
+    let admin = host.admin_address().await;
     // The CLI reads a copy of the config holding the ports the router took.
     let config = std::fs::read_to_string(host.config_dir().join("switchyard.toml")).unwrap();
     let config = config
