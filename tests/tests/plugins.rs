@@ -470,7 +470,7 @@ fn a_component_outside_the_world_is_refused_at_load() {
     );
     assert_eq!(output.code, Some(1));
     assert!(
-        output.stderr.contains("does not fit the `switchyard:plugin` world"),
+        output.stderr.contains("does not fit a `switchyard:plugin` world"),
         "{}",
         output.stderr
     );

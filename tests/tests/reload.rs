@@ -214,3 +214,38 @@ async fn reload_needs_the_admin_token() {
         reqwest::Client::new().post(host.url("/v1/admin/reload")).send().await.unwrap().status();
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
+
+/// The SDKs keep the config values a plugin reads for the life of an instance, which holds only
+/// because a reload makes new instances: a warm plugin must answer with the new config at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_gives_a_warm_plugin_its_new_config() {
+    let mut first = TestReceiver::start().await;
+    let redact = |pointer: &str| {
+        format!(
+            "[plugins.redact]\npath = \"{}\"\ninstances = \"warm\"\nconfig = {{ pointers = \"{pointer}\" }}\n\n",
+            switchyard_e2e::plugin_wasm("redact").display()
+        )
+    };
+    let routed =
+        base(&first).replace("to = [\"first\"]", "plugins = [\"redact\"]\nto = [\"first\"]");
+    let config = |pointer: &str| format!("{}{routed}", redact(pointer));
+    let host = TestHost::start(&server_extra(), &config("/card")).await.unwrap();
+    let client = reqwest::Client::new();
+    let body = r#"{"card":"4111","name":"ada"}"#;
+
+    // Enough events that the warm instances have read the config before the reload.
+    for _ in 0..3 {
+        post_webhook(&client, &host, "hooks", &[], body).await.unwrap();
+        let delivered = first.next(WAIT).await.expect("delivered");
+        assert_eq!(&delivered.body[..], br#"{"card":"[redacted]","name":"ada"}"#);
+    }
+
+    write_config(&host, &config("/name"));
+    sighup(&host);
+    wait_for_line(&host, "config reloaded", 1);
+    for _ in 0..3 {
+        post_webhook(&client, &host, "hooks", &[], body).await.unwrap();
+        let delivered = first.next(WAIT).await.expect("delivered");
+        assert_eq!(&delivered.body[..], br#"{"card":"4111","name":"[redacted]"}"#);
+    }
+}

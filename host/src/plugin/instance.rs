@@ -1,5 +1,5 @@
 //! One call of one plugin: instantiate (or reuse a warm instance), arm the deadline, call
-//! `handle`, classify what happened.
+//! its export (`handle` or `handle-packed`), classify what happened.
 //!
 //! Owns the per-call rules of DESIGN §7.3: the epoch deadline is armed before instantiation
 //! and again before every call; a warm instance is recycled after [`WARM_MAX_CALLS`] calls,
@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use wasmtime::component::Linker;
 use wasmtime::{Engine, Store, Trap};
 
-use super::bindings::{self, Plugin, PluginPre};
+use super::bindings::{self, Entry, EntryPre};
 use super::engine::deadline_ticks;
 use super::state::{Binding, CallState};
 use super::{CallError, CallReport, LogLevel};
@@ -31,7 +31,7 @@ const LOG_LINES_PER_SECOND: u32 = 100;
 /// A plugin ready to instantiate: linked against the world once, at load.
 pub struct LoadedPlugin {
     pub id: String,
-    pub pre: PluginPre<CallState>,
+    pub pre: EntryPre<CallState>,
     pub binding: Arc<Binding>,
     pub timeout: Duration,
     pub memory: u64,
@@ -64,7 +64,7 @@ pub struct CallSettings {
 /// A live instance and its store.
 struct Live {
     store: Store<CallState>,
-    plugin: Plugin,
+    entry: Entry,
     calls: u32,
     created: Instant,
 }
@@ -86,7 +86,7 @@ impl std::fmt::Debug for WarmInstances {
 pub fn linker(engine: &Engine) -> wasmtime::Result<Linker<CallState>> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
-    Plugin::add_to_linker::<CallState, wasmtime::component::HasSelf<CallState>>(
+    bindings::Plugin::add_to_linker::<CallState, wasmtime::component::HasSelf<CallState>>(
         &mut linker,
         |state| state,
     )?;
@@ -96,7 +96,7 @@ pub fn linker(engine: &Engine) -> wasmtime::Result<Linker<CallState>> {
 impl LoadedPlugin {
     pub fn new(
         id: String,
-        pre: PluginPre<CallState>,
+        pre: EntryPre<CallState>,
         binding: Arc<Binding>,
         timeout: Duration,
         memory: u64,
@@ -106,7 +106,7 @@ impl LoadedPlugin {
         Self { id, pre, binding, timeout, memory, instances, log_budget: Mutex::new(log_budget) }
     }
 
-    /// Runs one call of `handle` on `event`.
+    /// Runs one call of the plugin on `event`.
     pub fn call(
         &self,
         engine: &Engine,
@@ -138,8 +138,7 @@ impl LoadedPlugin {
             let _ = store.set_fuel(FUEL_BUDGET);
             FUEL_BUDGET
         });
-        let lent = bindings::LentEvent::new(event);
-        let result = live.plugin.call_handle(&mut live.store, lent.param());
+        let result = live.entry.call(&mut live.store, event);
         let elapsed = started.elapsed();
         let instructions =
             fuel_before.and_then(|before| live.store.get_fuel().ok().map(|left| before - left));
@@ -174,8 +173,8 @@ impl LoadedPlugin {
         if fuel {
             store.set_fuel(FUEL_BUDGET)?;
         }
-        let plugin = self.pre.instantiate(&mut store)?;
-        Ok(Live { store, plugin, calls: 0, created: Instant::now() })
+        let entry = self.pre.instantiate(&mut store)?;
+        Ok(Live { store, entry, calls: 0, created: Instant::now() })
     }
 
     fn classify(&self, error: &wasmtime::Error, state: Option<&CallState>) -> CallError {

@@ -191,9 +191,9 @@ impl PluginHost {
                 .map_err(load_error)?;
             let pre = linker
                 .instantiate_pre(&component)
-                .and_then(bindings::PluginPre::new)
+                .and_then(bindings::EntryPre::new)
                 .map_err(|error| {
-                    load_error(format!("does not fit the `switchyard:plugin` world: {error:#}"))
+                    load_error(format!("does not fit a `switchyard:plugin` world: {error:#}"))
                 })?;
             let binding = state::Binding {
                 id: plugin.id.clone(),

@@ -9,6 +9,11 @@ import { parseDuration } from "./duration.js";
 
 const LEVELS = new Set(["trace", "debug", "info", "warn", "error"]);
 
+// What the host answered for each config key asked so far; a plugin that makes up keys as it
+// goes asks the host for the keys past the first 64.
+const knownConfig = new Map();
+const MAX_KNOWN_CONFIG = 64;
+
 export const host = {
   /** Writes a line to the host's log; the host keeps at most 4 KiB per call. */
   log(level, message) {
@@ -20,9 +25,16 @@ export const host = {
   info: (message) => host.log("info", message),
   warn: (message) => host.log("warn", message),
   error: (message) => host.log("error", message),
-  /** The value of `key` in the binding's `config` map, or undefined. */
+  /**
+   * The value of `key` in the binding's `config` map, or undefined. Each key is asked of the
+   * host once per instance and kept: a binding's config does not change during an instance's
+   * life, and an ask costs a crossing out of the sandbox and back.
+   */
   config(key) {
-    return imports.config(key) ?? undefined;
+    if (knownConfig.has(key)) return knownConfig.get(key);
+    const value = imports.config(key) ?? undefined;
+    if (knownConfig.size < MAX_KNOWN_CONFIG) knownConfig.set(key, value);
+    return value;
   },
   /** The value of `key`, or a fatal Failure naming the key. */
   requireConfig(key) {

@@ -154,7 +154,9 @@ declare module "switchyard:plugin/host@0.1.0" {
    */
   export function log(level: Level, message: string): void;
   /**
-   * The value of `key` in the plugin binding's `config` map, if it has one.
+   * The value of `key` in the plugin binding's `config` map, if it has one. A binding's config
+   * does not change during an instance's life (a reload makes new instances), so an SDK may
+   * keep what it read.
    */
   export function config(key: string): string | undefined;
   /**

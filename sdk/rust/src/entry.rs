@@ -1,4 +1,4 @@
-//! The glue between the `handle` export and a plugin function: what each attribute macro calls.
+//! The glue between the export and a plugin function: what each attribute macro calls.
 //!
 //! Owns the translation of each kind's answer (`bool`, `Event`, [`Verification`], [`Verdict`],
 //! bare or in a `Result`) into the `result<verdict, failure>` the host receives. Public so that a

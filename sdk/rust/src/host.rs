@@ -5,6 +5,7 @@
 //! the key). Every function that reads config, the clock or the log calls the host, so it works
 //! only inside a component (natively it panics); [`config_duration_value`] is the pure part.
 
+use std::cell::RefCell;
 use std::time::Duration;
 
 use crate::Failure;
@@ -44,8 +45,28 @@ pub fn error(message: &str) {
 }
 
 /// The value of `key` in the binding's `config` map, if it has one.
+///
+/// Each key is asked of the host once per instance and kept: the world fixes a binding's config
+/// for the life of an instance, and every ask crosses out of the sandbox and back.
 pub fn config(key: &str) -> Option<String> {
-    imports::config(key)
+    KNOWN_CONFIG.with_borrow_mut(|known| {
+        if let Some((_, value)) = known.iter().find(|(known, _)| known == key) {
+            return value.clone();
+        }
+        let value = imports::config(key);
+        if known.len() < MAX_KNOWN_CONFIG {
+            known.push((key.to_owned(), value.clone()));
+        }
+        value
+    })
+}
+
+/// Config keys kept; a plugin that makes up keys as it goes asks the host for the rest.
+const MAX_KNOWN_CONFIG: usize = 64;
+
+thread_local! {
+    /// What the host answered for each key asked so far in this instance.
+    static KNOWN_CONFIG: RefCell<Vec<(String, Option<String>)>> = const { RefCell::new(Vec::new()) };
 }
 
 /// The value of `key` in the binding's `config` map, or a fatal failure naming the key.

@@ -1,10 +1,11 @@
 //! Write Switchyard plugins in Rust.
 //!
-//! A Switchyard plugin is a WebAssembly component exporting one function, `handle`, that takes an
-//! [`Event`] and answers a [`Verdict`] or a [`Failure`] (the `switchyard:plugin` world in
-//! `sdk/wit/switchyard.wit`, whose comments say what the host does with each answer). This crate
-//! owns the Rust side of that world: the bindings, one attribute macro per kind of plugin that
-//! writes the `handle` export for you, and the small helpers plugins keep needing (headers, JSON
+//! A Switchyard plugin is a WebAssembly component exporting one function that takes an [`Event`]
+//! and answers a [`Verdict`] or a [`Failure`] (`sdk/wit/switchyard.wit`, whose comments say what
+//! the host does with each answer). This crate builds the `packed-plugin` world, whose
+//! `handle-packed` takes the event packed into two blocks ([`packed`]): the same verdicts as
+//! `handle`, for a fraction of the crossings into the sandbox. It owns the bindings, one
+//! attribute macro per kind of plugin that writes the export for you, and the small helpers plugins keep needing (headers, JSON
 //! bodies, patches, rejections, hex and base64, durations, the host's log, config, clock and
 //! crypto). It must not grow anything a plugin could use to reach outside its sandbox.
 //!
@@ -21,7 +22,7 @@
 //! ([`Verdict::from_change`]); a verifier's accept with a dedupe key is a `modify` setting
 //! [`DEDUPE_KEY`]. Each function may return its value bare or in a `Result<_, E>` where
 //! `E: Into<Failure>`.
-//! A second attribute in the same crate fails to build (two `handle` exports).
+//! A second attribute in the same crate fails to build (two `handle-packed` exports).
 //!
 //! ```rust,standalone_crate
 //! use switchyard_sdk::{Event, host};
@@ -45,7 +46,7 @@
 #![deny(missing_docs)]
 #![deny(unsafe_code)]
 
-/// The raw bindings that `wit-bindgen` generates for the `switchyard:plugin` world.
+/// The raw bindings that `wit-bindgen` generates for the `switchyard:plugin/packed-plugin` world.
 ///
 /// Prefer the re-exports at the crate root; this module is public because the attribute macros
 /// expand to code in your crate that names it.
@@ -53,7 +54,7 @@
 pub mod bindings {
     wit_bindgen::generate!({
         path: "wit",
-        world: "plugin",
+        world: "packed-plugin",
         pub_export_macro: true,
         default_bindings_module: "::switchyard_sdk::bindings",
         additional_derives: [PartialEq, Eq],
@@ -69,10 +70,11 @@ pub mod encoding;
 pub mod entry;
 mod event;
 pub mod host;
+pub mod packed;
 mod verdict;
 
-pub use bindings::switchyard::plugin::types::{Patch, Rejection};
-pub use bindings::{Event, Failure, Verdict};
+pub use bindings::switchyard::plugin::types::{Event, Patch, Rejection};
+pub use bindings::{Failure, Verdict};
 pub use verdict::Verification;
 
 /// The JSON library the body helpers use, re-exported so plugins name the same version.
@@ -129,7 +131,7 @@ pub use switchyard_sdk_macros::transform;
 /// ```
 pub use switchyard_sdk_macros::verify;
 
-/// Marks the function that answers any verdict: full control over the `handle` export.
+/// Marks the function that answers any verdict: full control over the export.
 ///
 /// The function takes `Event` and returns [`Verdict`] or `Result<Verdict, E>` with
 /// `E: Into<Failure>`.

@@ -1,8 +1,8 @@
-//! The attribute macros' expansion, built natively: the `handle` export the macro writes runs
-//! the plugin function through `switchyard_sdk::entry`.
+//! The attribute macros' expansion, built natively: the `handle-packed` export the macro writes
+//! unpacks the event and runs the plugin function through `switchyard_sdk::entry`.
 
 use switchyard_sdk::bindings::Guest;
-use switchyard_sdk::{Event, Failure, Patch, Rejection, Verdict, Verification};
+use switchyard_sdk::{Event, Failure, Patch, Rejection, Verdict, Verification, packed};
 
 /// Accepts events carrying `x-token: open`, deduplicated on `x-delivery`.
 #[switchyard_sdk::verify]
@@ -19,7 +19,8 @@ fn token(event: &Event) -> Result<Verification, Failure> {
 }
 
 fn handle(event: Event) -> Result<Verdict, Failure> {
-    <__SwitchyardPlugin as Guest>::handle(event)
+    let head = packed::pack(&event);
+    <__SwitchyardPlugin as Guest>::handle_packed(head, event.body, event.received_at)
 }
 
 #[test]

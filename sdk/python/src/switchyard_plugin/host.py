@@ -60,8 +60,23 @@ def error(message: str) -> None:
 
 
 def config(key: str) -> Optional[str]:
-    """The value of `key` in the binding's `config` map, if it has one."""
-    return _world.host.config(key)
+    """The value of `key` in the binding's `config` map, if it has one.
+
+    Each key is asked of the host once per instance and kept: a binding's config does not change
+    during an instance's life, and an ask costs a crossing out of the sandbox and back."""
+    try:
+        return _known_config[key]
+    except KeyError:
+        value = _world.host.config(key)
+        if len(_known_config) < _MAX_KNOWN_CONFIG:
+            _known_config[key] = value
+        return value
+
+
+# What the host answered for each key asked so far; a plugin that makes up keys as it goes
+# asks the host for the keys past the first 64.
+_known_config: "dict[str, Optional[str]]" = {}
+_MAX_KNOWN_CONFIG = 64
 
 
 def require_config(key: str) -> str:

@@ -1,6 +1,6 @@
 //! The attribute macros of `switchyard-sdk`: `filter`, `transform`, `verify` and `plugin`.
 //!
-//! Owns the expansion of one plugin function into the component's `handle` export. It checks
+//! Owns the expansion of one plugin function into the component's `handle-packed` export. It checks
 //! only the shape of the function (one argument, by reference or by value, a return type) and
 //! leaves the types to the compiler; the conversion of answers lives in
 //! `switchyard_sdk::entry`, where it can be tested natively. Use these macros through
@@ -95,15 +95,18 @@ fn expand_function(kind: Kind, function: ItemFn) -> syn::Result<proc_macro2::Tok
     Ok(quote! {
         #function
 
-        /// The component's `handle` export, written by a `switchyard_sdk` attribute macro; only
-        /// one such attribute may appear in a crate.
+        /// The component's `handle-packed` export, written by a `switchyard_sdk` attribute
+        /// macro; only one such attribute may appear in a crate.
         #[doc(hidden)]
         struct __SwitchyardPlugin;
 
         impl ::switchyard_sdk::bindings::Guest for __SwitchyardPlugin {
-            fn handle(
-                event: ::switchyard_sdk::Event,
+            fn handle_packed(
+                head: ::std::vec::Vec<u8>,
+                body: ::std::vec::Vec<u8>,
+                received_at: u64,
             ) -> ::core::result::Result<::switchyard_sdk::Verdict, ::switchyard_sdk::Failure> {
+                let event = ::switchyard_sdk::packed::unpack(&head, body, received_at)?;
                 #call
             }
         }
