@@ -222,7 +222,8 @@ async fn a_reload_gives_a_warm_plugin_its_new_config() {
     let mut first = TestReceiver::start().await;
     let redact = |pointer: &str| {
         format!(
-            "[plugins.redact]\npath = \"{}\"\ninstances = \"warm\"\nconfig = {{ pointers = \"{pointer}\" }}\n\n",
+            "[plugins.redact]\npath = \"{}\"\ninstances = \"warm\"\n\
+             config = {{ pointers = \"{pointer}\" }}\n\n",
             switchyard_e2e::plugin_wasm("redact").display()
         )
     };

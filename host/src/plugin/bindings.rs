@@ -143,10 +143,10 @@ fn put_string(head: &mut Vec<u8>, text: &str) {
     head.extend_from_slice(text.as_bytes());
 }
 
-/// Lengths fit a u32: the host's request and header limits are far below 4 GiB.
+/// The request and message limits keep every field far below 4 GiB; were one over, the
+/// saturated length leaves a head the SDK refuses (a fatal failure), not a panic here.
 fn put_length(head: &mut Vec<u8>, length: usize) {
-    let length = u32::try_from(length).expect("an event field under 4 GiB");
-    head.extend_from_slice(&length.to_le_bytes());
+    head.extend_from_slice(&u32::try_from(length).unwrap_or(u32::MAX).to_le_bytes());
 }
 
 /// The event as the guest receives it, lent rather than copied.

@@ -64,9 +64,12 @@ pub fn config(key: &str) -> Option<String> {
 /// Config keys kept; a plugin that makes up keys as it goes asks the host for the rest.
 const MAX_KNOWN_CONFIG: usize = 64;
 
+/// A config key and what the host answered for it.
+type KnownValue = (String, Option<String>);
+
 thread_local! {
     /// What the host answered for each key asked so far in this instance.
-    static KNOWN_CONFIG: RefCell<Vec<(String, Option<String>)>> = const { RefCell::new(Vec::new()) };
+    static KNOWN_CONFIG: RefCell<Vec<KnownValue>> = const { RefCell::new(Vec::new()) };
 }
 
 /// The value of `key` in the binding's `config` map, or a fatal failure naming the key.

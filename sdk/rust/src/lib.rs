@@ -5,9 +5,10 @@
 //! the host does with each answer). This crate builds the `packed-plugin` world, whose
 //! `handle-packed` takes the event packed into two blocks ([`packed`]): the same verdicts as
 //! `handle`, for a fraction of the crossings into the sandbox. It owns the bindings, one
-//! attribute macro per kind of plugin that writes the export for you, and the small helpers plugins keep needing (headers, JSON
-//! bodies, patches, rejections, hex and base64, durations, the host's log, config, clock and
-//! crypto). It must not grow anything a plugin could use to reach outside its sandbox.
+//! attribute macro per kind of plugin that writes the export for you, and the small helpers
+//! plugins keep needing (headers, JSON bodies, patches, rejections, hex and base64, durations,
+//! the host's log, config, clock and crypto). It must not grow anything a plugin could use to
+//! reach outside its sandbox.
 //!
 //! Put exactly one of these attributes on one function of your crate:
 //!

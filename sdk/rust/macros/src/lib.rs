@@ -1,8 +1,8 @@
 //! The attribute macros of `switchyard-sdk`: `filter`, `transform`, `verify` and `plugin`.
 //!
-//! Owns the expansion of one plugin function into the component's `handle-packed` export. It checks
-//! only the shape of the function (one argument, by reference or by value, a return type) and
-//! leaves the types to the compiler; the conversion of answers lives in
+//! Owns the expansion of one plugin function into the component's `handle-packed` export. It
+//! checks only the shape of the function (one argument, by reference or by value, a return type)
+//! and leaves the types to the compiler; the conversion of answers lives in
 //! `switchyard_sdk::entry`, where it can be tested natively. Use these macros through
 //! `switchyard_sdk`, whose documentation shows each one: the expansion names
 //! `::switchyard_sdk`, so the SDK must be a dependency under that name.
