@@ -10,10 +10,13 @@
 //!   certificate names hosts, rarely the loopback address the call goes to, so the call asks
 //!   for the first DNS name the certificate holds (a wildcard's `*` taken as `switchyard`) and
 //!   connects to the config's address for it; when the certificate names that address itself,
-//!   or no host, the address is asked for. A router that requires client certificates
-//!   (`client_auth = "required"`) cannot be called by these commands: they present none.
+//!   or no host, the address is asked for.
+//! - **Client certificate**: presented when given (`--client-cert`, `--client-key`), which a
+//!   router with `client_auth = "required"` asks of every caller; without one, a failed call
+//!   says so.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
@@ -68,16 +71,24 @@ fn callable(address: SocketAddr) -> SocketAddr {
 pub struct AdminClient {
     base: String,
     client: reqwest::Client,
-    /// Said when a call fails: the router wants a certificate these commands do not present.
-    requires_client_certificate: bool,
+    /// Said when a call fails: the router wants a certificate and none was given.
+    lacks_client_certificate: bool,
 }
 
 impl AdminClient {
     /// `url` overrides the config's address; the TLS trust comes from the config either way.
-    pub fn new(server: &Server, url: Option<String>) -> anyhow::Result<Self> {
+    /// `identity` is the client certificate and key files to present.
+    pub fn new(
+        server: &Server,
+        url: Option<String>,
+        identity: Option<(PathBuf, PathBuf)>,
+    ) -> anyhow::Result<Self> {
         // No overall timeout: a reload that compiles plugins takes as long as they take. An
         // address that never answers should not hold the command for the system's TCP timeout.
         let mut builder = reqwest::Client::builder().connect_timeout(CONNECT_TIMEOUT);
+        if let Some((certificate, key)) = &identity {
+            builder = builder.identity(client_identity(certificate, key)?);
+        }
         let mut certificate_names = None;
         if let Some(tls) = &server.tls {
             let pem = std::fs::read(&tls.cert).with_context(|| {
@@ -103,10 +114,10 @@ impl AdminClient {
                 target.base
             }
         };
-        let requires_client_certificate =
-            server.tls.as_ref().is_some_and(|tls| tls.client_auth == ClientAuth::Required);
+        let lacks_client_certificate = identity.is_none()
+            && server.tls.as_ref().is_some_and(|tls| tls.client_auth == ClientAuth::Required);
         let client = builder.build().context("cannot set up the HTTP client")?;
-        Ok(Self { base, client, requires_client_certificate })
+        Ok(Self { base, client, lacks_client_certificate })
     }
 
     /// POSTs `body` (JSON, when given) to `path` with `token`: the answer's status and text.
@@ -125,16 +136,33 @@ impl AdminClient {
         let mut sent = request.send().await.with_context(|| {
             format!("cannot reach the router at `{url}`; is it running? (`--url` sets where)")
         });
-        if self.requires_client_certificate {
+        if self.lacks_client_certificate {
             sent = sent.context(
-                "the router requires client certificates (`server.tls.client_auth`), and this \
-                 command presents none",
+                "the router requires client certificates (`server.tls.client_auth`): pass one \
+                 with `--client-cert` and `--client-key`",
             );
         }
         let response = sent?;
         let status = response.status();
         Ok((status, response.text().await?))
     }
+}
+
+/// The client certificate in `certificate` with its private key in `key`, both PEM.
+fn client_identity(certificate: &Path, key: &Path) -> anyhow::Result<reqwest::Identity> {
+    let read = |path: &Path| {
+        std::fs::read(path).with_context(|| format!("cannot read `{}`", path.display()))
+    };
+    let mut pem = read(certificate)?;
+    pem.push(b'\n');
+    pem.extend(read(key)?);
+    reqwest::Identity::from_pem(&pem).with_context(|| {
+        format!(
+            "`{}` and `{}` are not a PEM certificate and its private key",
+            certificate.display(),
+            key.display()
+        )
+    })
 }
 
 /// The names of the first certificate in `pem` (the one the router serves); none when it
@@ -195,5 +223,17 @@ mod tests {
             Target { base: "https://127.0.0.1:8443".into(), resolve: None }
         );
         assert_eq!(tls("127.0.0.1:8443", &names(&[], &[])).base, "https://127.0.0.1:8443");
+    }
+
+    #[test]
+    fn a_client_certificate_that_cannot_be_used_is_named() {
+        let directory = tempfile::tempdir().unwrap();
+        let (certificate, key) = (directory.path().join("c.pem"), directory.path().join("k.pem"));
+        let error = format!("{:#}", client_identity(&certificate, &key).unwrap_err());
+        assert!(error.starts_with("cannot read `") && error.contains("c.pem"), "{error}");
+        std::fs::write(&certificate, "not a certificate").unwrap();
+        std::fs::write(&key, "not a key").unwrap();
+        let error = format!("{:#}", client_identity(&certificate, &key).unwrap_err());
+        assert!(error.contains("are not a PEM certificate and its private key"), "{error}");
     }
 }

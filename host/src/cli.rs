@@ -269,10 +269,8 @@ fn key_value(text: &str) -> Result<(String, String), String> {
 struct ReplayArguments {
     #[command(flatten)]
     config: ConfigArgument,
-    /// The running router's base URL [default: `server.admin_listen`, else `server.listen`;
-    /// https with `server.tls`].
-    #[arg(long)]
-    url: Option<String>,
+    #[command(flatten)]
+    admin: AdminArguments,
     /// Replay events received within this long ago (e.g. `2h`), instead of dead letters.
     #[arg(long)]
     since: Option<String>,
@@ -291,10 +289,30 @@ struct ReplayArguments {
 struct ReloadArguments {
     #[command(flatten)]
     config: ConfigArgument,
+    #[command(flatten)]
+    admin: AdminArguments,
+}
+
+/// How a command reaches the running router's admin API.
+#[derive(Debug, clap::Args)]
+struct AdminArguments {
     /// The running router's base URL [default: `server.admin_listen`, else `server.listen`;
     /// https with `server.tls`].
     #[arg(long)]
     url: Option<String>,
+    /// A client certificate (PEM) to present, for a router with `server.tls.client_auth`.
+    #[arg(long, requires = "client_key")]
+    client_cert: Option<PathBuf>,
+    /// The client certificate's private key (PEM).
+    #[arg(long, requires = "client_cert")]
+    client_key: Option<PathBuf>,
+}
+
+impl AdminArguments {
+    fn client(self, server: &config::topology::Server) -> anyhow::Result<AdminClient> {
+        let identity = self.client_cert.zip(self.client_key);
+        AdminClient::new(server, self.url, identity)
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -521,7 +539,7 @@ fn replay(arguments: ReplayArguments) -> ExitCode {
         .map_err(anyhow::Error::new)
         .and_then(|runtime| {
             runtime.block_on(async {
-                let client = AdminClient::new(&topology.server, arguments.url)?;
+                let client = arguments.admin.client(&topology.server)?;
                 send_replay(&client, &token, &request).await
             })
         });
@@ -564,7 +582,7 @@ fn reload(arguments: ReloadArguments) -> ExitCode {
         .map_err(anyhow::Error::new)
         .and_then(|runtime| {
             runtime.block_on(async {
-                let client = AdminClient::new(&topology.server, arguments.url)?;
+                let client = arguments.admin.client(&topology.server)?;
                 send_reload(&client, &token).await
             })
         });

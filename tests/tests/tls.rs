@@ -2,7 +2,7 @@
 //! TLS 1.3 and 1.2, HTTP/2 by ALPN, plain HTTP refused, client certificates optional or
 //! required, a source limited to one subject, certificates replaced on SIGHUP while an open
 //! connection keeps working, the admin listener over TLS, and the CLI finding it from the
-//! config.
+//! config and presenting a client certificate.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -307,12 +307,7 @@ async fn the_cli_finds_the_admin_listener_over_tls_from_the_config() {
     );
     let host = TestHost::start(&server_extra, "[sources.hooks]\n").await.unwrap();
     let admin = host.admin_address().await;
-    // The CLI reads a copy of the config holding the ports the router took.
-    let config = std::fs::read_to_string(host.config_dir().join("switchyard.toml")).unwrap();
-    let config = config
-        .replace("admin_listen = \"127.0.0.1:0\"", &format!("admin_listen = \"{admin}\""))
-        .replace("\nlisten = \"127.0.0.1:0\"", &format!("\nlisten = \"{}\"", host.address));
-    std::fs::write(host.config_dir().join("cli.toml"), config).unwrap();
+    write_cli_config(&host, Some(admin));
 
     let reload = run_cli(&host.config_dir(), &["reload", "-c", "cli.toml"], &[]);
     assert_eq!(reload.code, Some(0), "{}", reload.stderr);
@@ -320,4 +315,57 @@ async fn the_cli_finds_the_admin_listener_over_tls_from_the_config() {
     let replay = run_cli(&host.config_dir(), &["replay", "-c", "cli.toml", "--dry-run"], &[]);
     assert_eq!(replay.code, Some(0), "{}", replay.stderr);
     assert_eq!(replay.stdout, "would replay 0 deliveries\n");
+}
+
+/// Writes `cli.toml`, a copy of the router's config holding the ports it took, for the CLI.
+fn write_cli_config(host: &TestHost, admin: Option<std::net::SocketAddr>) {
+    let mut config = std::fs::read_to_string(host.config_dir().join("switchyard.toml")).unwrap();
+    if let Some(admin) = admin {
+        config = config
+            .replace("admin_listen = \"127.0.0.1:0\"", &format!("admin_listen = \"{admin}\""));
+    }
+    let config =
+        config.replace("\nlisten = \"127.0.0.1:0\"", &format!("\nlisten = \"{}\"", host.address));
+    std::fs::write(host.config_dir().join("cli.toml"), config).unwrap();
+}
+
+/// A router that requires client certificates: `reload` without one says which flags to pass,
+/// and with `--client-cert` and `--client-key` it goes through, as does `replay`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_presents_a_client_certificate_where_the_router_requires_one() {
+    let (server_ca, client_ca) = (authority("server ca"), authority("client ca"));
+    let files = Files::new(&server_ca, &client_ca);
+    // The router serves its chain; the CLI trusts what `server.tls.cert` holds, the CA included.
+    let leaf = std::fs::read_to_string(files.path("cert.pem")).unwrap();
+    std::fs::write(files.path("cert.pem"), format!("{leaf}{}", server_ca.pem())).unwrap();
+    let server_extra =
+        format!("{}\nadmin_token = {{ value = \"tls-admin\" }}", files.server_extra("required"));
+    let host = TestHost::start(&server_extra, "[sources.hooks]\n").await.unwrap();
+    write_cli_config(&host, None);
+
+    let anonymous = run_cli(&host.config_dir(), &["reload", "-c", "cli.toml"], &[]);
+    assert_eq!(anonymous.code, Some(1), "{}", anonymous.stdout);
+    assert!(
+        anonymous.stderr.contains("pass one with `--client-cert` and `--client-key`"),
+        "{}",
+        anonymous.stderr
+    );
+
+    let (certificate, key) = issue(&client_ca, "operator", ExtendedKeyUsagePurpose::ClientAuth);
+    std::fs::write(files.path("operator.pem"), certificate).unwrap();
+    std::fs::write(files.path("operator.key"), key).unwrap();
+    let (certificate, key) = (files.path("operator.pem"), files.path("operator.key"));
+    let identity = ["--client-cert", certificate.to_str().unwrap(), "--client-key"];
+    let identity = [&identity[..], &[key.to_str().unwrap()]].concat();
+    let reload =
+        run_cli(&host.config_dir(), &[&["reload", "-c", "cli.toml"], &identity[..]].concat(), &[]);
+    assert_eq!(reload.code, Some(0), "{}", reload.stderr);
+    assert!(reload.stdout.starts_with("config reloaded: 0 routes"), "{}", reload.stdout);
+    let replay = ["replay", "-c", "cli.toml", "--dry-run"];
+    let replay = run_cli(&host.config_dir(), &[&replay[..], &identity[..]].concat(), &[]);
+    assert_eq!(replay.code, Some(0), "{}", replay.stderr);
+
+    let half =
+        run_cli(&host.config_dir(), &["reload", "-c", "cli.toml", "--client-cert", "x.pem"], &[]);
+    assert_eq!(half.code, Some(2), "a certificate without its key is a usage error");
 }

@@ -113,18 +113,21 @@ impl Modify for CommonAnswers {
             )
         };
         for item in document.paths.paths.values_mut() {
-            let writes = [&mut item.put, &mut item.post, &mut item.delete, &mut item.patch];
-            for operation in writes.into_iter().flatten() {
-                operation
-                    .responses
-                    .responses
-                    .entry("403".to_owned())
-                    .or_insert_with(|| error("The viewer token may only read"));
-            }
-            let operations =
-                [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch];
-            for operation in operations.into_iter().flatten() {
+            let operations = [
+                (&mut item.get, false),
+                (&mut item.put, true),
+                (&mut item.post, true),
+                (&mut item.delete, true),
+                (&mut item.patch, true),
+            ];
+            for (operation, writes) in operations {
+                let Some(operation) = operation else { continue };
                 let responses = &mut operation.responses.responses;
+                if writes {
+                    responses
+                        .entry("403".to_owned())
+                        .or_insert_with(|| error("The viewer token may only read"));
+                }
                 responses
                     .entry("503".to_owned())
                     .or_insert_with(|| error("Unavailable for now (the store); retry"));
