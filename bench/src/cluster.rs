@@ -27,6 +27,8 @@ use crate::sink::Reply;
 
 /// How long the servers may take to elect their JetStream leader.
 const SERVERS_TIMEOUT: Duration = Duration::from_secs(60);
+/// Tries at starting the servers, each on fresh ports.
+const START_ATTEMPTS: usize = 3;
 /// How long a node may take from listening to `/readyz` answering 200.
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
 /// How often RSS is sampled.
@@ -197,20 +199,45 @@ struct Servers {
 }
 
 impl Servers {
+    /// Starts the servers, again on fresh ports when one of them does not come up: a port
+    /// picked free can be taken by another process before the server binds it.
     fn start(binary: &Path, directory: &Path) -> anyhow::Result<Self> {
-        let free = || -> anyhow::Result<u16> {
-            Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+        let mut failure = None;
+        for attempt in 1..=START_ATTEMPTS {
+            let attempt_directory = directory.join(format!("servers-{attempt}"));
+            std::fs::create_dir_all(&attempt_directory)?;
+            match Self::start_once(binary, &attempt_directory) {
+                Ok(servers) => return Ok(servers),
+                Err(error) => {
+                    eprintln!("bench: NATS servers, attempt {attempt}: {error:#}");
+                    failure = Some(error);
+                }
+            }
+        }
+        Err(failure.unwrap_or_else(|| anyhow::anyhow!("the NATS servers were not started")))
+    }
+
+    fn start_once(binary: &Path, directory: &Path) -> anyhow::Result<Self> {
+        // Every listener is held until all nine ports are picked, so no port is picked twice.
+        let mut held = Vec::new();
+        let mut free = || -> anyhow::Result<u16> {
+            let listener = TcpListener::bind("127.0.0.1:0")?;
+            let port = listener.local_addr()?.port();
+            held.push(listener);
+            Ok(port)
         };
         let mut ports = Vec::new();
         for _ in 0..SERVERS {
             ports.push(ServerPorts { client: free()?, cluster: free()?, http: free()? });
         }
+        drop(held);
         let mut servers = Self { children: Vec::new(), ports: ports.clone() };
+        let log_path = |name: &str| directory.join(format!("{name}.log"));
         for (index, own) in ports.iter().enumerate() {
             let name = format!("n{}", index + 1);
             let config = directory.join(format!("{name}.conf"));
             std::fs::write(&config, server_config(&name, *own, &directory.join(&name), &ports))?;
-            let log = std::fs::File::create(directory.join(format!("{name}.log")))?;
+            let log = std::fs::File::create(log_path(&name))?;
             let child = Command::new(binary)
                 .arg("-c")
                 .arg(&config)
@@ -222,10 +249,21 @@ impl Servers {
             servers.children.push(child);
         }
         let deadline = Instant::now() + SERVERS_TIMEOUT;
-        for own in &ports {
+        for (index, own) in ports.iter().enumerate() {
+            let name = format!("n{}", index + 1);
             while !answers_200(SocketAddr::from(([127, 0, 0, 1], own.http)), "/healthz") {
-                if Instant::now() > deadline {
-                    bail!("nats-server on port {} did not become healthy", own.client);
+                let exited = servers.children[index].try_wait()?;
+                if exited.is_some() || Instant::now() > deadline {
+                    let log = std::fs::read_to_string(log_path(&name)).unwrap_or_default();
+                    let last = log.lines().rev().find(|line| !line.trim().is_empty());
+                    let state = exited.map_or("did not become healthy".into(), |status| {
+                        format!("exited ({status})")
+                    });
+                    bail!(
+                        "nats-server {name} on port {} {state}; its log ends: {}",
+                        own.client,
+                        last.unwrap_or("(empty)")
+                    );
                 }
                 std::thread::sleep(Duration::from_millis(100));
             }

@@ -86,9 +86,12 @@ impl Peer {
         if !output.status.success() {
             // `run.sh` stopped what it had started; the directory is this attempt's only.
             let _ = std::fs::remove_dir_all(&directory);
+            // The script's last line only says that it stopped; the cause is before it.
             let stderr = String::from_utf8_lossy(&output.stderr);
-            let last = stderr.lines().rev().find(|line| !line.trim().is_empty()).unwrap_or("");
-            bail!("the peer did not start ({}): {last}", output.status);
+            let mut last: Vec<&str> =
+                stderr.lines().rev().filter(|line| !line.trim().is_empty()).take(3).collect();
+            last.reverse();
+            bail!("`run.sh start` failed ({}): {}", output.status, last.join(" / "));
         }
         let text = std::fs::read_to_string(directory.join("env"))
             .with_context(|| format!("the peer wrote no `{}`", directory.join("env").display()))?;

@@ -95,9 +95,15 @@ fn write_atomically(directory: &Path, path: &Path, bytes: &[u8]) -> std::io::Res
     std::fs::rename(&temporary, path)
 }
 
+/// Creates `directory` owner-only, and the parents it lacks as any other directory: a
+/// recursive builder would give them the cache's mode too, and a parent shut to others can
+/// break what else lives under it (a database server running as its own user, say).
 fn create_private_directory(directory: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::DirBuilderExt;
-    match std::fs::DirBuilder::new().recursive(true).mode(0o700).create(directory) {
+    if let Some(parent) = directory.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    match std::fs::DirBuilder::new().mode(0o700).create(directory) {
         Ok(()) => Ok(()),
         Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
         Err(error) => Err(error),
@@ -106,4 +112,27 @@ fn create_private_directory(directory: &Path) -> std::io::Result<()> {
 
 fn compile_error(error: &wasmtime::Error) -> String {
     format!("not a valid component: {error:#}")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    fn mode(path: &Path) -> u32 {
+        std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn only_the_cache_directory_is_owner_only() {
+        let root = tempfile::tempdir().unwrap();
+        let cache = root.path().join("bench").join("plugin-cache");
+        create_private_directory(&cache).unwrap();
+        assert_eq!(mode(&cache), 0o700);
+        let ordinary = root.path().join("ordinary");
+        std::fs::create_dir(&ordinary).unwrap();
+        assert_eq!(mode(&root.path().join("bench")), mode(&ordinary), "a parent keeps the default");
+        create_private_directory(&cache).expect("an existing cache is fine");
+    }
 }
